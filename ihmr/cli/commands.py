@@ -1,0 +1,8 @@
+"""Registers every command module with the app (one line each; keep imports cheap)."""
+
+from __future__ import annotations
+
+from . import app  # noqa: F401
+
+# Command modules add themselves here, e.g.:
+# from .fit_prior import fit_prior; app.command("fit-prior")(fit_prior)

@@ -1,0 +1,91 @@
+"""The package's exception types and the small input checks used at public boundaries.
+
+Every check raises with a message that says what was expected, what was got, and what to do.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+
+class IhmrError(Exception):
+    """Base class of every error ``ihmr`` raises on purpose."""
+
+
+class ShapeError(IhmrError, ValueError):
+    """An array or tensor has the wrong shape."""
+
+
+class ConfigError(IhmrError, ValueError):
+    """A configuration file, key or value is invalid."""
+
+
+class DataError(IhmrError, ValueError):
+    """A data file is missing, corrupt or inconsistent."""
+
+
+class AssetNotFoundError(IhmrError, FileNotFoundError):
+    """A required external asset (body model, checkpoint, dataset) is not where it was expected."""
+
+
+def shape_str(shape: Sequence[Any]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def check_ndim(x: Any, ndims: Sequence[int], name: str) -> None:
+    """Raise :class:`ShapeError` unless ``x.ndim`` is one of ``ndims``."""
+    if x.ndim not in tuple(ndims):
+        raise ShapeError(
+            f"{name} must have {' or '.join(str(n) for n in ndims)} dimensions, "
+            f"got shape {shape_str(x.shape)}"
+        )
+
+
+def check_shape(x: Any, expected: Sequence[int | None], name: str, hint: str = "") -> None:
+    """Raise :class:`ShapeError` unless ``x.shape`` matches ``expected`` (``None`` = any size)."""
+    shape = tuple(x.shape)
+    ok = len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected, shape))
+    if not ok:
+        want = shape_str(["*" if e is None else e for e in expected])
+        msg = f"{name} must have shape {want}, got {shape_str(shape)}"
+        raise ShapeError(msg + (f"; {hint}" if hint else ""))
+
+
+def check_same_shape(a: Any, b: Any, name_a: str, name_b: str) -> None:
+    if tuple(a.shape) != tuple(b.shape):
+        raise ShapeError(
+            f"{name_a} and {name_b} must have the same shape, got {shape_str(a.shape)} and "
+            f"{shape_str(b.shape)}"
+        )
+
+
+def check_finite(x: Any, name: str) -> None:
+    """Raise :class:`ValueError` if a tensor or array holds NaN or inf, saying how many."""
+    import numpy as np
+
+    if hasattr(x, "detach"):  # torch tensor, without importing torch here
+        import torch
+
+        bad = int((~torch.isfinite(x.detach())).sum())
+    else:
+        bad = int((~np.isfinite(np.asarray(x))).sum())
+    if bad:
+        raise ValueError(
+            f"{name} contains {bad} non-finite value(s) (NaN or inf); remove or repair those "
+            "samples before computing the loss or fitting a prior"
+        )
+
+
+def check_positive(value: float, name: str) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def check_choice(value: str, choices: Sequence[str], name: str) -> None:
+    if value not in choices:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), list(choices), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}{hint}")

@@ -1,0 +1,1 @@
+"""Network architectures shared by the benchmarks (no weights are downloaded, ever)."""
