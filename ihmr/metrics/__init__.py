@@ -1,0 +1,1 @@
+"""Metrics: per-sample error functions (pure) and balanced / shot / region aggregation."""
