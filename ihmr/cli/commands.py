@@ -6,3 +6,5 @@ from . import app  # noqa: F401
 
 # Command modules add themselves here, e.g.:
 # from .fit_prior import fit_prior; app.command("fit-prior")(fit_prior)
+# from .fit_prior import fit_prior; app.command("fit-prior")(fit_prior)
+from .fit_prior import fit_prior; app.command("fit-prior")(fit_prior)  # noqa: E402,E702
