@@ -1,0 +1,73 @@
+"""BMC with targets gathered across two gloo processes equals the single-process global batch."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from ihmr.losses import bmc_loss
+
+SIZES = [(3, 5), (0, 4)]  # local batch sizes of ranks 0 and 1, per round (uneven, then one empty)
+D, V = 2, 0.6
+
+
+def global_batch(round_: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = np.random.default_rng(round_)
+    n = sum(SIZES[round_])
+    return torch.tensor(g.normal(size=(n, D))), torch.tensor(g.normal(size=(n, D)))
+
+
+def _worker(rank: int, port: int, out: str) -> None:
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=2,
+        timeout=datetime.timedelta(seconds=60),  # fail rather than hang if a rank dies
+    )
+    try:
+        results = {}
+        for r, sizes in enumerate(SIZES):
+            p, y = global_batch(r)
+            lo = sum(sizes[:rank])
+            local_p = p[lo : lo + sizes[rank]].clone().requires_grad_(True)
+            per = bmc_loss(local_p, y[lo : lo + sizes[rank]], V, gather=True, reduction="none")
+            mean = bmc_loss(local_p, y[lo : lo + sizes[rank]], V, gather=True)
+            mean.backward()
+            results[f"per{r}"] = per.detach()
+            results[f"mean{r}"] = mean.detach()
+            results[f"grad{r}"] = local_p.grad
+        torch.save(results, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_gathered_bmc_equals_global_batch(tmp_path, monkeypatch):
+    # pytest imports this file as tests.losses.test_loss_distributed (importlib mode); the spawned
+    # processes unpickle _worker by that name, so they need the repository root on sys.path.
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        for r, sizes in enumerate(SIZES):
+            p, y = global_batch(r)
+            lo, n = sum(sizes[:rank]), sizes[rank]
+            p = p.clone().requires_grad_(True)
+            full = bmc_loss(p, y, V, reduction="none")  # one process, global batch
+            torch.testing.assert_close(got[f"per{r}"], full[lo : lo + n].detach())
+            mine = full[lo : lo + n].mean() if n else full.sum() * 0
+            mine.backward()
+            torch.testing.assert_close(got[f"mean{r}"], mine.detach())
+            torch.testing.assert_close(got[f"grad{r}"], p.grad[lo : lo + n])
