@@ -1,0 +1,156 @@
+"""Body models: real SMPL from the user's files, or the bundled open body.
+
+    from ihmr.body import load_body
+    body = load_body("neutral")            # SMPL if configured, else the open body (said once)
+    out = body(betas, pose)                # betas (B, 10); pose (B, 24, 3, 3) or (B, 72)
+    out.vertices, out.joints, out.joints_h36m, out.joints49   # metres
+    body.joints_only(betas, pose)          # same joints, no vertices (training)
+
+Ground truth of 3DPW uses the gendered bodies and predictions the neutral one:
+:func:`forward_gendered` picks the body per sample. See :mod:`ihmr.body.files` for where files
+are looked up (``body.smpl_dir`` / ``$IHMR_SMPL_DIR``) and how pickles are read safely.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Mapping, Sequence
+
+from .constants import GENDERS
+from .files import BodyConfig, inventory, resolve_smpl_dir
+from .model import BodyModel, BodyOutput
+
+__all__ = ["BodyConfig", "BodyModel", "BodyOutput", "OpenBodyNotice", "forward_gendered",
+           "inventory", "load_bodies", "load_body", "normalise_gender"]
+
+
+class OpenBodyNotice(UserWarning):
+    """Issued once per process when the open body stands in for SMPL."""
+
+
+_notice_shown = False
+_cache: dict[tuple[str, str], tuple[dict, dict]] = {}
+
+_GENDER_ALIASES = {"n": "neutral", "neutral": "neutral", "m": "male", "male": "male",
+                   "f": "female", "female": "female", "0": "male", "1": "female",
+                   "-1": "neutral"}
+
+
+def normalise_gender(g: Any) -> str:
+    """'m'/'male'/0 -> 'male', 'f'/'female'/1 -> 'female' (SPIN's 3DPW coding), 'n'/-1 ->
+    'neutral'."""
+    if isinstance(g, bytes):
+        g = g.decode()
+    key = str(int(g)) if not isinstance(g, str) and float(g).is_integer() else str(g)
+    try:
+        return _GENDER_ALIASES[key.strip().lower()]
+    except KeyError:
+        raise ValueError(f"gender must be one of {list(GENDERS)} (or m/f/n, 0 = male, "
+                         f"1 = female), got {g!r}") from None
+
+
+def _say_open_body_once(gender: str) -> None:
+    global _notice_shown
+    if _notice_shown:
+        return
+    _notice_shown = True
+    extra = f" (its one body also stands in for the {gender} SMPL)" if gender != "neutral" else ""
+    warnings.warn(
+        "no SMPL files configured (body.smpl_dir / IHMR_SMPL_DIR): using the bundled open body"
+        f"{extra}. Numbers are not comparable with published SMPL results.",
+        OpenBodyNotice, stacklevel=3,
+    )
+
+
+def _read(gender: str, folder) -> tuple[dict, dict, str]:
+    import numpy as np
+
+    from . import files
+
+    if folder is None:
+        body_npz, mean_npz = files.open_body_paths()
+        if not body_npz.is_file() or not mean_npz.is_file():
+            raise files.AssetNotFoundError(
+                f"the bundled open body is missing ({body_npz}); reinstall ihmr, or configure real "
+                f"SMPL files with {files.ENV_VAR} (register at {files.SMPL_URL})"
+            )
+        key = (str(body_npz), "open")
+        if key not in _cache:
+            raw = files.read_body_file(body_npz)
+            _cache[key] = (files.validate_body(raw, str(body_npz)), files.read_mean_params(mean_npz))
+        return (*_cache[key], "open_body")
+    if not folder.is_dir():
+        raise files.AssetNotFoundError(
+            f"SMPL folder {str(folder)!r} does not exist. Expected layout: {files.LAYOUT}. "
+            f"Register at {files.SMPL_URL} to download SMPL."
+        )
+    path = files.smpl_model_path(folder, gender)
+    key = (str(path), gender)
+    if key not in _cache:
+        raw = files.read_body_file(path)
+        for name in ("J_regressor_h36m", "J_regressor_extra"):
+            raw[name] = np.load(files.companion_path(folder, name + ".npy"), allow_pickle=False)
+        mean = files.read_mean_params(files.companion_path(folder, "smpl_mean_params.npz"))
+        _cache[key] = (files.validate_body(raw, str(path)), mean)
+    return (*_cache[key], f"SMPL_{gender.upper()}")
+
+
+def load_body(gender: str = "neutral", model_dir: str | os.PathLike | None = None, *,
+              chunk_size: int = 1024, dtype: Any = None) -> BodyModel:
+    """The body model of ``gender``: SMPL from ``model_dir`` / ``$IHMR_SMPL_DIR``, else the open body.
+
+    Raises :class:`~ihmr.errors.AssetNotFoundError` naming the missing file, the expected layout
+    and https://smpl.is.tue.mpg.de when a configured SMPL folder is incomplete.
+    """
+    import torch
+
+    gender = normalise_gender(gender)
+    folder = resolve_smpl_dir(model_dir)
+    data, mean, name = _read(gender, folder)
+    if folder is None:
+        _say_open_body_once(gender)
+    return BodyModel(data, mean, name=name, gender=gender if folder is not None else "neutral",
+                     chunk_size=chunk_size, dtype=dtype or torch.float32)
+
+
+def load_bodies(model_dir: str | os.PathLike | None = None, **kwargs: Any) -> dict[str, BodyModel]:
+    """Neutral, male and female bodies (the open body serves all three when SMPL is absent)."""
+    if resolve_smpl_dir(model_dir) is None:
+        body = load_body("neutral", None, **kwargs)
+        return {g: body for g in GENDERS}
+    return {g: load_body(g, model_dir, **kwargs) for g in GENDERS}
+
+
+def forward_gendered(bodies: Mapping[str, BodyModel], genders: Sequence[Any], betas, pose,
+                     joints_only: bool = False) -> BodyOutput:
+    """Per-sample body choice: sample ``i`` goes through ``bodies[normalise_gender(genders[i])]``.
+
+    ``genders`` (B,) holds 'm'/'f'/'n', full names, or 0 = male / 1 = female as in SPIN's 3DPW
+    files. Outputs are in the input order. Bodies must share the vertex count.
+    """
+    import numpy as np
+    import torch
+
+    from ..errors import ShapeError
+
+    names = np.array([normalise_gender(g) for g in genders])
+    if len(names) != betas.shape[0]:
+        raise ShapeError(f"genders must have one entry per sample ({betas.shape[0]}), got "
+                         f"{len(names)}")
+    missing = sorted(set(names) - set(bodies))
+    if missing:
+        raise ValueError(f"no body for gender(s) {missing}; bodies given: {sorted(bodies)}")
+    parts, index = [], []
+    for g in sorted(set(names)):
+        idx = torch.as_tensor(np.flatnonzero(names == g), device=betas.device)
+        body = bodies[g]
+        run = body.joints_only if joints_only else body
+        parts.append(run(betas[idx], pose[idx]))
+        index.append(idx)
+    if len(parts) == 1:
+        return parts[0]
+    from .model import _cat
+
+    order = torch.argsort(torch.cat(index))
+    return _cat(parts)[order]
