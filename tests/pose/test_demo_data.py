@@ -1,0 +1,81 @@
+"""Demo data: seeded, SPIN format + feature stores, long-tailed training labels, exact features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ihmr.pose.demo_data import DemoConfig, FeatureMap, make_demo
+from ihmr.pose.features import FeatureStore
+from ihmr.pose.spin_data import read_spin_npz
+
+SMALL = dict(n_train=400, n_test=60, feature_dim=64)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, toy_body):
+    out = tmp_path_factory.mktemp("demo")
+    return out, make_demo(out, DemoConfig(**SMALL), body=toy_body)
+
+
+def test_files_and_consistency(demo):
+    out, meta = demo
+    for name, n in (("train", 400), ("test", 60)):
+        labels = read_spin_npz(out / "dataset_extras" / f"demo_{name}.npz")
+        store = FeatureStore(out / "features" / f"demo_{name}")
+        assert len(labels) == n and store.feature_dim == 64
+        store.check_labels(labels)
+        store.check_source(meta["feature_source"])
+        assert bool(labels.has_smpl.all()) and (labels.gender == -1).all()
+
+
+def test_seeded(tmp_path, demo, toy_body):
+    out, _ = demo
+    make_demo(tmp_path / "again", DemoConfig(**SMALL), body=toy_body)
+    a = np.load(out / "dataset_extras" / "demo_train.npz")
+    b = np.load(tmp_path / "again" / "dataset_extras" / "demo_train.npz")
+    for k in a.files:
+        np.testing.assert_array_equal(a[k], b[k])
+    np.testing.assert_array_equal(FeatureStore(out / "features" / "demo_train").array(),
+                                  FeatureStore(tmp_path / "again" / "features" / "demo_train").array())
+    make_demo(tmp_path / "other", DemoConfig(seed=1, **SMALL), body=toy_body)
+    c = np.load(tmp_path / "other" / "dataset_extras" / "demo_train.npz")
+    assert not np.allclose(a["pose"], c["pose"])
+
+
+def test_long_tail_and_even_test(demo):
+    out, _ = demo
+    tr = np.load(out / "dataset_extras" / "demo_train.npz")
+    te = np.load(out / "dataset_extras" / "demo_test.npz")
+    # truncated exponential of scale 0.15: median 0.15 ln 2 = 0.104, P(s > 0.7) ~ 1%
+    assert 0.07 < np.median(tr["severity"]) < 0.14
+    assert (tr["severity"] > 0.7).mean() < 0.03
+    assert 0.35 < np.median(te["severity"]) < 0.65
+    assert (te["severity"] > 0.7).mean() > 0.15
+
+
+def test_test_features_are_the_map_of_the_labels(tmp_path, toy_body):
+    cfg = DemoConfig(n_train=20, n_test=30, feature_dim=32, feature_noise=0.0)
+    make_demo(tmp_path, cfg, body=toy_body)
+    te = np.load(tmp_path / "dataset_extras" / "demo_test.npz")
+    want = FeatureMap(32, 0)(te["pose"], te["shape"])
+    got = FeatureStore(tmp_path / "features" / "demo_test").array().astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)
+    # training features come from the noise-free pose, not from the observed label
+    tr = np.load(tmp_path / "dataset_extras" / "demo_train.npz")
+    got_tr = FeatureStore(tmp_path / "features" / "demo_train").array().astype(np.float64)
+    assert np.abs(got_tr - FeatureMap(32, 0)(tr["pose"], tr["shape"])).mean() > 0.01
+
+
+def test_keypoints_from_the_body(demo, toy_body):
+    out, _ = demo
+    te = np.load(out / "dataset_extras" / "demo_test.npz")
+    from .helpers import rodrigues
+
+    j49 = toy_body(betas=torch.tensor(te["shape"][:5], dtype=torch.float32),
+                   pose=rodrigues(torch.tensor(te["pose"][:5], dtype=torch.float32).reshape(5, 24, 3))).joints49
+    gt = j49[:, 25:].double().numpy()
+    want = gt - gt[:, [2, 3]].mean(1, keepdims=True)
+    np.testing.assert_allclose(te["S"][:5, :, :3], want, atol=1e-5)
+    assert (te["S"][..., 3] == 1).all() and te["part"].shape == (60, 24, 3)
