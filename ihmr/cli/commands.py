@@ -16,3 +16,4 @@ from .demo_data import demo_data; app.command("demo-data")(demo_data)  # noqa: E
 from .extract_features import extract_features; app.command("extract-features")(extract_features)  # noqa: E402,E501,E702
 from .predict import predict; app.command("predict")(predict)  # noqa: E402,E702
 from .predict import export; app.command("export")(export)  # noqa: E402,E702
+from .synth import synth; app.command("synth")(synth)  # noqa: E402,E702

@@ -1,0 +1,301 @@
+"""Train many tiny regressors as one tensor program, with per-model optimiser state.
+
+Models are laid out as ``(G, R)``: ``G`` datasets (one per setting and seed) times ``R`` methods
+(a subset of :data:`~ihmr.synthetic.spec.METHODS` in its canonical order). The ``R`` models of a
+group see the same data in the same order and start from the same initial weights (common random
+numbers: the methods differ only in their loss). Each step is a handful of batched tensor
+operations with closed-form gradients (:mod:`ihmr.synthetic.losses`, :mod:`.models`); no autograd
+graph is built.
+
+Per model the step is exactly the protocol's single-model step (tested against a plain
+``torch.optim`` loop): SGD with momentum or Adam (torch semantics) on the regressor with a cosine
+learning rate (``CosineAnnealingLR``, stepped per epoch), and the noise scale ``sigma`` (``v =
+sigma^2``) in its own parameter group with a constant learning rate, learnable for the ``gai`` and
+``bmc`` methods, fixed for ``gai_true`` and ``bmc_true``. After every epoch the validation MSE of
+every model is computed and the best parameters so far are kept (model selection).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import losses as L
+from .models import ModelSpec, backward, forward, predict
+from .spec import METHODS, Protocol
+
+
+@dataclasses.dataclass
+class TrainSet:
+    """The data of ``G`` groups (float64 numpy): x_* (G, n, d_in), y_* (G, n, d),
+    ``inv_density`` (G, n_train) = 1 / p_train(y_train), ``init`` (G, n_params) initial weights,
+    ``shuffle_keys`` one seed (int or list of ints) per group, ``priors`` one GMM per group
+    (needed by the GAI methods)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    inv_density: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    init: np.ndarray
+    shuffle_keys: Sequence
+    priors: Sequence | None = None
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Per model ``(G, R)`` arrays: selected epoch (1-based), its validation MSE, test MSE of the
+    selected and of the last model, sigma of the selected and of the last model, and the selected
+    parameters (G, R, n_params)."""
+
+    methods: tuple
+    best_epoch: np.ndarray
+    best_val_mse: np.ndarray
+    test_mse: np.ndarray
+    last_test_mse: np.ndarray
+    sigma: np.ndarray
+    last_sigma: np.ndarray
+    params: np.ndarray
+    val_history: np.ndarray | None = None
+    """(epochs, G, R) validation MSE after every epoch, when requested."""
+
+
+def cosine_lrs(base_lr: float, epochs: int) -> np.ndarray:
+    """Learning rate of every epoch under ``CosineAnnealingLR(T_max=epochs, eta_min=0)``."""
+    e = np.arange(epochs, dtype=np.float64)
+    return base_lr * 0.5 * (1.0 + np.cos(math.pi * e / epochs))
+
+
+def _blocks(methods: Sequence[str]):
+    order = [m for m in METHODS if m in methods]
+    if list(methods) != order:
+        raise ValueError(f"methods must be in the canonical order {order}, got {list(methods)}")
+
+    def span(names):
+        idx = [i for i, m in enumerate(order) if m in names]
+        return (idx[0], idx[-1] + 1) if idx else None
+
+    return {
+        "reweight": order.index("reweight") if "reweight" in order else None,
+        "gai": span(("gai_true", "gai")),
+        "bmc": span(("bmc_true", "bmc")),
+        "learnable": np.array([m in ("gai", "bmc") for m in order]),
+    }
+
+
+def _val_stats(x: torch.Tensor, y: torch.Tensor):
+    u = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1).double()
+    n = x.shape[-2]
+    yy = y.double()
+    return (u.transpose(-1, -2) @ u / n, (yy.transpose(-1, -2) @ u) / n,
+            (yy * yy).sum((-1, -2)) / n)
+
+
+def _linear_val_mse(theta_net: torch.Tensor, spec: ModelSpec, stats) -> torch.Tensor:
+    """Closed-form validation MSE of linear models: mean over samples and label dimensions of
+    ``||A u - y||^2`` from the moment matrices of ``u = [x, 1]`` and ``y``."""
+    suu, syu, syy = stats  # (G, q, q), (G, d, q), (G,)
+    A = theta_net.double().reshape(*theta_net.shape[:2], spec.d_out, spec.d_in + 1)
+    t1 = (torch.matmul(A, suu.unsqueeze(1)) * A).sum((-1, -2))
+    t2 = (A * syu.unsqueeze(1)).sum((-1, -2))
+    return (t1 - 2.0 * t2 + syy.unsqueeze(1)) / spec.d_out
+
+
+def _mse(spec: ModelSpec, theta_net: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+    P = predict(spec, theta_net, x)
+    return ((P - y.unsqueeze(1)) ** 2).mean((-1, -2))
+
+
+def train_batched(
+    spec: ModelSpec,
+    protocol: Protocol,
+    methods: Sequence[str],
+    data: TrainSet,
+    *,
+    sigma_true: float = 1.0,
+    sigma_init: float = 1.5,
+    epochs: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    chunk_epochs: int = 200,
+    progress: Callable[[int], None] | None = None,
+    select_from: int = 1,
+    keep_history: bool = False,
+) -> TrainResult:
+    """Train ``G x R`` models (``R = len(methods)``) following ``protocol``.
+
+    Args:
+        spec: the regressor architecture.
+        protocol: optimiser, learning rates, epochs, batch size.
+        methods: subset of METHODS, in canonical order.
+        data: the G groups' data, initial weights and shuffle seeds.
+        sigma_true: fixed sigma of gai_true/bmc_true; sigma_init: start of the learnable sigma.
+        epochs: override ``protocol.epochs`` (tests); the cosine period follows it.
+        dtype: compute dtype (float32 by default; float64 for exactness tests).
+        chunk_epochs: epochs whose shuffled batches are gathered at once.
+        progress: called with the number of epochs done, after every epoch.
+        select_from: first epoch (1-based) that model selection may pick; the validation MSE is
+            computed after every epoch from then on.
+        keep_history: also return the validation MSE of every epoch.
+    """
+    blocks = _blocks(methods)
+    n_epochs = int(epochs or protocol.epochs)
+    G, n_train, d_in = data.x_train.shape
+    d = data.y_train.shape[-1]
+    R = len(methods)
+    bs = protocol.batch_size
+    npar = spec.n_params
+    tt = dict(dtype=dtype)
+
+    theta = torch.empty(G, R, npar + 1, **tt)
+    theta[..., :npar] = torch.as_tensor(data.init, **tt).unsqueeze(1)
+    theta[..., npar] = torch.as_tensor(
+        np.where(blocks["learnable"], sigma_init, sigma_true), **tt)
+    learn_mask = torch.as_tensor(blocks["learnable"], **tt)
+    grad = torch.zeros_like(theta)
+    state1 = torch.zeros_like(theta)  # momentum buffer / Adam first moment
+    state2 = torch.zeros_like(theta)  # Adam second moment
+    lr_vec = torch.full((npar + 1,), 0.0, **tt)
+    lrs = cosine_lrs(protocol.lr, n_epochs)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+
+    prior_t = None
+    if blocks["gai"] is not None:
+        if data.priors is None:
+            raise ValueError("the GAI methods need one prior per group (TrainSet.priors)")
+        prior_t = _prior_runs(data.priors, blocks["gai"][1] - blocks["gai"][0], dtype)
+
+    u_train = np.concatenate([data.x_train, np.ones((G, n_train, 1))], axis=-1)
+    inv_density = np.asarray(data.inv_density, dtype=np.float64)
+    rngs = [np.random.default_rng(k) for k in data.shuffle_keys]
+    x_val = torch.as_tensor(data.x_val, **tt)
+    y_val = torch.as_tensor(data.y_val, **tt)
+    val_stats = _val_stats(x_val, y_val) if spec.kind == "linear" else None
+
+    best_val = torch.full((G, R), math.inf, dtype=torch.float64)
+    best_theta = theta.clone()
+    best_epoch = torch.zeros(G, R, dtype=torch.long)
+    history = np.zeros((n_epochs, G, R)) if keep_history else None
+    batches = [(s, min(s + bs, n_train)) for s in range(0, n_train, bs)]
+    garange = np.arange(G)[None, :, None]
+
+    epoch = n_steps = 0
+    while epoch < n_epochs:
+        n_chunk = min(chunk_epochs, n_epochs - epoch)
+        base = np.tile(np.arange(n_train), (n_chunk, 1))
+        perm = np.stack([rng.permuted(base, axis=1) for rng in rngs], axis=1)  # (E, G, N)
+        U = torch.as_tensor(u_train[garange, perm], **tt)
+        Yc = torch.as_tensor(data.y_train[garange, perm], **tt)
+        Wc = torch.as_tensor(inv_density[garange, perm], **tt)
+        for ec in range(n_chunk):
+            lr_vec[:npar] = lrs[epoch]
+            lr_vec[npar] = protocol.sigma_lr
+            for s, t in batches:
+                u, y = U[ec, :, s:t], Yc[ec, :, s:t]
+                _step_grads(spec, theta, u, y, Wc[ec, :, s:t], blocks, prior_t, learn_mask,
+                            grad)
+                n_steps += 1
+                _optimizer_step(protocol, theta, grad, state1, state2, lr_vec, n_steps,
+                                (beta1, beta2, eps))
+            epoch += 1
+            if epoch >= select_from or keep_history:
+                if val_stats is not None:
+                    val = _linear_val_mse(theta[..., :npar], spec, val_stats)
+                else:
+                    val = _mse(spec, theta[..., :npar], x_val, y_val).double()
+                if history is not None:
+                    history[epoch - 1] = val.numpy()
+            if epoch >= select_from:
+                better = val < best_val
+                best_val = torch.where(better, val, best_val)
+                best_theta = torch.where(better.unsqueeze(-1), theta, best_theta)
+                best_epoch = torch.where(better, epoch, best_epoch)
+            if progress is not None:
+                progress(epoch)
+
+    x_test = torch.as_tensor(data.x_test, dtype=torch.float64)
+    y_test = torch.as_tensor(data.y_test, dtype=torch.float64)
+    return TrainResult(
+        methods=tuple(methods),
+        best_epoch=best_epoch.numpy(),
+        best_val_mse=best_val.numpy(),
+        test_mse=_mse(spec, best_theta[..., :npar].double(), x_test, y_test).numpy(),
+        last_test_mse=_mse(spec, theta[..., :npar].double(), x_test, y_test).numpy(),
+        sigma=best_theta[..., npar].double().numpy(),
+        last_sigma=theta[..., npar].double().numpy(),
+        params=best_theta[..., :npar].double().numpy(),
+        val_history=history,
+    )
+
+
+def _prior_runs(priors, reps: int, dtype) -> list:
+    """Split the groups into runs of consecutive groups whose priors have the same number of
+    components, so a Normal prior (K = 1) is not padded to an Exponential one (K = 64).
+    Returns ``[(g0, g1, tensors)]`` with each tensor repeated ``reps`` times per group."""
+    ks = [np.asarray(p.weights).shape[0] for p in priors]
+    runs, g0 = [], 0
+    for g in range(1, len(ks) + 1):
+        if g == len(ks) or ks[g] != ks[g0]:
+            t = L.prior_tensors(priors[g0:g], ks[g0], dtype)
+            runs.append((g0, g, {k: x.repeat_interleave(reps, dim=0) for k, x in t.items()}))
+            g0 = g
+    return runs
+
+
+def _step_grads(spec, theta, u, y, invd, blocks, prior_t, learn_mask, grad) -> None:
+    """Gradients of every model's loss on one batch, written into ``grad`` (G, R, n_params+1)."""
+    G, R = theta.shape[:2]
+    n = u.shape[1]
+    npar = spec.n_params
+    P, cache = forward(spec, theta[..., :npar], u)  # (G, R, B, d)
+    gP = (P - y.unsqueeze(1)).mul_(2.0 / n)
+    gv = torch.zeros(G, R, dtype=theta.dtype)
+    r = blocks["reweight"]
+    if r is not None:
+        w = L.reweight_weights(invd)  # (G, B)
+        gP[:, r] = (P[:, r] - y) * (2.0 * w.unsqueeze(-1))
+    sig = theta[..., npar]
+    for name in ("gai", "bmc"):
+        span = blocks[name]
+        if span is None:
+            continue
+        a, b = span
+        k = b - a
+        Pb = P[:, a:b].reshape(G * k, n, -1)
+        Yb = y.unsqueeze(1).expand(G, k, n, y.shape[-1]).reshape(G * k, n, -1)
+        v = sig[:, a:b].reshape(-1) ** 2
+        if name == "bmc":
+            g, dv = L.bmc_grads(Pb, Yb, v)
+            gP[:, a:b] = g.view(G, k, n, -1)
+            gv[:, a:b] = dv.view(G, k)
+            continue
+        for g0, g1, pt in prior_t:  # runs of groups whose priors have the same K
+            sl = slice(g0 * k, g1 * k)
+            coef = L.gai_tables(pt["log_weights"], pt["means"], pt["eigvals"], pt["eigvecs"],
+                                v[sl])
+            g, dv = L.gai_grads(Pb[sl], Yb[sl], v[sl], *coef)
+            gP[g0:g1, a:b] = g.view(g1 - g0, k, n, -1)
+            gv[g0:g1, a:b] = dv.view(g1 - g0, k)
+    backward(spec, theta[..., :npar], u, cache, gP, grad)
+    grad[..., npar] = gv * 2.0 * sig * learn_mask  # d/dsigma = 2 sigma d/dv; fixed sigma: 0
+
+
+def _optimizer_step(protocol, theta, grad, m1, m2, lr_vec, t, betas) -> None:
+    """One SGD-momentum or Adam step ``t`` (1-based; torch semantics, no weight decay) with
+    per-column learning rates ``lr_vec`` (n_params + 1,)."""
+    if protocol.optimizer == "sgd":
+        m1.mul_(protocol.momentum).add_(grad)
+        theta.addcmul_(m1, lr_vec, value=-1.0)
+        return
+    beta1, beta2, eps = betas
+    m1.lerp_(grad, 1.0 - beta1)
+    m2.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+    bc1 = 1.0 - beta1**t
+    bc2_sqrt = math.sqrt(1.0 - beta2**t)
+    denom = (m2.sqrt() / bc2_sqrt).add_(eps)
+    theta.addcmul_(m1 / denom, lr_vec, value=-1.0 / bc1)

@@ -1,0 +1,53 @@
+"""``ihmr synth`` through typer's CliRunner: a tiny run and the bad-input paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ihmr.cli import app
+from ihmr.cli import commands  # noqa: F401  (registers the commands)
+
+runner = CliRunner()
+TINY = ["--set", "epochs_1d=4", "--set", "epochs_2d=4", "--set", "epochs_nonlinear=4"]
+
+
+def test_synth_smoke(tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["synth", "--out", str(out), "--distributions", "normal,mvn",
+                              "--skews", "high", "--seeds", "1", "--threads", "1", *TINY])
+    assert res.exit_code == 0, res.output
+    recs = json.loads((out / "results.json").read_text())
+    assert {r["distribution"] for r in recs} == {"normal", "mvn"}
+    assert len(recs) == 2 * 6
+    for name in ("results.csv", "table.md", "run.json", "nonlinear.json",
+                 "fig2_linear_1d.png", "fig3_mvn_marginals.png", "fig4_nonlinear.png",
+                 "fig7_seeds.png"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "run.json").read_text())["config"]["epochs_1d"] == 4
+    assert "Vanilla" in res.output
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--distributions", "norml"], "did you mean 'normal'"),
+    (["--skews", "extreme"], "skew must be one of"),
+    (["--methods", "vanila"], "did you mean 'vanilla'"),
+    (["--seeds", "0"], "seeds must be an integer >= 1"),
+])
+def test_synth_bad_input_writes_nothing(tmp_path, args, match):
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["synth", "--out", str(out), *args, *TINY])
+    assert res.exit_code != 0
+    assert match in str(res.exception)
+    assert not out.exists()
+
+
+def test_synth_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    res = runner.invoke(app, ["synth", "--out", str(blocker / "run"), "--distributions",
+                              "normal", "--skews", "high", "--seeds", "1", *TINY])
+    assert isinstance(res.exception, PermissionError)
+    assert "cannot write to output folder" in str(res.exception)
