@@ -17,3 +17,4 @@ from .extract_features import extract_features; app.command("extract-features")(
 from .predict import predict; app.command("predict")(predict)  # noqa: E402,E702
 from .predict import export; app.command("export")(export)  # noqa: E402,E702
 from .synth import synth; app.command("synth")(synth)  # noqa: E402,E702
+from .age import age; app.add_typer(age, name="age")  # noqa: E402,E702

@@ -1,0 +1,102 @@
+"""Configuration of the age benchmark (``configs/age/*.yaml``); defaults follow the DIR / Balanced
+MSE recipe (reference-protocols §7). Load with ``ihmr.config.load_config(AgeConfig, path, sets)``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Literal, Optional, Tuple
+
+RRT_LOSSES = ("mse", "l1", "bmc", "gai", "bni", "inverse", "sqrt_inv")
+
+
+@dataclass
+class DataConfig:
+    csv: str = "data/age-demo/demo.csv"
+    """DIR split file with the columns age,path,split (imdb_wiki.csv, agedb.csv or the demo's)."""
+    root: Optional[str] = None
+    """Folder the CSV's image paths are relative to; default: the CSV's folder."""
+    img_size: int = 224
+    """Network input side in pixels (224 for the benchmarks, 32 for the demo)."""
+    label_range: Tuple[float, float] = (0.0, 120.0)
+    """Valid ages in years (inclusive); rows outside are an error. Also the BNI bin range."""
+    workers: int = 4
+    """DataLoader worker processes (0 = load in the main process)."""
+    check_images: bool = True
+    """Check on open that every image exists (reports the count and the first missing paths)."""
+
+
+@dataclass
+class ModelConfig:
+    backbone: Literal["resnet50", "small"] = "resnet50"
+    """ResNet-50 (the benchmark) or a small CNN (CPU demo only)."""
+    width: int = 16
+    """Width of the small CNN (feature dimension 8 x width)."""
+
+
+@dataclass
+class VanillaConfig:
+    """Stage 1: the whole network with a plain loss (DIR: L1, Adam 1e-3, 90 epochs, x0.1 at 60, 80)."""
+
+    loss: Literal["l1", "mse"] = "l1"
+    lr: float = 1e-3
+    epochs: int = 90
+    milestones: List[int] = field(default_factory=lambda: [60, 80])
+    """Epochs after which the learning rate is multiplied by gamma."""
+    gamma: float = 0.1
+    batch_size: int = 256
+    weight_decay: float = 0.0
+
+
+@dataclass
+class RRTConfig:
+    """Stage 2, regressor re-training: only a re-initialised ``linear`` (and sigma) learn."""
+
+    loss: Literal["mse", "l1", "bmc", "gai", "bni", "inverse", "sqrt_inv"] = "bmc"
+    """bmc / gai / bni: Balanced MSE; inverse / sqrt_inv: reweighted MSE (with lds: RRT+LDS);
+    mse / l1: plain re-training (a control)."""
+    pretrained: str = ""
+    """Stage-1 checkpoint (the vanilla run's best.pt)."""
+    features: str = ""
+    """Cached features (.npz from `ihmr age extract-features`); empty: run the frozen backbone on
+    the images every step (slow, but with the training augmentation)."""
+    lr: float = 1e-4
+    epochs: int = 10
+    batch_size: int = 256
+    init_noise_sigma: float = 10.0
+    """Initial sigma of the label noise (years); Balanced MSE losses only."""
+    learn_noise: bool = True
+    """Learn sigma (own optimizer group, lr sigma_lr); false keeps it fixed."""
+    sigma_lr: float = 1e-2
+    gmm_components: int = 8
+    """K of the GAI prior (paper: 8 for age)."""
+    lds: bool = False
+    """Smooth the histogram prior of bni / inverse / sqrt_inv with LDS."""
+    lds_kernel: Literal["gaussian", "triangular", "laplace"] = "gaussian"
+    lds_ks: int = 5
+    lds_sigma: float = 2.0
+    reweight_clip: Optional[Tuple[float, float]] = (5.0, 1000.0)
+    """Clamp of the (smoothed) bin count before inverting (DIR: 5 .. 1000)."""
+
+
+@dataclass
+class AgeConfig:
+    stage: Literal["vanilla", "rrt"] = "vanilla"
+    """vanilla: train the whole network (stage 1); rrt: re-train the regressor (stage 2)."""
+    out: str = "runs/age/vanilla"
+    """Run folder: config.yaml, metrics.jsonl/csv, last.pt (resume), best.pt (selected model)."""
+    seed: int = 0
+    device: str = "auto"
+    """"auto" (cuda:LOCAL_RANK when available, else cpu), "cpu", "cuda", "cuda:1" ..."""
+    select_metric: Literal["bmae", "mae"] = "bmae"
+    """Validation metric for model selection (never the test set)."""
+    many: int = 100
+    """Many-shot: more than this many training images per integer age."""
+    few: int = 20
+    """Few-shot: fewer than this many training images per integer age."""
+    progress: bool = True
+    tensorboard: bool = True
+    """Also log to TensorBoard when it is installed."""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    vanilla: VanillaConfig = field(default_factory=VanillaConfig)
+    rrt: RRTConfig = field(default_factory=RRTConfig)

@@ -1,0 +1,306 @@
+"""Age training: stage 1 (vanilla, whole network) and stage 2 (RRT: re-trained ``linear`` only).
+
+Stage 1 follows DIR: L1 (or MSE), Adam, step schedule, training augmentation. Stage 2 freezes the
+stage-1 backbone, re-initialises ``linear`` and trains it with a Balanced MSE loss (BMC, GAI, BNI)
+or a baseline; sigma has its own optimizer group (lr ``rrt.sigma_lr``, no schedule). Stage 2 runs
+either on cached features (``rrt.features``; seconds) or through the frozen backbone on the images.
+
+Both stages select the epoch on the *validation* split (bMAE by default) and never look at the test
+split. Every epoch writes ``last.pt`` (resumable: ``resume=True`` continues a killed run to the
+same result) and a metrics row; the selected model is ``best.pt``, a plain dict::
+
+    {"kind": "age", "stage", "model": state_dict, "criterion": state_dict | {}, "config": dict,
+     "epoch", "val": metrics, "train_counts": (n_bins,) training images per integer age}
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+
+from ..config import to_dict
+from ..errors import ConfigError, DataError
+from ..runs import (Progress, RunDir, check_loss, default_device, init_distributed, iter_batches,
+                    load_checkpoint, log_scalars, tensorboard_writer, unwrap)
+from .config import AgeConfig
+from .data import make_dataset, read_age_csv
+from .metrics import AgeMetrics, age_bins
+from .model import AgeRegressor, freeze_for_rrt
+
+N_AGE_BINS = 200
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return default_device()
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available; use device=cpu")
+    return name
+
+
+def data_root(cfg: AgeConfig) -> Path:
+    return Path(cfg.data.root) if cfg.data.root else Path(cfg.data.csv).parent
+
+
+def load_age_checkpoint(path: str | Path, device: str = "cpu") -> tuple[AgeRegressor, dict[str, Any]]:
+    """Rebuild the :class:`AgeRegressor` of a ``best.pt`` and return it (eval mode) with the dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"age checkpoint {str(path)!r} does not exist; train a model first "
+                                "(`ihmr age train`) and pass its run folder's best.pt")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("kind") != "age":
+        raise DataError(f"{str(path)!r} is not an age model checkpoint (best.pt of `ihmr age train`)")
+    m = payload["config"]["model"]
+    model = AgeRegressor(m["backbone"], m["width"])
+    model.load_state_dict(payload["model"])
+    return model.to(device).eval(), payload
+
+
+@torch.no_grad()
+def predict_head(linear: torch.nn.Module, x: torch.Tensor, device: str, chunk: int = 16384) -> np.ndarray:
+    """(N,) predictions of ``linear`` on cached features (N, F)."""
+    out = [linear(x[i:i + chunk].to(device).float()).reshape(-1).cpu() for i in range(0, len(x), chunk)]
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+@torch.no_grad()
+def predict_images(model: AgeRegressor, dataset: Any, device: str, batch_size: int,
+                   workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) predictions and (N,) ages over an image dataset, model in eval mode."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    model.eval()
+    preds, ages = [], []
+    for x, y in loader:
+        preds.append(model(x.to(device)).reshape(-1).float().cpu())
+        ages.append(y)
+    return torch.cat(preds).numpy(), torch.cat(ages).numpy()
+
+
+def _val_row(cfg: AgeConfig, pred: np.ndarray, ages: np.ndarray, train_ages: np.ndarray) -> tuple[dict, float, dict]:
+    m = AgeMetrics(train_ages, N_AGE_BINS, cfg.many, cfg.few)
+    m.update(pred, ages)
+    res = m.compute()
+    row = {"val_bmae": res["overall"]["bmae"], "val_mae": res["overall"]["l1"],
+           **{f"val_{s}_bmae": res[s]["bmae"] for s in ("many", "medium", "few")}}
+    score = res["overall"]["bmae" if cfg.select_metric == "bmae" else "l1"]
+    return row, score, res
+
+
+def _start(run: RunDir, objects: dict, generators: dict, resume: bool) -> tuple[int, dict]:
+    if run.last.is_file():
+        if not resume:
+            raise ConfigError(f"run folder {str(run.root)!r} already holds a checkpoint; pass --resume to "
+                              "continue it, or choose another --out")
+        ckpt = load_checkpoint(run.last, objects, generators=generators)
+        run.truncate_metrics(ckpt["epoch"])
+        return ckpt["epoch"], ckpt["best"]
+    return 0, {}
+
+
+def _seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _epoch_loop(
+    cfg: AgeConfig, run: RunDir, *, epochs: int, start: int, best: dict, objects: dict,
+    generators: dict, batches: Callable[[int], Iterable], n_batches: int,
+    step_fn: Callable[[Any], torch.Tensor], optimizer: torch.optim.Optimizer,
+    evaluate: Callable[[], tuple[np.ndarray, np.ndarray]], train_ages: np.ndarray,
+    payload: Callable[[int, dict], dict], scheduler: Any = None, sigma: Callable[[], Any] = lambda: None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """The epoch loop shared by both stages: train, NaN guard, validate, select, log, checkpoint."""
+    writer = tensorboard_writer(run.root / "tb", cfg.tensorboard)
+    step = start * n_batches
+    for epoch in range(start, epochs):
+        total, count = 0.0, 0
+        with Progress(n_batches, f"epoch {epoch + 1}/{epochs}", enabled=cfg.progress and run.main) as bar:
+            for b, batch in enumerate(batches(epoch)):
+                loss = step_fn(batch)
+                value = check_loss(loss, epoch=epoch, step=step, batch=b, last_checkpoint=run.last)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                total, count = total + value, count + 1
+                if bar.enabled:  # reading sigma is a host sync: only for a visible bar
+                    s = sigma()
+                    bar.advance(loss=value, **({} if s is None else {"sigma": s}))
+        if scheduler is not None:
+            scheduler.step()
+        pred, ages = evaluate()
+        row, score, res = _val_row(cfg, pred, ages, train_ages)
+        row = {"train_loss": total / max(count, 1), "lr": optimizer.param_groups[0]["lr"],
+               **({} if sigma() is None else {"sigma": sigma()}), **row}
+        if score is not None and score < best.get("value", math.inf):
+            best = {"metric": f"val_{cfg.select_metric}", "value": score, "epoch": epoch}
+            run.save_best(payload(epoch, res))
+        run.log_metrics(epoch, row)
+        log_scalars(writer, epoch, row)
+        run.save(objects, epoch=epoch + 1, best=best, generators=generators)
+        if run.main:
+            log(f"epoch {epoch + 1}/{epochs}: loss {row['train_loss']:.4g}, val bMAE {row['val_bmae']:.3f}, "
+                f"val MAE {row['val_mae']:.3f}" + ("" if sigma() is None else f", sigma {sigma():.3f}"))
+    if writer is not None:
+        writer.close()
+    return best
+
+
+def feature_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                    generator: torch.Generator) -> Callable[[int], Iterable]:
+    """``batches(epoch)`` over cached features (N, F) (any float dtype, cast per batch to float32)
+    and ages (N,), in a fresh permutation drawn from ``generator`` every epoch."""
+
+    def batches(epoch: int):
+        for idx in iter_batches(len(x), batch_size, generator):
+            idx = idx.to(x.device)  # index_select: ~10x faster than x[idx] on the CPU
+            yield x.index_select(0, idx).float(), y.index_select(0, idx)
+
+    return batches
+
+
+def _payload(cfg: AgeConfig, model: AgeRegressor, train_ages: np.ndarray, stage: str,
+             criterion: Any = None) -> Callable[[int, dict], dict]:
+    counts = np.bincount(age_bins(train_ages, N_AGE_BINS), minlength=N_AGE_BINS)
+
+    def make(epoch: int, val: dict) -> dict:
+        return {"kind": "age", "stage": stage, "model": unwrap(model).state_dict(),
+                "criterion": {} if criterion is None else criterion.state_dict(),
+                "config": to_dict(cfg), "epoch": epoch, "val": val,
+                "train_counts": torch.as_tensor(counts)}
+
+    return make
+
+
+def train_vanilla(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Stage 1: train the whole regressor on the images; returns the run folder."""
+    info = init_distributed()
+    device = resolve_device(cfg.device)
+    _seed_all(cfg.seed)
+    table = read_age_csv(cfg.data.csv, tuple(cfg.data.label_range))
+    root, v = data_root(cfg), cfg.vanilla
+    train_t = table.subset("train")
+    train_ds = make_dataset(train_t, root, cfg.data.img_size, True, cfg.seed, cfg.data.check_images)
+    val_ds = make_dataset(table.subset("val"), root, cfg.data.img_size, False, check=cfg.data.check_images)
+    model = AgeRegressor(cfg.model.backbone, cfg.model.width).to(device)
+    net: Any = model
+    if info.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[info.local_rank] if "cuda" in device else None)
+    opt = torch.optim.Adam(model.parameters(), lr=v.lr, weight_decay=v.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(v.milestones), gamma=v.gamma)
+    shuffle = torch.Generator().manual_seed(cfg.seed)
+    if info.world_size > 1:
+        sampler: Any = torch.utils.data.DistributedSampler(train_ds, seed=cfg.seed)
+    else:
+        sampler = torch.utils.data.RandomSampler(train_ds, generator=shuffle)
+    loader = torch.utils.data.DataLoader(train_ds, batch_size=max(1, v.batch_size // info.world_size),
+                                         sampler=sampler, num_workers=cfg.data.workers)
+    run = RunDir(cfg.out)
+    run.save_config(cfg)
+    objects = {"model": model, "optimizer": opt, "scheduler": sched}
+    start, best = _start(run, objects, {"shuffle": shuffle}, resume)
+    crit = torch.nn.functional.l1_loss if v.loss == "l1" else torch.nn.functional.mse_loss
+
+    def batches(epoch: int):
+        train_ds.set_epoch(epoch)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        net.train()
+        return loader
+
+    def step_fn(batch):
+        x, y = batch
+        return crit(net(x.to(device)).reshape(-1), y.to(device))
+
+    def evaluate():
+        return predict_images(model, val_ds, device, v.batch_size, cfg.data.workers)
+
+    _epoch_loop(cfg, run, epochs=v.epochs, start=start, best=best, objects=objects,
+                generators={"shuffle": shuffle}, batches=batches, n_batches=len(loader), step_fn=step_fn,
+                optimizer=opt, evaluate=evaluate, train_ages=train_t.ages, scheduler=sched,
+                payload=_payload(cfg, model, train_t.ages, "vanilla"), log=log)
+    return run.root
+
+
+def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Stage 2: re-train ``linear`` (and sigma) on top of the frozen stage-1 backbone."""
+    from ..losses import noise_parameters
+    from .criteria import build_criterion
+    from .features import load_features, weights_fingerprint
+
+    r = cfg.rrt
+    if not r.pretrained:
+        raise ConfigError("rrt.pretrained is empty; set it to the vanilla run's best.pt "
+                          "(--set rrt.pretrained=runs/age/vanilla/best.pt)")
+    device = resolve_device(cfg.device)
+    _seed_all(cfg.seed)
+    model, stage1 = load_age_checkpoint(r.pretrained, device)
+    cfg.model.backbone, cfg.model.width = stage1["config"]["model"]["backbone"], stage1["config"]["model"]["width"]
+    freeze_for_rrt(model, cfg.seed)
+    shuffle = torch.Generator().manual_seed(cfg.seed)
+    if r.features:
+        feats = load_features(r.features, {"backbone": weights_fingerprint(stage1["model"])}, ("train", "val"))
+        tx, ty = feats["train"]["x"], feats["train"]["y"]
+        if device.startswith("cuda"):
+            tx, ty = tx.to(device), ty.to(device)  # resident on the GPU: no host transfer per step
+        vx, vy = feats["val"]["x"], feats["val"]["y"].numpy()
+        train_ages = feats["train"]["y"].numpy().astype(np.float64)
+        n_batches = math.ceil(len(tx) / r.batch_size)
+        batches = feature_batches(tx, ty, r.batch_size, shuffle)
+
+        def evaluate():
+            return predict_head(model.linear, vx, device), vy
+    else:
+        table = read_age_csv(cfg.data.csv, tuple(cfg.data.label_range))
+        root, train_t = data_root(cfg), table.subset("train")
+        train_ds = make_dataset(train_t, root, cfg.data.img_size, True, cfg.seed, cfg.data.check_images)
+        val_ds = make_dataset(table.subset("val"), root, cfg.data.img_size, False, check=cfg.data.check_images)
+        loader = torch.utils.data.DataLoader(train_ds, batch_size=r.batch_size, num_workers=cfg.data.workers,
+                                             sampler=torch.utils.data.RandomSampler(train_ds, generator=shuffle))
+        train_ages, n_batches = train_t.ages, len(loader)
+
+        def batches(epoch: int):
+            train_ds.set_epoch(epoch)
+            model.backbone.eval()  # frozen: BatchNorm keeps the stage-1 statistics
+            for x, y in loader:
+                with torch.no_grad():
+                    f = model.features(x.to(device))
+                yield f, y
+
+        def evaluate():
+            return predict_images(model, val_ds, device, r.batch_size, cfg.data.workers)
+
+    criterion = build_criterion(r, train_ages, tuple(cfg.data.label_range), cfg.seed).to(device)
+    sigmas = noise_parameters(criterion)
+    groups = [{"params": list(model.linear.parameters()), "lr": r.lr}]
+    if sigmas:
+        groups.append({"params": sigmas, "lr": r.sigma_lr})
+    opt = torch.optim.Adam(groups)
+    run = RunDir(cfg.out)
+    run.save_config(cfg)
+    objects = {"linear": model.linear, "criterion": criterion, "optimizer": opt}
+    start, best = _start(run, objects, {"shuffle": shuffle}, resume)
+
+    def step_fn(batch):
+        f, y = batch
+        return criterion(model.linear(f), y.to(f.device))
+
+    _epoch_loop(cfg, run, epochs=r.epochs, start=start, best=best, objects=objects,
+                generators={"shuffle": shuffle}, batches=batches, n_batches=n_batches, step_fn=step_fn,
+                optimizer=opt, evaluate=evaluate, train_ages=train_ages,
+                payload=_payload(cfg, model, train_ages, "rrt", criterion),
+                sigma=lambda: criterion.sigma, log=log)
+    return run.root
+
+
+def train(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Run the stage named by ``cfg.stage``; returns the run folder (``best.pt`` inside)."""
+    return (train_vanilla if cfg.stage == "vanilla" else train_rrt)(cfg, resume, log)

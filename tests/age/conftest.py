@@ -1,0 +1,33 @@
+"""A tiny demo dataset and a one-epoch vanilla run, shared by the age tests (session scope)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def tiny_config(tmp, csv, **kw):
+    from ihmr.age.config import AgeConfig
+    from ihmr.config import from_dict, to_dict
+
+    cfg = to_dict(AgeConfig())
+    cfg.update(stage="vanilla", out=str(tmp / "vanilla"), device="cpu", progress=False, tensorboard=False)
+    cfg["data"].update(csv=str(csv), img_size=16, workers=0)
+    cfg["model"].update(backbone="small", width=4)
+    cfg["vanilla"].update(epochs=2, milestones=[1], batch_size=64)
+    for k, v in kw.items():
+        cfg[k] = {**cfg[k], **v} if isinstance(v, dict) else v
+    return from_dict(AgeConfig, cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    from ihmr.age.demo import extract_features_to
+    from ihmr.age.demo_data import make_demo
+    from ihmr.age.train import train
+
+    tmp = tmp_path_factory.mktemp("age")
+    s = make_demo(tmp / "data", total=400, size=16, cap=3)
+    cfg = tiny_config(tmp, s["csv"])
+    root = train(cfg, log=lambda m: None)
+    feats = extract_features_to(root / "best.pt", tmp / "features.npz", device="cpu")
+    return {"tmp": tmp, "csv": s["csv"], "vanilla": root / "best.pt", "features": feats, "cfg": cfg}
