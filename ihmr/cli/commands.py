@@ -18,3 +18,5 @@ from .predict import predict; app.command("predict")(predict)  # noqa: E402,E702
 from .predict import export; app.command("export")(export)  # noqa: E402,E702
 from .synth import synth; app.command("synth")(synth)  # noqa: E402,E702
 from .age import age; app.add_typer(age, name="age")  # noqa: E402,E702
+from .train import train; app.command("train")(train)  # noqa: E402,E702
+from .demo import demo; app.command("demo")(demo)  # noqa: E402,E702

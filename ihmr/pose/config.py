@@ -1,0 +1,139 @@
+"""Configuration of ``ihmr train`` (retraining SPIN's HMR head on cached features) and ``ihmr demo``.
+
+Dataclasses with one docstring per field; load them with :func:`ihmr.config.load_config`
+(defaults < YAML < ``--set`` overrides, unknown keys rejected). The defaults are the released IHMR
+recipe (reference-protocols §5): Adam 1e-4 constant, 20 epochs, 128 samples per GPU, gradient
+clipping 35, sigma in its own optimizer group (lr 1e-2), keypoints 300 each, betas 0.06, camera
+prior 60, pose loss x 60 on flattened rotation matrices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Literal, Optional
+
+PoseLoss = Literal["mse", "gai", "bmc", "bmc_mmhuman3d"]
+
+
+@dataclass
+class DatasetConfig:
+    """One training dataset: SPIN labels, optional static fits, and its feature store."""
+
+    name: str = "train"
+    """Dataset name (h36m, mpi_inf_3dhp, lsp, lspet, mpii, coco, or any name)."""
+    labels: str = ""
+    """SPIN ``dataset_extras/<name>.npz`` label file."""
+    features: str = ""
+    """Feature store folder made for this label file (``ihmr extract-features`` / ``demo-data``)."""
+    fits: Optional[str] = None
+    """SPIN static fits ``static_fits/<name>_fits.npy`` used as pseudo ground truth (all valid)."""
+    weight: float = 1.0
+    """Share of this dataset in the mix (normalised over the datasets)."""
+
+
+@dataclass
+class DataConfig:
+    """Training data: the dataset mix and its sampling."""
+
+    train: List[DatasetConfig] = field(default_factory=list)
+    """Datasets of the mix; relative paths are read from ``root``."""
+    root: str = "."
+    """Folder that relative paths of ``train`` (and ``eval``) are resolved against."""
+    views: bool = True
+    """Sample the cached augmented views of a store when it has them (one view per draw)."""
+    samples_per_epoch: int = 0
+    """Samples drawn per epoch; 0 = the total size of the training sets."""
+
+
+@dataclass
+class LossConfig:
+    """The released IHMR loss composition (see :mod:`ihmr.pose.losses`)."""
+
+    pose: PoseLoss = "mse"
+    """Pose loss on the flattened rotation matrices of valid fits: mse (x ``pose_weight``), gai,
+    bmc (paper Eq. 3.14) or bmc_mmhuman3d (the released BMCLossMD)."""
+    pose_weight: float = 60.0
+    """Weight of the pose loss (the balanced losses are divided by the label dimension 216 so
+    their MSE term matches the baseline's element mean)."""
+    betas_weight: float = 0.06
+    """Weight of the betas MSE (valid fits only; never balanced)."""
+    keypoints3d_weight: float = 300.0
+    """Weight of the 3-D keypoint loss (SPIN's 24 ground-truth joints, pelvis-centred)."""
+    keypoints2d_weight: float = 300.0
+    """Weight of the 2-D keypoint loss (projection with f = 5000 on the 224 px crop)."""
+    openpose_weight: float = 0.0
+    """Weight of the 25 OpenPose joints inside both keypoint losses (released: 0)."""
+    cam_weight: float = 60.0
+    """Weight of SPIN's camera prior ``exp(-10 s)^2``."""
+    init_noise_sigma: float = 1.0
+    """Initial noise scale sigma of the balanced pose loss."""
+    learn_noise: bool = True
+    """Learn sigma jointly with the head (its own optimizer group)."""
+    prior: Optional[str] = None
+    """GMM prior ``.npz`` (``ihmr fit-prior --pose-to-rotmat -k 16``) for pose: gai."""
+    gather: bool = True
+    """BMC under DDP: compare local predictions with the global batch of all ranks."""
+
+
+@dataclass
+class OptimConfig:
+    """Optimisation (released: Adam 1e-4 constant, 20 epochs, batch 128 per GPU, clip 35)."""
+
+    epochs: int = 20
+    """Training epochs."""
+    batch_size: int = 128
+    """Samples per step and process (fixed; the last partial batch is dropped)."""
+    lr: float = 1e-4
+    """Adam learning rate of the head (constant)."""
+    sigma_lr: float = 1e-2
+    """Adam learning rate of the noise scale sigma."""
+    grad_clip: float = 35.0
+    """Gradient norm clipping of the head (0 disables)."""
+
+
+@dataclass
+class EvalConfig:
+    """Test set evaluated after training (skipped when ``labels`` is empty)."""
+
+    labels: str = ""
+    """SPIN test label file (e.g. 3dpw_test.npz)."""
+    features: str = ""
+    """Feature store of the test set."""
+    split: Optional[str] = None
+    """Balanced split ``.npz`` (``ihmr split``); computed when absent."""
+    renders: int = 0
+    """Render the K rarest test samples."""
+
+
+@dataclass
+class PoseTrainConfig:
+    """``ihmr train``: retrain SPIN's HMR head on cached features."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    """Training data."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    """Loss composition."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimiser and schedule."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Evaluation after training."""
+    out: str = "runs/ihmr"
+    """Run folder (config.yaml, metrics.jsonl/csv, last.pt, head.pt)."""
+    seed: int = 0
+    """Seed of the head initialisation, dropout and sampling."""
+    device: str = "auto"
+    """auto (cuda:LOCAL_RANK when available, else cpu), cpu or cuda[:i]."""
+    amp: Literal["auto", "off", "bf16"] = "auto"
+    """bf16 autocast of the head (auto: on CUDA only); losses and body stay float32."""
+    compile: Literal["off", "default", "reduce-overhead"] = "off"
+    """torch.compile the step (reduce-overhead = CUDA graphs; ~30 s to compile once)."""
+    resident_gib: float = 0.0
+    """Keep features on the GPU when they take at most this many GiB (0 = 80% of free memory)."""
+    smpl_dir: Optional[str] = None
+    """SMPL files folder (default: $IHMR_SMPL_DIR, else the bundled open body)."""
+    progress: bool = True
+    """Show a progress bar (loss and sigma; one host sync every ``log_every`` steps)."""
+    log_every: int = 50
+    """Steps between progress-bar updates (the only host syncs inside an epoch)."""
+    tensorboard: bool = False
+    """Also log to TensorBoard when it is installed."""

@@ -1,0 +1,181 @@
+"""The released IHMR loss composition for retraining SPIN's HMR head (reference-protocols §4-5).
+
+For a batch of B samples with head output (rotation matrices R, betas b, weak-perspective camera
+[s, tx, ty]) and the body's 49 SPIN joints J (25 OpenPose + 24 ground-truth joints, metres)::
+
+    L = w_pose L_pose + w_betas L_betas + w_3d L_3d + w_2d L_2d + w_cam L_cam
+
+- ``L_pose`` on the flattened rotation matrices (24 x 9 = 216 values, global orientation
+  included) of the samples with a valid fit:
+    * ``mse``: the element mean of (R - R_gt)^2 (SPIN's ``criterion_regr``), weight 60;
+    * ``gai`` / ``bmc`` / ``bmc_mmhuman3d``: the balanced loss of :mod:`ihmr.losses` with
+      ``normalize_by_dim`` (divided by 216), so that its MSE term equals the baseline's element
+      mean and the weight 60 means the same thing: ``60 (2v) (T1 + T2) / 216`` (GAI, Eq. 3.12; BMC,
+      Eq. 3.14) or mmhuman3d's ``[60 ||p-y||^2 / v + 5 LSE] v / 216`` (the 60 is inside
+      the released loss, so its weight is ``pose_weight / 60``).
+- ``L_betas``: element mean of (b - b_gt)^2 over valid fits (never balanced).
+- ``L_3d``: SPIN's ``keypoint_3d_loss`` on the 24 ground-truth joints: both sets centred at the
+  mid-hip (joints 2 and 3), ``sum(conf (J - J_gt)^2) / (n_3d 24 3)`` over samples with 3-D labels.
+- ``L_2d``: SPIN's ``keypoint_loss``: joints projected with f = 5000 px and camera translation
+  ``[tx, ty, 2 f / (224 s)]``, divided by 112 (crop coordinates in [-1, 1]); the element mean over
+  all B x 49 x 2 values of ``conf (x - x_gt)^2``, OpenPose confidences times ``openpose_weight``.
+- ``L_cam``: SPIN's camera prior, mean of ``exp(-10 s)^2``.
+
+Masks are applied as weights, so no step needs a host synchronisation (except the balanced losses
+when some fits are invalid: they then select the valid rows).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, DataError, check_choice
+
+FOCAL = 5000.0
+IMG_RES = 224
+POSE_DIM = 24 * 9
+POSE_LOSSES = ("mse", "gai", "bmc", "bmc_mmhuman3d")
+
+
+def project_joints(joints: torch.Tensor, cam: torch.Tensor, focal: float = FOCAL,
+                   res: int = IMG_RES) -> torch.Tensor:
+    """(B, J, 3) metres, (B, 3) [s, tx, ty] -> (B, J, 2) crop coordinates in [-1, 1] (SPIN)."""
+    t = torch.stack([cam[:, 1], cam[:, 2], 2 * focal / (res * cam[:, 0] + 1e-9)], -1)
+    p = joints + t[:, None, :]
+    return focal * p[..., :2] / p[..., 2:3] / (res / 2.0)
+
+
+def keypoints2d_loss(pred: torch.Tensor, gt: torch.Tensor, openpose_weight: float = 0.0,
+                     gt_weight: float = 1.0) -> torch.Tensor:
+    """SPIN's 2-D keypoint loss: pred (B, 49, 2), gt (B, 49, 3) [x, y, conf] in [-1, 1]."""
+    conf = gt[..., 2:3]
+    scale = torch.ones(49, 1, dtype=conf.dtype, device=conf.device)
+    scale[:25] = openpose_weight
+    scale[25:] = gt_weight
+    return (conf * scale * (pred - gt[..., :2]).pow(2)).mean()
+
+
+def keypoints3d_loss(pred: torch.Tensor, gt: torch.Tensor, has3d: torch.Tensor) -> torch.Tensor:
+    """SPIN's 3-D keypoint loss: pred (B, 24, 3), gt (B, 24, 4) [x, y, z, conf], has3d (B,) float.
+
+    Mid-hip centred; mean over the ``has3d`` samples' 24 x 3 values (0 when there are none).
+    """
+    gt_c = gt[..., :3] - 0.5 * (gt[:, 2:3, :3] + gt[:, 3:4, :3])
+    pred_c = pred - 0.5 * (pred[:, 2:3] + pred[:, 3:4])
+    per = (gt[..., 3:4] * (pred_c - gt_c).pow(2)).sum((1, 2))
+    return (has3d * per).sum() / (has3d.sum().clamp_min(1.0) * pred.shape[1] * 3)
+
+
+def masked_mse(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Element mean of (pred - gt)^2 over the rows with ``valid`` (B,) float (0 if none)."""
+    per = (pred - gt).pow(2).reshape(pred.shape[0], -1)
+    return (valid * per.sum(1)).sum() / (valid.sum().clamp_min(1.0) * per.shape[1])
+
+
+def camera_prior(cam: torch.Tensor) -> torch.Tensor:
+    """SPIN's camera prior: mean of exp(-10 s)^2 over the batch; cam (B, 3)."""
+    return torch.exp(-10.0 * cam[:, 0]).pow(2).mean()
+
+
+def make_pose_criterion(kind: str, *, prior: Any = None, init_noise_sigma: float = 1.0,
+                        learn_noise: bool = True, gather: bool = True) -> nn.Module | None:
+    """The balanced pose loss module (None for ``mse``); checks the prior's dimension (216)."""
+    from ..losses import BMCLoss, GAILoss
+
+    check_choice(kind, POSE_LOSSES, "loss.pose")
+    if kind == "mse":
+        return None
+    if kind == "bmc":
+        return BMCLoss(init_noise_sigma, learn_noise, normalize_by_dim=True, gather=gather)
+    if kind == "bmc_mmhuman3d":
+        return BMCLoss.mmhuman3d(init_noise_sigma, learn_noise, gather=gather)
+    if prior is None:
+        raise ConfigError("loss.pose=gai needs loss.prior: a GMM fitted on the training poses as "
+                          "rotation matrices, e.g. `ihmr fit-prior train.npz --key pose "
+                          "--pose-to-rotmat -k 16 -o prior.npz`")
+    d = int(getattr(prior, "means").shape[-1]) if getattr(prior, "means").ndim == 2 else 1
+    if d != POSE_DIM:
+        raise DataError(f"the GAI prior has label dimension {d}, but the pose loss works on "
+                        f"flattened rotation matrices (24 x 9 = {POSE_DIM}); fit the prior with "
+                        "`ihmr fit-prior ... --pose-to-rotmat`")
+    return GAILoss(prior, init_noise_sigma, learn_noise, normalize_by_dim=True)
+
+
+class IHMRLoss(nn.Module):
+    """The composed IHMR loss; owns the balanced pose criterion (and so sigma).
+
+    Args:
+        pose: "mse", "gai", "bmc" or "bmc_mmhuman3d".
+        weights: mapping with ``pose``, ``betas``, ``keypoints3d``, ``keypoints2d``, ``cam``
+            (defaults: 60, 0.06, 300, 300, 60) and ``openpose`` (default 0).
+        criterion: the module from :func:`make_pose_criterion` (None for mse).
+        all_valid: every training fit is valid (lets the balanced losses skip the row selection,
+            which needs a host synchronisation).
+    """
+
+    DEFAULTS = {"pose": 60.0, "betas": 0.06, "keypoints3d": 300.0, "keypoints2d": 300.0,
+                "cam": 60.0, "openpose": 0.0}
+
+    def __init__(self, pose: str = "mse", weights: Mapping[str, float] | None = None,
+                 criterion: nn.Module | None = None, all_valid: bool = False) -> None:
+        super().__init__()
+        check_choice(pose, POSE_LOSSES, "loss.pose")
+        if (pose == "mse") != (criterion is None):
+            raise ConfigError(f"pose loss {pose!r} needs {'no' if pose == 'mse' else 'a'} "
+                              "balanced criterion; build it with make_pose_criterion")
+        unknown = set(weights or {}) - set(self.DEFAULTS)
+        if unknown:
+            raise ConfigError(f"unknown loss weight(s) {sorted(unknown)}; valid: "
+                              f"{sorted(self.DEFAULTS)}")
+        self.kind = pose
+        self.weights = {**self.DEFAULTS, **dict(weights or {})}
+        self.criterion = criterion
+        self.all_valid = bool(all_valid)
+
+    @property
+    def sigma(self) -> torch.Tensor | None:
+        return None if self.criterion is None else self.criterion.noise_sigma
+
+    def pose_loss(self, pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """pred, gt (B, 216) flattened rotation matrices, valid (B,) float."""
+        if self.criterion is None:
+            return masked_mse(pred, gt, valid)
+        if self.all_valid:
+            return self.criterion(pred, gt)
+        keep = valid > 0
+        if not bool(keep.any()):
+            return pred.sum() * 0.0
+        return self.criterion(pred[keep], gt[keep])
+
+    def _pose_scale(self) -> float:
+        # BMCLoss.mmhuman3d already carries the released weight 60 inside (mse_weight = 60).
+        return self.weights["pose"] / 60.0 if self.kind == "bmc_mmhuman3d" else self.weights["pose"]
+
+    def forward(self, rotmat: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor,
+                joints49: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Loss terms (weighted) and their sum ``total``.
+
+        Args:
+            rotmat (B, 24, 3, 3), betas (B, 10), cam (B, 3): head outputs.
+            joints49 (B, 49, 3): the body's SPIN joints of (betas, rotmat), metres.
+            batch: ``pose`` (B, 216) flattened GT rotation matrices, ``betas`` (B, 10),
+                ``valid`` (B,) 1.0 where the fit is valid, ``kp3d`` (B, 24, 4), ``has3d`` (B,),
+                ``kp2d`` (B, 49, 3) in [-1, 1] crop coordinates.
+        """
+        w = self.weights
+        rot = rotmat.float().reshape(rotmat.shape[0], -1)
+        betas, cam, joints49 = betas.float(), cam.float(), joints49.float()
+        terms = {
+            "pose": self._pose_scale() * self.pose_loss(rot, batch["pose"], batch["valid"]),
+            "betas": w["betas"] * masked_mse(betas, batch["betas"], batch["valid"]),
+            "keypoints3d": w["keypoints3d"] * keypoints3d_loss(joints49[:, 25:], batch["kp3d"],
+                                                               batch["has3d"]),
+            "keypoints2d": w["keypoints2d"] * keypoints2d_loss(project_joints(joints49, cam),
+                                                               batch["kp2d"], w["openpose"]),
+            "cam": w["cam"] * camera_prior(cam),
+        }
+        terms["total"] = sum(terms.values())
+        return terms

@@ -1,0 +1,346 @@
+"""``ihmr train``: retrain SPIN's HMR head on cached features with MSE, GAI or BMC on the pose.
+
+The released IHMR recipe (reference-protocols §5) re-runs a frozen ResNet-50 on every image; on
+cached features only the head remains, so the step is small and launch-bound on a GPU. This loop
+is built for that (performance.md):
+
+- features (float16) and labels live on the device when they fit; each epoch's indices are drawn
+  once (deterministic in seed and epoch) and gathered on the device; fixed batch size, the last
+  partial batch dropped, so shapes are static (CUDA graphs with ``compile=reduce-overhead``);
+- the keypoint losses use the body's exact joints-only path (no vertex tensor);
+- loss sums stay on the device: the host synchronises every ``log_every`` steps (progress bar and
+  NaN check) and once per epoch, never per step (except the loss library's input check when not
+  compiled: one small sync per call);
+- bf16 autocast for the head's matmuls only (``amp``); losses and body in float32;
+- ``torchrun``: DDP over the head, sigma's gradient averaged by hand, BMC on the global batch.
+
+Checkpoints (``last.pt``) are written atomically after every epoch with the RNG states; a killed
+run resumed with ``resume=`` ends with the weights and metrics of the uninterrupted run. A
+non-finite loss stops training naming the epoch, step, batch and the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, IhmrError
+from .config import PoseTrainConfig
+
+TERMS = ("total", "pose", "betas", "keypoints3d", "keypoints2d", "cam")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced."""
+
+    run_dir: Path
+    head_path: Path
+    history: list[dict[str, Any]]
+    eval_metrics: dict[str, Any] | None = None
+    seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class TrainStep(nn.Module):
+    """Head -> joints-only body -> :class:`~ihmr.pose.losses.IHMRLoss`; returns the (6,) terms."""
+
+    def __init__(self, head: nn.Module, body: Any, loss: nn.Module, amp: bool) -> None:
+        super().__init__()
+        self.head, self.loss, self.amp = head, loss, bool(amp)
+        self.body = [body]  # not a submodule: its buffers are moved by the caller
+
+    def forward(self, features: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        dev = features.device.type
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.head(features.float())
+        rot, betas = out.rotmat.float(), out.betas.float()
+        with torch.autocast(dev, enabled=False):
+            joints49 = self.body[0].joints_only(betas, rot).joints49
+            terms = self.loss(rot, betas, out.cam.float(), joints49, batch)
+        return torch.stack([terms[k] for k in TERMS])
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` -> cuda:LOCAL_RANK when CUDA is available, else cpu; otherwise checked."""
+    from ..runs import default_device
+
+    if spec == "auto":
+        return torch.device(default_device())
+    dev = torch.device(spec)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={spec!r} but CUDA is not available here; use device=cpu")
+    return dev
+
+
+def _resident(train_set: Any, device: torch.device, limit_gib: float) -> bool:
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    limit = limit_gib * 2**30 if limit_gib > 0 else 0.8 * free
+    return train_set.feature_bytes() <= limit
+
+
+def build_loss(cfg: PoseTrainConfig, all_valid: bool) -> nn.Module:
+    """The :class:`IHMRLoss` of ``cfg.loss`` (loads and checks the GAI prior)."""
+    from .losses import IHMRLoss, make_pose_criterion
+
+    lc = cfg.loss
+    prior = None
+    if lc.pose == "gai" and lc.prior:
+        from ..priors import GMMPrior
+
+        path = Path(lc.prior)
+        if not path.is_absolute() and not path.exists():
+            path = Path(cfg.data.root) / path
+        if not path.is_file():
+            raise ConfigError(f"loss.prior {lc.prior!r} not found (looked in . and in "
+                              f"{cfg.data.root!r}); fit it with `ihmr fit-prior <train labels> "
+                              "--key pose --pose-to-rotmat -k 16 -o <file>` (`ihmr demo` does "
+                              "this for the demo data)")
+        prior = GMMPrior.load(path)
+    crit = make_pose_criterion(lc.pose, prior=prior, init_noise_sigma=lc.init_noise_sigma,
+                               learn_noise=lc.learn_noise, gather=lc.gather)
+    weights = {"pose": lc.pose_weight, "betas": lc.betas_weight, "cam": lc.cam_weight,
+               "keypoints3d": lc.keypoints3d_weight, "keypoints2d": lc.keypoints2d_weight,
+               "openpose": lc.openpose_weight}
+    return IHMRLoss(lc.pose, weights, crit, all_valid=all_valid)
+
+
+def _check_cfg(cfg: PoseTrainConfig) -> None:
+    o = cfg.optim
+    if o.epochs < 1 or o.batch_size < 2:
+        raise ConfigError(f"optim.epochs must be >= 1 and optim.batch_size >= 2 (BMC compares a "
+                          f"batch), got {o.epochs} and {o.batch_size}")
+    if not (o.lr > 0 and o.sigma_lr >= 0 and o.grad_clip >= 0):
+        raise ConfigError("optim.lr must be > 0, optim.sigma_lr and optim.grad_clip >= 0")
+    if cfg.log_every < 1:
+        raise ConfigError(f"log_every must be >= 1, got {cfg.log_every}")
+
+
+def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodies: Any = None,
+          callback: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Train the head as ``cfg`` says; write the run folder ``cfg.out``; evaluate if configured.
+
+    Args:
+        cfg: the resolved config.
+        resume: continue from ``cfg.out/last.pt`` (same config, same final weights and metrics as
+            an uninterrupted run).
+        body: the neutral body (default: ``load_body("neutral", cfg.smpl_dir)``).
+        bodies: :class:`~ihmr.pose.split.GenderedBodies` for the evaluation (default: loaded).
+        callback: called as ``callback(epoch, metrics_row)`` after each epoch's checkpoint.
+    """
+    from ..models.hmr import HMRHead
+    from ..runs import (RunDir, init_distributed, load_checkpoint, log_scalars,
+                        tensorboard_writer)
+    from .train_data import load_train_set
+
+    _check_cfg(cfg)
+    t_start = time.perf_counter()
+    info = init_distributed()
+    device = resolve_device(cfg.device)
+    run = RunDir(cfg.out, main=info.is_main)
+    if resume and not run.last.is_file():
+        raise FileNotFoundError(f"nothing to resume: {str(run.last)!r} does not exist (the run "
+                                "never finished an epoch); start it again without --resume")
+    if info.is_main and not resume and run.last.is_file():
+        raise ConfigError(f"{str(run.root)!r} already holds a run (last.pt); resume it with "
+                          "--resume or choose another --out")
+    run.save_config(cfg)
+
+    train_set = load_train_set(cfg.data.train, cfg.data.root, cfg.data.views)
+    if body is None:
+        from ..body import load_body
+
+        body = load_body("neutral", cfg.smpl_dir)
+    body.joints_only(torch.zeros(1, 10), torch.eye(3).expand(1, 24, 3, 3))  # build once on host
+    body = body.to(device)
+    resident = _resident(train_set, device, cfg.resident_gib)
+    data = train_set.to(device, features=resident)
+    if not resident and device.type == "cuda":
+        data.features = data.features.pin_memory()
+
+    torch.manual_seed(cfg.seed)
+    head = HMRHead(train_set.feature_dim, body.mean_params).to(device)
+    loss = build_loss(cfg, train_set.all_valid).to(device)
+    from ..losses import noise_parameters
+
+    sigmas = noise_parameters(loss)
+    fused = device.type == "cuda"
+    groups = [{"params": list(head.parameters()), "lr": cfg.optim.lr}]
+    if sigmas:
+        groups.append({"params": sigmas, "lr": cfg.optim.sigma_lr})
+    opt = torch.optim.Adam(groups, fused=True) if fused else torch.optim.Adam(groups, foreach=True)
+    objects = {"head": head, "optimizer": opt, "loss": loss}
+    start, history = 0, []
+    if resume:
+        ckpt = load_checkpoint(run.last, objects, map_location=device)
+        start = int(ckpt["epoch"])
+        run.truncate_metrics(start + 1)  # rows are numbered from 1
+        history = run.read_metrics()
+
+    model: nn.Module = head
+    if info.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(head, device_ids=[device.index] if device.type == "cuda" else None)
+    amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+    step_fn: Any = TrainStep(model, body, loss, amp)
+    if cfg.compile != "off":
+        step_fn = torch.compile(step_fn, mode=None if cfg.compile == "default" else cfg.compile)
+    tb = tensorboard_writer(run.root / "tb", cfg.tensorboard)
+
+    epochs = cfg.optim.epochs
+    for epoch in range(start, epochs):
+        row = _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run)
+        run.save(objects, epoch=epoch + 1, extra={"loss": cfg.loss.pose,
+                                                  "features_fingerprint": data.source_fingerprint})
+        run.log_metrics(epoch + 1, row)
+        log_scalars(tb, epoch + 1, row, "train/")
+        history.append({"epoch": epoch + 1, **row})
+        if callback is not None:
+            callback(epoch + 1, row)
+
+    result = TrainResult(run.root, run.root / "head.pt", history, info={
+        "device": str(device), "features_resident": resident, "amp": amp,
+        "compile": cfg.compile, "world_size": info.world_size, "samples": len(train_set)})
+    if info.is_main:
+        _save_head(result.head_path, head, loss, cfg, data.source_fingerprint, epochs)
+        if cfg.eval.labels:
+            result.eval_metrics = evaluate_run(cfg, result.head_path, bodies=bodies)
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run) -> dict:
+    """One epoch; returns its metrics row (means of the loss terms, sigma, timing)."""
+    from ..runs import Progress, check_loss
+    from .train_data import epoch_indices
+
+    t0 = time.perf_counter()
+    bs = cfg.optim.batch_size
+    idx = epoch_indices(data, epoch, cfg.seed, bs, cfg.data.samples_per_epoch,
+                        info.world_size, info.rank)
+    steps = idx.shape[0]
+    idx_dev = idx.to(device)
+    idx_feat = idx_dev if resident else idx
+    sums = torch.zeros(len(TERMS), device=device, dtype=torch.float64)
+    bad = torch.full((), -1, dtype=torch.long, device=device)
+    params = list(head.parameters())
+    sigmas = [p for g in opt.param_groups[1:] for p in g["params"]]
+    head.train()
+    every = cfg.log_every
+
+    def check(step: int) -> None:
+        b = bad.clone()
+        if info.world_size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(b, op=dist.ReduceOp.MAX)
+        b = int(b)
+        if b >= 0:
+            last = run.last if run.last.is_file() else None
+            check_loss(float("nan"), epoch=epoch + 1, step=epoch * steps + b + 1, batch=b,
+                       last_checkpoint=last)
+
+    with Progress(steps, f"epoch {epoch + 1}/{cfg.optim.epochs}",
+                  enabled=cfg.progress and info.is_main) as bar:
+        for s in range(steps):
+            f = data.features.index_select(0, idx_feat[s])
+            if not resident:
+                f = f.to(device, non_blocking=True)
+            i = idx_dev[s]
+            batch = {k: v.index_select(0, i) for k, v in data.labels.items()}
+            try:
+                terms = step_fn(f, batch)
+            except ValueError as exc:  # the loss library's non-finite input check
+                if isinstance(exc, IhmrError):
+                    raise
+                _stop_non_finite(exc, epoch, epoch * steps + s + 1, s, run)
+            opt.zero_grad(set_to_none=True)
+            terms[0].backward()
+            if info.world_size > 1 and sigmas:
+                _average_grads(sigmas, info.world_size)
+            if cfg.optim.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip, foreach=True)
+            opt.step()
+            t = terms.detach().double()
+            sums += t
+            bad = torch.where(torch.isfinite(t[0]) | (bad >= 0), bad, s)
+            if (s + 1) % every == 0 or s + 1 == steps:
+                check(s)
+                sig = loss.sigma
+                fields = {"loss": float(t[0])}
+                if sig is not None:
+                    fields["sigma"] = float(sig.detach())
+                bar.advance((s % every) + 1, **fields)
+    if info.world_size > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(sums)
+        sums /= info.world_size
+    means = (sums / steps).tolist()
+    seconds = time.perf_counter() - t0
+    row = {f"loss_{k}": v for k, v in zip(TERMS, means)}
+    if loss.sigma is not None:
+        row["sigma"] = float(loss.sigma.detach())
+    row.update(steps=steps, seconds=round(seconds, 3),
+               samples_per_s=round(steps * cfg.optim.batch_size * info.world_size / seconds, 1))
+    if not all(math.isfinite(v) for v in means):  # belt and braces: the step check raised first
+        check(steps - 1)
+    return row
+
+
+def _stop_non_finite(exc: Exception, epoch: int, step: int, batch: int, run: Any) -> None:
+    from ..runs import NonFiniteLossError
+
+    last = (f"last good checkpoint: {str(run.last)!r} (resume from it with a lower learning rate)"
+            if run.last.is_file() else "no checkpoint written yet (the first epoch failed)")
+    raise NonFiniteLossError(f"non-finite values at epoch {epoch + 1}, global step {step}, batch "
+                             f"{batch} ({exc}); training stopped; {last}") from exc
+
+
+def _average_grads(params: list[torch.Tensor], world: int) -> None:
+    import torch.distributed as dist
+
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad /= world
+
+
+def _save_head(path: Path, head: nn.Module, loss: nn.Module, cfg: PoseTrainConfig,
+               fingerprint: str, epochs: int) -> Path:
+    from ..config import to_dict
+    from ..io import torch_save
+    from ..models.hmr import head_checkpoint
+
+    sigma = None if loss.sigma is None else float(loss.sigma.detach())
+    state = head_checkpoint(head, features_fingerprint=fingerprint, loss=cfg.loss.pose,
+                            sigma=sigma, epochs=epochs, config=to_dict(cfg))
+    state["head"] = {k: v.detach().cpu() for k, v in state["head"].items()}
+    return torch_save(path, state)
+
+
+def evaluate_run(cfg: PoseTrainConfig, head_path: Path, bodies: Any = None,
+                 out: Path | None = None) -> dict[str, Any]:
+    """``ihmr eval`` of a trained head on ``cfg.eval`` (written to ``<run>/eval``)."""
+    from .jobs import eval_job
+
+    root = Path(cfg.data.root)
+    res = lambda p: None if not p else (Path(p) if Path(p).is_absolute() else root / p)  # noqa
+    split = res(cfg.eval.split)
+    if split is not None and not split.is_file():
+        split = None  # computed by the evaluation and saved in its folder
+    metrics, _ = eval_job(res(cfg.eval.labels), out or Path(cfg.out) / "eval",
+                          checkpoint=head_path, features=res(cfg.eval.features),
+                          split=split, smpl_dir=cfg.smpl_dir,
+                          device=None, renders=cfg.eval.renders, bodies=bodies)
+    return metrics

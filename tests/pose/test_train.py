@@ -1,0 +1,248 @@
+"""`ihmr train` on cached features: end to end, resume, NaN guard, data checks (tiny, seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ihmr.body.testing import write_smpl_folder
+from ihmr.errors import ConfigError, DataError
+from ihmr.pose.config import DatasetConfig, PoseTrainConfig
+from ihmr.pose.features import write_feature_store
+from ihmr.pose.spin_data import labels_fingerprint
+from ihmr.runs import NonFiniteLossError
+
+D = 16
+
+
+def make_set(root: Path, name: str, n: int, seed: int, source: str = "src0",
+             fingerprint_of: np.ndarray | None = None, gender: bool = False) -> DatasetConfig:
+    """A SPIN-format label file plus a feature store (features a fixed function of the pose)."""
+    rng = np.random.default_rng(seed)
+    pose = rng.normal(0, 0.2, (n, 72))
+    imgname = np.array([f"{name}/{i:05d}.jpg" for i in range(n)])
+    arrs = dict(imgname=imgname, center=rng.uniform(100, 150, (n, 2)), scale=rng.uniform(0.8, 1.2, n),
+                part=np.concatenate([rng.uniform(60, 180, (n, 24, 2)), np.ones((n, 24, 1))], -1),
+                S=np.concatenate([rng.normal(0, 0.3, (n, 24, 3)), np.ones((n, 24, 1))], -1),
+                pose=pose, shape=rng.normal(0, 0.5, (n, 10)), has_smpl=np.ones(n))
+    if gender:
+        arrs["gender"] = np.array(["m", "f"])[rng.integers(0, 2, n)]
+    np.savez(root / f"{name}.npz", **arrs)
+    w = np.random.default_rng(99).normal(size=(72, D))
+    feats = np.maximum(pose @ w, 0) + 0.01 * rng.normal(size=(n, D))
+    fp = labels_fingerprint(imgname if fingerprint_of is None else fingerprint_of)
+    write_feature_store(root / f"{name}_feats", feats, dataset=name, labels_fingerprint=fp,
+                        source_checkpoint="test", source_fingerprint=source)
+    return DatasetConfig(name, f"{name}.npz", f"{name}_feats")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train_data")
+    make_set(root, "h36m_train", 96, 0)
+    make_set(root, "coco_train", 48, 1)
+    make_set(root, "3dpw_test", 40, 2, gender=True)
+    write_smpl_folder(root / "smpl", n_vertices=200)
+    return root
+
+
+def config(data: Path, out: Path, **kw) -> PoseTrainConfig:
+    cfg = PoseTrainConfig()
+    cfg.data.root = str(data)
+    cfg.data.train = [DatasetConfig("h36m", "h36m_train.npz", "h36m_train_feats", weight=0.7),
+                      DatasetConfig("coco", "coco_train.npz", "coco_train_feats", weight=0.3)]
+    cfg.optim.epochs, cfg.optim.batch_size = 3, 16
+    cfg.data.samples_per_epoch = 64  # 4 steps per epoch: the tests stay fast
+    cfg.out, cfg.smpl_dir, cfg.progress, cfg.device = str(out), str(data / "smpl"), False, "cpu"
+    cfg.loss.pose = kw.pop("pose", "bmc")
+    for k, v in kw.items():
+        section, key = k.split("__")
+        setattr(getattr(cfg, section), key, v)
+    return cfg
+
+
+def _rows(history):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "samples_per_s")} for r in history]
+
+
+def test_end_to_end_train_and_eval(data, tmp_path):
+    from ihmr.models.hmr import load_head
+    from ihmr.pose.train import train
+
+    cfg = config(data, tmp_path / "run", pose="mse", eval__labels="3dpw_test.npz",
+                 eval__features="3dpw_test_feats")
+    res = train(cfg)
+    assert [r["epoch"] for r in res.history] == [1, 2, 3]
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and (tmp_path / "run" / "metrics.csv").is_file()
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    # the saved head is what was trained, and eval used it on the test features
+    head = load_head(res.head_path)
+    assert head.feature_dim == D
+    assert set(res.eval_metrics) >= {"bMPVPE", "bMPJPE", "bPA-MPJPE", "MPJPE"}
+    assert (tmp_path / "run" / "eval" / "metrics.json").is_file()
+    # training reduces the loss (fixed seed; 12 steps)
+    assert res.history[-1]["loss_total"] < res.history[0]["loss_total"]
+
+
+def test_resume_after_kill_equals_uninterrupted(data, tmp_path):
+    from ihmr.pose.train import train
+
+    full = train(config(data, tmp_path / "full"))
+
+    def kill(epoch, row):
+        if epoch == 1:
+            raise KeyboardInterrupt  # killed after epoch 1's checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        train(config(data, tmp_path / "killed"), callback=kill)
+    resumed = train(config(data, tmp_path / "killed"), resume=True)
+
+    assert _rows(resumed.history) == _rows(full.history)
+    a = torch.load(full.head_path, weights_only=True)
+    b = torch.load(resumed.head_path, weights_only=True)
+    for k in a["head"]:
+        torch.testing.assert_close(b["head"][k], a["head"][k], rtol=0, atol=0)
+    assert a["sigma"] == b["sigma"] and a["sigma"] != 1.0  # sigma was learned and resumed
+
+
+def test_nan_loss_stops_with_location_and_keeps_last_checkpoint(data, tmp_path, monkeypatch):
+    from ihmr.pose import train as train_mod
+    from ihmr.runs import read_checkpoint
+
+    state = {"epoch": 0}
+    forward = train_mod.TrainStep.forward
+
+    def poisoned(self, features, batch):
+        terms = forward(self, features, batch)
+        return terms * float("nan") if state["epoch"] >= 1 else terms
+    monkeypatch.setattr(train_mod.TrainStep, "forward", poisoned)
+    cfg = config(data, tmp_path / "run", pose="mse")
+    cfg.log_every = 2
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, global step \d+, batch 0.*last.pt"):
+        train_mod.train(cfg, callback=lambda e, r: state.update(epoch=e))
+    ckpt = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["epoch"] == 1  # the last good checkpoint is intact
+    assert all(torch.isfinite(v).all() for v in ckpt["state"]["head"].values())
+
+
+def test_features_of_other_samples_are_rejected(data, tmp_path):
+    from ihmr.pose.train import train
+
+    other = make_set(tmp_path, "lsp_train", 32, 5, fingerprint_of=np.array(["x.jpg"] * 32))
+    cfg = config(data, tmp_path / "run")
+    cfg.data.train = [DatasetConfig("lsp", str(tmp_path / other.labels),
+                                    str(tmp_path / other.features))]
+    with pytest.raises(DataError, match="different sample list"):
+        train(cfg)
+
+
+def test_features_of_another_backbone_are_rejected(data, tmp_path):
+    from ihmr.pose.train import train
+
+    other = make_set(tmp_path, "mpii_train", 32, 6, source="another")
+    cfg = config(data, tmp_path / "run")
+    cfg.data.train.append(DatasetConfig("mpii", str(tmp_path / other.labels),
+                                        str(tmp_path / other.features)))
+    with pytest.raises(DataError, match="same checkpoint"):
+        train(cfg)
+
+
+def test_gai_prior_of_wrong_dimension_is_rejected(data, tmp_path):
+    from ihmr.priors import GMMPrior
+    from ihmr.pose.train import train
+
+    # a prior fitted on axis-angle poses (72-d), not on rotation matrices (216-d)
+    prior = GMMPrior(np.ones(2) / 2, np.zeros((2, 72)), np.tile(np.eye(72), (2, 1, 1)))
+    prior.save(tmp_path / "prior.npz")
+    cfg = config(data, tmp_path / "run", pose="gai", loss__prior=str(tmp_path / "prior.npz"))
+    with pytest.raises(DataError, match="dimension 72"):
+        train(cfg)
+
+
+def test_config_errors(data, tmp_path):
+    from ihmr.config import load_config
+    from ihmr.pose.train import train
+
+    with pytest.raises(ConfigError, match="did you mean 'batch_size'"):
+        load_config(PoseTrainConfig, None, ["optim.batchsize=4"])
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(config(data, tmp_path / "none"), resume=True)
+
+
+def test_epoch_indices_follow_the_mix_and_are_deterministic():
+    from ihmr.pose.train_data import TrainSet, epoch_indices
+
+    ts = TrainSet(torch.zeros(1000, 2), {}, [0, 800], [800, 200], [0.25, 0.75], ["a", "b"], "fp")
+    a = epoch_indices(ts, 3, 0, 100, samples=20000)
+    assert a.shape == (200, 100)
+    assert torch.equal(a, epoch_indices(ts, 3, 0, 100, samples=20000))
+    assert not torch.equal(a, epoch_indices(ts, 4, 0, 100, samples=20000))
+    share_b = (a >= 800).double().mean().item()
+    assert abs(share_b - 0.75) < 0.02  # binomial sd 0.003
+    # two ranks get disjoint halves of the same global draw
+    r0 = epoch_indices(ts, 3, 0, 50, samples=20000, world_size=2, rank=0)
+    r1 = epoch_indices(ts, 3, 0, 50, samples=20000, world_size=2, rank=1)
+    assert torch.equal(torch.stack([r0, r1], 1).reshape(-1), a.reshape(-1))
+    single = TrainSet(torch.zeros(64, 2), {}, [0], [64], [1.0], ["a"], "fp")
+    perm = epoch_indices(single, 0, 0, 16)
+    assert sorted(perm.reshape(-1).tolist()) == list(range(64))
+
+
+def test_bf16_autocast_path_runs_on_cpu_and_matches_float32(data, tmp_path):
+    """The GPU's mixed-precision path (bf16 head, float32 losses and body), run on the CPU."""
+    from ihmr.pose.train import train
+
+    runs = {}
+    for amp in ("off", "bf16"):
+        cfg = config(data, tmp_path / amp, pose="mse")
+        cfg.optim.epochs, cfg.amp = 1, amp
+        runs[amp] = train(cfg)
+    assert runs["bf16"].info["amp"] and not runs["off"].info["amp"]
+    a, b = runs["off"].history[0], runs["bf16"].history[0]
+    assert b["loss_total"] == pytest.approx(a["loss_total"], rel=0.05)
+    assert b["loss_pose"] == pytest.approx(a["loss_pose"], rel=0.05)
+
+
+WORKER = """
+import sys, torch
+from ihmr.config import load_config
+from ihmr.pose.config import PoseTrainConfig
+from ihmr.pose.train import train
+torch.set_num_threads(1)
+res = train(load_config(PoseTrainConfig, sys.argv[1]))
+torch.save({"sigma": res.history[-1]["sigma"]}, sys.argv[2])
+"""
+
+
+def test_ddp_two_cpu_processes_share_sigma(data, tmp_path):
+    """torchrun-style DDP on the CPU (gloo): BMC gathers the global batch, sigma stays in sync."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from ihmr.config import save_config
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    cfg = config(data, out, pose="bmc")
+    cfg.optim.epochs, cfg.optim.batch_size = 1, 8
+    save_config(cfg, tmp_path / "cfg.yaml")
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path / "cfg.yaml"),
+                                       str(tmp_path / f"sigma{rank}.pt")], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    logs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), logs
+    s0 = torch.load(tmp_path / "sigma0.pt")["sigma"]
+    s1 = torch.load(tmp_path / "sigma1.pt")["sigma"]
+    assert s0 == s1 and s0 != 1.0  # learned, and identical on both ranks
+    assert (out / "head.pt").is_file() and len((out / "metrics.jsonl").read_text().splitlines()) == 1

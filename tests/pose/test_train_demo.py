@@ -1,0 +1,69 @@
+"""The demo configs, the side-by-side table and the `ihmr train` command line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ihmr.config import load_config, to_dict
+from ihmr.pose.config import PoseTrainConfig
+from ihmr.pose.demo import demo_config, side_by_side
+
+from .test_train import config, data  # noqa: F401  (module fixture)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "ihmr"
+
+
+@pytest.mark.parametrize("kind", ["mse", "gai", "bmc"])
+def test_demo_yaml_equals_demo_config(kind):
+    from_yaml = load_config(PoseTrainConfig, CONFIGS / f"demo_{kind}.yaml")
+    assert to_dict(from_yaml) == to_dict(demo_config(kind))
+
+
+@pytest.mark.parametrize("kind", ["mse", "gai", "bmc", "bmc_mmhuman3d"])
+def test_released_configs_hold_the_released_recipe(kind):
+    cfg = load_config(PoseTrainConfig, CONFIGS / f"{kind}.yaml")
+    mix = {d.name: d.weight for d in cfg.data.train}
+    assert mix == {"h36m": 0.35, "mpi_inf_3dhp": 0.15, "lsp": 0.1, "lspet": 0.1, "mpii": 0.1,
+                   "coco": 0.2}
+    assert all(d.fits for d in cfg.data.train)  # static fits as pseudo ground truth
+    o, lo = cfg.optim, cfg.loss
+    assert (o.epochs, o.batch_size, o.lr, o.sigma_lr, o.grad_clip) == (20, 128, 1e-4, 1e-2, 35)
+    assert (lo.pose, lo.pose_weight, lo.betas_weight, lo.keypoints3d_weight,
+            lo.keypoints2d_weight, lo.openpose_weight, lo.cam_weight) == (
+        kind, 60, 0.06, 300, 300, 0, 60)
+    assert (lo.prior is not None) == (kind == "gai")
+
+
+def test_side_by_side_marks_the_best_value():
+    def m(x):
+        part = {"all": x, "tail10": x + 1, "tail5": x + 2}
+        return {"bMPVPE": part, "bMPJPE": part, "bPA-MPJPE": part, "MPVPE": x, "MPJPE": x,
+                "PA-MPJPE": x}
+    table = side_by_side({"MSE": m(10.0), "BMC": m(9.5)})
+    assert "| bMPVPE tail 10% | 11.00 | **10.50** |" in table
+    assert table.count("\n") == 2 + 9 + 3
+
+
+def test_cli_train_then_resume(data, tmp_path):  # noqa: F811
+    from typer.testing import CliRunner
+
+    from ihmr.cli import _register, app
+    from ihmr.config import save_config
+
+    _register()
+    cfg = config(data, tmp_path / "unused", pose="mse")
+    cfg.optim.epochs = 1
+    save_config(cfg, tmp_path / "cfg.yaml")
+    runner = CliRunner()
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["train", "--config", str(tmp_path / "cfg.yaml"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert f"run folder: {out}" in res.output and (out / "head.pt").is_file()
+    # extend the finished run by one epoch: --resume reads its config.yaml, --set overrides it
+    res = runner.invoke(app, ["train", "--resume", str(out), "--set", "optim.epochs=2"])
+    assert res.exit_code == 0, res.output
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert re.search(r"trained mse for 2 epochs", res.output)

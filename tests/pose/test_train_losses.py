@@ -1,0 +1,159 @@
+"""The IHMR loss composition (ihmr.pose.losses) against hand computations with plain loops."""
+
+from __future__ import annotations
+
+import math
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from ihmr.errors import ConfigError, DataError
+from ihmr.pose.losses import IHMRLoss, make_pose_criterion
+
+B = 6
+
+
+def _inputs(seed: int = 0, all_valid: bool = False):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+    rot = r(B, 24, 3, 3) * 0.3
+    betas = r(B, 10)
+    cam = torch.stack([0.8 + 0.1 * r(B), 0.1 * r(B), 0.1 * r(B)], 1)
+    joints49 = r(B, 49, 3) * 0.3
+    valid = torch.tensor([1.0, 0, 1, 1, 0, 1], dtype=torch.float64)
+    if all_valid:
+        valid = torch.ones(B, dtype=torch.float64)
+    kp3d = torch.cat([r(B, 24, 3) * 0.3, torch.rand(B, 24, 1, generator=g, dtype=torch.float64)], -1)
+    has3d = torch.tensor([1.0, 1, 0, 1, 1, 0], dtype=torch.float64)
+    kp2d = torch.cat([r(B, 49, 2) * 0.5, torch.rand(B, 49, 1, generator=g, dtype=torch.float64)], -1)
+    batch = {"pose": r(B, 216) * 0.3, "betas": r(B, 10), "valid": valid, "kp3d": kp3d,
+             "has3d": has3d, "kp2d": kp2d}
+    return rot, betas, cam, joints49, batch
+
+
+def _hand_terms(rot, betas, cam, joints49, batch, openpose_weight=0.0):
+    """Every term with explicit loops over samples and joints (numpy float64)."""
+    R = rot.numpy().reshape(B, 216)
+    b, c, J = betas.numpy(), cam.numpy(), joints49.numpy()
+    P, G, valid = batch["pose"].numpy(), batch["betas"].numpy(), batch["valid"].numpy()
+    nv = valid.sum()
+    pose = sum(((R[i] - P[i]) ** 2).sum() for i in range(B) if valid[i]) / (nv * 216)
+    bet = sum(((b[i] - G[i]) ** 2).sum() for i in range(B) if valid[i]) / (nv * 10)
+    k3, h3 = batch["kp3d"].numpy(), batch["has3d"].numpy()
+    acc = 0.0
+    for i in range(B):
+        if not h3[i]:
+            continue
+        gp = (k3[i, 2, :3] + k3[i, 3, :3]) / 2
+        pp = (J[i, 25 + 2] + J[i, 25 + 3]) / 2
+        for j in range(24):
+            acc += k3[i, j, 3] * (((J[i, 25 + j] - pp) - (k3[i, j, :3] - gp)) ** 2).sum()
+    kp3 = acc / (h3.sum() * 24 * 3)
+    k2 = batch["kp2d"].numpy()
+    acc = 0.0
+    for i in range(B):
+        tz = 2 * 5000.0 / (224 * c[i, 0] + 1e-9)
+        for j in range(49):
+            x, y, z = J[i, j] + np.array([c[i, 1], c[i, 2], tz])
+            u, v = 5000.0 * x / z / 112.0, 5000.0 * y / z / 112.0
+            w = openpose_weight if j < 25 else 1.0
+            acc += w * k2[i, j, 2] * ((u - k2[i, j, 0]) ** 2 + (v - k2[i, j, 1]) ** 2)
+    kp2 = acc / (B * 49 * 2)
+    camp = np.mean([math.exp(-10 * c[i, 0]) ** 2 for i in range(B)])
+    return {"pose": pose, "betas": bet, "keypoints3d": kp3, "keypoints2d": kp2, "cam": camp}
+
+
+def _logsumexp(a):
+    m = max(a)
+    return m + math.log(sum(math.exp(x - m) for x in a))
+
+
+def test_mse_composition_matches_hand_computation():
+    rot, betas, cam, joints49, batch = _inputs()
+    loss = IHMRLoss("mse", {"openpose": 0.5}).double()
+    got = loss(rot, betas, cam, joints49, batch)
+    want = _hand_terms(rot, betas, cam, joints49, batch, openpose_weight=0.5)
+    weights = {"pose": 60, "betas": 0.06, "keypoints3d": 300, "keypoints2d": 300, "cam": 60}
+    for k, w in weights.items():
+        assert got[k].item() == pytest.approx(w * want[k], rel=1e-4), k
+    assert got["total"].item() == pytest.approx(sum(w * want[k] for k, w in weights.items()),
+                                                rel=1e-4)
+
+
+def test_openpose_weight_zero_ignores_openpose_joints():
+    rot, betas, cam, joints49, batch = _inputs()
+    loss = IHMRLoss("mse").double()
+    a = loss(rot, betas, cam, joints49, batch)["keypoints2d"]
+    batch["kp2d"][:, :25, :2] += 5.0  # only OpenPose joints change
+    assert loss(rot, betas, cam, joints49, batch)["keypoints2d"].item() == pytest.approx(a.item())
+
+
+@pytest.mark.parametrize("kind", ["bmc", "bmc_mmhuman3d"])
+def test_bmc_pose_term_matches_hand_computation(kind):
+    rot, betas, cam, joints49, batch = _inputs(1, all_valid=True)
+    sigma = 0.7
+    crit = make_pose_criterion(kind, init_noise_sigma=sigma, gather=False).double()
+    loss = IHMRLoss(kind, criterion=crit, all_valid=True).double()
+    got = loss(rot, betas, cam, joints49, batch)["pose"].item()
+    p, y, v = rot.numpy().reshape(B, 216), batch["pose"].numpy(), sigma**2
+    per = []
+    for i in range(B):
+        lse = _logsumexp([-((p[i] - y[j]) ** 2).sum() / (2 * v) for j in range(B)])
+        sq = ((p[i] - y[i]) ** 2).sum()
+        if kind == "bmc":  # 60 * 2v (T1 + T2) / 216, Eq. 3.14
+            per.append(60 * (sq + 2 * v * lse) / 216)
+        else:  # released: [60 |p-y|^2 / v + 5 LSE] v / 216
+            per.append((60 * sq / v + 5 * lse) * v / 216)
+    assert got == pytest.approx(np.mean(per), rel=1e-6)
+
+
+def test_gai_pose_term_matches_scipy():
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(0)
+    k, d = 2, 216
+    a = rng.normal(size=(k, d, d)) * 0.05
+    prior = types.SimpleNamespace(weights=np.array([0.3, 0.7]), means=rng.normal(size=(k, d)) * 0.2,
+                                  covariances=a @ a.transpose(0, 2, 1) + 0.01 * np.eye(d))
+    rot, betas, cam, joints49, batch = _inputs(2)
+    sigma = 0.5
+    crit = make_pose_criterion("gai", prior=prior, init_noise_sigma=sigma).double()
+    loss = IHMRLoss("gai", criterion=crit).double()
+    got = loss(rot, betas, cam, joints49, batch)["pose"].item()
+    p, y, v = rot.numpy().reshape(B, 216), batch["pose"].numpy(), sigma**2
+    per = []
+    for i in np.flatnonzero(batch["valid"].numpy()):  # invalid fits are left out
+        nll = -multivariate_normal.logpdf(y[i], p[i], v * np.eye(d))
+        integral = _logsumexp([math.log(prior.weights[c]) + multivariate_normal.logpdf(
+            p[i], prior.means[c], prior.covariances[c] + v * np.eye(d)) for c in range(k)])
+        per.append(60 * 2 * v * (nll + integral) / 216)
+    assert got == pytest.approx(np.mean(per), rel=1e-6)
+
+
+def test_prior_of_wrong_dimension_is_a_clear_error():
+    prior = types.SimpleNamespace(weights=np.ones(2) / 2, means=np.zeros((2, 72)),
+                                  covariances=np.tile(np.eye(72), (2, 1, 1)))
+    with pytest.raises(DataError, match=r"dimension 72.*216.*--pose-to-rotmat"):
+        make_pose_criterion("gai", prior=prior)
+    with pytest.raises(ConfigError, match="loss.prior"):
+        make_pose_criterion("gai", prior=None)
+
+
+def test_gradients_reach_sigma_and_predictions():
+    rot, betas, cam, joints49, batch = _inputs(3, all_valid=True)
+    rot = rot.float().requires_grad_()
+    batch = {k: v.float() for k, v in batch.items()}
+    crit = make_pose_criterion("bmc", init_noise_sigma=1.0, gather=False)
+    loss = IHMRLoss("bmc", criterion=crit, all_valid=True)
+    loss(rot, betas.float(), cam.float(), joints49.float(), batch)["total"].backward()
+    assert rot.grad.abs().sum() > 0 and crit.noise_sigma.grad is not None
+    assert torch.isfinite(crit.noise_sigma.grad)
+
+
+def test_unknown_weight_and_missing_criterion_rejected():
+    with pytest.raises(ConfigError, match="unknown loss weight"):
+        IHMRLoss("mse", {"keypoint3d": 1.0})
+    with pytest.raises(ConfigError, match="needs a balanced criterion"):
+        IHMRLoss("bmc")
