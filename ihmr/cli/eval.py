@@ -12,8 +12,26 @@ from typing import Optional
 
 import typer
 
-TASKS = {"pose": "ihmr.pose.jobs:eval_job"}
-KINDS = {"ihmr-pose-head": "pose"}
+TASKS = {"pose": "ihmr.pose.jobs:eval_job", "age": "ihmr.cli.eval:_age", "depth": "ihmr.cli.eval:_depth"}
+KINDS = {"ihmr-pose-head": "pose", "age": "age", "depth": "depth"}
+
+
+def _age(labels, out, *, checkpoint=None, features=None, device=None, **_):
+    """Age checkpoints (``kind: age``): DIR and balanced metrics, Table 1 layout."""
+    from ihmr.age.evaluate import evaluate_age_checkpoint
+
+    evaluate_age_checkpoint(checkpoint, out, features=str(features) if features else None,
+                            device=device or "auto")
+    typer.echo((Path(out) / "table.md").read_text())
+    typer.echo(f"wrote {out}/metrics.json, table.md, per_sample.csv")
+
+
+def _depth(labels, out, *, checkpoint=None, device=None, **_):
+    """Depth checkpoints (``kind: depth``): NYUD2-DIR metrics on the balanced mask, Table 2 layout."""
+    from ihmr.depth.evaluate import evaluate_depth_checkpoint
+
+    evaluate_depth_checkpoint(checkpoint, out, device=device or "auto")
+    typer.echo(f"wrote {out}/metrics.json and the Table 2 style report")
 
 
 def _task_of(checkpoint: Optional[Path]) -> str:
@@ -32,14 +50,14 @@ def _task_of(checkpoint: Optional[Path]) -> str:
 
 
 def eval(  # noqa: A001 - the command is called eval
-    labels: Path = typer.Option(..., "--labels", "-l", help="Test labels (SPIN .npz, e.g. 3dpw_test.npz)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="Pose: test labels (SPIN .npz, e.g. 3dpw_test.npz)."),
     out: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="Output folder."),
     predictions: Optional[Path] = typer.Option(None, help="Predictions .npz: pose (N,72|N,24,3,3) + betas, or vertices."),
     checkpoint: Optional[Path] = typer.Option(None, help="Head checkpoint (ihmr train) or SPIN model_checkpoint.pt."),
     features: Optional[Path] = typer.Option(None, help="Feature store of the test set (with --checkpoint)."),
     images: Optional[Path] = typer.Option(None, help="Test images root, instead of --features (SPIN checkpoint)."),
     split: Optional[Path] = typer.Option(None, help="Split .npz from `ihmr split` (computed if absent)."),
-    task: str = typer.Option("auto", help="auto, pose (age and depth plug in later)."),
+    task: str = typer.Option("auto", help="auto (from the checkpoint), pose, age or depth."),
     smpl_dir: Optional[Path] = typer.Option(None, help="SMPL files folder (default: $IHMR_SMPL_DIR, else the open body)."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cpu)."),
     chunk: int = typer.Option(1024, help="Samples per body forward (memory ~ chunk x vertices)."),
@@ -51,7 +69,17 @@ def eval(  # noqa: A001 - the command is called eval
     from ihmr.errors import check_choice
 
     check_choice(task, ["auto", *TASKS], "--task")
-    module, func = TASKS[_task_of(checkpoint) if task == "auto" else task].split(":")
+    resolved = _task_of(checkpoint) if task == "auto" else task
+    if resolved != "pose":
+        if checkpoint is None:
+            raise ValueError(f"`ihmr eval --task {resolved}` needs --checkpoint (an ihmr {resolved} run's best.pt)")
+        module, func = TASKS[resolved].split(":")
+        getattr(importlib.import_module(module), func)(labels, out, checkpoint=checkpoint,
+                                                       features=features, device=device)
+        return
+    if labels is None:
+        raise ValueError("pose evaluation needs --labels (the test set's SPIN .npz, e.g. 3dpw_test.npz)")
+    module, func = TASKS["pose"].split(":")
     job = getattr(importlib.import_module(module), func)
     metrics, info = job(labels, out, predictions=predictions, checkpoint=checkpoint,
                         features=features, images=images, split=split, smpl_dir=smpl_dir,

@@ -60,3 +60,20 @@ def test_features_from_other_model_rejected(tiny_run, tmp_path):
     with pytest.raises(DataError, match="re-extract"):
         load_features(tiny_run["features"], {"backbone": "0" * 16})
     assert np.isfinite(load_features(tiny_run["features"])["train"]["x"].numpy()).all()
+
+
+def test_generic_eval_routes_age_checkpoints(tiny_run, tmp_path):
+    """`ihmr eval --checkpoint best.pt` recognises an age checkpoint and writes the age report."""
+    from typer.testing import CliRunner
+
+    from ihmr.cli import _register, app
+
+    _register()
+    r = CliRunner().invoke(app, ["eval", "--checkpoint", str(tiny_run["vanilla"]), "--out",
+                                 str(tmp_path / "g"), "--features", str(tiny_run["features"]),
+                                 "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "g" / "metrics.json").read_text())
+    assert "bmae" in json.dumps(m) and "| " in (tmp_path / "g" / "table.md").read_text()
+    r = CliRunner().invoke(app, ["eval", "--out", str(tmp_path / "h")])
+    assert r.exit_code != 0 and "--labels" in str(r.exception)
