@@ -111,7 +111,10 @@ def test_eval_task_from_checkpoint(tmp_path):
 
     torch.save({"kind": "ihmr-pose-head", "head": {}}, tmp_path / "ours.pt")
     torch.save({"model": {"fc1.weight": torch.zeros(1)}}, tmp_path / "spin.pt")
-    torch.save({"task": "depth", "model": {}}, tmp_path / "depth.pt")
+    torch.save({"task": "segmentation", "model": {}}, tmp_path / "seg.pt")
+    torch.save({"kind": "depth", "model": {}}, tmp_path / "depth.pt")
+    torch.save({"kind": "age", "model": {}}, tmp_path / "age.pt")
     assert _task_of(tmp_path / "ours.pt") == "pose" and _task_of(tmp_path / "spin.pt") == "pose"
-    with pytest.raises(ValueError, match="task 'depth'"):
-        _task_of(tmp_path / "depth.pt")
+    assert _task_of(tmp_path / "depth.pt") == "depth" and _task_of(tmp_path / "age.pt") == "age"
+    with pytest.raises(ValueError, match="task 'segmentation'"):
+        _task_of(tmp_path / "seg.pt")

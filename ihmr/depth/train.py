@@ -1,0 +1,245 @@
+"""Training of the depth network on NYUD2-DIR (or the demo) with a per-pixel loss.
+
+Protocol (paper App. B.3, DIR): Adam lr 1e-4, weight decay 1e-4, x0.1 every 5 epochs, batch 32,
+10 epochs (the paper: 20). sigma, when learnable, has its own parameter group that the schedule
+does not touch. Model selection uses the balanced RMSE on the validation scenes carved from the
+training set (never the test set). The run folder (``ihmr.runs``) holds config.yaml,
+metrics.jsonl/csv, last.pt (resumable, every epoch), best.pt and the priors (prior_bins.npz,
+prior_gmm.npz).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import numpy as np
+
+from .data import CROP_WH, MIN_DEPTH, N_BINS, depth_bins
+
+
+@dataclass
+class DataConfig:
+    root: str = "demo/nyud2"
+    """Dataset root holding data/nyu2_train.csv, data/nyu2_test.csv, data/test_balanced_mask.npy."""
+    input_wh: tuple[int, int] = CROP_WH
+    """Network input (W, H); the 304 x 228 crop is resized to it (smaller only for the CPU demo)."""
+    val_fraction: float = 0.05
+    """Share of training *scenes* held out for model selection."""
+    augment: bool = True
+    """DIR training augmentation (flip, rotation, lighting, colour jitter)."""
+    workers: int = 0
+    """DataLoader worker processes."""
+    prior_pixels_per_image: int = 2000
+    """Random valid pixels per training image kept for the GMM fit."""
+
+
+@dataclass
+class ModelConfig:
+    width: float = 1.0
+    """Decoder / fusion / refinement channel multiplier (1.0 = Hu et al.)."""
+    encoder_layers: tuple[int, int, int, int] = (3, 4, 6, 3)
+    """Bottleneck blocks per encoder stage ((3, 4, 6, 3) = ResNet-50)."""
+    encoder_width: float = 1.0
+    """Encoder channel multiplier (1.0 = the shared ResNet-50)."""
+
+
+@dataclass
+class LossConfig:
+    kind: Literal["mse", "reweight", "bni", "gai", "bmc"] = "mse"
+    """Per-pixel loss."""
+    sigma: float = 1.0
+    """Noise sigma in metres (fixed at 1 for NYUD2-DIR)."""
+    learn_sigma: bool = False
+    """Learn sigma (own parameter group, not scheduled)."""
+    sigma_lr: float = 1e-2
+    """Adam learning rate of sigma when learnable."""
+    reweight: Literal["inverse", "sqrt_inv"] = "inverse"
+    """Reweighting mode (kind = reweight)."""
+    lds: bool = False
+    """LDS-smooth the bin counts (reweight, bni)."""
+    gmm_components: int = 16
+    """GMM components of the GAI prior."""
+    chunk_pixels: int = 32768
+    """Pixels per chunk of the balancing term (memory bound)."""
+    min_depth: float = MIN_DEPTH
+    """Pixels with smaller ground truth are ignored (metres)."""
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    epochs: int = 10
+    decay_every: int = 5
+    """Multiply the lr by ``gamma`` every this many epochs."""
+    gamma: float = 0.1
+    batch_size: int = 32
+    max_steps_per_epoch: Optional[int] = None
+    """Cap on steps per epoch (smoke tests); None = the whole training split."""
+
+
+@dataclass
+class DepthTrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    out: str = "runs/depth/mse"
+    """Run folder."""
+    seed: int = 0
+    device: str = "auto"
+    """"auto" (CUDA if available), "cpu", "cuda", "cuda:1" ..."""
+    threads: int = 0
+    """torch CPU threads (0 = torch's default)."""
+    resume: bool = True
+    """Continue from out/last.pt when it exists."""
+
+
+def build_model(cfg: ModelConfig):
+    from .model import HuDepthNet
+
+    return HuDepthNet(cfg.width, cfg.encoder_layers, cfg.encoder_width)
+
+
+def training_priors(ds, cfg: DepthTrainConfig, seed: int = 0):
+    """Pixel counts per bin (N_BINS,) and a pixel subsample of the training depths (>= min depth),
+    read without augmentation at the training target resolution."""
+    rng = np.random.default_rng(seed)
+    counts = np.zeros(N_BINS, np.int64)
+    sample = []
+    aug = ds.augment
+    ds.augment = False
+    try:
+        for i in range(len(ds)):
+            d = ds[i]["depth"].numpy().ravel()
+            d = d[d >= cfg.loss.min_depth]
+            counts += np.bincount(depth_bins(d), minlength=N_BINS)
+            k = min(cfg.data.prior_pixels_per_image, d.size)
+            sample.append(rng.choice(d, size=k, replace=False))
+    finally:
+        ds.augment = aug
+    return counts, np.concatenate(sample)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def evaluate_loader(model, loader, device, shots) -> dict:
+    """DepthMetrics over a loader whose targets are the full-resolution crops."""
+    import torch
+
+    from .metrics import DepthMetrics
+    from .model import upsample_to
+
+    acc = DepthMetrics(shots)
+    model.eval()
+    with torch.no_grad():
+        for batch in loader:
+            pred = upsample_to(model(batch["image"].to(device)), batch["depth"].shape[-2:])
+            acc.update(pred[:, 0].cpu(), batch["depth"][:, 0], batch["mask"])
+    return acc.compute()
+
+
+def train_depth(cfg: DepthTrainConfig) -> dict:
+    """Train one model; return {"run": folder, "best": record, "seconds": wall time}."""
+    import torch
+
+    from .. import runs
+    from ..priors import BinPrior, fit_gmm
+    from . import data as D
+    from .losses import DepthLoss
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = _device(cfg.device)
+    layout = D.Layout(cfg.data.root)
+    kw = dict(input_wh=cfg.data.input_wh, val_fraction=cfg.data.val_fraction, seed=cfg.seed)
+    train_ds = D.NYUD2DIR(layout, "train", augment=cfg.data.augment, **kw)
+    val_ds = D.NYUD2DIR(layout, "val", augment=False, **kw)
+    shots = D.load_shots(layout.path(layout.shots))
+    run = runs.RunDir(cfg.out)  # created only once the data checked out
+    run.save_config(cfg)
+    counts, sample = training_priors(train_ds, cfg, cfg.seed)
+    edges = np.linspace(0.0, N_BINS * D.BIN_WIDTH, N_BINS + 1)
+    BinPrior(edges, counts.astype(np.float64), metadata={"what": "training pixel depths"}).save(
+        Path(cfg.out) / "prior_bins.npz")
+    gmm = None
+    if cfg.loss.kind == "gai":
+        gmm = fit_gmm(sample, cfg.loss.gmm_components, seed=cfg.seed, max_samples=200_000)
+        gmm.save(Path(cfg.out) / "prior_gmm.npz")
+    lc = cfg.loss
+    criterion = DepthLoss(lc.kind, counts, gmm, lc.sigma, lc.learn_sigma, lc.reweight, lc.lds,
+                          lc.min_depth, lc.chunk_pixels).to(device)
+    model = build_model(cfg.model).to(device)
+    groups = [{"params": model.parameters(), "lr": cfg.optim.lr,
+               "weight_decay": cfg.optim.weight_decay}]
+    if lc.learn_sigma:
+        groups.append({"params": criterion.parameters(), "lr": lc.sigma_lr, "weight_decay": 0.0})
+    opt = torch.optim.Adam(groups)
+    step_decay = lambda e: cfg.optim.gamma ** (e // cfg.optim.decay_every)  # noqa: E731
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, [step_decay] + [lambda e: 1.0] * (len(groups) - 1))  # sigma's lr is not scheduled
+    gen = torch.Generator().manual_seed(cfg.seed)
+    objects = {"model": model, "loss": criterion, "optim": opt, "sched": sched}
+    start, best = 0, {"metric": "val_brmse", "value": float("inf"), "epoch": -1}
+    if cfg.resume and run.last.is_file():
+        ck = runs.load_checkpoint(run.last, objects, generators={"shuffle": gen})
+        start, best = ck["epoch"], dict(ck["best"])
+        run.truncate_metrics(start)
+    loader = torch.utils.data.DataLoader(train_ds, cfg.optim.batch_size, shuffle=True,
+                                         generator=gen, num_workers=cfg.data.workers,
+                                         drop_last=len(train_ds) > cfg.optim.batch_size)
+    val_loader = torch.utils.data.DataLoader(val_ds, cfg.optim.batch_size,
+                                             num_workers=cfg.data.workers)
+    t0, step = time.perf_counter(), start * len(loader)
+    for epoch in range(start, cfg.optim.epochs):
+        train_ds.set_epoch(epoch)
+        model.train()
+        n_steps = min(len(loader), cfg.optim.max_steps_per_epoch or len(loader))
+        total, seen = 0.0, 0
+        with runs.Progress(n_steps, f"epoch {epoch + 1}/{cfg.optim.epochs}") as bar:
+            for i, batch in enumerate(loader):
+                if i >= n_steps:
+                    break
+                pred = model(batch["image"].to(device))
+                loss = criterion(pred, batch["depth"].to(device))
+                value = runs.check_loss(loss, epoch=epoch, step=step, batch=i,
+                                        last_checkpoint=run.last)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                total, seen = total + value, seen + 1
+                bar.advance(loss=value)
+        lr = opt.param_groups[0]["lr"]  # the rate this epoch trained with
+        sched.step()
+        val = evaluate_loader(model, val_loader, device, shots)
+        row = {"train_loss": total / max(seen, 1), "val_rmse": val["overall"]["rmse"],
+               "val_brmse": val["balanced"]["overall"]["rmse"], "sigma": float(criterion.sigma),
+               "lr": lr, "seconds": round(time.perf_counter() - t0, 1)}
+        for s in ("many", "medium", "few"):
+            if val.get(s):
+                row[f"val_rmse_{s}"] = val[s]["rmse"]
+        run.log_metrics(epoch, row)
+        if row["val_brmse"] < best["value"]:
+            best = {"metric": "val_brmse", "value": row["val_brmse"], "epoch": epoch}
+            run.save_best({"state": {"model": model.state_dict(), "loss": criterion.state_dict()},
+                           "extra": {"config": _cfg_dict(cfg)}, "epoch": epoch, "kind": "depth"})
+        run.save(objects, epoch=epoch + 1, best=best, generators={"shuffle": gen},
+                 extra={"config": _cfg_dict(cfg)})
+    return {"run": str(cfg.out), "best": best, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _cfg_dict(cfg: DepthTrainConfig) -> dict:
+    from ..config import to_dict
+
+    return to_dict(cfg)
