@@ -7,6 +7,11 @@ is built for that (performance.md):
 - features (float16) and labels live on the device when they fit; each epoch's indices are drawn
   once (deterministic in seed and epoch) and gathered on the device; fixed batch size, the last
   partial batch dropped, so shapes are static (CUDA graphs with ``compile=reduce-overhead``);
+- cached augmented views (``data.views``, default on): each draw of a sample picks one of its
+  1 + K stored views (same per-epoch generator, so resume stays exact) and trains on that view's
+  features and transformed labels (:mod:`ihmr.pose.train_data`); the stored views take (1 + K)
+  times the memory of view 0, and features that do not fit on the GPU stay in pinned host memory
+  (one copy of the batch per step, no sync);
 - the keypoint losses use the body's exact joints-only path (no vertex tensor);
 - loss sums stay on the device: the host synchronises every ``log_every`` steps (progress bar and
   NaN check) and once per epoch, never per step (except the loss library's input check when not
@@ -209,7 +214,8 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
 
     result = TrainResult(run.root, run.root / "head.pt", history, info={
         "device": str(device), "features_resident": resident, "amp": amp,
-        "compile": cfg.compile, "world_size": info.world_size, "samples": len(train_set)})
+        "compile": cfg.compile, "world_size": info.world_size, "samples": len(train_set),
+        "views": train_set.views})
     if info.is_main:
         _save_head(result.head_path, head, loss, cfg, data.source_fingerprint, epochs)
         if cfg.eval.labels:
@@ -221,12 +227,13 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
 def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run) -> dict:
     """One epoch; returns its metrics row (means of the loss terms, sigma, timing)."""
     from ..runs import Progress, check_loss
-    from .train_data import epoch_indices
+    from .train_data import epoch_draws
 
     t0 = time.perf_counter()
     bs = cfg.optim.batch_size
-    idx = epoch_indices(data, epoch, cfg.seed, bs, cfg.data.samples_per_epoch,
-                        info.world_size, info.rank)
+    idx, view = epoch_draws(data, epoch, cfg.seed, bs, cfg.data.samples_per_epoch,
+                            info.world_size, info.rank)
+    idx = data.rows(idx, view)  # rows of the drawn (sample, view) pairs
     steps = idx.shape[0]
     idx_dev = idx.to(device)
     idx_feat = idx_dev if resident else idx

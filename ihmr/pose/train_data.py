@@ -6,23 +6,34 @@ Every training dataset (SPIN labels + optional static fits + its feature store) 
 ========== ============== ===========================================================
 key        shape          meaning
 ========== ============== ===========================================================
-features   (N, D) f16     view-0 features
-pose       (N, 216)       flattened GT rotation matrices (static fits when given)
-betas      (N, 10)        GT betas
-valid      (N,)           1.0 where pose/betas are valid
-kp3d       (N, 24, 4)     3-D joints [x, y, z, conf] (m)
-has3d      (N,)           1.0 where the sample has 3-D joints
-kp2d       (N, 49, 3)     25 OpenPose + 24 GT 2-D joints in crop coordinates [-1, 1] + conf
+features   (R, D) f16     one row per (sample, view)
+pose       (R, 216)       flattened GT rotation matrices (static fits when given)
+betas      (R, 10)        GT betas
+valid      (R,)           1.0 where pose/betas are valid
+kp3d       (R, 24, 4)     3-D joints [x, y, z, conf] (m)
+has3d      (R,)           1.0 where the sample has 3-D joints
+kp2d       (R, 49, 3)     25 OpenPose + 24 GT 2-D joints in crop coordinates [-1, 1] + conf
 ========== ============== ===========================================================
 
+Rows: a store without cached views (or ``data.views: false``) gives one row per sample (R = N,
+view 0, the un-augmented crop). A store with K cached augmented views (``ihmr extract-features
+--views K``) gives 1 + K consecutive rows per sample: row ``row0[i] + k`` is view k of sample i,
+with the view's features and its transformed labels (2-D/3-D keypoints from
+``FeatureStore.view_labels()``; the pose: the stored transformed GT pose, or, for a dataset whose
+pose comes from SPIN's static fits, the fit's pose put through the same flip and in-plane rotation,
+:func:`augment_rotmats`, the batched rotation-matrix form of :func:`ihmr.pose.crop.transform_pose`).
+Each draw of sample i picks a view uniformly in 0..K (:func:`epoch_draws`). Features and labels
+take (1 + K) times the memory of view 0 alone; the trainer keeps features on the host (pinned) when
+they do not fit on the GPU.
+
 Crop coordinates follow SPIN's ``j2d_processing`` without its integer rounding:
-``u = 2 (x - c) / (200 s)`` for centre ``c`` and scale ``s``.
+``u = 2 (x - c) / (200 s)`` for centre ``c`` and scale ``s`` (the views' stored keypoints use the
+same normalisation of their own augmented crop).
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -60,6 +71,72 @@ def label_tensors(labels: Any) -> dict[str, torch.Tensor]:
     }
 
 
+def augment_rotmats(rot: torch.Tensor, flip: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """SPIN's pose augmentation on rotation matrices, batched (crop.transform_pose's convention).
+
+    Args:
+        rot: (..., 24, 3, 3) SMPL rotation matrices.
+        flip: (...) bool, mirror the view.
+        angle: (...) in-plane rotation in degrees (SPIN's ``rot``).
+
+    Returns:
+        (..., 24, 3, 3): the global orientation turned about the camera axis by ``-angle``
+        (``R0' = Rz(-angle) R0``), then, where ``flip``, the joints swapped left <-> right and every
+        rotation mirrored (``M R M``, ``M = diag(-1, 1, 1)``). A new tensor.
+    """
+    from .crop import SMPL_JOINTS_FLIP_PERM
+
+    a = torch.deg2rad(-angle.to(rot.dtype))
+    c, s = torch.cos(a), torch.sin(a)
+    z, o = torch.zeros_like(a), torch.ones_like(a)
+    rz = torch.stack([c, -s, z, s, c, z, z, z, o], -1).reshape(*a.shape, 3, 3)
+    out = torch.cat([(rz @ rot[..., 0, :, :])[..., None, :, :], rot[..., 1:, :, :]], -3)
+    m = torch.tensor([-1.0, 1.0, 1.0], dtype=rot.dtype, device=rot.device)
+    mirrored = out[..., SMPL_JOINTS_FLIP_PERM, :, :] * m[:, None] * m[None, :]
+    return torch.where(flip[..., None, None, None].bool(), mirrored, out)
+
+
+def view_label_tensors(base: dict[str, torch.Tensor], labels: Any, views: dict[str, np.ndarray],
+                       k: int, from_fits: bool) -> dict[str, torch.Tensor]:
+    """Flat (n (1 + K), ...) label tensors, sample-major: view 0 from ``base``, views 1..K.
+
+    Args:
+        base: :func:`label_tensors` of the n samples (view 0).
+        labels: their SpinLabels (their ``pose`` is the static fits' pose when ``from_fits``).
+        views: ``FeatureStore.view_labels()``: ``pose`` (n, K, 72), ``part`` (n, K, 24, 3),
+            ``openpose`` (n, K, 25, 3), ``S`` (n, K, 24, 4), ``flip``/``rot`` (n, K).
+        k: the store's number of augmented views K.
+        from_fits: augment the fits' poses with the views' flip/rot instead of using the stored
+            (transformed ground-truth) pose.
+    """
+    from ..errors import shape_str
+    from ..geometry import axis_angle_to_matrix
+
+    n = len(labels)
+    want = {"pose": (n, k, 72), "part": (n, k, 24, 3), "openpose": (n, k, 25, 3),
+            "S": (n, k, 24, 4), "flip": (n, k), "rot": (n, k)}
+    for key, shape in want.items():
+        got = np.asarray(views.get(key, np.empty(0))).shape
+        if got != shape:
+            raise DataError(f"cached view labels {key!r} have shape {shape_str(got)}, expected "
+                            f"{shape_str(shape)}; re-extract the store with `ihmr "
+                            "extract-features --views`")
+    t = {key: torch.from_numpy(np.asarray(views[key])) for key in want}
+    if from_fits:
+        fit = axis_angle_to_matrix(labels.pose.reshape(n, 1, 24, 3).double())
+        vrot = augment_rotmats(fit.expand(n, k, 24, 3, 3), t["flip"], t["rot"].double())
+    else:
+        vrot = axis_angle_to_matrix(t["pose"].reshape(n, k, 24, 3).double())
+    vl = {"pose": vrot.float().reshape(n, k, 216), "kp3d": t["S"].float(),
+          "kp2d": torch.cat([t["openpose"], t["part"]], 2).float()}
+    out = {}
+    for key in LABEL_KEYS:
+        b = base[key][:, None]
+        v = vl[key] if key in vl else b.expand(n, k, *b.shape[2:])
+        out[key] = torch.cat([b, v], 1).reshape(n * (1 + k), *b.shape[2:]).contiguous()
+    return out
+
+
 def _resolve(root: str | os.PathLike, path: str | None) -> Path | None:
     if not path:
         return None
@@ -79,9 +156,20 @@ class TrainSet:
     names: list[str]
     source_fingerprint: str
     views: int = 0
+    row0: torch.Tensor | None = None
+    """(N,) long first row of each sample (None: one row per sample)."""
+    nview: torch.Tensor | None = None
+    """(N,) long number of rows (1 + K) of each sample (None: all 1)."""
 
     def __len__(self) -> int:
-        return int(self.features.shape[0])
+        """The number of samples N (not rows)."""
+        return int(self.features.shape[0] if self.row0 is None else self.row0.shape[0])
+
+    def rows(self, idx: torch.Tensor, view: torch.Tensor | None) -> torch.Tensor:
+        """Rows of (sample ``idx``, view ``view``) draws (same shape, CPU long)."""
+        if self.row0 is None or view is None:
+            return idx
+        return self.row0[idx] + view
 
     @property
     def feature_dim(self) -> int:
@@ -98,19 +186,24 @@ class TrainSet:
         """Move labels (and the features when ``features``) to ``device``."""
         f = self.features.to(device) if features else self.features
         return TrainSet(f, {k: v.to(device) for k, v in self.labels.items()}, self.offsets,
-                        self.counts, self.mix, self.names, self.source_fingerprint, self.views)
+                        self.counts, self.mix, self.names, self.source_fingerprint, self.views,
+                        self.row0, self.nview)
 
 
 def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
                    use_views: bool = True) -> TrainSet:
-    """Read and check every dataset of the mix (``DatasetConfig`` entries)."""
+    """Read and check every dataset of the mix (``DatasetConfig`` entries).
+
+    With ``use_views`` a store's cached augmented views become extra rows (module docstring);
+    without, only view 0 is read.
+    """
     from .features import FeatureStore
     from .spin_data import read_spin_npz, with_static_fits
 
     if not datasets:
         raise ConfigError("data.train is empty: give at least one dataset (labels + features), "
                           "e.g. configs/ihmr/demo_mse.yaml")
-    feats, labs, counts, mix, names = [], [], [], [], []
+    feats, labs, counts, mix, names, nviews = [], [], [], [], [], []
     source = None
     for ds in datasets:
         lab_path, feat_path = _resolve(root, ds.labels), _resolve(root, ds.features)
@@ -130,14 +223,18 @@ def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
         fits = _resolve(root, ds.fits)
         if fits is not None:
             labels = with_static_fits(labels, fits)
+        base = label_tensors(labels)
         if use_views and store.views:
-            # The transformed labels of the cached views are not read yet (their layout belongs to
-            # `ihmr extract-features --views`): train on the un-augmented view and say so.
-            warnings.warn(f"{str(feat_path)!r} holds {store.views} cached augmented views; this "
-                          "version trains on view 0 only (set data.views=false to silence)",
-                          stacklevel=2)
-        feats.append(torch.from_numpy(np.ascontiguousarray(store.array(0))))
-        labs.append(label_tensors(labels))
+            v = 1 + store.views
+            arr = np.concatenate([np.asarray(sh) for sh in store.shards()])
+            feats.append(torch.from_numpy(arr.reshape(len(labels) * v, -1)))
+            labs.append(view_label_tensors(base, labels, store.view_labels(), store.views,
+                                           fits is not None))
+        else:
+            v = 1
+            feats.append(torch.from_numpy(np.ascontiguousarray(store.array(0))))
+            labs.append(base)
+        nviews.append(torch.full((len(labels),), v, dtype=torch.long))
         counts.append(len(labels))
         mix.append(float(ds.weight))
         names.append(ds.name)
@@ -145,19 +242,31 @@ def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
     if len(dims) != 1:
         raise DataError(f"feature stores of one mix must share the feature size, got {sorted(dims)}")
     total = float(sum(mix))
+    nview = torch.cat(nviews)
+    views = int(nview.max()) - 1
+    row0 = (torch.cumsum(nview, 0) - nview) if views else None
     return TrainSet(torch.cat(feats), {k: torch.cat([lb[k] for lb in labs]) for k in LABEL_KEYS},
                     list(np.cumsum([0] + counts[:-1]).astype(int)), counts,
-                    [m / total for m in mix], names, str(source), 0)
+                    [m / total for m in mix], names, str(source), views, row0,
+                    nview if views else None)
 
 
 def epoch_indices(train: TrainSet, epoch: int, seed: int, batch_size: int, samples: int = 0,
                   world_size: int = 1, rank: int = 0) -> torch.Tensor:
-    """(steps, batch_size) long indices of one epoch for this rank (CPU).
+    """(steps, batch_size) long sample indices of one epoch for this rank (:func:`epoch_draws`)."""
+    return epoch_draws(train, epoch, seed, batch_size, samples, world_size, rank)[0]
+
+
+def epoch_draws(train: TrainSet, epoch: int, seed: int, batch_size: int, samples: int = 0,
+                world_size: int = 1, rank: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(steps, batch_size) long sample indices and views of one epoch for this rank (CPU).
 
     Deterministic in ``(seed, epoch)``, so a resumed run draws what the uninterrupted run drew.
     One dataset: a random permutation. A mix: each draw picks dataset ``i`` with probability
     ``mix[i]`` and a uniform sample inside it (SPIN's MixedDataset draws the dataset the same way).
     The last partial batch is dropped (fixed shapes); every rank gets its own rows.
+    With cached views (``train.nview``), each draw then picks a view uniformly in 0..K of its
+    sample from the same generator (the indices are those drawn without views); else None.
     """
     g = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
     n = len(train)
@@ -177,4 +286,10 @@ def epoch_indices(train: TrainSet, epoch: int, seed: int, batch_size: int, sampl
         counts = torch.tensor(train.counts, dtype=torch.float64)
         local = (u * counts[which]).long().clamp_max(counts[which].long() - 1)
         idx = torch.tensor(train.offsets, dtype=torch.long)[which] + local
-    return idx.view(steps, world_size, batch_size)[:, rank].contiguous()
+    view = None
+    if train.nview is not None:
+        nv = train.nview[idx]
+        u = torch.rand(take, generator=g, dtype=torch.float64)
+        view = torch.minimum((u * nv).long(), nv - 1)
+        view = view.view(steps, world_size, batch_size)[:, rank].contiguous()
+    return idx.view(steps, world_size, batch_size)[:, rank].contiguous(), view
