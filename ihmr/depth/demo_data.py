@@ -15,7 +15,6 @@ Written files (see :mod:`ihmr.depth.data` for the layout): RGB PNGs, 8-bit train
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -30,22 +29,10 @@ YFOV = 0.86  # radians; NYUD2's Kinect has about 49 deg vertical field of view
 
 
 def _pyrender():
-    """Import pyrender headless: EGL unless the user chose a platform (must precede OpenGL)."""
-    try:
-        from ihmr.render.backend import import_pyrender  # the rendering engineer's helper
+    """pyrender imported headless by :mod:`ihmr.render.backend` (EGL, else OSMesa)."""
+    from ihmr.render.backend import import_pyrender
 
-        return import_pyrender()
-    except ImportError:
-        pass
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-    if not hasattr(np, "infty"):  # pyrender still uses np.infty (removed in numpy 2)
-        np.infty = np.inf
-    try:
-        import pyrender
-    except Exception as exc:  # noqa: BLE001 - OpenGL raises many kinds
-        raise DataError(f"pyrender cannot start ({exc}); install Mesa EGL (libegl1 libegl-mesa0) "
-                        "or set PYOPENGL_PLATFORM=osmesa with libosmesa6") from exc
-    return pyrender
+    return import_pyrender()
 
 
 def _box(size, centre, colour, pyrender, trimesh):
@@ -164,7 +151,12 @@ def make_demo_dataset(out: str | Path, train_scenes: int = 30, test_scenes: int 
     root = check_writable_dir(out)
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    renderer = pyrender.OffscreenRenderer(*IMAGE_WH)
+    # The process-wide renderer: deleting a pyrender renderer terminates the EGL display for
+    # every other renderer in the process (see ihmr.render.backend.shared_offscreen_renderer).
+    from ihmr.render.backend import shared_offscreen_renderer
+
+    renderer = shared_offscreen_renderer()
+    renderer.viewport_width, renderer.viewport_height = IMAGE_WH
     rows = {"train": [], "test": []}
     test_depths, counts = [], np.zeros(D.N_BINS, np.int64)
     try:
@@ -184,7 +176,7 @@ def make_demo_dataset(out: str | Path, train_scenes: int = 30, test_scenes: int 
                 _write_png(root / rel / f"{v}_depth.png", raw)
                 rows[split].append(f"{rel}/{v}.png,{rel}/{v}_depth.png")
     finally:
-        renderer.delete()
+        del renderer  # the shared renderer lives until exit
     mask = balanced_mask(np.stack(test_depths), per_bin, rng)
     with atomic_path(root / "data" / "test_balanced_mask.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, mask)
