@@ -154,13 +154,29 @@ def _epoch_loop(
     return best
 
 
-def feature_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                    generator: torch.Generator) -> Callable[[int], Iterable]:
+class _Head(torch.nn.Module):
+    """``linear`` and the criterion as one module, so that DDP averages the gradients of both."""
+
+    def __init__(self, linear: torch.nn.Module, criterion: torch.nn.Module) -> None:
+        super().__init__()
+        self.linear, self.criterion = linear, criterion
+
+    def forward(self, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.criterion(self.linear(f), y)
+
+
+def feature_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator,
+                    rank: int = 0, world_size: int = 1) -> Callable[[int], Iterable]:
     """``batches(epoch)`` over cached features (N, F) (any float dtype, cast per batch to float32)
-    and ages (N,), in a fresh permutation drawn from ``generator`` every epoch."""
+    and ages (N,), in a fresh permutation drawn from ``generator`` every epoch.
+
+    Under DDP every rank draws the same permutation (same seed) and keeps its ``rank``-th share of
+    each global batch of ``batch_size`` (``tensor_split``), so the ranks together see the global batch.
+    """
 
     def batches(epoch: int):
         for idx in iter_batches(len(x), batch_size, generator):
+            idx = idx.tensor_split(world_size)[rank]
             idx = idx.to(x.device)  # index_select: ~10x faster than x[idx] on the CPU
             yield x.index_select(0, idx).float(), y.index_select(0, idx)
 
@@ -240,6 +256,7 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
     if not r.pretrained:
         raise ConfigError("rrt.pretrained is empty; set it to the vanilla run's best.pt "
                           "(--set rrt.pretrained=runs/age/vanilla/best.pt)")
+    info = init_distributed()
     device = resolve_device(cfg.device)
     _seed_all(cfg.seed)
     model, stage1 = load_age_checkpoint(r.pretrained, device)
@@ -254,7 +271,7 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
         vx, vy = feats["val"]["x"], feats["val"]["y"].numpy()
         train_ages = feats["train"]["y"].numpy().astype(np.float64)
         n_batches = math.ceil(len(tx) / r.batch_size)
-        batches = feature_batches(tx, ty, r.batch_size, shuffle)
+        batches = feature_batches(tx, ty, r.batch_size, shuffle, info.rank, info.world_size)
 
         def evaluate():
             return predict_head(model.linear, vx, device), vy
@@ -271,6 +288,7 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
             train_ds.set_epoch(epoch)
             model.backbone.eval()  # frozen: BatchNorm keeps the stage-1 statistics
             for x, y in loader:
+                x, y = x.tensor_split(info.world_size)[info.rank], y.tensor_split(info.world_size)[info.rank]
                 with torch.no_grad():
                     f = model.features(x.to(device))
                 yield f, y
@@ -279,6 +297,8 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
             return predict_images(model, val_ds, device, r.batch_size, cfg.data.workers)
 
     criterion = build_criterion(r, train_ages, tuple(cfg.data.label_range), cfg.seed).to(device)
+    if info.world_size > 1 and hasattr(criterion.inner, "gather"):
+        criterion.inner.gather = True  # BMC: every rank's predictions meet the global batch's targets
     sigmas = noise_parameters(criterion)
     groups = [{"params": list(model.linear.parameters()), "lr": r.lr}]
     if sigmas:
@@ -289,9 +309,19 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
     objects = {"linear": model.linear, "criterion": criterion, "optimizer": opt}
     start, best = _start(run, objects, {"shuffle": shuffle}, resume)
 
+    head: Any = _Head(model.linear, criterion)
+    if info.world_size > 1:  # one DDP module over linear and sigma: both get rank-averaged gradients
+        head = torch.nn.parallel.DistributedDataParallel(head, device_ids=[info.local_rank] if "cuda" in device else None)
+
     def step_fn(batch):
         f, y = batch
-        return criterion(model.linear(f), y.to(f.device))
+        loss = head(f, y.to(f.device))
+        if info.world_size > 1:  # DDP averages rank gradients: weigh each rank's mean by its share
+            n = torch.tensor(float(len(f)), device=f.device)
+            total = n.clone()
+            torch.distributed.all_reduce(total)
+            loss = loss * (n * info.world_size / total)
+        return loss
 
     _epoch_loop(cfg, run, epochs=r.epochs, start=start, best=best, objects=objects,
                 generators={"shuffle": shuffle}, batches=batches, n_batches=n_batches, step_fn=step_fn,
