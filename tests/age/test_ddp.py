@@ -57,6 +57,23 @@ def _cfg(tiny_run, out, batch_size):
                             "loss": "bmc", "epochs": 3, "batch_size": batch_size, "lr": 1e-2})
 
 
+
+def _launch_two_ranks(worker: str, tmp_path) -> None:
+    """Run ``worker`` as ranks 0 and 1 of a gloo group on 127.0.0.1 (torchrun's environment);
+    argv: the config, the rank's output folder and the rank's state file."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", worker, str(tmp_path / "cfg.yaml"), str(tmp_path / f"out{rank}"),
+             str(tmp_path / f"state{rank}.pt")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    logs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), logs
+
 def test_rrt_two_gloo_processes_match_one_process(tiny_run, tmp_path):
     from ihmr.age.features import load_features
     from ihmr.config import save_config
@@ -66,18 +83,7 @@ def test_rrt_two_gloo_processes_match_one_process(tiny_run, tmp_path):
     assert n % batch_size % 2 == 1  # an odd last batch: the ranks' shares differ (weighted by train)
     cfg = _cfg(tiny_run, tmp_path / "unused", batch_size)
     save_config(cfg, tmp_path / "cfg.yaml")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    procs = []
-    for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(tmp_path / "cfg.yaml"), str(tmp_path / f"out{rank}"),
-             str(tmp_path / f"state{rank}.pt")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    logs = [p.communicate(timeout=120)[0].decode() for p in procs]
-    assert all(p.returncode == 0 for p in procs), logs
+    _launch_two_ranks(WORKER, tmp_path)
 
     s0, s1 = (torch.load(tmp_path / f"state{r}.pt", weights_only=True) for r in range(2))
     for part in ("linear", "criterion"):
@@ -131,18 +137,7 @@ def test_vanilla_two_gloo_processes_stay_in_sync(tiny_run, tmp_path):
 
     cfg = tiny_config(tmp_path, tiny_run["csv"], vanilla={"epochs": 1})
     save_config(cfg, tmp_path / "cfg.yaml")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    procs = []
-    for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", VANILLA_WORKER, str(tmp_path / "cfg.yaml"), str(tmp_path / f"out{rank}"),
-             str(tmp_path / f"state{rank}.pt")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    logs = [p.communicate(timeout=120)[0].decode() for p in procs]
-    assert all(p.returncode == 0 for p in procs), logs
+    _launch_two_ranks(VANILLA_WORKER, tmp_path)
     s0, s1 = (torch.load(tmp_path / f"state{r}.pt", weights_only=True) for r in range(2))
     p0, p1 = s0["params"], s1["params"]
     assert len(p0) == len(p1) > 0
