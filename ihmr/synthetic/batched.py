@@ -3,9 +3,15 @@
 Models are laid out as ``(G, R)``: ``G`` datasets (one per setting and seed) times ``R`` methods
 (a subset of :data:`~ihmr.synthetic.spec.METHODS` in its canonical order). The ``R`` models of a
 group see the same data in the same order and start from the same initial weights (common random
-numbers: the methods differ only in their loss). Each step is a handful of batched tensor
-operations with closed-form gradients (:mod:`ihmr.synthetic.losses`, :mod:`.models`); no autograd
-graph is built.
+numbers: the methods differ only in their loss). No autograd graph is built: the gradients are
+closed forms (:mod:`ihmr.synthetic.losses`, :mod:`.models`), computed in one of two ways:
+
+- compiled (the default where numba is installed, float32, labels of dimension 1 or 2): linear
+  models train whole chunks of epochs inside :mod:`.compiled`, each model on its own from the
+  first to the last step, in parallel; MLPs take one fused loss kernel (:mod:`.kernels`) per
+  step between torch matrix products;
+- torch (any dtype and dimension; the reference the compiled path is tested against): every step
+  is a handful of batched tensor operations (:mod:`.steps`).
 
 Per model the step is exactly the protocol's single-model step (tested against a plain
 ``torch.optim`` loop): SGD with momentum or Adam (torch semantics) on the regressor with a cosine
@@ -24,9 +30,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from . import losses as L
-from .models import ModelSpec, backward, forward, predict
+from .models import ModelSpec, predict
 from .spec import METHODS, Protocol
+from .steps import CompiledStep, TorchStep, use_compiled
 
 
 @dataclasses.dataclass
@@ -126,6 +132,7 @@ def train_batched(
     progress: Callable[[int], None] | None = None,
     select_from: int = 1,
     keep_history: bool = False,
+    backend: str = "auto",
 ) -> TrainResult:
     """Train ``G x R`` models (``R = len(methods)``) following ``protocol``.
 
@@ -142,6 +149,9 @@ def train_batched(
         select_from: first epoch (1-based) that model selection may pick; the validation MSE is
             computed after every epoch from then on.
         keep_history: also return the validation MSE of every epoch.
+        backend: how the loss gradients are computed: "compiled" (:mod:`.kernels`, float32,
+            labels of dimension 1 or 2), "torch" (:mod:`.losses`, any dtype and dimension) or
+            "auto" (compiled where it applies and numba is installed).
     """
     blocks = _blocks(methods)
     n_epochs = int(epochs or protocol.epochs)
@@ -164,11 +174,14 @@ def train_batched(
     lrs = cosine_lrs(protocol.lr, n_epochs)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
 
-    prior_t = None
-    if blocks["gai"] is not None:
-        if data.priors is None:
-            raise ValueError("the GAI methods need one prior per group (TrainSet.priors)")
-        prior_t = _prior_runs(data.priors, blocks["gai"][1] - blocks["gai"][0], dtype)
+    if blocks["gai"] is not None and data.priors is None:
+        raise ValueError("the GAI methods need one prior per group (TrainSet.priors)")
+    compiled = use_compiled(backend, dtype, d)
+    priors = data.priors if blocks["gai"] is not None else None
+    if compiled:
+        step = CompiledStep(methods, priors, G, d)
+    else:
+        step = TorchStep(blocks, data.priors, dtype)
 
     u_train = np.concatenate([data.x_train, np.ones((G, n_train, 1))], axis=-1)
     inv_density = np.asarray(data.inv_density, dtype=np.float64)
@@ -184,11 +197,37 @@ def train_batched(
     batches = [(s, min(s + bs, n_train)) for s in range(0, n_train, bs)]
     garange = np.arange(G)[None, :, None]
 
-    epoch = n_steps = 0
+    if compiled and spec.kind == "linear":  # whole chunks of epochs in compiled code
+        from .compiled import train_linear_chunk
+
+        arrays = dict(u_train=u_train.astype(np.float32),
+                      y_train=np.ascontiguousarray(data.y_train, dtype=np.float32),
+                      inv_density=inv_density.astype(np.float32))
+        stats = tuple(np.ascontiguousarray(x.numpy()) for x in val_stats)
+        epoch = 0
+        while epoch < n_epochs:
+            n_chunk = min(chunk_epochs, n_epochs - epoch)
+            hist = np.zeros((n_chunk if keep_history else 0, G, R))
+            train_linear_chunk(
+                theta.numpy(), state1.numpy(), state2.numpy(), best_theta.numpy(),
+                best_val.numpy(), best_epoch.numpy(), hist, **arrays,
+                perm=_permutations(rngs, n_chunk, n_train), lrs=lrs[epoch:epoch + n_chunk],
+                first_epoch=epoch, first_step=epoch * len(batches), codes=step.codes,
+                learnable=blocks["learnable"], n_comp=step.n_comp, prior=step.prior,
+                val_stats=stats, select_from=select_from, optimizer=protocol.optimizer,
+                momentum=protocol.momentum, sigma_lr=protocol.sigma_lr, batch_size=bs)
+            if history is not None:
+                history[epoch:epoch + n_chunk] = hist
+            for _ in range(n_chunk):
+                epoch += 1
+                if progress is not None:
+                    progress(epoch)
+
+    epoch = n_epochs if compiled and spec.kind == "linear" else 0
+    n_steps = 0
     while epoch < n_epochs:
         n_chunk = min(chunk_epochs, n_epochs - epoch)
-        base = np.tile(np.arange(n_train), (n_chunk, 1))
-        perm = np.stack([rng.permuted(base, axis=1) for rng in rngs], axis=1)  # (E, G, N)
+        perm = _permutations(rngs, n_chunk, n_train)  # (E, G, N)
         U = torch.as_tensor(u_train[garange, perm], **tt)
         Yc = torch.as_tensor(data.y_train[garange, perm], **tt)
         Wc = torch.as_tensor(inv_density[garange, perm], **tt)
@@ -197,8 +236,7 @@ def train_batched(
             lr_vec[npar] = protocol.sigma_lr
             for s, t in batches:
                 u, y = U[ec, :, s:t], Yc[ec, :, s:t]
-                _step_grads(spec, theta, u, y, Wc[ec, :, s:t], blocks, prior_t, learn_mask,
-                            grad)
+                step(spec, theta, u, y, Wc[ec, :, s:t], learn_mask, grad)
                 n_steps += 1
                 _optimizer_step(protocol, theta, grad, state1, state2, lr_vec, n_steps,
                                 (beta1, beta2, eps))
@@ -233,56 +271,10 @@ def train_batched(
     )
 
 
-def _prior_runs(priors, reps: int, dtype) -> list:
-    """Split the groups into runs of consecutive groups whose priors have the same number of
-    components, so a Normal prior (K = 1) is not padded to an Exponential one (K = 64).
-    Returns ``[(g0, g1, tensors)]`` with each tensor repeated ``reps`` times per group."""
-    ks = [np.asarray(p.weights).shape[0] for p in priors]
-    runs, g0 = [], 0
-    for g in range(1, len(ks) + 1):
-        if g == len(ks) or ks[g] != ks[g0]:
-            t = L.prior_tensors(priors[g0:g], ks[g0], dtype)
-            runs.append((g0, g, {k: x.repeat_interleave(reps, dim=0) for k, x in t.items()}))
-            g0 = g
-    return runs
-
-
-def _step_grads(spec, theta, u, y, invd, blocks, prior_t, learn_mask, grad) -> None:
-    """Gradients of every model's loss on one batch, written into ``grad`` (G, R, n_params+1)."""
-    G, R = theta.shape[:2]
-    n = u.shape[1]
-    npar = spec.n_params
-    P, cache = forward(spec, theta[..., :npar], u)  # (G, R, B, d)
-    gP = (P - y.unsqueeze(1)).mul_(2.0 / n)
-    gv = torch.zeros(G, R, dtype=theta.dtype)
-    r = blocks["reweight"]
-    if r is not None:
-        w = L.reweight_weights(invd)  # (G, B)
-        gP[:, r] = (P[:, r] - y) * (2.0 * w.unsqueeze(-1))
-    sig = theta[..., npar]
-    for name in ("gai", "bmc"):
-        span = blocks[name]
-        if span is None:
-            continue
-        a, b = span
-        k = b - a
-        Pb = P[:, a:b].reshape(G * k, n, -1)
-        Yb = y.unsqueeze(1).expand(G, k, n, y.shape[-1]).reshape(G * k, n, -1)
-        v = sig[:, a:b].reshape(-1) ** 2
-        if name == "bmc":
-            g, dv = L.bmc_grads(Pb, Yb, v)
-            gP[:, a:b] = g.view(G, k, n, -1)
-            gv[:, a:b] = dv.view(G, k)
-            continue
-        for g0, g1, pt in prior_t:  # runs of groups whose priors have the same K
-            sl = slice(g0 * k, g1 * k)
-            coef = L.gai_tables(pt["log_weights"], pt["means"], pt["eigvals"], pt["eigvecs"],
-                                v[sl])
-            g, dv = L.gai_grads(Pb[sl], Yb[sl], v[sl], *coef)
-            gP[g0:g1, a:b] = g.view(g1 - g0, k, n, -1)
-            gv[g0:g1, a:b] = dv.view(g1 - g0, k)
-    backward(spec, theta[..., :npar], u, cache, gP, grad)
-    grad[..., npar] = gv * 2.0 * sig * learn_mask  # d/dsigma = 2 sigma d/dv; fixed sigma: 0
+def _permutations(rngs, n_epochs: int, n: int) -> np.ndarray:
+    """(n_epochs, G, n) sample orders, one shuffle stream per group."""
+    base = np.tile(np.arange(n), (n_epochs, 1))
+    return np.stack([rng.permuted(base, axis=1) for rng in rngs], axis=1)
 
 
 def _optimizer_step(protocol, theta, grad, m1, m2, lr_vec, t, betas) -> None:

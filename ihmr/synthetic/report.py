@@ -89,7 +89,7 @@ def table_markdown(result: BenchmarkResult) -> str:
             ours.append(f"{_fmt(mean)} ± {_fmt(std)}")
             paper.append(_fmt(S.PAPER_TABLE4[d][method][S.SKEWS.index(s)]))
         lines.append(f"| {S.METHOD_LABELS[method]} | " + " | ".join(ours) + " |")
-        lines.append(f"| *paper* | " + " | ".join(f"*{p}*" for p in paper) + " |")
+        lines.append("| *paper* | " + " | ".join(f"*{p}*" for p in paper) + " |")
     lines += ["", "Claims (means over seeds): every Balanced MSE variant < Reweight < Vanilla; "
               "true-σ variants < 0.25; learned σ within 5x of the true σ or < 0.25.", ""]
     for setting, ok, detail in check_ordering(summary):

@@ -3,6 +3,7 @@ torch.optim, CosineAnnealingLR), model by model."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -88,8 +89,17 @@ def _flat(spec, theta):
     return torch.cat([q.detach().reshape(-1) for q in m.parameters()]).double()
 
 
-@pytest.mark.parametrize("family", ["1d-sgd", "2d-adam", "mlp-adam"])
-def test_batched_equals_plain_loops(family):
+# float64 through the torch functions: equal to rounding; float32 through the compiled kernels
+# (numba): equal to float32 rounding over a few steps.
+BACKENDS = {"torch": (F64, 1e-8, 1e-10), "compiled": (torch.float32, 2e-4, 2e-5)}
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("family", ["1d-sgd", "2d-adam", "mlp-adam", "1d-partial-batch"])
+def test_batched_equals_plain_loops(family, backend):
+    if backend == "compiled":
+        pytest.importorskip("numba")
+    dtype, rtol, atol = BACKENDS[backend]
     if family == "1d-sgd":
         spec, protocol = ModelSpec("linear", 1, 1), S.PROTOCOL_1D
         data = _trainset("normal", "high", [0], protocol, spec)
@@ -102,20 +112,28 @@ def test_batched_equals_plain_loops(family):
         spec, protocol = ModelSpec("mlp", 1, 1, hidden=6), S.PROTOCOL_NONLINEAR
         data = _trainset("normal", "moderate", [3], protocol, spec, "wave", with_prior=False)
         methods, epochs = ("vanilla", "reweight", "bmc_true", "bmc"), 2
+    if family == "1d-partial-batch":  # 300 samples in batches of 128: the last one has 44
+        spec = ModelSpec("linear", 1, 1)
+        protocol = dataclasses.replace(S.PROTOCOL_1D, n_train=300, batch_size=128)
+        data = _trainset("exponential", "moderate", [1], protocol, spec)
+        methods, epochs = S.METHODS, 3
     res = train_batched(spec, protocol, methods, data, sigma_true=1.0, sigma_init=1.5,
-                        epochs=epochs, dtype=F64, chunk_epochs=epochs, keep_history=True)
+                        epochs=epochs, dtype=dtype, chunk_epochs=2, keep_history=True,
+                        backend=backend)
     for g in range(len(data.init)):
         for r, method in enumerate(methods):
             prior = data.priors[g] if data.priors else None
             vals, params, sigma = _reference(spec, protocol, method, data, g, epochs, 1.0, 1.5,
                                              prior)
-            np.testing.assert_allclose(res.val_history[:, g, r], vals, rtol=1e-8, atol=1e-10,
+            np.testing.assert_allclose(res.val_history[:, g, r], vals, rtol=rtol, atol=atol,
                                        err_msg=f"{family} {method}")
             best = int(np.argmin(vals))
-            assert res.best_epoch[g, r] == best + 1
+            if backend == "torch" or np.sort(vals)[1] - vals[best] > 1e-3 * vals[best]:
+                assert res.best_epoch[g, r] == best + 1
+            best = res.best_epoch[g, r] - 1
             torch.testing.assert_close(_flat(spec, res.params[g, r]), params[best],
-                                       rtol=1e-8, atol=1e-10)
-            assert abs(res.last_sigma[g, r] - sigma) < 1e-10
+                                       rtol=rtol, atol=atol)
+            assert abs(res.last_sigma[g, r] - sigma) < atol
             if method in ("gai", "bmc"):
                 assert sigma != 1.5  # the learnable sigma moved
 

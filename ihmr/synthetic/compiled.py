@@ -1,0 +1,168 @@
+"""Whole training chunks of linear regressors, compiled (numba): the fast path of the trainer.
+
+:func:`train_linear_chunk` runs a number of epochs of every linear model of a ``(G, R)`` grid:
+batches drawn through the given permutations, predictions ``p = A u``, the loss gradients of
+:mod:`.kernels`, ``dL/dA = sum_i dL/dp_i u_i^T``, the optimiser step (SGD with momentum or Adam,
+torch semantics, as :func:`.batched._optimizer_step`), then the closed-form validation MSE and
+the model selection of :func:`.batched.train_batched`. Models run in parallel, each from the
+first to the last epoch of the chunk without waiting for the others, so no per-step Python or
+thread synchronisation remains. The result equals the torch path's up to float32 rounding
+(tested); the torch path remains the reference and serves MLPs and other label dimensions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .kernels import _JIT, _bmc_model, _gai_model, _gai_tables, _LOG2E
+
+OPTIMIZER_CODES = {"sgd": 0, "adam": 1}
+
+
+def train_linear_chunk(theta, state1, state2, best_theta, best_val, best_epoch, history,
+                       u_train, y_train, inv_density, perm, lrs, first_epoch: int,
+                       first_step: int, codes, learnable, n_comp, prior, val_stats,
+                       select_from: int, optimizer: str, momentum: float, sigma_lr: float,
+                       batch_size: int) -> None:
+    """Train every model for ``len(lrs)`` epochs, updating the arrays in place.
+
+    Args:
+        theta, state1, state2, best_theta: (G, R, n + 1) float32: the ``d x q`` matrix
+            ``A = [W | b]`` row-major then sigma; optimiser moments; best parameters so far.
+        best_val (G, R) float64, best_epoch (G, R) int64: model selection state.
+        history: (epochs, G, R) float64 validation MSE per epoch of this chunk, or (0, G, R).
+        u_train: (G, N, q) float32 inputs with a trailing 1; y_train: (G, N, d) float32;
+            inv_density: (G, N) float32 ``1 / p_train(y)``.
+        perm: (epochs, G, N) int64 sample order of every epoch; lrs: (epochs,) regressor lr.
+        first_epoch, first_step: epochs and steps done before this chunk.
+        codes: (R,) loss codes (:data:`.kernels.METHOD_CODES`); learnable: (R,) bool.
+        n_comp, prior: GAI prior per group as for :func:`.kernels.loss_grads`.
+        val_stats: ``(suu (G, q, q), syu (G, d, q), syy (G,))`` float64 validation moments.
+        select_from: first epoch (1-based) model selection may pick.
+    """
+    previous = numba.set_parallel_chunksize(1)  # models differ in cost: hand them out singly
+    try:
+        _train(theta, state1, state2, best_theta, best_val, best_epoch, history, u_train,
+               y_train, inv_density, perm, np.asarray(lrs, np.float64), int(first_epoch),
+               int(first_step), codes, learnable, n_comp, *prior, *val_stats, int(select_from),
+               OPTIMIZER_CODES[optimizer], float(momentum), float(sigma_lr), int(batch_size))
+    finally:
+        numba.set_parallel_chunksize(previous)
+
+
+@njit(parallel=True, **_JIT)
+def _train(theta, state1, state2, best_theta, best_val, best_epoch, history, u_train, y_train,
+           inv_density, perm, lrs, first_epoch, first_step, codes, learnable, n_comp, log_w,
+           means, eigvals, eigvecs, suu, syu, syy, select_from, optimizer, momentum, sigma_lr,
+           batch_size):
+    G, R, n1 = theta.shape
+    N, q = u_train.shape[1], u_train.shape[2]
+    d = y_train.shape[2]
+    n_epochs = lrs.shape[0]
+    keep_history = history.shape[0] > 0
+    for job in prange(G * R):
+        g = job // R
+        r = job - g * R
+        code = codes[r]
+        th = theta[g, r]
+        m1 = state1[g, r]
+        m2 = state2[g, r]
+        grad = np.zeros(n1, np.float32)
+        ut = np.empty((q, batch_size), np.float32)  # sample-last layouts: unit-stride loops
+        yt = np.empty((d, batch_size), np.float32)
+        pt = np.empty((d, batch_size), np.float32)
+        gp = np.empty((d, batch_size), np.float32)
+        wb = np.empty(batch_size, np.float32)
+        ysq = np.empty(batch_size, np.float32)
+        K = n_comp[g]
+        tab = np.empty((10, K), np.float32)
+        buf = np.empty(max(batch_size, K), np.float32)
+        step = first_step
+        for e in range(n_epochs):
+            for s in range(0, N, batch_size):
+                B = min(batch_size, N - s)
+                for i in range(B):
+                    idx = perm[e, g, s + i]
+                    for c in range(q):
+                        ut[c, i] = u_train[g, idx, c]
+                    for k in range(d):
+                        yt[k, i] = y_train[g, idx, k]
+                    wb[i] = inv_density[g, idx]
+                for k in range(d):  # p = A u
+                    for i in range(B):
+                        pt[k, i] = th[k * q + q - 1]  # the bias multiplies the constant 1
+                    for c in range(q - 1):
+                        a = th[k * q + c]
+                        for i in range(B):
+                            pt[k, i] += a * ut[c, i]
+                v = th[n1 - 1] * th[n1 - 1]
+                gv = 0.0
+                if code == 3:
+                    for j in range(B):
+                        ysq[j] = yt[0, j] * yt[0, j]
+                        if d == 2:
+                            ysq[j] += yt[1, j] * yt[1, j]
+                    gv = _bmc_model(pt, yt, ysq, np.float32(_LOG2E / (2.0 * v)), buf, gp, B) / v
+                elif code == 2:
+                    _gai_tables(log_w[g, :K], means[g, :K], eigvals[g, :K], eigvecs[g, :K],
+                                float(v), tab)
+                    gv = _gai_model(pt, yt, v, tab, buf, gp, B)
+                else:
+                    wsum = np.float32(0.0)
+                    for i in range(B):
+                        wsum += wb[i]
+                    for k in range(d):
+                        for i in range(B):
+                            scale = np.float32(2.0 / B) if code == 0 else np.float32(2.0) * wb[i] / wsum
+                            gp[k, i] = (pt[k, i] - yt[k, i]) * scale
+                for k in range(d):  # dL/dA = sum_i gp_i u_i^T
+                    for c in range(q):
+                        acc = np.float32(0.0)
+                        for i in range(B):
+                            acc += gp[k, i] * ut[c, i]
+                        grad[k * q + c] = acc
+                grad[n1 - 1] = np.float32(gv * 2.0 * th[n1 - 1]) if learnable[r] else 0.0
+                step += 1
+                _optimizer_step(th, grad, m1, m2, lrs[e], sigma_lr, step, optimizer, momentum)
+            # closed-form validation MSE: mean over samples and dims of ||A u - y||^2
+            val = syy[g]
+            for k in range(d):
+                for c in range(q):
+                    a = float(th[k * q + c])
+                    val -= 2.0 * a * syu[g, k, c]
+                    for c2 in range(q):
+                        val += a * float(th[k * q + c2]) * suu[g, c, c2]
+            val /= d
+            epoch = first_epoch + e + 1
+            if keep_history:
+                history[e, g, r] = val
+            if epoch >= select_from and val < best_val[g, r]:
+                best_val[g, r] = val
+                best_epoch[g, r] = epoch
+                best_theta[g, r, :] = th
+
+
+@njit(inline="always", **_JIT)
+def _optimizer_step(th, grad, m1, m2, lr, sigma_lr, step, optimizer, momentum):
+    """SGD with momentum or Adam (torch semantics, float32), regressor lr ``lr`` and sigma lr
+    ``sigma_lr`` for the last entry."""
+    n1 = th.shape[0]
+    if optimizer == 0:
+        for c in range(n1):
+            rate = np.float32(sigma_lr if c == n1 - 1 else lr)
+            m1[c] = np.float32(momentum) * m1[c] + grad[c]
+            th[c] -= rate * m1[c]
+        return
+    beta1, beta2, eps = np.float32(0.9), np.float32(0.999), np.float32(1e-8)
+    bc1 = 1.0 - 0.9 ** step
+    bc2_sqrt = math.sqrt(1.0 - 0.999 ** step)
+    for c in range(n1):
+        rate = sigma_lr if c == n1 - 1 else lr
+        m1[c] += (grad[c] - m1[c]) * (np.float32(1.0) - beta1)
+        m2[c] = beta2 * m2[c] + (np.float32(1.0) - beta2) * grad[c] * grad[c]
+        denom = math.sqrt(m2[c]) / bc2_sqrt + eps
+        th[c] -= np.float32(rate / bc1) * (m1[c] / np.float32(denom))
