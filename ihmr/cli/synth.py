@@ -25,7 +25,8 @@ def synth(
     nonlinear: Optional[bool] = typer.Option(
         None, "--nonlinear/--no-nonlinear", help="Also run the nonlinear Fig. 4 (default on)."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw the figures."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: torch's)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads of torch and the compiled "
+                                          "kernels (default: all cores)."),
     config: Optional[Path] = ConfigOption,
     sets: Optional[List[str]] = SetOption,
 ) -> None:

@@ -11,15 +11,26 @@ from .benchmark import BenchmarkResult, SynthConfig, run_benchmark, summarize
 from .report import check_ordering, write_outputs
 
 
+def set_threads(threads: int) -> None:
+    """Use ``threads`` threads in torch and in the compiled kernels (numba, when installed)."""
+    import torch
+
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    try:
+        import numba
+    except ImportError:
+        return
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
 def run_with_progress(config: SynthConfig, threads: int | None = None) -> BenchmarkResult:
     """:func:`run_benchmark` with a rich progress bar per family of models."""
-    import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+        set_threads(threads)
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} epochs"), TimeElapsedColumn()) as bar:
         tasks: dict = {}
@@ -34,4 +45,4 @@ def run_with_progress(config: SynthConfig, threads: int | None = None) -> Benchm
 
 
 __all__ = ["BenchmarkResult", "SynthConfig", "check_ordering", "run_benchmark",
-           "run_with_progress", "summarize", "write_outputs"]
+           "run_with_progress", "set_threads", "summarize", "write_outputs"]

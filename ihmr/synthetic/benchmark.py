@@ -13,6 +13,7 @@ Every model is selected on the validation MSE (best epoch) and reported with its
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Callable, Sequence
 
@@ -46,6 +47,9 @@ class SynthConfig:
     training (validation after every epoch there). 0 selects over all epochs: the validation
     set is drawn from the uniform test distribution, so selecting during the first epochs picks
     the moment a still-training line crosses the oracle (see docs/sections/synthetic.md)."""
+    backend: str = "auto"
+    """How models train: "compiled" (numba kernels, float32), "torch" (batched torch
+    operations, the reference) or "auto" (compiled where numba is installed)."""
     epochs_1d: int = S.PROTOCOL_1D.epochs
     epochs_2d: int = S.PROTOCOL_2D.epochs
     epochs_nonlinear: int = S.PROTOCOL_NONLINEAR.epochs
@@ -61,6 +65,7 @@ class SynthConfig:
                 check_choice(v, choices, what)
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise ConfigError(f"seeds must be an integer >= 1, got {self.seeds!r}; e.g. --seeds 5")
+        check_choice(self.backend, ("auto", "compiled", "torch"), "backend")
         if not 0.0 <= float(self.select_after) < 1.0:
             raise ConfigError(f"select_after must be in [0, 1), got {self.select_after!r}")
         for name in ("epochs_1d", "epochs_2d", "epochs_nonlinear", "hidden"):
@@ -103,7 +108,7 @@ def _priors(settings: Sequence[tuple[str, str]], needed: bool) -> dict:
 
 
 def _train_family(name, spec, protocol, groups, methods, epochs, progress,
-                  select_after: float = 0.5) -> FamilyRun:
+                  select_after: float = 0.5, backend: str = "auto") -> FamilyRun:
     t0 = time.perf_counter()
     datasets = [make_dataset(dist, skew, seed, protocol, fn) for dist, skew, fn, seed in groups]
     need_prior = any(m in ("gai_true", "gai") for m in methods)
@@ -124,7 +129,8 @@ def _train_family(name, spec, protocol, groups, methods, epochs, progress,
     )
     result = train_batched(spec, protocol, methods, data, sigma_true=S.NOISE_SIGMA,
                            sigma_init=S.LEARNED_SIGMA_INIT * S.NOISE_SIGMA, epochs=epochs,
-                           progress=progress, select_from=int(select_after * epochs) + 1)
+                           progress=progress, select_from=int(select_after * epochs) + 1,
+                           backend=backend)
     return FamilyRun(name, spec, list(groups), datasets, result, time.perf_counter() - t0)
 
 
@@ -175,17 +181,18 @@ def run_benchmark(
 
     families, records, nonlinear_records, seconds = {}, [], [], {}
     for name, mspec, protocol, groups, epochs in plans:
-        cb = None
-        if progress is not None:
-            def cb(done, _name=name, _total=epochs):
-                progress(_name, done, _total)
+        cb = None if progress is None else functools.partial(_report, progress, name, epochs)
         run = _train_family(name, mspec, protocol, groups, cfg.methods, epochs, cb,
-                            cfg.select_after)
+                            cfg.select_after, cfg.backend)
         families[name] = run
         seconds[name] = run.seconds
         (nonlinear_records if name == "nonlinear" else records).extend(_records(run))
     seconds["table"] = sum(v for k, v in seconds.items() if k != "nonlinear")
     return BenchmarkResult(cfg, records, nonlinear_records, families, seconds)
+
+
+def _report(progress, name: str, total: int, done: int) -> None:
+    progress(name, done, total)
 
 
 def summarize(records: Sequence[dict]) -> dict:
