@@ -6,10 +6,9 @@ group see the same data in the same order and start from the same initial weight
 numbers: the methods differ only in their loss). No autograd graph is built: the gradients are
 closed forms (:mod:`ihmr.synthetic.losses`, :mod:`.models`), computed in one of two ways:
 
-- compiled (the default where numba is installed, float32, labels of dimension 1 or 2): linear
-  models train whole chunks of epochs inside :mod:`.compiled`, each model on its own from the
-  first to the last step, in parallel; MLPs take one fused loss kernel (:mod:`.kernels`) per
-  step between torch matrix products;
+- compiled (the default where numba is installed, float32, labels of dimension 1 or 2): whole
+  chunks of epochs run inside :mod:`.compiled`, each model on its own from the first to the
+  last step, in parallel;
 - torch (any dtype and dimension; the reference the compiled path is tested against): every step
   is a handful of batched tensor operations (:mod:`.steps`).
 
@@ -32,7 +31,7 @@ import torch
 
 from .models import ModelSpec, predict
 from .spec import METHODS, Protocol
-from .steps import CompiledStep, TorchStep, use_compiled
+from .steps import TorchStep, compiled_inputs, use_compiled
 
 
 @dataclasses.dataclass
@@ -177,11 +176,6 @@ def train_batched(
     if blocks["gai"] is not None and data.priors is None:
         raise ValueError("the GAI methods need one prior per group (TrainSet.priors)")
     compiled = use_compiled(backend, dtype, d)
-    priors = data.priors if blocks["gai"] is not None else None
-    if compiled:
-        step = CompiledStep(methods, priors, G, d)
-    else:
-        step = TorchStep(blocks, data.priors, dtype)
 
     u_train = np.concatenate([data.x_train, np.ones((G, n_train, 1))], axis=-1)
     inv_density = np.asarray(data.inv_density, dtype=np.float64)
@@ -197,33 +191,43 @@ def train_batched(
     batches = [(s, min(s + bs, n_train)) for s in range(0, n_train, bs)]
     garange = np.arange(G)[None, :, None]
 
-    if compiled and spec.kind == "linear":  # whole chunks of epochs in compiled code
-        from .compiled import train_linear_chunk
+    if compiled:  # whole chunks of epochs in compiled code
+        from .compiled import train_chunk
 
+        codes, n_comp, prior = compiled_inputs(
+            methods, data.priors if blocks["gai"] is not None else None, G, d)
         arrays = dict(u_train=u_train.astype(np.float32),
                       y_train=np.ascontiguousarray(data.y_train, dtype=np.float32),
                       inv_density=inv_density.astype(np.float32))
-        stats = tuple(np.ascontiguousarray(x.numpy()) for x in val_stats)
+        if val_stats is not None:
+            validation = tuple(np.ascontiguousarray(x.numpy()) for x in val_stats)
+        else:
+            validation = (np.concatenate([data.x_val, np.ones(data.x_val.shape[:2] + (1,))],
+                                         axis=-1).astype(np.float32),
+                          np.ascontiguousarray(data.y_val, dtype=np.float32))
         epoch = 0
         while epoch < n_epochs:
             n_chunk = min(chunk_epochs, n_epochs - epoch)
             hist = np.zeros((n_chunk if keep_history else 0, G, R))
-            train_linear_chunk(
+            train_chunk(
                 theta.numpy(), state1.numpy(), state2.numpy(), best_theta.numpy(),
                 best_val.numpy(), best_epoch.numpy(), hist, **arrays,
                 perm=_permutations(rngs, n_chunk, n_train), lrs=lrs[epoch:epoch + n_chunk],
-                first_epoch=epoch, first_step=epoch * len(batches), codes=step.codes,
-                learnable=blocks["learnable"], n_comp=step.n_comp, prior=step.prior,
-                val_stats=stats, select_from=select_from, optimizer=protocol.optimizer,
-                momentum=protocol.momentum, sigma_lr=protocol.sigma_lr, batch_size=bs)
+                first_epoch=epoch, first_step=epoch * len(batches), codes=codes,
+                learnable=blocks["learnable"], n_comp=n_comp, prior=prior,
+                validation=validation, select_from=select_from, optimizer=protocol.optimizer,
+                momentum=protocol.momentum, sigma_lr=protocol.sigma_lr, batch_size=bs,
+                hidden=spec.hidden if spec.kind == "mlp" else 0)
             if history is not None:
                 history[epoch:epoch + n_chunk] = hist
             for _ in range(n_chunk):
                 epoch += 1
                 if progress is not None:
                     progress(epoch)
+    else:
+        step = TorchStep(blocks, data.priors, dtype)
 
-    epoch = n_epochs if compiled and spec.kind == "linear" else 0
+    epoch = n_epochs if compiled else 0
     n_steps = 0
     while epoch < n_epochs:
         n_chunk = min(chunk_epochs, n_epochs - epoch)

@@ -1,13 +1,15 @@
-"""Whole training chunks of linear regressors, compiled (numba): the fast path of the trainer.
+"""Whole training chunks of the tiny regressors, compiled (numba): the fast path of the trainer.
 
-:func:`train_linear_chunk` runs a number of epochs of every linear model of a ``(G, R)`` grid:
-batches drawn through the given permutations, predictions ``p = A u``, the loss gradients of
-:mod:`.kernels`, ``dL/dA = sum_i dL/dp_i u_i^T``, the optimiser step (SGD with momentum or Adam,
-torch semantics, as :func:`.batched._optimizer_step`), then the closed-form validation MSE and
-the model selection of :func:`.batched.train_batched`. Models run in parallel, each from the
-first to the last epoch of the chunk without waiting for the others, so no per-step Python or
-thread synchronisation remains. The result equals the torch path's up to float32 rounding
-(tested); the torch path remains the reference and serves MLPs and other label dimensions.
+:func:`train_chunk` runs a number of epochs of every model of a ``(G, R)`` grid (linear, or the
+one-hidden-layer ReLU MLP of :mod:`.models`): batches drawn through the given permutations, the
+forward pass, the loss gradients of :mod:`.kernels`, the backward pass, the optimiser step (SGD
+with momentum or Adam, torch semantics, as :func:`.batched._optimizer_step`), then the
+validation MSE (closed form for linear models) and the model selection of
+:func:`.batched.train_batched`. Models run in parallel, each from the first to the last epoch of
+the chunk without waiting for the others, so no per-step Python or thread synchronisation
+remains. The result equals the torch path's up to float32 rounding (tested against plain
+``torch.optim`` loops); the torch path remains the reference and serves other dtypes and label
+dimensions.
 """
 
 from __future__ import annotations
@@ -23,16 +25,15 @@ from .kernels import _JIT, _bmc_model, _gai_model, _gai_tables, _LOG2E
 OPTIMIZER_CODES = {"sgd": 0, "adam": 1}
 
 
-def train_linear_chunk(theta, state1, state2, best_theta, best_val, best_epoch, history,
-                       u_train, y_train, inv_density, perm, lrs, first_epoch: int,
-                       first_step: int, codes, learnable, n_comp, prior, val_stats,
-                       select_from: int, optimizer: str, momentum: float, sigma_lr: float,
-                       batch_size: int) -> None:
+def train_chunk(theta, state1, state2, best_theta, best_val, best_epoch, history, u_train,
+                y_train, inv_density, perm, lrs, first_epoch: int, first_step: int, codes,
+                learnable, n_comp, prior, validation, select_from: int, optimizer: str,
+                momentum: float, sigma_lr: float, batch_size: int, hidden: int = 0) -> None:
     """Train every model for ``len(lrs)`` epochs, updating the arrays in place.
 
     Args:
-        theta, state1, state2, best_theta: (G, R, n + 1) float32: the ``d x q`` matrix
-            ``A = [W | b]`` row-major then sigma; optimiser moments; best parameters so far.
+        theta, state1, state2, best_theta: (G, R, n + 1) float32 parameters in the layout of
+            :mod:`.models` then sigma; optimiser moments; best parameters so far.
         best_val (G, R) float64, best_epoch (G, R) int64: model selection state.
         history: (epochs, G, R) float64 validation MSE per epoch of this chunk, or (0, G, R).
         u_train: (G, N, q) float32 inputs with a trailing 1; y_train: (G, N, d) float32;
@@ -41,29 +42,119 @@ def train_linear_chunk(theta, state1, state2, best_theta, best_val, best_epoch, 
         first_epoch, first_step: epochs and steps done before this chunk.
         codes: (R,) loss codes (:data:`.kernels.METHOD_CODES`); learnable: (R,) bool.
         n_comp, prior: GAI prior per group as for :func:`.kernels.loss_grads`.
-        val_stats: ``(suu (G, q, q), syu (G, d, q), syy (G,))`` float64 validation moments.
+        validation: linear models: ``(suu (G, q, q), syu (G, d, q), syy (G,))`` float64 moments
+            of ``u = [x, 1]`` and ``y`` (closed-form MSE); MLPs: ``(u_val (G, M, q), y_val (G,
+            M, d))`` float32.
         select_from: first epoch (1-based) model selection may pick.
+        hidden: 0 for linear models, else the hidden width of the one-hidden-layer ReLU MLP.
     """
+    lrs = np.asarray(lrs, np.float64)
+    if hidden:
+        u_val, y_val = validation
+        suu = np.zeros((1, 1, 1))
+        syu = np.zeros((1, 1, 1))
+        syy = np.zeros(1)
+    else:
+        suu, syu, syy = validation
+        u_val = np.zeros((1, 1, 1), np.float32)
+        y_val = np.zeros((1, 1, 1), np.float32)
     previous = numba.set_parallel_chunksize(1)  # models differ in cost: hand them out singly
     try:
         _train(theta, state1, state2, best_theta, best_val, best_epoch, history, u_train,
-               y_train, inv_density, perm, np.asarray(lrs, np.float64), int(first_epoch),
-               int(first_step), codes, learnable, n_comp, *prior, *val_stats, int(select_from),
-               OPTIMIZER_CODES[optimizer], float(momentum), float(sigma_lr), int(batch_size))
+               y_train, inv_density, perm, lrs, int(first_epoch), int(first_step), codes,
+               learnable, n_comp, *prior, suu, syu, syy, u_val, y_val, int(select_from),
+               OPTIMIZER_CODES[optimizer], float(momentum), float(sigma_lr), int(batch_size),
+               int(hidden))
     finally:
         numba.set_parallel_chunksize(previous)
+
+
+@njit(inline="always", **_JIT)
+def _forward(th, ut, pt, hid, B, hidden):
+    """Predictions pt (d, B) of the inputs ut (q, B); MLPs keep their activations in hid."""
+    q = ut.shape[0]
+    d = pt.shape[0]
+    if hidden == 0:  # p = A u, A (d, q) row-major
+        for k in range(d):
+            for i in range(B):
+                pt[k, i] = th[k * q + q - 1]  # the bias multiplies the constant 1
+            for c in range(q - 1):
+                a = th[k * q + c]
+                for i in range(B):
+                    pt[k, i] += a * ut[c, i]
+        return
+    n1 = hidden * q  # A1 (hidden, q) then W2 (d, hidden) then b2 (d,)
+    for j in range(hidden):
+        for i in range(B):
+            hid[j, i] = th[j * q + q - 1]
+        for c in range(q - 1):
+            a = th[j * q + c]
+            for i in range(B):
+                hid[j, i] += a * ut[c, i]
+        for i in range(B):
+            hid[j, i] = max(hid[j, i], np.float32(0.0))
+    for k in range(d):
+        for i in range(B):
+            pt[k, i] = th[n1 + d * hidden + k]
+        for j in range(hidden):
+            w = th[n1 + k * hidden + j]
+            for i in range(B):
+                pt[k, i] += w * hid[j, i]
+
+
+@njit(inline="always", **_JIT)
+def _backward(th, ut, gp, hid, gh, grad, B, hidden):
+    """Write dL/dtheta (without sigma) into grad given gp = dL/dp (d, B)."""
+    q = ut.shape[0]
+    d = gp.shape[0]
+    if hidden == 0:  # dL/dA = sum_i gp_i u_i^T
+        for k in range(d):
+            for c in range(q):
+                acc = np.float32(0.0)
+                for i in range(B):
+                    acc += gp[k, i] * ut[c, i]
+                grad[k * q + c] = acc
+        return
+    n1 = hidden * q
+    for k in range(d):
+        acc = np.float32(0.0)
+        for i in range(B):
+            acc += gp[k, i]
+        grad[n1 + d * hidden + k] = acc
+        for j in range(hidden):
+            acc = np.float32(0.0)
+            for i in range(B):
+                acc += gp[k, i] * hid[j, i]
+            grad[n1 + k * hidden + j] = acc
+    for j in range(hidden):  # back through W2 and the ReLU (derivative 0 at 0, as torch)
+        for i in range(B):
+            gh[j, i] = np.float32(0.0)
+        for k in range(d):
+            w = th[n1 + k * hidden + j]
+            for i in range(B):
+                gh[j, i] += w * gp[k, i]
+        for i in range(B):
+            if hid[j, i] <= np.float32(0.0):
+                gh[j, i] = np.float32(0.0)
+        for c in range(q):
+            acc = np.float32(0.0)
+            for i in range(B):
+                acc += gh[j, i] * ut[c, i]
+            grad[j * q + c] = acc
 
 
 @njit(parallel=True, **_JIT)
 def _train(theta, state1, state2, best_theta, best_val, best_epoch, history, u_train, y_train,
            inv_density, perm, lrs, first_epoch, first_step, codes, learnable, n_comp, log_w,
-           means, eigvals, eigvecs, suu, syu, syy, select_from, optimizer, momentum, sigma_lr,
-           batch_size):
+           means, eigvals, eigvecs, suu, syu, syy, u_val, y_val, select_from, optimizer,
+           momentum, sigma_lr, batch_size, hidden):
     G, R, n1 = theta.shape
     N, q = u_train.shape[1], u_train.shape[2]
     d = y_train.shape[2]
     n_epochs = lrs.shape[0]
     keep_history = history.shape[0] > 0
+    n_val = u_val.shape[1]
+    vb = max(1, min(n_val, 256)) if hidden else 1  # validation block of the MLPs
     for job in prange(G * R):
         g = job // R
         r = job - g * R
@@ -76,6 +167,10 @@ def _train(theta, state1, state2, best_theta, best_val, best_epoch, history, u_t
         yt = np.empty((d, batch_size), np.float32)
         pt = np.empty((d, batch_size), np.float32)
         gp = np.empty((d, batch_size), np.float32)
+        hid = np.empty((max(hidden, 1), max(batch_size, vb)), np.float32)
+        gh = np.empty((max(hidden, 1), batch_size), np.float32)
+        uv = np.empty((q, vb), np.float32)
+        pv = np.empty((d, vb), np.float32)
         wb = np.empty(batch_size, np.float32)
         ysq = np.empty(batch_size, np.float32)
         K = n_comp[g]
@@ -92,13 +187,7 @@ def _train(theta, state1, state2, best_theta, best_val, best_epoch, history, u_t
                     for k in range(d):
                         yt[k, i] = y_train[g, idx, k]
                     wb[i] = inv_density[g, idx]
-                for k in range(d):  # p = A u
-                    for i in range(B):
-                        pt[k, i] = th[k * q + q - 1]  # the bias multiplies the constant 1
-                    for c in range(q - 1):
-                        a = th[k * q + c]
-                        for i in range(B):
-                            pt[k, i] += a * ut[c, i]
+                _forward(th, ut, pt, hid, B, hidden)
                 v = th[n1 - 1] * th[n1 - 1]
                 gv = 0.0
                 if code == 3:
@@ -119,24 +208,32 @@ def _train(theta, state1, state2, best_theta, best_val, best_epoch, history, u_t
                         for i in range(B):
                             scale = np.float32(2.0 / B) if code == 0 else np.float32(2.0) * wb[i] / wsum
                             gp[k, i] = (pt[k, i] - yt[k, i]) * scale
-                for k in range(d):  # dL/dA = sum_i gp_i u_i^T
-                    for c in range(q):
-                        acc = np.float32(0.0)
-                        for i in range(B):
-                            acc += gp[k, i] * ut[c, i]
-                        grad[k * q + c] = acc
+                _backward(th, ut, gp, hid, gh, grad, B, hidden)
                 grad[n1 - 1] = np.float32(gv * 2.0 * th[n1 - 1]) if learnable[r] else 0.0
                 step += 1
                 _optimizer_step(th, grad, m1, m2, lrs[e], sigma_lr, step, optimizer, momentum)
-            # closed-form validation MSE: mean over samples and dims of ||A u - y||^2
-            val = syy[g]
-            for k in range(d):
-                for c in range(q):
-                    a = float(th[k * q + c])
-                    val -= 2.0 * a * syu[g, k, c]
-                    for c2 in range(q):
-                        val += a * float(th[k * q + c2]) * suu[g, c, c2]
-            val /= d
+            val = 0.0  # validation MSE: mean over samples and dims of ||f(x) - y||^2
+            if hidden == 0:  # closed form from the moments of u = [x, 1] and y
+                val = syy[g]
+                for k in range(d):
+                    for c in range(q):
+                        a = float(th[k * q + c])
+                        val -= 2.0 * a * syu[g, k, c]
+                        for c2 in range(q):
+                            val += a * float(th[k * q + c2]) * suu[g, c, c2]
+                val /= d
+            else:
+                for s in range(0, n_val, vb):
+                    B = min(vb, n_val - s)
+                    for i in range(B):
+                        for c in range(q):
+                            uv[c, i] = u_val[g, s + i, c]
+                    _forward(th, uv, pv, hid, B, hidden)
+                    for k in range(d):
+                        for i in range(B):
+                            err = float(pv[k, i] - y_val[g, s + i, k])
+                            val += err * err
+                val /= n_val * d
             epoch = first_epoch + e + 1
             if keep_history:
                 history[e, g, r] = val

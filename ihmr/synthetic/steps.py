@@ -1,10 +1,9 @@
 """Loss gradients of one training step of the batched trainer, for all its models at once.
 
-Two interchangeable implementations write ``dL/dtheta`` (G, R, n_params + 1) for a batch:
-:class:`CompiledStep` (the fused numba kernel of :mod:`.kernels` for the losses, torch matrix
-products for the regressor; float32, labels of dimension 1 or 2) and :class:`TorchStep` (the
-torch functions of :mod:`.losses`; any dtype and dimension, the reference). :func:`use_compiled`
-picks one.
+:class:`TorchStep` writes ``dL/dtheta`` (G, R, n_params + 1) for a batch with the torch
+functions of :mod:`.losses` (any dtype and label dimension; the reference). The compiled path
+(:mod:`.compiled`) trains whole chunks of epochs instead; :func:`use_compiled` decides which
+applies and :func:`compiled_inputs` prepares the compiled path's method codes and priors.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from .models import backward, forward
 
 
 def use_compiled(backend: str, dtype: torch.dtype, d: int) -> bool:
+    """Whether :func:`.batched.train_batched` takes the compiled path (see its ``backend``)."""
     if backend not in ("auto", "compiled", "torch"):
         raise ValueError(f"backend must be auto, compiled or torch, got {backend!r}")
     if backend == "torch":
@@ -36,40 +36,22 @@ def use_compiled(backend: str, dtype: torch.dtype, d: int) -> bool:
     return applies
 
 
-class CompiledStep:
-    """Loss gradients of one batch from :func:`.kernels.loss_grads`; the regressor's forward
-    and backward passes stay torch matrix products."""
+def compiled_inputs(methods: Sequence[str], priors, n_groups: int, d: int):
+    """``(codes, n_comp, prior)`` for :func:`.compiled.train_chunk`: the loss code of every
+    method, and the GMM priors of the groups as padded float64 arrays (log weights, means,
+    eigenvalues and eigenvectors of the covariances). Without priors (no GAI method) every
+    group gets one unused standard-normal component."""
+    from .kernels import METHOD_CODES
 
-    def __init__(self, methods: Sequence[str], priors, n_groups: int, d: int):
-        from .kernels import METHOD_CODES, loss_grads
-
-        self._kernel = loss_grads
-        self.codes = np.array([METHOD_CODES[m] for m in methods], dtype=np.int64)
-        if priors is None:  # no GAI method: one unused standard-normal component per group
-            self.n_comp = np.ones(n_groups, np.int64)
-            self.prior = (np.zeros((n_groups, 1)), np.zeros((n_groups, 1, d)),
-                           np.ones((n_groups, 1, d)), np.tile(np.eye(d), (n_groups, 1, 1, 1)))
-        else:
-            self.n_comp = np.array([np.asarray(p.weights).shape[0] for p in priors], np.int64)
-            t = L.prior_tensors(priors, int(self.n_comp.max()), torch.float64)
-            self.prior = tuple(t[k].numpy() for k in ("log_weights", "means", "eigvals",
+    codes = np.array([METHOD_CODES[m] for m in methods], dtype=np.int64)
+    if priors is None:
+        return codes, np.ones(n_groups, np.int64), (
+            np.zeros((n_groups, 1)), np.zeros((n_groups, 1, d)), np.ones((n_groups, 1, d)),
+            np.tile(np.eye(d), (n_groups, 1, 1, 1)))
+    n_comp = np.array([np.asarray(p.weights).shape[0] for p in priors], np.int64)
+    t = L.prior_tensors(priors, int(n_comp.max()), torch.float64)
+    return codes, n_comp, tuple(t[k].numpy() for k in ("log_weights", "means", "eigvals",
                                                         "eigvecs"))
-        self._gP = self._gv = None
-
-    def __call__(self, spec, theta, u, y, invd, learn_mask, grad) -> None:
-        npar = spec.n_params
-        P, cache = forward(spec, theta[..., :npar], u)
-        if self._gP is None or self._gP.shape != P.shape:
-            self._gP = torch.empty_like(P)
-            self._gv = np.empty(theta.shape[:2])
-        sig = theta[..., npar]
-        w = invd.numpy()
-        self._kernel(P.numpy(), np.ascontiguousarray(y.numpy().transpose(0, 2, 1)),
-                     w / w.sum(-1, keepdims=True), (sig * sig).numpy(), self.codes,
-                     self.n_comp, *self.prior, self._gP.numpy(), self._gv)
-        backward(spec, theta[..., :npar], u, cache, self._gP, grad)
-        gv = torch.from_numpy(self._gv).to(theta.dtype)
-        grad[..., npar] = gv * 2.0 * sig * learn_mask  # d/dsigma = 2 sigma d/dv
 
 
 class TorchStep:
