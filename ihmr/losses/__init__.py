@@ -6,6 +6,7 @@ and ``nn.Module`` twins that own the learnable noise scale (:class:`BMCLoss`, :c
 weights on its two terms; see each function for the exact value.
 """
 
+from ._common import value_checks
 from .bmc import bmc_loss
 from .bni import bni_loss
 from .distributed import gather_targets
@@ -24,5 +25,6 @@ __all__ = [
     "gather_targets",
     "noise_parameters",
     "prepare_gmm",
+    "value_checks",
     "weighted_mse_loss",
 ]

@@ -14,7 +14,10 @@ Conventions used by every loss in :mod:`ihmr.losses`:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import warnings
+from typing import Iterator
 
 import torch
 
@@ -107,6 +110,28 @@ def noise_var_tensor(noise_var, like: torch.Tensor) -> torch.Tensor:
     return v.reshape(())
 
 
+_VALUE_CHECKS = contextvars.ContextVar("ihmr_loss_value_checks", default=True)
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool) -> Iterator[None]:
+    """Switch the losses' value checks (NaN/inf inputs, ``noise_var <= 0``) on or off inside
+    the block. They cost one host synchronisation per call on a GPU; a training loop that
+    tracks non-finite losses on the device itself (as ``ihmr train`` does) can turn them off.
+    Shape and type checks always run (they need no synchronisation).
+
+    Example::
+
+        with value_checks(False):
+            loss = bmc_loss(pred, target, noise_var)  # NaN in, NaN out, no host sync
+    """
+    token = _VALUE_CHECKS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _VALUE_CHECKS.reset(token)
+
+
 def _tracing() -> bool:
     """True under ``torch.compile`` tracing or CUDA graph capture (no host syncs allowed)."""
     if torch.compiler.is_compiling():
@@ -120,15 +145,16 @@ def check_values(
     extra: dict[str, tuple[torch.Tensor, str]] | None = None,
 ) -> None:
     """Raise if a tensor holds NaN/inf, if ``noise_var`` is not finite and > 0, or an extra
-    condition fails. One host synchronisation in the common (valid) case; skipped while
-    ``torch.compile`` traces or a CUDA graph is captured (they allow no host synchronisation).
+    condition fails. One host synchronisation in the common (valid) case; skipped inside
+    ``value_checks(False)`` and while ``torch.compile`` traces or a CUDA graph is captured (they
+    allow no host synchronisation).
 
     Args:
         tensors: name -> tensor that must be finite.
         noise_var: the 0-d variance tensor.
         extra: name -> (0-d bool tensor that must be True, message if it is False).
     """
-    if _tracing():
+    if not _VALUE_CHECKS.get() or _tracing():
         return
     extra = extra or {}
     v = noise_var.detach()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ihmr.errors import ShapeError
-from ihmr.losses import bmc_loss, bni_loss, gai_loss, weighted_mse_loss
+from ihmr.losses import bmc_loss, bni_loss, gai_loss, value_checks, weighted_mse_loss
 
 PRIOR = SimpleNamespace(weights=[1.0], means=np.zeros((1, 3)), covariances=np.eye(3)[None])
 CENTERS, WEIGHTS = torch.randn(10, 3, dtype=torch.float64), torch.rand(10, dtype=torch.float64)
@@ -57,6 +57,22 @@ def test_non_finite_inputs_are_named(name, which, bad):
     p, y = torch.randn(4, 3), torch.randn(4, 3)
     (p if which == "pred" else y)[2, 1] = bad
     with pytest.raises(ValueError, match=f"{which} contains 1 non-finite"):
+        LOSSES[name](p, y)
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_value_checks_can_be_switched_off(name):
+    p, y = torch.randn(4, 3), torch.randn(4, 3)
+    p[1, 2] = float("nan")
+    with value_checks(False):
+        assert torch.isnan(LOSSES[name](p, y))  # NaN in, NaN out: the caller checks
+        with value_checks(True):  # nested blocks restore the outer setting
+            with pytest.raises(ValueError, match="pred contains 1 non-finite"):
+                LOSSES[name](p, y)
+        assert torch.isnan(LOSSES[name](p, y))
+        with pytest.raises(ShapeError):  # shape checks always run
+            LOSSES[name](p, y[:, :2])
+    with pytest.raises(ValueError, match="pred contains 1 non-finite"):
         LOSSES[name](p, y)
 
 
