@@ -63,6 +63,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{where}: cannot interpret {value!r}")
     if origin is typing.Literal:
+        if isinstance(value, bool) and all(isinstance(a, str) for a in args):
+            # YAML 1.1 reads off/on/no/yes as booleans: map them back to a string choice
+            words = ("on", "yes", "true") if value else ("off", "no", "false")
+            value = next((a for a in args if a.lower() in words), value)
         if value not in args:
             raise ConfigError(
                 f"{where} must be one of {list(args)}, got {value!r}{_suggest(str(value), map(str, args))}"

@@ -53,3 +53,21 @@ def test_save_round_trip(tmp_path):
     out = save_config(cfg, tmp_path / "run" / "config.yaml")
     assert load_config(Cfg, out) == cfg
     assert read_yaml(out)["optim"]["lr"] == pytest.approx(1e-4)
+
+
+@dataclass
+class Switches:
+    mode: Literal["off", "default", "on"] = "default"
+    amp: Literal["auto", "no", "bf16"] = "auto"
+    kind: Literal["adam", "sgd"] = "adam"
+
+
+def test_yaml_booleans_become_literal_words(tmp_path):
+    # YAML 1.1 reads off/on/no as booleans: a string choice gets its word back
+    cfg = load_config(Switches, None, ["mode=off", "amp=no"])
+    assert cfg.mode == "off" and cfg.amp == "no"
+    p = tmp_path / "c.yaml"
+    p.write_text("mode: on\n")
+    assert load_config(Switches, p).mode == "on"
+    with pytest.raises(ConfigError, match="one of"):  # no word for a boolean among the choices
+        load_config(Switches, None, ["kind=off"])
