@@ -14,8 +14,8 @@ is built for that (performance.md):
   (one copy of the batch per step, no sync);
 - the keypoint losses use the body's exact joints-only path (no vertex tensor);
 - loss sums stay on the device: the host synchronises every ``log_every`` steps (progress bar and
-  NaN check) and once per epoch, never per step (except the loss library's input check when not
-  compiled: one small sync per call);
+  NaN check) and once per epoch, never per step (on a GPU the loss library's input checks are
+  off, :func:`ihmr.losses.value_checks`; non-finite losses are tracked on the device);
 - bf16 autocast for the head's matmuls only (``amp``); losses and body in float32;
 - ``torchrun``: DDP over the head, sigma's gradient averaged by hand, BMC on the global batch.
 
@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, IhmrError
+from ..losses import value_checks
 from .config import PoseTrainConfig
 
 TERMS = ("total", "pose", "betas", "keypoints3d", "keypoints2d", "cam")
@@ -256,8 +257,11 @@ def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, inf
             check_loss(float("nan"), epoch=epoch + 1, step=epoch * steps + b + 1, batch=b,
                        last_checkpoint=last)
 
-    with Progress(steps, f"epoch {epoch + 1}/{cfg.optim.epochs}",
-                  enabled=cfg.progress and info.is_main) as bar:
+    # On a GPU the loss library's input checks would cost a host sync per step; ``bad`` below
+    # tracks non-finite losses on the device instead (same error, at the next log step).
+    on_gpu = torch.device(device).type == "cuda"
+    with value_checks(not on_gpu), Progress(steps, f"epoch {epoch + 1}/{cfg.optim.epochs}",
+                                            enabled=cfg.progress and info.is_main) as bar:
         for s in range(steps):
             f = data.features.index_select(0, idx_feat[s])
             if not resident:
