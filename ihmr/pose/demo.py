@@ -34,6 +34,7 @@ DEMO_SETTINGS: dict[str, Any] = {
     "lr": 2e-4,  # released: 1e-4; 1e-3 diverges (the camera scale flips sign within 3 steps)
     # sigma fixed at about the demo's per-entry label noise: learned from 0.1 it grows to ~0.35
     # within an epoch (it tracks the under-trained head's error) and GAI/BMC fall behind MSE
+    # (fixed 0.10-0.15 over 3-6 seeds, 0.3-0.5 on one: no better; docs/ihmr_train_demo.md)
     "init_noise_sigma": 0.05,
     "learn_noise": False,
 }
