@@ -1,13 +1,14 @@
-"""Compiled loss gradients for the synthetic benchmark's batched training step (numba).
+"""Compiled loss gradients of the synthetic benchmark's models (numba).
 
-:func:`loss_grads` returns, for every model of a ``(G, R)`` grid, the gradient of its loss with
-respect to its batch predictions and to its noise variance ``v = sigma^2``: exactly what
-:func:`ihmr.synthetic.losses.mse_grad`, :func:`~ihmr.synthetic.losses.bmc_grads` and
-:func:`~ihmr.synthetic.losses.gai_grads` compute (the derivations are in that module's
-docstring), fused into one pass per model. The benchmark spends almost all of its time here:
-BMC alone needs about 1.1e11 exponentials for Table 4, and a chain of small torch operations per
-step costs more than the arithmetic. One call per training step, float32, labels of dimension 1
-or 2, models in parallel over the available cores.
+The per-model functions (:func:`_bmc_model`, :func:`_gai_model` with :func:`_gai_tables`)
+return the gradient of one model's batch loss with respect to its predictions and to its noise
+variance ``v = sigma^2``: exactly what :func:`ihmr.synthetic.losses.mse_grad`,
+:func:`~ihmr.synthetic.losses.bmc_grads` and :func:`~ihmr.synthetic.losses.gai_grads` compute
+(the derivations are in that module's docstring), fused into one pass per model, float32, labels
+of dimension 1 or 2. :mod:`.compiled` calls them inside its training loop; :func:`loss_grads`
+applies them to every model of a ``(G, R)`` grid for one batch (the tests' entry point, and one
+for other batched trainers). The benchmark spends almost all of its time here: BMC alone needs
+about 1.1e11 exponentials for Table 4.
 
 Numerics. Softmax weights are ``2^(x - max)`` with the exponent computed by
 :func:`_exp2_nonpos`: round to the nearest integer ``n``, a degree-6 polynomial for ``2^f`` on
@@ -18,7 +19,7 @@ squared distances) are integer maxima of their bit patterns, which also vectoris
 floats (GAI log-densities) are mapped to order-preserving integers first.
 
 The torch implementations in :mod:`ihmr.synthetic.losses` stay the reference: the tests compare
-this module with them, and the trainer falls back to them where numba is unavailable.
+this module with them, and the trainer uses them where numba is unavailable.
 """
 
 from __future__ import annotations
