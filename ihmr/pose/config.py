@@ -84,7 +84,10 @@ class OptimConfig:
     batch_size: int = 128
     """Samples per step and process (fixed; the last partial batch is dropped)."""
     lr: float = 1e-4
-    """Adam learning rate of the head (constant)."""
+    """Adam learning rate of the head."""
+    schedule: Literal["constant", "cosine"] = "constant"
+    """Learning rate of the head over the run: constant (released), or cosine decay from ``lr``
+    to 0 over all steps (set every step; sigma's rate stays constant)."""
     sigma_lr: float = 1e-2
     """Adam learning rate of the noise scale sigma."""
     grad_clip: float = 35.0

@@ -225,6 +225,11 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
     return result
 
 
+def cosine_lr(base: float, step: int, total: int) -> float:
+    """``base * (1 + cos(pi * step / total)) / 2``: from ``base`` at step 0 towards 0."""
+    return base * 0.5 * (1.0 + math.cos(math.pi * step / total))
+
+
 def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run) -> dict:
     """One epoch; returns its metrics row (means of the loss terms, sigma, timing)."""
     from ..runs import Progress, check_loss
@@ -263,6 +268,9 @@ def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, inf
     with value_checks(not on_gpu), Progress(steps, f"epoch {epoch + 1}/{cfg.optim.epochs}",
                                             enabled=cfg.progress and info.is_main) as bar:
         for s in range(steps):
+            if cfg.optim.schedule == "cosine":
+                opt.param_groups[0]["lr"] = cosine_lr(cfg.optim.lr, epoch * steps + s,
+                                                      cfg.optim.epochs * steps)
             f = data.features.index_select(0, idx_feat[s])
             if not resident:
                 f = f.to(device, non_blocking=True)

@@ -88,17 +88,18 @@ def test_end_to_end_train_and_eval(data, tmp_path):
     assert res.history[-1]["loss_total"] < res.history[0]["loss_total"]
 
 
-def test_resume_after_kill_equals_uninterrupted(data, tmp_path):
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_after_kill_equals_uninterrupted(data, tmp_path, schedule):
     from ihmr.pose.train import train
 
-    full = train(config(data, tmp_path / "full"))
+    full = train(config(data, tmp_path / "full", optim__schedule=schedule))
 
     def kill(epoch, row):
         if epoch == 1:
             raise KeyboardInterrupt  # killed after epoch 1's checkpoint
     with pytest.raises(KeyboardInterrupt):
-        train(config(data, tmp_path / "killed"), callback=kill)
-    resumed = train(config(data, tmp_path / "killed"), resume=True)
+        train(config(data, tmp_path / "killed", optim__schedule=schedule), callback=kill)
+    resumed = train(config(data, tmp_path / "killed", optim__schedule=schedule), resume=True)
 
     assert _rows(resumed.history) == _rows(full.history)
     a = torch.load(full.head_path, weights_only=True)
@@ -106,6 +107,26 @@ def test_resume_after_kill_equals_uninterrupted(data, tmp_path):
     for k in a["head"]:
         torch.testing.assert_close(b["head"][k], a["head"][k], rtol=0, atol=0)
     assert a["sigma"] == b["sigma"] and a["sigma"] != 1.0  # sigma was learned and resumed
+
+
+def test_cosine_schedule_sets_the_rate_of_every_step(data, tmp_path, monkeypatch):
+    from ihmr.pose import train as train_mod
+
+    seen = []
+    step = torch.optim.Adam.step
+
+    def record(self, *a, **k):
+        seen.append((self.param_groups[0]["lr"], self.param_groups[-1]["lr"]))
+        return step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", record)
+    cfg = config(data, tmp_path / "run", optim__schedule="cosine")
+    train_mod.train(cfg)
+    total = len(seen)
+    expected = [cfg.optim.lr * 0.5 * (1 + np.cos(np.pi * t / total)) for t in range(total)]
+    np.testing.assert_allclose([h for h, _ in seen], expected, rtol=1e-12)
+    assert all(sg == cfg.optim.sigma_lr for _, sg in seen)  # sigma's rate stays constant
+    assert seen[0][0] == cfg.optim.lr and seen[-1][0] < 0.05 * cfg.optim.lr
 
 
 def test_nan_loss_stops_with_location_and_keeps_last_checkpoint(data, tmp_path, monkeypatch):
