@@ -12,6 +12,7 @@ by ``configs/ihmr/demo_{mse,gai,bmc}.yaml`` (a test keeps them equal).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -34,7 +35,8 @@ DEMO_SETTINGS: dict[str, Any] = {
     "lr": 2e-4,  # released: 1e-4; 1e-3 diverges (the camera scale flips sign within 3 steps)
     # sigma fixed at about the demo's per-entry label noise: learned from 0.1 it grows to ~0.35
     # within an epoch (it tracks the under-trained head's error) and GAI/BMC fall behind MSE
-    # (fixed 0.10-0.15 over 3-6 seeds, 0.3-0.5 on one: no better; docs/ihmr_train_demo.md)
+    # (fixed 0.10-0.15 over 3-6 seeds, 0.3-0.5 on one: no better; nor sigma at the measured
+    # per-entry noise of isotropic demo data, joint_noise 0.10-0.20: docs/ihmr_train_demo.md)
     "init_noise_sigma": 0.05,
     "learn_noise": False,
 }
@@ -67,14 +69,28 @@ def demo_config(kind: str = "mse", data: str | os.PathLike = DEMO_DATA,
 
 def ensure_demo_data(root: str | os.PathLike = DEMO_DATA, echo: Callable[[str], None] = print
                      ) -> dict[str, Any]:
-    """Generate the demo data under ``root`` unless it is there; returns its metadata."""
-    from .demo_data import load_demo_meta, make_demo
+    """Generate the demo data under ``root`` unless it is there; returns its metadata. Data made
+    with settings other than the current defaults (custom ones, or an earlier version's) is used
+    as it is, with a note naming each setting that differs and how to regenerate it."""
+    from .demo_data import DemoConfig, load_demo_meta, make_demo
 
     meta = load_demo_meta(root)
     if meta is None:
         echo(f"generating the demo data in {root} (ihmr demo-data) ...")
-        meta = make_demo(root)
+        return make_demo(root)
+    have, want = meta.get("config", {}), dataclasses.asdict(DemoConfig())
+    diff = "; ".join(f"{k} {have.get(k)} (default {v})" for k, v in want.items()
+                     if have.get(k) != v)
+    if diff:
+        echo(f"note: {root} was generated with settings other than the defaults ({diff}); using "
+             f"it as it is (delete the folder to regenerate it with the defaults)")
     return meta
+
+
+def _older_than_data(path: Path, root: str | os.PathLike) -> bool:
+    """Whether ``path`` was written before the demo data under ``root`` (so it is stale)."""
+    meta = Path(root) / "demo.json"
+    return meta.is_file() and path.stat().st_mtime < meta.stat().st_mtime
 
 
 def ensure_prior(root: str | os.PathLike = DEMO_DATA, components: int = 16,
@@ -91,7 +107,7 @@ def ensure_prior(root: str | os.PathLike = DEMO_DATA, components: int = 16,
     from .spin_data import read_spin_npz
 
     path = Path(root) / PRIOR_FILE
-    if not path.is_file():
+    if not path.is_file() or _older_than_data(path, root):
         echo(f"fitting the {components}-component GMM prior on the training poses ...")
         labels = read_spin_npz(Path(root) / "dataset_extras" / "demo_train.npz")
         y = pose_to_rotmat_labels(labels.pose.numpy())
@@ -106,7 +122,7 @@ def ensure_split(root: str | os.PathLike = DEMO_DATA, bodies: Any = None) -> Pat
     from .jobs import split_job
 
     path = Path(root) / "split.npz"
-    if not path.is_file():
+    if not path.is_file() or _older_than_data(path, root):
         split_job(Path(root) / "dataset_extras" / "demo_test.npz", path, bodies=bodies)
     return path
 
@@ -165,6 +181,21 @@ def render_comparison(root: str | os.PathLike, runs: dict[str, Path], out: str |
         return f"renders skipped: {exc.__class__.__name__}: {exc}"
 
 
+def _set_aside_if_stale(folder: Path, data: str | os.PathLike,
+                        echo: Callable[[str], None]) -> None:
+    """Rename a run folder trained on an earlier generation of the demo data to ``<name>.stale``
+    (``.stale2``, ... when taken), so the demo retrains instead of reusing or resuming it."""
+    marks = [folder / "head.pt", folder / "last.pt"]
+    if not any(p.is_file() and _older_than_data(p, data) for p in marks):
+        return
+    n, aside = 1, folder.with_name(folder.name + ".stale")
+    while aside.exists():
+        n += 1
+        aside = folder.with_name(f"{folder.name}.stale{n}")
+    folder.rename(aside)
+    echo(f"{folder} was trained on an earlier generation of {data}; moved it to {aside}")
+
+
 def run_demo(data: str | os.PathLike = DEMO_DATA, runs: str | os.PathLike = DEMO_RUNS,
              kinds: Sequence[str] = DEMO_KINDS, overrides: Sequence[str] = (),
              echo: Callable[[str], None] = print, render: bool = True) -> dict[str, Any]:
@@ -185,6 +216,7 @@ def run_demo(data: str | os.PathLike = DEMO_DATA, runs: str | os.PathLike = DEMO
         cfg = demo_config(kind, data, runs)
         cfg = from_dict(PoseTrainConfig, _merge(to_dict(cfg), parse_overrides(overrides)))
         folder = Path(cfg.out)
+        _set_aside_if_stale(folder, data, echo)
         if (folder / "eval" / "metrics.json").is_file() and (folder / "head.pt").is_file():
             echo(f"[{kind}] reusing the finished run in {folder}")
             import json

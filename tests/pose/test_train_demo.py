@@ -67,3 +67,56 @@ def test_cli_train_then_resume(data, tmp_path):  # noqa: F811
     assert res.exit_code == 0, res.output
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
     assert re.search(r"trained mse for 2 epochs", res.output)
+
+
+def _write_meta(root, **changes):
+    import dataclasses
+    import json
+
+    from ihmr.pose.demo_data import DemoConfig
+
+    root.mkdir(parents=True, exist_ok=True)
+    cfg = {**dataclasses.asdict(DemoConfig()), **changes}
+    (root / "demo.json").write_text(json.dumps({"config": cfg}))
+
+
+@pytest.mark.parametrize("case", ["current", "custom"])
+def test_demo_data_with_other_settings_is_used_with_a_note(tmp_path, monkeypatch, case):
+    import ihmr.pose.demo_data as demo_data
+    from ihmr.pose.demo import ensure_demo_data
+
+    made = []
+    monkeypatch.setattr(demo_data, "make_demo", lambda root: made.append(root) or {"new": 1})
+    _write_meta(tmp_path, **({"joint_noise": 0.01} if case == "custom" else {}))
+    said = []
+    meta = ensure_demo_data(tmp_path, said.append)
+    assert made == [] and meta["config"]["joint_noise"] == (0.01 if case == "custom" else 0.05)
+    if case == "custom":
+        assert "joint_noise 0.01 (default 0.05)" in said[0] and "delete the folder" in said[0]
+    else:
+        assert said == []
+    ensure_demo_data(tmp_path / "absent", said.append)  # no data yet: generated
+    assert made == [tmp_path / "absent"]
+
+
+def test_prior_split_and_runs_older_than_the_data_are_not_reused(tmp_path):
+    import os
+
+    from ihmr.pose.demo import _older_than_data, _set_aside_if_stale
+
+    _write_meta(tmp_path)
+    run = tmp_path / "runs" / "mse"
+    run.mkdir(parents=True)
+    (run / "head.pt").write_bytes(b"x")
+    prior = tmp_path / "prior_rotmat_k16.npz"
+    prior.write_bytes(b"x")
+    said = []
+    _set_aside_if_stale(run, tmp_path, said.append)  # written after the data: kept
+    assert run.is_dir() and not _older_than_data(prior, tmp_path) and said == []
+    t = (tmp_path / "demo.json").stat().st_mtime
+    for p in (run / "head.pt", prior):
+        os.utime(p, (t - 60, t - 60))  # the data was regenerated a minute later
+    assert _older_than_data(prior, tmp_path)
+    _set_aside_if_stale(run, tmp_path, said.append)
+    assert not run.exists() and (tmp_path / "runs" / "mse.stale" / "head.pt").is_file()
+    assert "earlier generation" in said[0]
