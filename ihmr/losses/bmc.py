@@ -97,6 +97,7 @@ def bmc_loss(
     normalize_by_dim: bool = False,
     reduction: str = "mean",
     gather: bool = False,
+    target_weight=None,
 ) -> torch.Tensor:
     """Balanced MSE with the batch Monte-Carlo integral (BMC).
 
@@ -133,6 +134,16 @@ def bmc_loss(
             with the targets of all ranks (local batch sizes may differ; gradients flow to the
             local predictions only). Ignored without a process group. Every rank must call the
             loss when it is set. A rank may then hold an empty batch (``mean`` gives 0).
+        target_weight: optional ``(B, d)`` per-coordinate confidences of the targets (>= 0; e.g.
+            keypoint visibilities), read as precisions: coordinate ``k`` of target ``j`` has noise
+            variance ``v / w_jk``, and ``w_jk = 0`` means the coordinate is missing. Distances
+            become ``sum_k w_jk (p_ik - y_jk)^2``, and every target enters ``T2`` with the
+            log-normaliser of its observed coordinates relative to a fully observed unit-weight
+            target, ``c_j = 1/2 sum_{w_jk > 0} log w_jk + (d - n_j)/2 log(2 pi v)``
+            (``T1`` gets ``-c_i``; all ``c`` are 0 without missing coordinates and weights 1, which
+            gives the unweighted loss). A target with no observed coordinate takes no part:
+            neither as a prediction's own label (its row gives 0 and ``mean`` averages over the
+            other rows) nor in ``T2``. Gathered with the targets under ``gather``.
 
     Returns:
         0-d tensor, or ``(B,)`` for ``reduction="none"``; dtype of ``pred`` (float32 for
@@ -142,6 +153,14 @@ def bmc_loss(
     distributed = gather and world_info()[1] > 1
     p, y = prepare_labels(pred, target, allow_empty=distributed)
     v = noise_var_tensor(noise_var, p)
+    if target_weight is not None:
+        _, w = prepare_labels(pred, target_weight, allow_empty=distributed)
+        check_values({"pred": p, "target": y, "target_weight": w}, v,
+                     {"target_weight": ((w >= 0).all(), "target_weight must be >= 0 (a "
+                                        "confidence per coordinate, 0 = missing)")})
+        with no_autocast(p.device):
+            return _weighted_bmc(p, y, w, v, mse_weight, balance_weight, normalize_by_dim,
+                                 reduction, distributed)
     check_values({"pred": p, "target": y}, v)
     with no_autocast(p.device):
         offset = 0
@@ -161,3 +180,50 @@ def bmc_loss(
             normalize_by_dim=normalize_by_dim,
             reduction=reduction,
         )
+
+
+def _weighted_bmc(p, y, w, v, mse_weight, balance_weight, normalize_by_dim, reduction,
+                  distributed) -> torch.Tensor:
+    """BMC with per-coordinate target weights (see ``target_weight`` of :func:`bmc_loss`).
+
+    Plain autograd over the (B, N) distance matrix (keypoint-sized problems); no host
+    synchronisation and no data-dependent shapes (masks are applied as weights).
+    """
+    import math
+
+    d = p.shape[1]
+    offset = 0
+    if distributed:
+        yw, offset = gather_targets(torch.cat([y, w], 1))
+        y_all, w_all = yw[:, :d], yw[:, d:]
+    else:
+        y_all, w_all = y, w
+    warn_single_sample(y_all.shape[0])
+    observed = w_all > 0
+    n_obs = observed.sum(1)
+    has = n_obs > 0  # (N,) targets that take part
+    log_w = torch.where(observed, w_all, torch.ones_like(w_all)).log().sum(1)
+    c = 0.5 * log_w + 0.5 * (d - n_obs).to(p.dtype) * torch.log(2.0 * math.pi * v)
+    # shift-invariant distances, centred at the targets' weighted mean to limit cancellation
+    centre = (w_all * y_all).sum(0) / w_all.sum(0).clamp_min(1e-12)
+    pc, yc = p - centre.detach(), y_all - centre.detach()
+    sq = (pc.pow(2) @ w_all.T - 2.0 * (pc @ (w_all * yc).T) + (w_all * yc.pow(2)).sum(1)[None, :])
+    own = slice(offset, offset + p.shape[0])
+    exact = (w_all[own] * (p - y_all[own]).pow(2)).sum(1)
+    sq = torch.diagonal_scatter(sq.clamp_min(0.0), exact, offset)
+    coef = 0.5 / v
+    # a finite floor instead of -inf: a batch where no target has data stays NaN-free in backward
+    floor = torch.finfo(sq.dtype).min / 4
+    logits = torch.where(has[None, :], -coef * sq + c[None, :], torch.full_like(sq, floor))
+    t2 = torch.logsumexp(logits, dim=1)
+    t1 = coef * exact - c[own]
+    row = has[own].to(p.dtype)
+    t1 = torch.where(has[own], t1, torch.zeros_like(t1))
+    t2 = torch.where(has[own], t2, torch.zeros_like(t2))
+    per = combine(t1, t2, v, mse_weight=mse_weight, balance_weight=balance_weight, dim=d,
+                  normalize_by_dim=normalize_by_dim, reduction="none") * row
+    if reduction == "none":
+        return per
+    if reduction == "sum":
+        return per.sum()
+    return per.sum() / row.sum().clamp_min(1.0)

@@ -116,8 +116,17 @@ class BMCLoss(_BalancedMSE):
             gather=gather,
         )
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return bmc_loss(pred, target, self.noise_var, gather=self.gather, **self._kwargs())
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, target_weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return bmc_loss(
+            pred,
+            target,
+            self.noise_var,
+            gather=self.gather,
+            target_weight=target_weight,
+            **self._kwargs(),
+        )
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", gather={self.gather}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import List, Literal, Optional
 
 PoseLoss = Literal["mse", "gai", "bmc", "bmc_mmhuman3d"]
+KeypointLoss = Literal["mse", "bmc"]
 
 
 @dataclass
@@ -63,12 +64,20 @@ class LossConfig:
     """Weight of the 2-D keypoint loss (projection with f = 5000 on the 224 px crop)."""
     openpose_weight: float = 0.0
     """Weight of the 25 OpenPose joints inside both keypoint losses (released: 0)."""
+    keypoints: KeypointLoss = "mse"
+    """Keypoint losses: mse (SPIN's, released) or bmc (balanced too: BMC on the 3-D and 2-D
+    joint vectors with the joints' confidences as target weights, each term with its own sigma;
+    beyond the paper)."""
+    keypoints3d_init_noise_sigma: float = 0.05
+    """Initial noise scale of the balanced 3-D keypoint loss (metres, per coordinate)."""
+    keypoints2d_init_noise_sigma: float = 0.05
+    """Initial noise scale of the balanced 2-D keypoint loss (crop units in [-1, 1])."""
     cam_weight: float = 60.0
     """Weight of SPIN's camera prior ``exp(-10 s)^2``."""
     init_noise_sigma: float = 1.0
-    """Initial noise scale sigma of the balanced pose loss."""
+    """Initial noise scale sigma of the balanced pose loss (per rotation-matrix entry)."""
     learn_noise: bool = True
-    """Learn sigma jointly with the head (its own optimizer group)."""
+    """Learn the balanced losses' sigmas jointly with the head (their own optimizer group)."""
     prior: Optional[str] = None
     """GMM prior ``.npz`` (``ihmr fit-prior --pose-to-rotmat -k 16``) for pose: gai."""
     gather: bool = True
@@ -92,6 +101,10 @@ class OptimConfig:
     """Adam learning rate of the noise scale sigma."""
     grad_clip: float = 35.0
     """Gradient norm clipping of the head (0 disables)."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of the head's weights, updated every step
+    (warm-up ``min(ema, (1 + t) / (10 + t))`` at step t) and saved as ``head.pt`` (so evaluated)
+    in place of the last weights; 0 = off (released)."""
 
 
 @dataclass

@@ -21,12 +21,20 @@ For a batch of B samples with head output (rotation matrices R, betas b, weak-pe
   all B x 49 x 2 values of ``conf (x - x_gt)^2``, OpenPose confidences times ``openpose_weight``.
 - ``L_cam``: SPIN's camera prior, mean of ``exp(-10 s)^2``.
 
+Balanced keypoint losses (``keypoints="bmc"``, beyond the paper and the release): the 3-D and
+2-D keypoint terms become BMC (Eq. 3.14, no prior needed) on the flattened joint vectors (24 x 3
+mid-hip centred; 49 x 2 crop coordinates), each with its own noise scale, with the joints'
+confidences as per-coordinate target weights (:func:`ihmr.losses.bmc_loss` ``target_weight``: a
+joint missing from a label does not enter the distances to that label) and divided by the
+dimension, so the MSE term equals SPIN's element mean above and the weights mean the same.
+
 Masks are applied as weights, so no step needs a host synchronisation (except the balanced losses
 when some fits are invalid: they then select the valid rows).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import torch
@@ -38,6 +46,7 @@ FOCAL = 5000.0
 IMG_RES = 224
 POSE_DIM = 24 * 9
 POSE_LOSSES = ("mse", "gai", "bmc", "bmc_mmhuman3d")
+KEYPOINT_LOSSES = ("mse", "bmc")
 
 
 def project_joints(joints: torch.Tensor, cam: torch.Tensor, focal: float = FOCAL,
@@ -63,10 +72,43 @@ def keypoints3d_loss(pred: torch.Tensor, gt: torch.Tensor, has3d: torch.Tensor) 
 
     Mid-hip centred; mean over the ``has3d`` samples' 24 x 3 values (0 when there are none).
     """
-    gt_c = gt[..., :3] - 0.5 * (gt[:, 2:3, :3] + gt[:, 3:4, :3])
-    pred_c = pred - 0.5 * (pred[:, 2:3] + pred[:, 3:4])
+    pred_c, gt_c = _centred3d(pred, gt)
     per = (gt[..., 3:4] * (pred_c - gt_c).pow(2)).sum((1, 2))
     return (has3d * per).sum() / (has3d.sum().clamp_min(1.0) * pred.shape[1] * 3)
+
+
+def _centred3d(pred: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    gt_c = gt[..., :3] - 0.5 * (gt[:, 2:3, :3] + gt[:, 3:4, :3])
+    pred_c = pred - 0.5 * (pred[:, 2:3] + pred[:, 3:4])
+    return pred_c, gt_c
+
+
+def balanced_keypoints3d_loss(pred: torch.Tensor, gt: torch.Tensor, has3d: torch.Tensor,
+                              criterion: nn.Module) -> torch.Tensor:
+    """BMC twin of :func:`keypoints3d_loss`: pred (B, 24, 3), gt (B, 24, 4), has3d (B,) float.
+
+    The (B, 72) mid-hip centred joints, target weights = confidence x has3d per coordinate.
+    """
+    pred_c, gt_c = _centred3d(pred, gt)
+    b = pred.shape[0]
+    w = (gt[..., 3:4] * has3d[:, None, None]).expand(b, pred.shape[1], 3)
+    return criterion(pred_c.reshape(b, -1), gt_c.reshape(b, -1), w.reshape(b, -1))
+
+
+def balanced_keypoints2d_loss(pred: torch.Tensor, gt: torch.Tensor, criterion: nn.Module,
+                              openpose_weight: float = 0.0, gt_weight: float = 1.0
+                              ) -> torch.Tensor:
+    """BMC twin of :func:`keypoints2d_loss`: pred (B, 49, 2), gt (B, 49, 3) [x, y, conf].
+
+    The (B, 98) joint coordinates, target weights = confidence x (``openpose_weight`` for the 25
+    OpenPose joints, ``gt_weight`` for the 24 ground-truth joints); weight 0 = not used.
+    """
+    b = pred.shape[0]
+    scale = torch.ones(49, 1, dtype=gt.dtype, device=gt.device)
+    scale[:25] = openpose_weight
+    scale[25:] = gt_weight
+    w = (gt[..., 2:3] * scale).expand(b, 49, 2)
+    return criterion(pred.reshape(b, -1), gt[..., :2].reshape(b, -1), w.reshape(b, -1))
 
 
 def masked_mse(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -104,6 +146,28 @@ def make_pose_criterion(kind: str, *, prior: Any = None, init_noise_sigma: float
     return GAILoss(prior, init_noise_sigma, learn_noise, normalize_by_dim=True)
 
 
+def make_keypoint_criteria(kind: str, *, init_noise_sigma: tuple[float, float] = (0.1, 0.1),
+                           learn_noise: bool = True, gather: bool = True
+                           ) -> tuple[nn.Module, nn.Module] | None:
+    """The 3-D and 2-D keypoint BMC modules for ``keypoints="bmc"`` (None for ``mse``).
+
+    ``init_noise_sigma``: (3-D in metres, 2-D in crop units [-1, 1]).
+    """
+    from ..losses import BMCLoss
+
+    if kind not in KEYPOINT_LOSSES:
+        raise ConfigError(f"loss.keypoints must be one of {list(KEYPOINT_LOSSES)}, got {kind!r} "
+                          "(the balanced keypoint losses are BMC: they need no prior)")
+    if kind == "mse":
+        return None
+    for s, dim in zip(init_noise_sigma, ("3", "2")):
+        if not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
+            raise ConfigError(f"loss.keypoints{dim}d_init_noise_sigma must be a finite number "
+                              f"> 0, got {s!r}")
+    return tuple(BMCLoss(s, learn_noise, normalize_by_dim=True, gather=gather)
+                 for s in init_noise_sigma)
+
+
 class IHMRLoss(nn.Module):
     """The composed IHMR loss; owns the balanced pose criterion (and so sigma).
 
@@ -114,13 +178,16 @@ class IHMRLoss(nn.Module):
         criterion: the module from :func:`make_pose_criterion` (None for mse).
         all_valid: every training fit is valid (lets the balanced losses skip the row selection,
             which needs a host synchronisation).
+        keypoint_criteria: (3-D, 2-D) BMC modules from :func:`make_keypoint_criteria` to balance
+            the keypoint terms too (None: SPIN's MSE keypoint losses).
     """
 
     DEFAULTS = {"pose": 60.0, "betas": 0.06, "keypoints3d": 300.0, "keypoints2d": 300.0,
                 "cam": 60.0, "openpose": 0.0}
 
     def __init__(self, pose: str = "mse", weights: Mapping[str, float] | None = None,
-                 criterion: nn.Module | None = None, all_valid: bool = False) -> None:
+                 criterion: nn.Module | None = None, all_valid: bool = False,
+                 keypoint_criteria: tuple[nn.Module, nn.Module] | None = None) -> None:
         super().__init__()
         check_choice(pose, POSE_LOSSES, "loss.pose")
         if (pose == "mse") != (criterion is None):
@@ -134,10 +201,19 @@ class IHMRLoss(nn.Module):
         self.weights = {**self.DEFAULTS, **dict(weights or {})}
         self.criterion = criterion
         self.all_valid = bool(all_valid)
+        self.kp_criteria = None if keypoint_criteria is None else nn.ModuleList(keypoint_criteria)
 
     @property
     def sigma(self) -> torch.Tensor | None:
         return None if self.criterion is None else self.criterion.noise_sigma
+
+    def sigmas(self) -> dict[str, torch.Tensor]:
+        """Every noise scale by name: ``sigma`` (pose), ``sigma_kp3d``, ``sigma_kp2d``."""
+        out = {} if self.criterion is None else {"sigma": self.criterion.noise_sigma}
+        if self.kp_criteria is not None:
+            out["sigma_kp3d"] = self.kp_criteria[0].noise_sigma
+            out["sigma_kp2d"] = self.kp_criteria[1].noise_sigma
+        return out
 
     def pose_loss(self, pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """pred, gt (B, 216) flattened rotation matrices, valid (B,) float."""
@@ -168,13 +244,19 @@ class IHMRLoss(nn.Module):
         w = self.weights
         rot = rotmat.float().reshape(rotmat.shape[0], -1)
         betas, cam, joints49 = betas.float(), cam.float(), joints49.float()
+        kp2d = project_joints(joints49, cam)
+        if self.kp_criteria is None:
+            k3 = keypoints3d_loss(joints49[:, 25:], batch["kp3d"], batch["has3d"])
+            k2 = keypoints2d_loss(kp2d, batch["kp2d"], w["openpose"])
+        else:
+            c3, c2 = self.kp_criteria
+            k3 = balanced_keypoints3d_loss(joints49[:, 25:], batch["kp3d"], batch["has3d"], c3)
+            k2 = balanced_keypoints2d_loss(kp2d, batch["kp2d"], c2, w["openpose"])
         terms = {
             "pose": self._pose_scale() * self.pose_loss(rot, batch["pose"], batch["valid"]),
             "betas": w["betas"] * masked_mse(betas, batch["betas"], batch["valid"]),
-            "keypoints3d": w["keypoints3d"] * keypoints3d_loss(joints49[:, 25:], batch["kp3d"],
-                                                               batch["has3d"]),
-            "keypoints2d": w["keypoints2d"] * keypoints2d_loss(project_joints(joints49, cam),
-                                                               batch["kp2d"], w["openpose"]),
+            "keypoints3d": w["keypoints3d"] * k3,
+            "keypoints2d": w["keypoints2d"] * k2,
             "cam": w["cam"] * camera_prior(cam),
         }
         terms["total"] = sum(terms.values())

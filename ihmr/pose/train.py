@@ -95,7 +95,7 @@ def _resident(train_set: Any, device: torch.device, limit_gib: float) -> bool:
 
 def build_loss(cfg: PoseTrainConfig, all_valid: bool) -> nn.Module:
     """The :class:`IHMRLoss` of ``cfg.loss`` (loads and checks the GAI prior)."""
-    from .losses import IHMRLoss, make_pose_criterion
+    from .losses import IHMRLoss, make_keypoint_criteria, make_pose_criterion
 
     lc = cfg.loss
     prior = None
@@ -111,12 +111,18 @@ def build_loss(cfg: PoseTrainConfig, all_valid: bool) -> nn.Module:
                               "--key pose --pose-to-rotmat -k 16 -o <file>` (`ihmr demo` does "
                               "this for the demo data)")
         prior = GMMPrior.load(path)
+    if lc.pose != "mse" and not lc.init_noise_sigma > 0:
+        raise ConfigError(f"loss.init_noise_sigma must be > 0 (sigma of the balanced pose "
+                          f"loss), got {lc.init_noise_sigma}")
     crit = make_pose_criterion(lc.pose, prior=prior, init_noise_sigma=lc.init_noise_sigma,
                                learn_noise=lc.learn_noise, gather=lc.gather)
+    kp = make_keypoint_criteria(lc.keypoints, init_noise_sigma=(
+        lc.keypoints3d_init_noise_sigma, lc.keypoints2d_init_noise_sigma),
+        learn_noise=lc.learn_noise, gather=lc.gather)
     weights = {"pose": lc.pose_weight, "betas": lc.betas_weight, "cam": lc.cam_weight,
                "keypoints3d": lc.keypoints3d_weight, "keypoints2d": lc.keypoints2d_weight,
                "openpose": lc.openpose_weight}
-    return IHMRLoss(lc.pose, weights, crit, all_valid=all_valid)
+    return IHMRLoss(lc.pose, weights, crit, all_valid=all_valid, keypoint_criteria=kp)
 
 
 def _check_cfg(cfg: PoseTrainConfig) -> None:
@@ -126,6 +132,8 @@ def _check_cfg(cfg: PoseTrainConfig) -> None:
                           f"batch), got {o.epochs} and {o.batch_size}")
     if not (o.lr > 0 and o.sigma_lr >= 0 and o.grad_clip >= 0):
         raise ConfigError("optim.lr must be > 0, optim.sigma_lr and optim.grad_clip >= 0")
+    if not 0 <= o.ema < 1:
+        raise ConfigError(f"optim.ema must be in [0, 1) (0 = off), got {o.ema}")
     if cfg.log_every < 1:
         raise ConfigError(f"log_every must be >= 1, got {cfg.log_every}")
 
@@ -184,6 +192,12 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
         groups.append({"params": sigmas, "lr": cfg.optim.sigma_lr})
     opt = torch.optim.Adam(groups, fused=True) if fused else torch.optim.Adam(groups, foreach=True)
     objects = {"head": head, "optimizer": opt, "loss": loss}
+    ema = None
+    if cfg.optim.ema > 0:
+        import copy
+
+        ema = copy.deepcopy(head).requires_grad_(False)
+        objects["ema"] = ema
     start, history = 0, []
     if resume:
         ckpt = load_checkpoint(run.last, objects, map_location=device)
@@ -204,7 +218,8 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
 
     epochs = cfg.optim.epochs
     for epoch in range(start, epochs):
-        row = _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run)
+        row = _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run,
+                         ema)
         run.save(objects, epoch=epoch + 1, extra={"loss": cfg.loss.pose,
                                                   "features_fingerprint": data.source_fingerprint})
         run.log_metrics(epoch + 1, row)
@@ -218,7 +233,8 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
         "compile": cfg.compile, "world_size": info.world_size, "samples": len(train_set),
         "views": train_set.views})
     if info.is_main:
-        _save_head(result.head_path, head, loss, cfg, data.source_fingerprint, epochs)
+        _save_head(result.head_path, head if ema is None else ema, loss, cfg,
+                   data.source_fingerprint, epochs)
         if cfg.eval.labels:
             result.eval_metrics = evaluate_run(cfg, result.head_path, bodies=bodies)
     result.seconds = time.perf_counter() - t_start
@@ -230,8 +246,14 @@ def cosine_lr(base: float, step: int, total: int) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * step / total))
 
 
-def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run) -> dict:
-    """One epoch; returns its metrics row (means of the loss terms, sigma, timing)."""
+def ema_decay(decay: float, step: int) -> float:
+    """The EMA decay at global step ``step`` (0-based), warmed up: ``min(decay, (1+t)/(10+t))``."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
+def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run,
+               ema=None) -> dict:
+    """One epoch; returns its metrics row (means of the loss terms, sigmas, timing)."""
     from ..runs import Progress, check_loss
     from .train_data import epoch_draws
 
@@ -246,6 +268,7 @@ def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, inf
     sums = torch.zeros(len(TERMS), device=device, dtype=torch.float64)
     bad = torch.full((), -1, dtype=torch.long, device=device)
     params = list(head.parameters())
+    ema_params = None if ema is None else list(ema.parameters())
     sigmas = [p for g in opt.param_groups[1:] for p in g["params"]]
     head.train()
     every = cfg.log_every
@@ -289,15 +312,16 @@ def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, inf
             if cfg.optim.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip, foreach=True)
             opt.step()
+            if ema_params is not None:
+                w = 1.0 - ema_decay(cfg.optim.ema, epoch * steps + s)
+                torch._foreach_lerp_(ema_params, [p.detach() for p in params], w)
             t = terms.detach().double()
             sums += t
             bad = torch.where(torch.isfinite(t[0]) | (bad >= 0), bad, s)
             if (s + 1) % every == 0 or s + 1 == steps:
                 check(s)
-                sig = loss.sigma
                 fields = {"loss": float(t[0])}
-                if sig is not None:
-                    fields["sigma"] = float(sig.detach())
+                fields.update({k: float(v.detach()) for k, v in loss.sigmas().items()})
                 bar.advance((s % every) + 1, **fields)
     if info.world_size > 1:
         import torch.distributed as dist
@@ -307,8 +331,7 @@ def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, inf
     means = (sums / steps).tolist()
     seconds = time.perf_counter() - t0
     row = {f"loss_{k}": v for k, v in zip(TERMS, means)}
-    if loss.sigma is not None:
-        row["sigma"] = float(loss.sigma.detach())
+    row.update({k: float(v.detach()) for k, v in loss.sigmas().items()})
     row.update(steps=steps, seconds=round(seconds, 3),
                samples_per_s=round(steps * cfg.optim.batch_size * info.world_size / seconds, 1))
     if not all(math.isfinite(v) for v in means):  # belt and braces: the step check raised first

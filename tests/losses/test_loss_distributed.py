@@ -23,6 +23,15 @@ def global_batch(round_: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(g.normal(size=(n, D))), torch.tensor(g.normal(size=(n, D)))
 
 
+def global_weights(round_: int) -> torch.Tensor:
+    """Keypoint-style confidences: some coordinates missing, one target without any."""
+    g = np.random.default_rng(100 + round_)
+    n = sum(SIZES[round_])
+    w = g.uniform(0.5, 1.5, (n, D)) * (g.random((n, D)) > 0.3)
+    w[-1] = 0.0
+    return torch.tensor(w)
+
+
 def _worker(rank: int, port: int, out: str) -> None:
     dist.init_process_group(
         "gloo",
@@ -43,6 +52,14 @@ def _worker(rank: int, port: int, out: str) -> None:
             results[f"per{r}"] = per.detach()
             results[f"mean{r}"] = mean.detach()
             results[f"grad{r}"] = local_p.grad
+            # the same with per-coordinate target weights (gathered with the targets)
+            w = global_weights(r)[lo : lo + sizes[rank]]
+            wp = p[lo : lo + sizes[rank]].clone().requires_grad_(True)
+            wmean = bmc_loss(wp, y[lo : lo + sizes[rank]], V, gather=True, target_weight=w,
+                             reduction="sum")
+            wmean.backward()
+            results[f"wsum{r}"] = wmean.detach()
+            results[f"wgrad{r}"] = wp.grad
         torch.save(results, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -71,3 +88,9 @@ def test_gathered_bmc_equals_global_batch(tmp_path, monkeypatch):
             mine.backward()
             torch.testing.assert_close(got[f"mean{r}"], mine.detach())
             torch.testing.assert_close(got[f"grad{r}"], p.grad[lo : lo + n])
+            q = global_batch(r)[0].clone().requires_grad_(True)
+            wfull = bmc_loss(q, y, V, target_weight=global_weights(r), reduction="none")
+            wmine = wfull[lo : lo + n].sum()
+            wmine.backward()
+            torch.testing.assert_close(got[f"wsum{r}"], wmine.detach())
+            torch.testing.assert_close(got[f"wgrad{r}"], q.grad[lo : lo + n])

@@ -267,3 +267,59 @@ def test_ddp_two_cpu_processes_share_sigma(data, tmp_path):
     s1 = torch.load(tmp_path / "sigma1.pt")["sigma"]
     assert s0 == s1 and s0 != 1.0  # learned, and identical on both ranks
     assert (out / "head.pt").is_file() and len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_ema_head_is_the_average_of_the_steps_and_resumes_exactly(data, tmp_path, monkeypatch):
+    """optim.ema: head.pt holds the warmed-up EMA of the head's weights (the recurrence
+    ema <- d_t ema + (1 - d_t) w_t, d_t = min(0.9, (1 + t) / (10 + t)), recomputed here from the
+    weights seen around every step), and a killed run resumed ends with the same EMA."""
+    from ihmr.pose import train as train_mod
+
+    seen, saved = [], []
+    step = torch.optim.Adam.step
+
+    def record(self, *a, **k):
+        if not seen:
+            seen.append([p.detach().clone() for p in self.param_groups[0]["params"]])
+        out = step(self, *a, **k)
+        seen.append([p.detach().clone() for p in self.param_groups[0]["params"]])
+        return out
+
+    save_head = train_mod._save_head
+    monkeypatch.setattr(torch.optim.Adam, "step", record)
+    monkeypatch.setattr(train_mod, "_save_head", lambda path, head, *a: saved.append(
+        [p.detach().clone() for p in head.parameters()]) or save_head(path, head, *a))
+    full = train_mod.train(config(data, tmp_path / "full", optim__ema=0.9, pose="mse"))
+    ema = seen[0]
+    for t, w in enumerate(seen[1:]):
+        d = min(0.9, (1 + t) / (10 + t))
+        ema = [d * e + (1 - d) * x for e, x in zip(ema, w)]
+    for got, want, last in zip(saved[0], ema, seen[-1]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    assert any(not torch.allclose(g, x) for g, x in zip(saved[0], seen[-1]))  # not the last
+
+    def kill(epoch, row):
+        if epoch == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.train(config(data, tmp_path / "killed", optim__ema=0.9, pose="mse"),
+                        callback=kill)
+    resumed = train_mod.train(config(data, tmp_path / "killed", optim__ema=0.9, pose="mse"),
+                              resume=True)
+    a = torch.load(full.head_path, weights_only=True)["head"]
+    b = torch.load(resumed.head_path, weights_only=True)["head"]
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=0)
+
+
+def test_balanced_keypoints_train_and_log_their_sigmas(data, tmp_path):
+    from ihmr.pose.train import train
+
+    res = train(config(data, tmp_path / "run", loss__keypoints="bmc", optim__epochs=1))
+    row = res.history[-1]
+    assert {"sigma", "sigma_kp3d", "sigma_kp2d"} <= set(row)
+    assert row["sigma_kp3d"] != 0.05 and np.isfinite(row["loss_keypoints3d"])  # learned
+    with pytest.raises(ConfigError, match="optim.ema"):
+        train(config(data, tmp_path / "bad", optim__ema=1.0))
+    with pytest.raises(ConfigError, match="loss.init_noise_sigma"):
+        train(config(data, tmp_path / "bad2", loss__init_noise_sigma=0.0))

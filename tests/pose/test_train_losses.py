@@ -157,3 +157,53 @@ def test_unknown_weight_and_missing_criterion_rejected():
         IHMRLoss("mse", {"keypoint3d": 1.0})
     with pytest.raises(ConfigError, match="needs a balanced criterion"):
         IHMRLoss("bmc")
+
+
+def test_balanced_keypoint_terms_match_scipy_densities():
+    """keypoints="bmc": each keypoint term is 2v (-log N_i(y_i) + log sum_j N_j(y_j)) / d over the
+    rows with data, N_j the density of target j's confident coordinates (variance v / conf)."""
+    from scipy.special import logsumexp
+    from scipy.stats import norm
+
+    from ihmr.pose.losses import make_keypoint_criteria, project_joints
+
+    rot, betas, cam, joints49, batch = _inputs(4, all_valid=True)
+    batch["kp2d"][1, :, 2] = 0.0  # a sample without any 2-D joint
+    batch["kp3d"][0, 5, 3] = 0.0  # a missing 3-D joint
+    s3, s2 = 0.3, 0.2
+    kp = make_keypoint_criteria("bmc", init_noise_sigma=(s3, s2), gather=False)
+    loss = IHMRLoss("mse", keypoint_criteria=tuple(c.double() for c in kp)).double()
+    got = loss(rot, betas, cam, joints49, batch)
+
+    def balanced(p, y, w, v):
+        has = (w > 0).any(1)
+        rows = []
+        for i in np.flatnonzero(has):
+            logn = {j: norm.logpdf(y[j, w[j] > 0], p[i, w[j] > 0],
+                                   np.sqrt(v / w[j, w[j] > 0])).sum() for j in np.flatnonzero(has)}
+            rows.append(2 * v * (-logn[i] + logsumexp(list(logn.values()))) / p.shape[1])
+        return np.mean(rows)
+
+    k3 = batch["kp3d"].numpy()
+    j = joints49[:, 25:].numpy()
+    pc = (j - (j[:, 2:3] + j[:, 3:4]) / 2).reshape(B, 72)
+    yc = (k3[..., :3] - (k3[:, 2:3, :3] + k3[:, 3:4, :3]) / 2).reshape(B, 72)
+    w3 = np.repeat(k3[..., 3:4] * batch["has3d"].numpy()[:, None, None], 3, -1).reshape(B, 72)
+    assert got["keypoints3d"].item() == pytest.approx(300 * balanced(pc, yc, w3, s3**2), rel=1e-6)
+    k2 = batch["kp2d"].numpy()
+    p2 = project_joints(joints49, cam).numpy().reshape(B, 98)
+    scale = np.r_[np.zeros(25), np.ones(24)][None, :, None]  # OpenPose joints: weight 0
+    w2 = np.repeat(k2[..., 2:3] * scale, 2, -1).reshape(B, 98)
+    assert got["keypoints2d"].item() == pytest.approx(
+        300 * balanced(p2, k2[..., :2].reshape(B, 98), w2, s2**2), rel=1e-6)
+    assert set(loss.sigmas()) == {"sigma_kp3d", "sigma_kp2d"}
+
+
+def test_keypoint_choice_and_sigma_errors_name_the_option():
+    from ihmr.pose.losses import make_keypoint_criteria
+
+    with pytest.raises(ConfigError, match="loss.keypoints"):
+        make_keypoint_criteria("gai")
+    with pytest.raises(ConfigError, match="keypoints2d_init_noise_sigma"):
+        make_keypoint_criteria("bmc", init_noise_sigma=(0.1, 0.0))
+    assert make_keypoint_criteria("mse") is None
