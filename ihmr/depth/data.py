@@ -4,17 +4,23 @@ Layout (the DIR benchmark's, Yang et al. 2021), relative to a dataset ``root``::
 
     data/nyu2_train.csv            rgb path, depth path (no header), paths relative to root
     data/nyu2_test.csv
-    data/test_balanced_mask.npy    bool (N_test, 228, 304): the balanced evaluation pixels
+    data/test_balanced_mask.npy    (N_test, 228, 304) 0/1 (DIR writes uint8; bool accepted): the
+                                   balanced evaluation pixels
     data/shots.json                optional {"many": [...], "medium": [...], "few": [...]} bin ids;
                                    absent = the NYUD2-DIR lists below
 
 Conventions (reference-protocols.md Sec. 7):
 - Training depth is an 8-bit PNG, metres = v / 255 * 10; test depth is a 16-bit PNG in mm,
   metres = v / 1000.
-- Images are resized so the short side is 240 px, then centre-cropped to 304 x 228 (W x H).
-  Training targets are resized to 152 x 114 (the network's output); test targets stay 304 x 228
-  and the prediction is upsampled bilinearly to them.
-- Depth bins of 0.1 m: ``bin = min(int(10 d), 99)``; 100 bins, 0-6 empty on NYUD2.
+- Images are resized so the short side is 240 px (long side ``int(240 * long / short)``), then
+  centre-cropped to 304 x 228 (W x H). RGB is resized bilinearly; depth with Pillow's NEAREST
+  rule (:func:`pil_nearest_resize`, source pixel ``int((i + 0.5) * src / dst)``), as DIR's
+  ``Scale`` does, so every ground-truth pixel is a measured depth (640 x 480 ->
+  ``depth[1::2, 1::2]``). Training targets are then resized to 152 x 114 (the network's
+  output; bilinear, see docs/protocols.md for how this differs from DIR); test targets stay
+  304 x 228 and the prediction is upsampled bilinearly to them.
+- Depth bins of 0.1 m: ``bin = min(int(float32(d) * float32(10)), 99)`` exactly as DIR computes
+  it (the float32 product matters at exact decimetres); 100 bins, 0-6 empty on NYUD2.
 - The validation split (for model selection) is carved out of the *training scenes*; the
   reference selects on the test set, which we do not.
 """
@@ -61,9 +67,13 @@ NYU_SHOTS["few"] = [
 
 
 def depth_bins(depth: np.ndarray) -> np.ndarray:
-    """Bin ids ``min(int(10 d), 99)`` of depths ``d`` in metres (any shape, d >= 0) -> int64."""
-    d = np.asarray(depth, dtype=np.float64)
-    return np.minimum(np.floor(d / BIN_WIDTH + 1e-9), N_BINS - 1).clip(0).astype(np.int64)
+    """Bin ids of depths ``d`` in metres (any shape, d >= 0) -> int64, as DIR computes them:
+    ``min(int(float32(d) * float32(10)), 99)`` (YyzHarry/imbalanced-regression,
+    nyud2-dir/util.py ``Evaluator.get_bin_idx``). The product is rounded to float32 before the
+    truncation, so 0.7 m (float32 0.69999999) lands in bin 7, not 6."""
+    d = np.asarray(depth, dtype=np.float32)
+    prod = d * np.float32(1.0 / BIN_WIDTH)  # float32 * float32 stays float32
+    return np.minimum(prod.astype(np.int64), N_BINS - 1).clip(0)
 
 
 def decode_depth(raw: np.ndarray, kind: str) -> np.ndarray:
@@ -104,17 +114,42 @@ def read_image(path: str | Path, depth_kind: str | None = None) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1])
 
 
+def short_side_size(h: int, w: int, short: int = SHORT_SIDE) -> tuple[int, int]:
+    """Output ``(W, H)`` with the short side ``short`` and the long side ``int(short * long /
+    short_in)`` (DIR's ``Scale``: truncation, not rounding)."""
+    if w < h:
+        return short, int(short * h / w)
+    return int(short * w / h), short
+
+
+def pil_nearest_resize(img: np.ndarray, wh: Sequence[int]) -> np.ndarray:
+    """Pillow's NEAREST resize of (H, W[, C]) to ``wh = (W', H')``, without Pillow.
+
+    Output pixel ``(i, j)`` takes source row ``int((i + 0.5) * H / H')`` and column
+    ``int((j + 0.5) * W / W')``; for 640 x 480 -> 320 x 240 that is ``img[1::2, 1::2]`` (OpenCV's
+    INTER_NEAREST takes ``img[0::2, 0::2]`` instead). No value is interpolated.
+    """
+    w_out, h_out = int(wh[0]), int(wh[1])
+    h, w = img.shape[:2]
+    rows = np.minimum(((np.arange(h_out) + 0.5) * (h / h_out)).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(w_out) + 0.5) * (w / w_out)).astype(np.int64), w - 1)
+    return np.ascontiguousarray(img[rows][:, cols])
+
+
 def resize_short_side(img: np.ndarray, short: int = SHORT_SIDE, nearest: bool = False) -> np.ndarray:
-    """Resize (H, W[, C]) so that min(H, W) == ``short``, keeping the aspect ratio (bilinear)."""
+    """Resize (H, W[, C]) so that min(H, W) == ``short``, keeping the aspect ratio.
+
+    Bilinear (OpenCV) for images; ``nearest=True`` (depth maps) uses :func:`pil_nearest_resize`,
+    the rule of DIR's ``Scale(240)`` for depth."""
     import cv2
 
     h, w = img.shape[:2]
-    s = short / min(h, w)
-    size = (max(short, round(w * s)), max(short, round(h * s))) if h != w else (short, short)
+    size = short_side_size(h, w, short)
     if (w, h) == size:
         return img
-    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
-    return cv2.resize(img, size, interpolation=interp)
+    if nearest:
+        return pil_nearest_resize(img, size)
+    return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
 
 
 def center_crop(img: np.ndarray, wh: Sequence[int] = CROP_WH) -> np.ndarray:
@@ -237,16 +272,31 @@ def carve_validation(split: Split, fraction: float = 0.05, seed: int = 0) -> tup
 
 
 def load_mask(path: str | Path, n_images: int) -> np.ndarray:
-    """The balanced test mask (N, 228, 304) bool, memory-mapped; checked against the test CSV."""
+    """The balanced test mask (N, 228, 304) as bool, checked against the test CSV.
+
+    DIR publishes ``test_balanced_mask.npy`` as uint8 0/1 and its loaders cast it to bool; bool
+    files and any integer dtype holding only 0 and 1 are accepted too (other values are refused:
+    they are not a mask). A bool or uint8 file stays memory-mapped (uint8 0/1 is viewed as bool
+    without a copy)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"balanced test mask {str(path)!r} not found (data/test_balanced_mask.npy)")
     mask = np.load(path, mmap_mode="r", allow_pickle=False)
     want = (n_images, CROP_WH[1], CROP_WH[0])
-    if mask.shape != want or mask.dtype != np.bool_:
-        raise DataError(f"balanced mask must be bool with shape {want} (one per test image, H x W), "
-                        f"got {mask.dtype} {mask.shape}")
-    return mask
+    if mask.shape != want:
+        raise DataError(f"balanced mask must have shape {want} (one per test image, H x W), "
+                        f"got {mask.shape}")
+    if mask.dtype == np.bool_:
+        return mask
+    if mask.dtype.kind not in "iu":
+        raise DataError(f"balanced mask {str(path)!r} must be bool or integer 0/1 (DIR writes "
+                        f"uint8), got dtype {mask.dtype}")
+    lo, hi = int(mask.min()), int(mask.max())
+    if lo < 0 or hi > 1:
+        bad = sorted({int(v) for v in np.unique(mask)} - {0, 1})[:5]
+        raise DataError(f"balanced mask {str(path)!r} must hold only 0 and 1, found {bad}; is it "
+                        "a mask?")
+    return mask.view(np.bool_) if mask.dtype == np.uint8 else np.asarray(mask) != 0
 
 
 def load_shots(path: str | Path | None) -> dict[str, list[int]]:
@@ -350,7 +400,7 @@ class NYUD2DIR(_torch_dataset_base()):
         """Item ``i``: (rgb (228, 304, 3) uint8, depth (228, 304) metres) after resize and crop."""
         j = self.index[i]
         rgb = resize_short_side(read_image(self.files.rgb[j]))
-        depth = resize_short_side(read_image(self.files.depth[j], self.files.depth_kind))
+        depth = resize_short_side(read_image(self.files.depth[j], self.files.depth_kind), nearest=True)
         if rgb.shape[:2] != depth.shape[:2]:
             raise DataError(f"image and depth sizes differ for {self.files.rgb[j]}: "
                             f"{rgb.shape[:2]} vs {depth.shape[:2]}")
@@ -361,7 +411,7 @@ class NYUD2DIR(_torch_dataset_base()):
 
         j = self.index[i]
         rgb = resize_short_side(read_image(self.files.rgb[j]))
-        depth = resize_short_side(read_image(self.files.depth[j], self.files.depth_kind))
+        depth = resize_short_side(read_image(self.files.depth[j], self.files.depth_kind), nearest=True)
         if self.augment:
             rng = np.random.default_rng([self._epoch_seed, j])
             rgb, depth = augment(rgb, depth, rng)
