@@ -61,11 +61,11 @@ class AgeMetrics:
     Args:
         train_labels: (N_train,) training ages; they define the shot of every integer age.
         n_bins: number of integer-age bins (ages 0 .. n_bins-1); default covers the training and
-            later test ages up to 200.
+            test ages 0 .. 200 (IMDB-WIKI-DIR keeps training ages up to 200).
         many, few: shot thresholds on the training count per age (DIR: 100, 20).
     """
 
-    def __init__(self, train_labels: Any, n_bins: int = 200, many: int = 100, few: int = 20) -> None:
+    def __init__(self, train_labels: Any, n_bins: int = 201, many: int = 100, few: int = 20) -> None:
         self.n_bins = n_bins
         self.train_counts = np.bincount(age_bins(train_labels, n_bins), minlength=n_bins)
         self.shots = shot_of_bins(self.train_counts, many, few)
@@ -111,7 +111,7 @@ class AgeMetrics:
 
 
 def dir_metrics(pred: Any, target: Any, train_labels: Any, many: int = 100, few: int = 20,
-                n_bins: int = 200) -> dict[str, dict[str, Any]]:
+                n_bins: int = 201) -> dict[str, dict[str, Any]]:
     """All DIR age metrics at once (see :class:`AgeMetrics`)."""
     m = AgeMetrics(train_labels, n_bins, many, few)
     m.update(pred, target)

@@ -32,7 +32,7 @@ from .data import make_dataset, read_age_csv
 from .metrics import AgeMetrics, age_bins
 from .model import AgeRegressor, freeze_for_rrt
 
-N_AGE_BINS = 200
+N_AGE_BINS = 201  # integer ages 0 .. 200: IMDB-WIKI-DIR trains on ages up to 200
 
 
 def resolve_device(name: str) -> str:
