@@ -17,8 +17,17 @@ has_smpl   (N,)          1 where ``pose``/``shape`` are valid
 gender     (N,)          'm' / 'f'
 ========== ============= ==================================================================
 
-3DPW test keeps imgname, center, scale, pose, shape, gender. Static fits
-(``static_fits/<name>_fits.npy``) are (N, 82) = pose 72 + betas 10.
+3DPW test keeps imgname, center, scale, pose, shape, gender; SPIN's Human3.6M evaluation files
+``h36m_valid_protocol1.npz`` / ``h36m_valid_protocol2.npz`` keep imgname, center, scale, S (read as
+dataset ``h36m_valid``). Static fits (``static_fits/<name>_fits.npy``) are (N, 82) = pose 72 +
+betas 10.
+
+Only the keys a file of its dataset needs are required (:data:`REQUIRED_KEYS`); every other key
+is optional with a stated default: ``part`` / ``openpose`` / ``S`` absent = zeros with visibility
+or confidence 0 (no supervision from them), ``pose`` / ``shape`` absent = zeros with ``has_smpl``
+0, ``has_smpl`` absent = 1 exactly when ``pose`` is present, ``gender`` absent = unknown (-1, the
+neutral body). The dataset comes from the file name (:func:`infer_dataset`), SPIN's own names
+included (``hr-lspet_train.npz`` is lspet, ``coco_2014_train.npz`` coco).
 
 Every reader raises :class:`~ihmr.errors.DataError` naming the file, the key and the expected
 shape on a missing key, a wrong shape, a length mismatch or a non-finite value. Files are read
@@ -61,16 +70,25 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "mpii": _BASE + ("part",),
     "coco": _BASE + ("part",),
     "3dpw": _BASE + ("pose", "shape", "gender"),
+    "h36m_valid": _BASE + ("S",),
 }
 DATASETS = tuple(REQUIRED_KEYS)
+#: SPIN file-name stems that do not start with their dataset's name
+FILE_ALIASES: dict[str, str] = {
+    "hr-lspet": "lspet",
+    "h36m_valid_protocol1": "h36m_valid",
+    "h36m_valid_protocol2": "h36m_valid",
+}
 
 
 def infer_dataset(path: str | os.PathLike) -> str | None:
-    """Dataset name from a SPIN file name (``h36m_train.npz`` -> ``h36m``), or None."""
+    """Dataset name from a SPIN file name (``h36m_train.npz`` -> ``h36m``,
+    ``hr-lspet_train.npz`` -> ``lspet``, ``h36m_valid_protocol2.npz`` -> ``h36m_valid``), or None."""
     stem = Path(path).name.split(".")[0].lower()
-    for name in sorted(DATASETS, key=len, reverse=True):  # 'lspet' before 'lsp'
-        if stem == name or stem.startswith(name + "_"):
-            return name
+    names = {**{d: d for d in DATASETS}, **FILE_ALIASES}
+    for prefix in sorted(names, key=len, reverse=True):  # 'lspet' before 'lsp', longest first
+        if stem == prefix or stem.startswith(prefix + "_"):
+            return names[prefix]
     return None
 
 

@@ -72,6 +72,9 @@ def spin_arrays(n: int, rng: np.random.Generator, dataset: str = "h36m") -> dict
         "center": rng.uniform(100, 200, (n, 2)),
         "scale": rng.uniform(0.8, 1.2, n),
     }
+    if dataset == "h36m_valid":  # SPIN's h36m_valid_protocol{1,2}.npz: imgname, center, scale, S
+        out["S"] = np.concatenate([rng.normal(0, 0.3, (n, 24, 3)), np.ones((n, 24, 1))], -1)
+        return out
     if dataset != "3dpw":
         out["part"] = np.concatenate([rng.uniform(0, 300, (n, 24, 2)), np.ones((n, 24, 1))], -1)
         out["openpose"] = np.concatenate([rng.uniform(0, 300, (n, 25, 2)), np.ones((n, 25, 1))], -1)

@@ -108,3 +108,47 @@ def test_subset_and_fingerprint(tmp_path, rng):
     assert torch.equal(sub.center, lab.center[[4, 1]])
     assert sub.fingerprint() != lab.fingerprint()
     assert lab.fingerprint() == read_spin_npz(tmp_path / "mpii.npz").fingerprint()
+
+
+@pytest.mark.parametrize("protocol", [1, 2])
+def test_h36m_valid_protocol_files_load(tmp_path, rng, protocol):
+    # SPIN's datasets/preprocess/h36m.py writes exactly these four keys (S: (N, 24, 4), float64)
+    n = 5
+    arrs = {"imgname": np.array([f"images/S9_Directions_1.54138969_{i:06d}.jpg" for i in range(n)]),
+            "center": rng.uniform(400, 600, (n, 2)), "scale": rng.uniform(2, 4, n),
+            "S": np.concatenate([rng.normal(0, 0.3, (n, 24, 3)), np.zeros((n, 24, 1))], -1)}
+    arrs["S"][:, 14:, 3] = 1.0  # SPIN fills only the H36M joints' confidences
+    path = tmp_path / f"h36m_valid_protocol{protocol}.npz"
+    np.savez(path, **arrs)
+    lab = read_spin_npz(path)
+    assert lab.dataset == "h36m_valid" and len(lab) == n
+    np.testing.assert_allclose(lab.keypoints3d.numpy(), arrs["S"], rtol=1e-6, atol=1e-7)
+    # the stated defaults of the absent keys
+    assert float(lab.keypoints2d.abs().sum()) == 0 and float(lab.openpose.abs().sum()) == 0
+    assert not lab.has_smpl.any() and (lab.gender == -1).all()
+    arrs.pop("S")
+    np.savez(path, **arrs)
+    with pytest.raises(DataError, match="'S'"):
+        read_spin_npz(path)
+
+
+@pytest.mark.parametrize("name, dataset", [("hr-lspet_train.npz", "lspet"),
+                                           ("coco_2014_train.npz", "coco"),
+                                           ("lsp_dataset_original_train.npz", "lsp"),
+                                           ("mpi_inf_3dhp_valid.npz", "mpi_inf_3dhp"),
+                                           ("h36m_valid_protocol2.npz", "h36m_valid"),
+                                           ("h36m_train.npz", "h36m")])
+def test_spin_file_names_map_to_datasets(name, dataset):
+    from ihmr.pose.spin_data import infer_dataset
+
+    assert infer_dataset(name) == dataset
+
+
+def test_hr_lspet_requires_part(tmp_path, rng):
+    arrs = spin_arrays(4, rng, "lspet")
+    np.savez(tmp_path / "hr-lspet_train.npz", **arrs)
+    assert read_spin_npz(tmp_path / "hr-lspet_train.npz").dataset == "lspet"
+    arrs.pop("part")
+    np.savez(tmp_path / "hr-lspet_train.npz", **arrs)
+    with pytest.raises(DataError, match="'part'"):
+        read_spin_npz(tmp_path / "hr-lspet_train.npz")
