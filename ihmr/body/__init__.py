@@ -6,8 +6,10 @@
     out.vertices, out.joints, out.joints_h36m, out.joints49   # metres
     body.joints_only(betas, pose)          # same joints, no vertices (training)
 
-Ground truth of 3DPW uses the gendered bodies and predictions the neutral one:
-:func:`forward_gendered` picks the body per sample. See :mod:`ihmr.body.files` for where files
+Ground truth of 3DPW uses the gendered bodies; predictions use the neutral one for joints and,
+in the IHMR release's MPVPE (``ihmr eval``'s default), the ground-truth gender's body for the
+mesh: :func:`forward_gendered` picks the body per sample. Without SMPL files the one open body
+serves every gender (:func:`load_bodies`), so gendered and neutral variants coincide there. See :mod:`ihmr.body.files` for where files
 are looked up (``body.smpl_dir`` / ``$IHMR_SMPL_DIR``) and how pickles are read safely.
 """
 

@@ -62,6 +62,7 @@ def eval(  # noqa: A001 - the command is called eval
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cpu)."),
     chunk: int = typer.Option(1024, help="Samples per body forward (memory ~ chunk x vertices)."),
     renders: int = typer.Option(4, help="Render the K rarest test samples (0: none)."),
+    mpvpe_body: str = typer.Option("gendered", help="Pose: body of the predicted meshes for MPVPE: gendered (IHMR release, default) or neutral (SPIN)."),
 ) -> None:
     """Balanced metrics (bMPVPE, bMPJPE, bPA-MPJPE; all / tail 10% / tail 5%) and plain means."""
     import importlib
@@ -83,7 +84,8 @@ def eval(  # noqa: A001 - the command is called eval
     job = getattr(importlib.import_module(module), func)
     metrics, info = job(labels, out, predictions=predictions, checkpoint=checkpoint,
                         features=features, images=images, split=split, smpl_dir=smpl_dir,
-                        device=device, chunk=chunk, renders=renders, progress=True)
+                        device=device, chunk=chunk, renders=renders, progress=True,
+                        mpvpe_body=mpvpe_body)
     from ihmr.pose.evaluate import markdown_table
 
     typer.echo(markdown_table(metrics, info.get("title", "")))

@@ -1,5 +1,10 @@
 """Per-sample 3-D pose and mesh errors, as SPIN and the IHMR release evaluate 3DPW.
 
+These functions take meshes and joints; which body made the predicted mesh is the caller's
+protocol choice. ``ihmr.pose.evaluate`` follows the IHMR release by default (predicted pose and
+betas through the body of the sample's ground-truth gender for MPVPE, the neutral body for the
+joints) and offers SPIN's all-neutral variant; see docs/protocols.md.
+
 Inputs are in metres, outputs are per-sample errors in millimetres (shape (B,)), so the
 balanced / shot / region aggregation in :mod:`ihmr.metrics.balanced` can average them.
 

@@ -119,6 +119,9 @@ class EvalConfig:
     """Balanced split ``.npz`` (``ihmr split``); computed when absent."""
     renders: int = 0
     """Render the K rarest test samples."""
+    mpvpe_body: Literal["gendered", "neutral"] = "gendered"
+    """Body of the predicted meshes for MPVPE: gendered (the IHMR release: the sample's
+    ground-truth gender, like the ground truth) or neutral (SPIN's evaluation)."""
 
 
 @dataclass

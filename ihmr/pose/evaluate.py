@@ -1,8 +1,18 @@
 """Balanced pose metrics and ``ihmr eval`` for the pose task.
 
-Per sample (3DPW protocol, reference-protocols §4): MPVPE (mean vertex error), MPJPE (H36M
-regressor, pelvis-aligned, 14 LSP joints) and PA-MPJPE (similarity Procrustes), in mm, from
-:mod:`ihmr.metrics.pose`. Aggregated over the split's regions (paper Sec. 4.2.2):
+Per sample (3DPW protocol): MPVPE (mean vertex error), MPJPE (H36M regressor, pelvis-aligned,
+14 LSP joints) and PA-MPJPE (similarity Procrustes), in mm, from :mod:`ihmr.metrics.pose`.
+Which body the *predicted* pose and betas go through (``mpvpe_body``):
+
+- ``"gendered"`` (default, the IHMR release: open-mmlab/mmhuman3d ``HumanImageDataset``): the
+  predicted mesh for MPVPE comes from the body of the sample's ground-truth gender, like the
+  ground-truth mesh; MPJPE / PA-MPJPE joints still come from the neutral body (as SPIN);
+- ``"neutral"`` (SPIN's ``eval.py``): everything predicted comes from the neutral body.
+
+The variant is written into ``metrics.json`` (``mpvpe_body``; ``"predicted vertices"`` when a
+predictions file gives vertices, which are scored as given). Samples of unknown gender use the
+neutral body either way, and where one body serves every gender (the open body) the two variants
+are the same numbers. Aggregated over the split's regions (paper Sec. 4.2.2):
 
 - ``bX.all``: mean over the non-empty regions of the per-region mean of X;
 - ``bX.tail10`` / ``bX.tail5``: plain sample mean of X over the ``int(N k / 100)`` samples with the
@@ -29,6 +39,7 @@ from .split import GenderedBodies, Split, as_rotmats
 
 METRICS = ("MPVPE", "MPJPE", "PA-MPJPE")
 TAILS = (10, 5)
+MPVPE_BODIES = ("gendered", "neutral")
 
 
 def _np(x) -> np.ndarray:
@@ -106,8 +117,9 @@ def markdown_table(metrics: dict[str, Any], title: str = "") -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# prediction sources: callables (start, stop) -> dict with 'vertices' and 'joints_h36m' (metres)
-# and, where known, 'rotmat' / 'betas' / 'cam' for saving and rendering
+# prediction sources: callables (start, stop) -> dict with either 'rotmat' (b, 24, 3, 3) + 'betas'
+# (b, 10) (the evaluation puts them through the bodies) or 'vertices' + 'joints_h36m' (metres,
+# scored as given), and where known 'cam' for saving and rendering
 
 def h36m_regressor(body: Any):
     """(17, V) H36M joint regressor of a body (``J_regressor_h36m`` or the body's point rows)."""
@@ -146,9 +158,7 @@ def predictions_from_file(path: str | os.PathLike, n: int, body: Any) -> Callabl
                 raise DataError(f"{str(path)!r}: {k!r} holds non-finite values")
 
         def source(a: int, b: int) -> dict[str, Any]:
-            out = body(betas=betas[a:b], pose=rot[a:b])
-            return {"vertices": out.vertices, "joints_h36m": out.joints_h36m,
-                    "rotmat": rot[a:b], "betas": betas[a:b]}
+            return {"rotmat": rot[a:b], "betas": betas[a:b]}
         return source
     if "vertices" in data:
         verts = torch.as_tensor(data["vertices"], dtype=torch.float32)
@@ -166,8 +176,11 @@ def predictions_from_file(path: str | os.PathLike, n: int, body: Any) -> Callabl
     raise DataError(f"{str(path)!r} holds {sorted(data)}; expected 'pose' + 'betas' or 'vertices'")
 
 
-def predictions_from_head(head: Any, features, body: Any, device: Any = None) -> Callable:
-    """Source running an HMR head on cached features (N, D) (a tensor or a float16 array)."""
+def predictions_from_head(head: Any, features, body: Any = None, device: Any = None) -> Callable:
+    """Source running an HMR head on cached features (N, D) (a tensor or a float16 array).
+
+    ``body`` is not needed (the evaluation puts the predicted parameters through the bodies);
+    it is accepted for callers written against the older signature."""
     import torch
 
     head = head.eval().to(device or "cpu")
@@ -177,19 +190,44 @@ def predictions_from_head(head: Any, features, body: Any, device: Any = None) ->
         f = (f if torch.is_tensor(f) else torch.from_numpy(np.asarray(f))).to(device or "cpu")
         f = f.float()
         out = head(f)
-        pred = body(betas=out.betas, pose=out.rotmat)
-        return {"vertices": pred.vertices, "joints_h36m": pred.joints_h36m,
-                "rotmat": out.rotmat, "betas": out.betas, "cam": out.cam}
+        return {"rotmat": out.rotmat, "betas": out.betas, "cam": out.cam}
     return source
+
+
+def check_mpvpe_body(mpvpe_body: str) -> str:
+    from ..errors import check_choice
+
+    check_choice(mpvpe_body, list(MPVPE_BODIES), "mpvpe_body")
+    return mpvpe_body
+
+
+def predicted_meshes(pred: dict[str, Any], bodies: GenderedBodies, gender, mpvpe_body: str):
+    """``(vertices (b, V, 3), joints_h36m (b, 17, 3))`` in metres of one chunk of predictions.
+
+    Vertices come from the body named by ``mpvpe_body`` (``"gendered"``: the body of each
+    sample's ground-truth ``gender`` (b,) codes; ``"neutral"``); the H36M joints always come from
+    the neutral body (SPIN's protocol for MPJPE / PA-MPJPE, kept by the IHMR release). A source
+    that gives vertices is scored as given."""
+    if "vertices" in pred:
+        return pred["vertices"], pred["joints_h36m"]
+    rot, betas = pred["rotmat"], pred["betas"]
+    if mpvpe_body == "neutral" or bodies.single:
+        out = bodies.neutral(betas=betas, pose=rot)
+        return out.vertices, out.joints_h36m
+    verts, _ = bodies.gt_forward(rot, betas, gender)
+    joints_only = getattr(bodies.neutral, "joints_only", None)  # no vertex tensor needed here
+    neutral = joints_only(betas, rot) if joints_only else bodies.neutral(betas=betas, pose=rot)
+    return verts, neutral.joints_h36m
 
 
 # ---------------------------------------------------------------------------------------------
 
 def run_metrics(source: Callable, labels, split: Split | None, bodies: GenderedBodies,
                 chunk: int = 1024, keep: Iterable[str] = (), progress: bool = False,
-                device: Any = None):
+                device: Any = None, mpvpe_body: str = "gendered"):
     """Stream the test set through ``source``; returns ``(BalancedPoseMetrics, kept)`` where
     ``kept`` maps each requested prediction key (e.g. 'rotmat') to its (N, ...) array.
+    ``mpvpe_body`` picks the body of the predicted meshes (:func:`predicted_meshes`).
 
     With ``split=None`` the vertex-distance split is built in the same pass from the
     ground-truth meshes already computed for the errors (one ground-truth forward, not two);
@@ -199,6 +237,7 @@ def run_metrics(source: Callable, labels, split: Split | None, bodies: GenderedB
 
     from .split import mean_mesh, split_from_distances
 
+    check_mpvpe_body(mpvpe_body)
     n = len(labels)
     if split is not None and len(split) != n:
         raise DataError(f"the split has {len(split)} samples but the test labels {n}; make the "
@@ -214,10 +253,11 @@ def run_metrics(source: Callable, labels, split: Split | None, bodies: GenderedB
         for a in range(0, n, chunk):
             b = min(a + chunk, n)
             pred = source(a, b)
+            gender = labels.gender[a:b].to(device)
             gt_v, gt_j = bodies.gt_forward(gt_rot[a:b].to(device), labels.betas[a:b].to(device),
-                                           labels.gender[a:b].to(device))
-            pv = pred["vertices"].to(gt_v.device, gt_v.dtype)
-            pj = pred["joints_h36m"].to(gt_v.device, gt_v.dtype)
+                                           gender)
+            pv, pj = predicted_meshes(pred, bodies, gender, mpvpe_body)
+            pv, pj = pv.to(gt_v.device, gt_v.dtype), pj.to(gt_v.device, gt_v.dtype)
             errors[a:b] = per_sample_errors(pv, gt_v, pj, gt_j)
             if dist is not None:
                 dist[a:b] = _np((gt_v - ref.to(gt_v.dtype)).norm(dim=-1).mean(-1) * 1000.0)
@@ -251,13 +291,15 @@ def _progress(enabled: bool, total: int) -> Callable:
 
 
 def write_outputs(out_dir: str | os.PathLike, acc: BalancedPoseMetrics, info: dict[str, Any],
-                  predictions: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+                  predictions: dict[str, np.ndarray] | None = None,
+                  protocol: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write metrics.json, metrics.md, per_sample.npz, per_region.png, eval_info.json
-    (and predictions.npz when given). Returns the metrics dict."""
+    (and predictions.npz when given). ``protocol`` entries (e.g. ``mpvpe_body``) are written into
+    metrics.json beside the numbers. Returns the metrics dict."""
     from ..io import check_writable_dir, save_npz, write_json, write_text
 
     out = check_writable_dir(out_dir)
-    metrics = acc.compute()
+    metrics = {**acc.compute(), **(protocol or {})}
     e = acc.errors
     save_npz(out / "per_sample.npz", distance=acc.split.distance, region=acc.split.region,
              mpvpe=e[:, 0], mpjpe=e[:, 1], pa_mpjpe=e[:, 2])
@@ -349,27 +391,30 @@ def render_rarest(out_dir: str | os.PathLike, split: Split, labels, predictions:
 def evaluate(source: Callable, labels, split: Split | None, bodies: GenderedBodies,
              out_dir: str | os.PathLike, info: dict[str, Any] | None = None, chunk: int = 1024,
              save_predictions: bool = False, renders: int = 4, progress: bool = False,
-             device: Any = None):
+             device: Any = None, mpvpe_body: str = "gendered"):
     """Run the metrics and write all outputs; returns ``(metrics, info)``.
 
     ``split=None`` builds the vertex-distance split in the same pass and saves it as
-    ``split.npz`` in ``out_dir``."""
+    ``split.npz`` in ``out_dir``. ``mpvpe_body``: see the module docstring; written into
+    metrics.json."""
     from .split import save_split
 
     t0 = time.perf_counter()
     acc, kept = run_metrics(source, labels, split, bodies, chunk, ("rotmat", "betas", "cam"),
-                            progress, device)
+                            progress, device, mpvpe_body)
     info = dict(info or {})
     if split is None:
         split = acc.split
         info["split"] = str(save_split(Path(out_dir) / "split.npz", split))
+    used = "predicted vertices" if "rotmat" not in kept else mpvpe_body
     info.update(n_samples=len(labels), n_regions=split.n_regions,
                 non_empty_regions=int((split.counts > 0).sum()), split_metric=split.metric,
-                body=bodies.name, seconds=round(time.perf_counter() - t0, 3))
+                body=bodies.name, one_body_for_all_genders=bodies.single, mpvpe_body=used,
+                seconds=round(time.perf_counter() - t0, 3))
     if renders:
         info["renders"] = render_rarest(out_dir, split, labels, kept, bodies, renders)
     preds = None
     if save_predictions and "rotmat" in kept:
         preds = {("pose" if k == "rotmat" else k): v for k, v in kept.items()}
-    metrics = write_outputs(out_dir, acc, info, preds)
+    metrics = write_outputs(out_dir, acc, info, preds, {"mpvpe_body": used})
     return metrics, info

@@ -57,18 +57,21 @@ def eval_job(labels: PathLike, out: PathLike, *, predictions: PathLike | None = 
              smpl_dir: PathLike | None = None,
              device: str | None = None, chunk: int = 1024, renders: int = 4,
              save_predictions: bool | None = None, progress: bool = False,
-             bodies: Any = None) -> tuple[dict, dict]:
+             bodies: Any = None, mpvpe_body: str = "gendered") -> tuple[dict, dict]:
     """Evaluate a predictions file, or a checkpoint (ours or SPIN's) on cached test features
     (or on the test images: features are then extracted to ``out/features`` first, resumably).
 
     Writes metrics.json, metrics.md, per_sample.npz, per_region.png, eval_info.json (and
     predictions.npz for checkpoints, renders when a GL backend exists) under ``out``; the split
-    is computed and saved there when ``split`` is not given.
+    is computed and saved there when ``split`` is not given. ``mpvpe_body``: ``"gendered"`` (the
+    IHMR release: predicted meshes through the ground-truth gender's body) or ``"neutral"``
+    (SPIN); named in metrics.json.
     """
-    from .evaluate import evaluate, predictions_from_file, predictions_from_head
+    from .evaluate import check_mpvpe_body, evaluate, predictions_from_file, predictions_from_head
     from .spin_data import read_spin_npz
     from .split import GenderedBodies, load_split
 
+    check_mpvpe_body(mpvpe_body)
     if (predictions is None) == (checkpoint is None):
         raise DataError("give exactly one of --predictions (an .npz from any method) or "
                         "--checkpoint (with --features)")
@@ -98,7 +101,7 @@ def eval_job(labels: PathLike, out: PathLike, *, predictions: PathLike | None = 
                     title=Path(checkpoint).stem)
         save_predictions = True if save_predictions is None else save_predictions
     return evaluate(source, test, s, bodies, out, info, chunk, bool(save_predictions), renders,
-                    progress, device)
+                    progress, device, mpvpe_body)
 
 
 def load_checked_head(checkpoint: PathLike, features: PathLike, test: Any, body: Any):

@@ -33,7 +33,8 @@ METRICS = ("vertex", "geodesic")
 
 
 class GenderedBodies:
-    """Neutral body for predictions and the mean mesh; male/female bodies for ground truth.
+    """Neutral body for the mean mesh and predicted joints; male/female bodies for ground truth
+    (and, in the IHMR release's MPVPE, for the predicted meshes: ``ihmr.pose.evaluate``).
 
     Any object with the ``ihmr.body`` interface works (``body(betas=, pose=)`` -> ``.vertices``,
     ``.joints_h36m``; ``body.mean_params``). Missing genders fall back to the neutral body.
@@ -51,6 +52,11 @@ class GenderedBodies:
         return cls(b["neutral"], b["male"], b["female"])
 
     @property
+    def single(self) -> bool:
+        """True when one body serves every gender (e.g. the open body, or no gendered bodies)."""
+        return all(b is self.neutral for b in self.by_code.values())
+
+    @property
     def name(self) -> str:
         return str(getattr(self.neutral, "name", type(self.neutral).__name__))
 
@@ -59,7 +65,7 @@ class GenderedBodies:
         import torch
 
         gender = torch.as_tensor(gender)
-        if all(b is self.neutral for b in self.by_code.values()):  # one body (e.g. the open body)
+        if self.single:  # one body (e.g. the open body)
             out = self.neutral(betas=betas, pose=pose)
             return out.vertices, out.joints_h36m
         verts = joints = None

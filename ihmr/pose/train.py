@@ -384,5 +384,6 @@ def evaluate_run(cfg: PoseTrainConfig, head_path: Path, bodies: Any = None,
     metrics, _ = eval_job(res(cfg.eval.labels), out or Path(cfg.out) / "eval",
                           checkpoint=head_path, features=res(cfg.eval.features),
                           split=split, smpl_dir=cfg.smpl_dir,
-                          device=None, renders=cfg.eval.renders, bodies=bodies)
+                          device=None, renders=cfg.eval.renders, bodies=bodies,
+                          mpvpe_body=cfg.eval.mpvpe_body)
     return metrics

@@ -126,18 +126,22 @@ def test_evaluate_predictions_file(tmp_path, rng, toy_body):
     src = predictions_from_file(tmp_path / "pred.npz", 50, toy_body)
     metrics, info = evaluate(src, labels, split, bodies, tmp_path / "out", chunk=16, renders=0)
     on_disk = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert set(on_disk) == KEYS and on_disk == metrics
+    assert set(on_disk) == KEYS | {"mpvpe_body"} and on_disk == metrics
+    assert on_disk["mpvpe_body"] == "gendered" == info["mpvpe_body"]
     ps = np.load(tmp_path / "out" / "per_sample.npz")
     assert set(ps.files) == {"distance", "region", "mpvpe", "mpjpe", "pa_mpjpe"}
     # independent recomputation of the per-sample errors
     t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
     pred = toy_body(betas=t(betas), pose=rodrigues(t(pose).reshape(50, 24, 3)))
-    gv, gj = [], []
+    gv, gj, pv = [], [], []
     for i in range(50):
         body = bodies.by_code[int(labels.gender[i])]
         o = body(betas=t(arrs["shape"][i:i + 1]), pose=rodrigues(t(arrs["pose"][i]).reshape(1, 24, 3)))
         gv.append(o.vertices[0].numpy()); gj.append(o.joints_h36m[0].numpy())
-    want = _naive_errors(pred.vertices.numpy(), np.array(gv), pred.joints_h36m.numpy(), np.array(gj))
+        # the IHMR release's MPVPE: the predicted mesh from the same gendered body
+        pv.append(body(betas=t(betas[i:i + 1]),
+                       pose=rodrigues(t(pose[i]).reshape(1, 24, 3))).vertices[0].numpy())
+    want = _naive_errors(np.array(pv), np.array(gv), pred.joints_h36m.numpy(), np.array(gj))
     np.testing.assert_allclose(ps["mpvpe"], want[:, 0], rtol=1e-3, atol=1e-2)
     np.testing.assert_allclose(ps["mpjpe"], want[:, 1], rtol=1e-3, atol=1e-2)
     np.testing.assert_allclose(ps["pa_mpjpe"], want[:, 2], rtol=1e-3, atol=1e-2)
@@ -200,3 +204,79 @@ def test_render_rarest(tmp_path, rng, toy_body):
     assert files[0].read_bytes()[:4] == b"\x89PNG"
     # no pose parameters: a status line, no exception
     assert render_rarest(tmp_path, split, labels, {}, GenderedBodies(toy_body)).startswith("renders skipped")
+
+
+def test_mpvpe_body_gendered_vs_neutral(tmp_path, rng, toy_body):
+    """Male and female bodies that differ: the release's MPVPE puts the *predicted* pose and betas
+    through the ground-truth gender's body; the neutral variant through the neutral body. Joints
+    (MPJPE, PA-MPJPE) come from the neutral body in both."""
+    from ihmr.pose.evaluate import evaluate, predictions_from_file
+    from ihmr.pose.spin_data import read_spin_npz
+    from ihmr.pose.split import GenderedBodies, make_split
+
+    from .helpers import ToyBody, rodrigues, spin_arrays
+
+    n = 24
+    arrs = spin_arrays(n, rng, "3dpw")
+    arrs["gender"] = np.array(["m", "f"] * (n // 2))
+    np.savez(tmp_path / "3dpw_test.npz", **arrs)
+    labels = read_spin_npz(tmp_path / "3dpw_test.npz")
+    male, female = ToyBody(1), ToyBody(2)
+    bodies = GenderedBodies(toy_body, male, female)
+    t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+    probe = rodrigues(t(arrs["pose"][:1]).reshape(1, 24, 3))
+    assert (male(t(arrs["shape"][:1]), probe).vertices
+            - female(t(arrs["shape"][:1]), probe).vertices).abs().max() > 0.01
+    split = make_split(labels, bodies, n_regions=5)
+    pose = arrs["pose"] + rng.normal(0, 0.2, (n, 72))
+    betas = arrs["shape"] + rng.normal(0, 0.3, (n, 10))
+    np.savez(tmp_path / "pred.npz", pose=pose, betas=betas)
+
+    def run(variant):
+        src = predictions_from_file(tmp_path / "pred.npz", n, toy_body)
+        out = tmp_path / variant
+        m, _ = evaluate(src, labels, split, bodies, out, chunk=7, renders=0, mpvpe_body=variant)
+        assert json.loads((out / "metrics.json").read_text())["mpvpe_body"] == variant
+        return m, np.load(out / "per_sample.npz")
+
+    gendered, ps_g = run("gendered")
+    neutral, ps_n = run("neutral")
+    # independent per-sample computation, one sample at a time
+    want_g, want_n = [], []
+    for i in range(n):
+        body = male if arrs["gender"][i] == "m" else female
+        gt = body(t(arrs["shape"][i:i + 1]), rodrigues(t(arrs["pose"][i]).reshape(1, 24, 3)))
+        rot = rodrigues(t(pose[i]).reshape(1, 24, 3))
+        pg = body(t(betas[i:i + 1]), rot).vertices
+        pn = toy_body(t(betas[i:i + 1]), rot).vertices
+        want_g.append(float((pg - gt.vertices).norm(dim=-1).mean()) * 1000)
+        want_n.append(float((pn - gt.vertices).norm(dim=-1).mean()) * 1000)
+    np.testing.assert_allclose(ps_g["mpvpe"], want_g, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(ps_n["mpvpe"], want_n, rtol=1e-4, atol=1e-3)
+    assert np.abs(np.array(want_g) - np.array(want_n)).min() > 1.0  # the variants really differ
+    np.testing.assert_allclose(ps_g["mpjpe"], ps_n["mpjpe"], rtol=1e-6)
+    np.testing.assert_allclose(ps_g["pa_mpjpe"], ps_n["pa_mpjpe"], rtol=1e-6)
+    assert gendered["MPVPE"] == pytest.approx(np.mean(want_g), rel=1e-4)
+    assert neutral["MPVPE"] == pytest.approx(np.mean(want_n), rel=1e-4)
+    with pytest.raises(Exception, match="mpvpe_body"):
+        run("female")
+
+
+def test_one_body_for_all_genders_gives_identical_variants(tmp_path, rng, toy_body):
+    from ihmr.pose.evaluate import evaluate, predictions_from_file
+    from ihmr.pose.spin_data import read_spin_npz
+    from ihmr.pose.split import GenderedBodies
+
+    from .helpers import spin_arrays
+
+    arrs = spin_arrays(12, rng, "3dpw")
+    np.savez(tmp_path / "3dpw_test.npz", **arrs)
+    labels = read_spin_npz(tmp_path / "3dpw_test.npz")
+    np.savez(tmp_path / "pred.npz", pose=arrs["pose"] + 0.1, betas=arrs["shape"])
+    bodies = GenderedBodies(toy_body)  # like the open body: one body for every gender
+    res = {}
+    for v in ("gendered", "neutral"):
+        src = predictions_from_file(tmp_path / "pred.npz", 12, toy_body)
+        res[v], info = evaluate(src, labels, None, bodies, tmp_path / v, renders=0, mpvpe_body=v)
+        assert info["one_body_for_all_genders"] is True
+    assert res["gendered"]["bMPVPE"] == res["neutral"]["bMPVPE"]
