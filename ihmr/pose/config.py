@@ -27,7 +27,8 @@ class DatasetConfig:
     features: str = ""
     """Feature store folder made for this label file (``ihmr extract-features`` / ``demo-data``)."""
     fits: Optional[str] = None
-    """SPIN static fits ``static_fits/<name>_fits.npy`` used as pseudo ground truth (all valid)."""
+    """SPIN static fits ``static_fits/<name>_fits.npy``: pseudo ground truth where the sample has
+    no GT SMPL, valid by ``data.fit_loss_threshold``."""
     weight: float = 1.0
     """Share of this dataset in the mix (normalised over the datasets)."""
 
@@ -44,6 +45,11 @@ class DataConfig:
     """Sample the cached augmented views of a store when it has them (one view per draw)."""
     samples_per_epoch: int = 0
     """Samples drawn per epoch; 0 = the total size of the training sets."""
+    fit_loss_threshold: float = 10.0
+    """A static fit is a pose/betas label only if its 2-D fitting loss (``ihmr.pose.fits``) is
+    below this, or the sample has GT SMPL (released: 10; SPIN: 100; .inf: every fit)."""
+    fit_betas_limit: float = 3.0
+    """Zero a fit's betas when any |beta| exceeds this (released: 3; .inf: never)."""
 
 
 @dataclass

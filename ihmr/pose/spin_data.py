@@ -269,7 +269,8 @@ def read_static_fits(path: str | os.PathLike, n: int | None = None):
 
 
 def with_static_fits(labels: SpinLabels, fits_path: str | os.PathLike) -> SpinLabels:
-    """Labels whose pose/betas are SPIN's static fits (pseudo ground truth, all valid)."""
+    """Labels whose pose/betas are SPIN's static fits, every fit taken as valid (no fitting-loss
+    rule; training applies the release's rule instead: :mod:`ihmr.pose.fits`)."""
     import torch
 
     pose, betas = read_static_fits(fits_path, n=len(labels))

@@ -168,11 +168,13 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
                           "--resume or choose another --out")
     run.save_config(cfg)
 
-    train_set = load_train_set(cfg.data.train, cfg.data.root, cfg.data.views)
     if body is None:
         from ..body import load_body
 
         body = load_body("neutral", cfg.smpl_dir)
+    train_set = load_train_set(cfg.data.train, cfg.data.root, cfg.data.views, body=body,
+                               fit_loss_threshold=cfg.data.fit_loss_threshold,
+                               fit_betas_limit=cfg.data.fit_betas_limit)
     body.joints_only(torch.zeros(1, 10), torch.eye(3).expand(1, 24, 3, 3))  # build once on host
     body = body.to(device)
     resident = _resident(train_set, device, cfg.resident_gib)

@@ -7,9 +7,11 @@ Every training dataset (SPIN labels + optional static fits + its feature store) 
 key        shape          meaning
 ========== ============== ===========================================================
 features   (R, D) f16     one row per (sample, view)
-pose       (R, 216)       flattened GT rotation matrices (static fits when given)
-betas      (R, 10)        GT betas
-valid      (R,)           1.0 where pose/betas are valid
+pose       (R, 216)       flattened rotation matrices: GT SMPL where the sample has it, else the
+                          static fit (when the dataset has fits)
+betas      (R, 10)        betas, chosen like pose (a fit's betas zeroed when any |beta| > 3)
+valid      (R,)           1.0 where pose/betas are labels: GT SMPL, or a fit whose 2-D fitting
+                          loss is below ``data.fit_loss_threshold`` (:mod:`ihmr.pose.fits`)
 kp3d       (R, 24, 4)     3-D joints [x, y, z, conf] (m)
 has3d      (R,)           1.0 where the sample has 3-D joints
 kp2d       (R, 49, 3)     25 OpenPose + 24 GT 2-D joints in crop coordinates [-1, 1] + conf
@@ -191,14 +193,20 @@ class TrainSet:
 
 
 def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
-                   use_views: bool = True) -> TrainSet:
+                   use_views: bool = True, body: Any = None, fit_loss_threshold: float = 10.0,
+                   fit_betas_limit: float = 3.0) -> TrainSet:
     """Read and check every dataset of the mix (``DatasetConfig`` entries).
 
     With ``use_views`` a store's cached augmented views become extra rows (module docstring);
-    without, only view 0 is read.
+    without, only view 0 is read. A dataset with static fits gets its pose/betas labels by the
+    IHMR release's rule (:func:`ihmr.pose.fits.fit_label_rows`): ground-truth SMPL where the
+    sample has it, else the fit, valid when its 2-D fitting loss (computed per row with ``body``,
+    the neutral body; loaded when None and needed) is below ``fit_loss_threshold``; a fit's betas
+    are zeroed when any exceeds ``fit_betas_limit`` in magnitude.
     """
     from .features import FeatureStore
-    from .spin_data import read_spin_npz, with_static_fits
+    from .fits import fit_label_rows
+    from .spin_data import read_spin_npz, read_static_fits
 
     if not datasets:
         raise ConfigError("data.train is empty: give at least one dataset (labels + features), "
@@ -221,19 +229,37 @@ def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
                             f"{store.source_fingerprint}, the other datasets from {source}; extract "
                             "every dataset with the same checkpoint")
         fits = _resolve(root, ds.fits)
+        fit_labels = None
         if fits is not None:
-            labels = with_static_fits(labels, fits)
+            import dataclasses
+
+            fit_pose, fit_betas = read_static_fits(fits, n=len(labels))
+            fit_labels = dataclasses.replace(labels, pose=fit_pose, betas=fit_betas)
         base = label_tensors(labels)
         if use_views and store.views:
             v = 1 + store.views
             arr = np.concatenate([np.asarray(sh) for sh in store.shards()])
             feats.append(torch.from_numpy(arr.reshape(len(labels) * v, -1)))
-            labs.append(view_label_tensors(base, labels, store.view_labels(), store.views,
-                                           fits is not None))
+            view_labels = store.view_labels()
+            rows = view_label_tensors(base, labels, view_labels, store.views, False)
+            if fit_labels is not None:
+                fit_rows = view_label_tensors(label_tensors(fit_labels), fit_labels, view_labels,
+                                              store.views, True)
         else:
             v = 1
             feats.append(torch.from_numpy(np.ascontiguousarray(store.array(0))))
-            labs.append(base)
+            rows = base
+            if fit_labels is not None:
+                fit_rows = label_tensors(fit_labels)
+        if fit_labels is not None:
+            has_gt = labels.has_smpl.bool().repeat_interleave(v)
+            if body is None and not bool(has_gt.all()) and np.isfinite(fit_loss_threshold):
+                from ..body import load_body
+
+                body = load_body("neutral")
+            rows, _ = fit_label_rows(rows, fit_rows, has_gt, body, fit_loss_threshold,
+                                     fit_betas_limit)
+        labs.append(rows)
         nviews.append(torch.full((len(labels),), v, dtype=torch.long))
         counts.append(len(labels))
         mix.append(float(ds.weight))
