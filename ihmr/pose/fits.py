@@ -98,13 +98,14 @@ def fit_losses(body: Any, rotmat: torch.Tensor, betas: torch.Tensor, keypoints2d
     return out
 
 
-def fit_label_rows(gt: dict[str, torch.Tensor], fit: dict[str, torch.Tensor],
+def fit_label_rows(gt: dict[str, torch.Tensor] | None, fit: dict[str, torch.Tensor],
                    has_gt: torch.Tensor, body: Any, loss_threshold: float = 10.0,
                    betas_limit: float = 3.0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """The training rows of a dataset with static fits, by the release's rule.
 
     Args:
-        gt: row tensors (``pose`` (R, 216), ``betas`` (R, 10), ...) from the label file.
+        gt: row tensors (``pose`` (R, 216), ``betas`` (R, 10), ...) from the label file; may be
+            None when no row has ground truth (``has_gt`` all false).
         fit: the same rows with the fits' pose and betas (views: the fits augmented like the view).
         has_gt: (R,) bool, the row's sample has ground-truth SMPL.
         body: neutral body for the fits' joints (only used when ``loss_threshold`` is finite).
@@ -129,7 +130,11 @@ def fit_label_rows(gt: dict[str, torch.Tensor], fit: dict[str, torch.Tensor],
     betas = fit["betas"].clone()
     betas[(betas.abs() > betas_limit).any(-1)] = 0.0
     rows = dict(fit)
-    rows["pose"] = torch.where(has_gt[:, None], gt["pose"], fit["pose"])
-    rows["betas"] = torch.where(has_gt[:, None], gt["betas"], betas)
+    rows["betas"] = betas
+    if bool(has_gt.any()):
+        if gt is None:
+            raise ValueError("fit_label_rows: rows with ground truth need the ground-truth rows")
+        rows["pose"] = torch.where(has_gt[:, None], gt["pose"], fit["pose"])
+        rows["betas"] = torch.where(has_gt[:, None], gt["betas"], betas)
     rows["valid"] = (has_gt | ok).to(fit["valid"].dtype)
     return rows, loss

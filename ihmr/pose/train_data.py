@@ -204,6 +204,8 @@ def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
     the neutral body; loaded when None and needed) is below ``fit_loss_threshold``; a fit's betas
     are zeroed when any exceeds ``fit_betas_limit`` in magnitude.
     """
+    import dataclasses
+
     from .features import FeatureStore
     from .fits import fit_label_rows
     from .spin_data import read_spin_npz, read_static_fits
@@ -231,17 +233,19 @@ def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
         fits = _resolve(root, ds.fits)
         fit_labels = None
         if fits is not None:
-            import dataclasses
-
             fit_pose, fit_betas = read_static_fits(fits, n=len(labels))
             fit_labels = dataclasses.replace(labels, pose=fit_pose, betas=fit_betas)
-        base = label_tensors(labels)
+        # rows from the label file; a fits dataset without any GT SMPL needs only the fits' rows
+        want_gt = fit_labels is None or bool(labels.has_smpl.any())
+        base = label_tensors(labels) if want_gt else None
+        rows = None
         if use_views and store.views:
             v = 1 + store.views
             arr = np.concatenate([np.asarray(sh) for sh in store.shards()])
             feats.append(torch.from_numpy(arr.reshape(len(labels) * v, -1)))
             view_labels = store.view_labels()
-            rows = view_label_tensors(base, labels, view_labels, store.views, False)
+            if want_gt:
+                rows = view_label_tensors(base, labels, view_labels, store.views, False)
             if fit_labels is not None:
                 fit_rows = view_label_tensors(label_tensors(fit_labels), fit_labels, view_labels,
                                               store.views, True)
