@@ -106,6 +106,14 @@ def test_cli_split_and_eval_open_body(tmp_path, rng):
     assert "| MPVPE |" in r.output
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["bMPVPE"]["all"] > 0 and m["bMPVPE"]["tail5"] is None  # int(12 * 5 / 100) = 0
+    assert m["mpvpe_body"] == "gendered"  # the IHMR release's protocol is the default
+    r = run(app, ["eval", "--labels", str(tmp_path / "3dpw_test.npz"), "--predictions",
+                  str(tmp_path / "pred.npz"), "--split", str(tmp_path / "s" / "split.npz"),
+                  "--out", str(tmp_path / "n"), "--renders", "0", "--mpvpe-body", "neutral"])
+    assert r.exit_code == 0, r.output
+    n = json.loads((tmp_path / "n" / "metrics.json").read_text())
+    assert n["mpvpe_body"] == "neutral"
+    assert n["bMPVPE"] == m["bMPVPE"]  # the open body serves every gender: the same numbers
 
 
 def test_eval_task_from_checkpoint(tmp_path):
