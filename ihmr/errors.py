@@ -10,7 +10,12 @@ from typing import Any, Sequence
 
 
 class IhmrError(Exception):
-    """Base class of every error ``ihmr`` raises on purpose."""
+    """Base class of every error ``ihmr`` raises on purpose.
+
+    The ``ihmr`` entry point prints these (and the OS's file errors) as one line and exits with
+    code 2; any other exception is a bug and keeps its traceback. Every subclass that describes
+    bad input also derives from :class:`ValueError`, so library callers may catch either.
+    """
 
 
 class ShapeError(IhmrError, ValueError):
@@ -18,11 +23,20 @@ class ShapeError(IhmrError, ValueError):
 
 
 class ConfigError(IhmrError, ValueError):
-    """A configuration file, key or value is invalid."""
+    """A configuration file, key or value, a command-line option or a function argument chosen
+    by the user is invalid."""
 
 
 class DataError(IhmrError, ValueError):
     """A data file is missing, corrupt or inconsistent."""
+
+
+class NonFiniteError(IhmrError, ValueError):
+    """Values that must be finite hold NaN or inf (inputs, predictions, a learned noise scale)."""
+
+
+class OutputPathError(IhmrError, PermissionError):
+    """An output file or folder cannot be written (a file in the way, no permission ...)."""
 
 
 class AssetNotFoundError(IhmrError, FileNotFoundError):
@@ -61,7 +75,7 @@ def check_same_shape(a: Any, b: Any, name_a: str, name_b: str) -> None:
 
 
 def check_finite(x: Any, name: str) -> None:
-    """Raise :class:`ValueError` if a tensor or array holds NaN or inf, saying how many."""
+    """Raise :class:`NonFiniteError` if a tensor or array holds NaN or inf, saying how many."""
     import numpy as np
 
     if hasattr(x, "detach"):  # torch tensor, without importing torch here
@@ -71,21 +85,50 @@ def check_finite(x: Any, name: str) -> None:
     else:
         bad = int((~np.isfinite(np.asarray(x))).sum())
     if bad:
-        raise ValueError(
+        raise NonFiniteError(
             f"{name} contains {bad} non-finite value(s) (NaN or inf); remove or repair those "
             "samples before computing the loss or fitting a prior"
         )
 
 
+def check_finite_rows(x: Any, name: str, hint: str = "") -> None:
+    """Raise :class:`NonFiniteError` if an array (N, ...) holds NaN or inf, naming the first bad
+    rows (samples) so they can be found in the file."""
+    import numpy as np
+
+    a = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
+    if a.dtype.kind not in "fc" or np.isfinite(a).all():
+        return
+    rows = np.unique(np.nonzero(~np.isfinite(a.reshape(len(a), -1)))[0])
+    raise NonFiniteError(f"{name} holds NaN or inf in {len(rows)} sample(s), rows "
+                         f"{rows[:8].tolist()}{' ...' if len(rows) > 8 else ''}"
+                         + (f"; {hint}" if hint else ""))
+
+
 def check_positive(value: float, name: str) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def check_choice(value: str, choices: Sequence[str], name: str) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices`` (closest one suggested)."""
     if value not in choices:
         import difflib
 
         close = difflib.get_close_matches(str(value), list(choices), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}{hint}")
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}{hint}")
+
+
+def check_at_least(value: Any, minimum: int, name: str) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OS file error: the path as the user gave it and why (no errno prefix)."""
+    if exc.strerror and exc.filename is not None:
+        other = f" -> {exc.filename2!r}" if exc.filename2 is not None else ""
+        return f"{exc.filename!s}{other}: {exc.strerror}"
+    return str(exc)

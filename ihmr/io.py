@@ -1,17 +1,63 @@
 """Atomic file writes: outputs appear whole under their final name, or not at all.
 
 Each writer writes to a temporary file in the destination folder and renames it into place, so a
-killed run never leaves a half-written file behind.
+killed run never leaves a half-written file behind. Folders are created through
+:func:`make_dirs`, which records them inside :func:`remove_created_dirs_on_failure` (the ``ihmr``
+entry point wraps every command in it), so a failed command leaves no empty folder it created.
+Output folders are checked with :func:`check_writable_dir` before the work starts, and user
+checkpoints are read with :func:`load_torch_file`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from .errors import OutputPathError
+
+
+_CREATED: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar(
+    "ihmr_created_dirs", default=None)
+
+
+def make_dirs(path: str | os.PathLike) -> Path:
+    """``mkdir -p path``, recording the folders it created for
+    :func:`remove_created_dirs_on_failure`."""
+    path = Path(path)
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    path.mkdir(parents=True, exist_ok=True)
+    created = _CREATED.get()
+    if created is not None:
+        created.extend(reversed(missing))  # parents first
+    return path
+
+
+@contextlib.contextmanager
+def remove_created_dirs_on_failure() -> Iterator[None]:
+    """Inside the block, folders made by :func:`make_dirs` are recorded; if the block raises
+    (an error, ``KeyboardInterrupt``, a non-zero ``SystemExit``) those still empty are removed,
+    deepest first, so a failed command leaves behind no empty folder it created."""
+    created: list[Path] = []
+    token = _CREATED.set(created)
+    try:
+        yield
+    except BaseException as exc:
+        if not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+            for d in reversed(created):
+                with contextlib.suppress(OSError):  # not empty (or gone): keep it
+                    d.rmdir()
+        raise
+    finally:
+        _CREATED.reset(token)
 
 
 @contextlib.contextmanager
@@ -22,7 +68,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     ``suffix`` defaults to the destination's suffix (numpy and matplotlib look at it).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=(path.suffix if suffix is None else suffix) + ".tmp",
         dir=path.parent,
@@ -70,17 +116,101 @@ def torch_save(path: str | os.PathLike, obj: Any) -> Path:
     return Path(path)
 
 
-def check_writable_dir(path: str | os.PathLike) -> Path:
-    """Create ``path`` if needed and make sure files can be written there; raise a clear error."""
+def check_writable_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create ``path`` if needed and make sure files can be written there; raise a clear error.
+
+    Call it before the work starts, so a bad ``--out`` fails at once. The error
+    (:class:`~ihmr.errors.OutputPathError`) names the folder as given and why: a file in the way,
+    no permission, a read-only file system ...
+    """
     path = Path(path)
+    return _check_dir(path, f"cannot use {what} {str(path)!r}")
+
+
+def check_writable_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """:func:`check_writable_dir` for the folder of an output file (created if needed); ``path``
+    itself must not be a folder. Call it before the work starts."""
+    path = Path(path)
+    prefix = f"cannot write {what} {str(path)!r}"
+    if path.is_dir():
+        raise OutputPathError(f"{prefix}: it is a folder; give a file name")
+    _check_dir(path.parent, prefix)
+    return path
+
+
+def _check_dir(path: Path, prefix: str) -> Path:
+    blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputPathError(f"{prefix}: {str(blocker)!r} is a file, not a folder; choose "
+                              "another path")
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs(path)
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise PermissionError(
-            f"cannot write to output folder {str(path)!r} ({exc.strerror or exc}); choose another "
-            "folder with --out or fix its permissions"
-        ) from exc
+        raise OutputPathError(f"{prefix}: cannot create or write to folder {str(path)!r} "
+                              f"({exc.strerror or exc}); choose another folder or fix its "
+                              "permissions") from exc
     return path
+
+
+def load_torch_file(path: str | os.PathLike, what: str = "checkpoint", *, mmap: bool = False,
+                    map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` of a user file, with one clear error for every way
+    it can fail: a missing file, or "checkpoint X is truncated or not a checkpoint"."""
+    import torch
+
+    from .errors import AssetNotFoundError, DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise AssetNotFoundError(f"{what} {str(path)!r} does not exist"
+                                 + ("; it is a folder" if path.is_dir() else ""))
+    with open(path, "rb"):  # no permission ...: the OS's error, with the path
+        pass
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception as exc:  # noqa: BLE001 - the file opens, so whatever torch.load raises
+        # (zip errors, unpickling errors, EINVAL on a cut file) means the content is at fault
+        why = " ".join(str(exc).split()).split(". ")[0][:160]  # torch's first sentence
+        raise DataError(f"{what} {str(path)!r} is truncated or not a checkpoint "
+                        f"({type(exc).__name__}: {why})") from exc
+
+
+def open_npz(path: str | os.PathLike, what: str = "file") -> Any:
+    """``np.load(path, allow_pickle=False)`` of a user ``.npz`` with clear errors: a missing file,
+    a file that is not an ``.npz`` archive at all, a corrupt archive. Use as a context manager."""
+    import zipfile
+
+    import numpy as np
+
+    from .errors import AssetNotFoundError, DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise AssetNotFoundError(f"{what} {str(path)!r} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{what} {str(path)!r} is not an .npz archive (numpy.savez format); "
+                        "check the file name and how it was written")
+    try:
+        return np.load(path, allow_pickle=False)
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a zip that numpy cannot read: the file is at fault
+        raise DataError(f"{what} {str(path)!r} is a corrupt .npz archive ({exc})") from exc
+
+
+def read_npz(path: str | os.PathLike, what: str = "file") -> dict[str, Any]:
+    """Every array of a user ``.npz`` (see :func:`open_npz`); object (pickled) arrays are refused."""
+    from .errors import DataError
+
+    with open_npz(path, what) as z:
+        try:
+            return {k: z[k] for k in z.files}
+        except ValueError as exc:  # numpy: object arrays need allow_pickle
+            raise DataError(f"{what} {str(path)!r} holds object arrays (pickled Python objects), "
+                            "which ihmr does not load; store strings as unicode arrays (np.str_)"
+                            ) from exc
+        except Exception as exc:  # noqa: BLE001 - truncated member, bad CRC ...
+            raise DataError(f"{what} {str(path)!r} is a corrupt .npz archive ({exc})") from exc

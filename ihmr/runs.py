@@ -195,18 +195,10 @@ def save_checkpoint(
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint dict with ``weights_only=True``; a clear error if missing or unreadable."""
-    import torch
+    from .io import load_torch_file
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; check the run folder")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated / foreign / pickled-object file
-        raise DataError(
-            f"cannot read checkpoint {str(path)!r} ({type(exc).__name__}: {exc}); it is corrupt or "
-            "not an ihmr checkpoint; use the run's other checkpoint (best.pt / last.pt)"
-        ) from exc
+    ckpt = load_torch_file(path, map_location=map_location)
     if not isinstance(ckpt, dict) or "state" not in ckpt:
         raise DataError(f"{str(path)!r} is not an ihmr checkpoint (no 'state' entry)")
     return ckpt

@@ -74,7 +74,9 @@ def load_features(path: str | os.PathLike, expect: dict[str, str] | None = None,
     if not path.is_file():
         raise FileNotFoundError(f"feature file {str(path)!r} does not exist; create it with "
                                 "`ihmr age extract-features`")
-    with np.load(path, allow_pickle=False) as z:
+    from ..io import open_npz
+
+    with open_npz(path, "feature file") as z:
         fp = json.loads(str(z["fingerprint"]))
         for key, value in (expect or {}).items():
             if fp.get(key) != value:

@@ -49,11 +49,13 @@ def data_root(cfg: AgeConfig) -> Path:
 
 def load_age_checkpoint(path: str | Path, device: str = "cpu") -> tuple[AgeRegressor, dict[str, Any]]:
     """Rebuild the :class:`AgeRegressor` of a ``best.pt`` and return it (eval mode) with the dict."""
+    from ..io import load_torch_file
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"age checkpoint {str(path)!r} does not exist; train a model first "
                                 "(`ihmr age train`) and pass its run folder's best.pt")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_torch_file(path)
     if not isinstance(payload, dict) or payload.get("kind") != "age":
         raise DataError(f"{str(path)!r} is not an age model checkpoint (best.pt of `ihmr age train`)")
     m = payload["config"]["model"]

@@ -19,6 +19,7 @@ import os
 import warnings
 from typing import Any, Mapping, Sequence
 
+from ..errors import DataError
 from .constants import GENDERS
 from .files import BodyConfig, inventory, resolve_smpl_dir
 from .model import BodyModel, BodyOutput
@@ -48,7 +49,7 @@ def normalise_gender(g: Any) -> str:
     try:
         return _GENDER_ALIASES[key.strip().lower()]
     except KeyError:
-        raise ValueError(f"gender must be one of {list(GENDERS)} (or m/f/n, 0 = male, "
+        raise DataError(f"gender must be one of {list(GENDERS)} (or m/f/n, 0 = male, "
                          f"1 = female), got {g!r}") from None
 
 
@@ -142,7 +143,7 @@ def forward_gendered(bodies: Mapping[str, BodyModel], genders: Sequence[Any], be
                          f"{len(names)}")
     missing = sorted(set(names) - set(bodies))
     if missing:
-        raise ValueError(f"no body for gender(s) {missing}; bodies given: {sorted(bodies)}")
+        raise DataError(f"no body for gender(s) {missing}; bodies given: {sorted(bodies)}")
     parts, index = [], []
     for g in sorted(set(names)):
         idx = torch.as_tensor(np.flatnonzero(names == g), device=betas.device)

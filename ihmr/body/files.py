@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AssetNotFoundError, DataError
+from ..errors import AssetNotFoundError, ConfigError, DataError
 from .constants import GENDERS, NUM_BETAS, NUM_JOINTS, NUM_POSE_FEATURES, SMPL_PARENTS
 
 SMPL_URL = "https://smpl.is.tue.mpg.de"
@@ -73,7 +73,7 @@ def _missing(name: str, folder: Path, what: str) -> AssetNotFoundError:
 def smpl_model_path(folder: Path, gender: str) -> Path:
     """``SMPL_<GENDER>.npz`` (preferred: no pickle) or ``.pkl`` in ``folder``; raise if neither."""
     if gender not in GENDERS:
-        raise ValueError(f"gender must be one of {list(GENDERS)}, got {gender!r}")
+        raise ConfigError(f"gender must be one of {list(GENDERS)}, got {gender!r}")
     stem = f"SMPL_{gender.upper()}"
     for ext in (".npz", ".pkl"):
         if (folder / (stem + ext)).is_file():

@@ -39,14 +39,24 @@ def _register() -> None:
 
 
 def main() -> None:
-    """Console entry point: user errors become a one-line message and exit code 2."""
-    from ihmr.errors import IhmrError
+    """Console entry point: expected failures become one line on stderr and exit code 2.
+
+    Expected failures are the package's own errors (:class:`ihmr.errors.IhmrError`: bad
+    configuration, data, non-finite values ...) and the OS's file errors (``OSError``: missing
+    file, no permission, a file where a folder should be ...). Anything else is a bug and keeps
+    its traceback. Folders the failed command created and left empty are removed. Set
+    ``IHMR_DEBUG=1`` to see the traceback of an expected failure too.
+    """
+    from ihmr.errors import IhmrError, describe_os_error
+    from ihmr.io import remove_created_dirs_on_failure
 
     _register()
     try:
-        app()
-    except (IhmrError, FileNotFoundError, PermissionError, ValueError) as exc:
+        with remove_created_dirs_on_failure():
+            app()
+    except (IhmrError, OSError) as exc:
         if os.environ.get("IHMR_DEBUG"):
             raise
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        text = str(exc) if isinstance(exc, IhmrError) else describe_os_error(exc)
+        typer.secho(f"error: {' '.join(text.split())}", fg=typer.colors.RED, err=True)
         sys.exit(2)

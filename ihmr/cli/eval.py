@@ -37,14 +37,15 @@ def _depth(labels, out, *, checkpoint=None, device=None, **_):
 def _task_of(checkpoint: Optional[Path]) -> str:
     if checkpoint is None or not checkpoint.is_file():
         return "pose"
-    import torch
+    from ihmr.errors import ConfigError
+    from ihmr.io import load_torch_file
 
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    ckpt = load_torch_file(checkpoint, mmap=True)
     task = "pose"
     if isinstance(ckpt, dict):
         task = ckpt.get("task") or KINDS.get(ckpt.get("kind"), "pose")
     if task not in TASKS:
-        raise ValueError(f"checkpoint {str(checkpoint)!r} is for task {task!r}, which `ihmr eval` "
+        raise ConfigError(f"checkpoint {str(checkpoint)!r} is for task {task!r}, which `ihmr eval` "
                          f"does not handle (tasks: {list(TASKS)})")
     return task
 
@@ -60,32 +61,43 @@ def eval(  # noqa: A001 - the command is called eval
     task: str = typer.Option("auto", help="auto (from the checkpoint), pose, age or depth."),
     smpl_dir: Optional[Path] = typer.Option(None, help="SMPL files folder (default: $IHMR_SMPL_DIR, else the open body)."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cpu)."),
-    chunk: int = typer.Option(1024, help="Samples per body forward (memory ~ chunk x vertices)."),
-    renders: int = typer.Option(4, help="Render the K rarest test samples (0: none)."),
-    mpvpe_body: str = typer.Option("gendered", help="Pose: body of the predicted meshes for MPVPE: gendered (IHMR release, default) or neutral (SPIN)."),
+    chunk: Optional[int] = typer.Option(None, help="Samples per body forward (memory ~ chunk x vertices; default 1024)."),
+    renders: Optional[int] = typer.Option(None, help="Render the K rarest test samples (0: none; default 4)."),
+    mpvpe_body: Optional[str] = typer.Option(None, help="Pose: body of the predicted meshes for MPVPE: gendered (IHMR release, default) or neutral (SPIN)."),
 ) -> None:
     """Balanced metrics (bMPVPE, bMPJPE, bPA-MPJPE; all / tail 10% / tail 5%) and plain means."""
     import importlib
 
-    from ihmr.errors import check_choice
+    from ihmr.errors import ConfigError, check_choice
 
     check_choice(task, ["auto", *TASKS], "--task")
     resolved = _task_of(checkpoint) if task == "auto" else task
     if resolved != "pose":
         if checkpoint is None:
-            raise ValueError(f"`ihmr eval --task {resolved}` needs --checkpoint (an ihmr {resolved} run's best.pt)")
+            raise ConfigError(f"`ihmr eval --task {resolved}` needs --checkpoint (an ihmr {resolved} run's best.pt)")
+        pose_only = {"--labels": labels, "--predictions": predictions, "--images": images,
+                     "--split": split, "--smpl-dir": smpl_dir, "--chunk": chunk,
+                     "--renders": renders, "--mpvpe-body": mpvpe_body,
+                     **({"--features": features} if resolved == "depth" else {})}
+        given = [name for name, value in pose_only.items() if value is not None]
+        if given:
+            one = len(given) == 1
+            raise ConfigError(f"{', '.join(given)} {'does' if one else 'do'} not apply to the "
+                              f"{resolved} checkpoint {str(checkpoint)!r}; leave "
+                              f"{'it' if one else 'them'} out (pose evaluation only)")
         module, func = TASKS[resolved].split(":")
         getattr(importlib.import_module(module), func)(labels, out, checkpoint=checkpoint,
                                                        features=features, device=device)
         return
     if labels is None:
-        raise ValueError("pose evaluation needs --labels (the test set's SPIN .npz, e.g. 3dpw_test.npz)")
+        raise ConfigError("pose evaluation needs --labels (the test set's SPIN .npz, e.g. 3dpw_test.npz)")
     module, func = TASKS["pose"].split(":")
     job = getattr(importlib.import_module(module), func)
     metrics, info = job(labels, out, predictions=predictions, checkpoint=checkpoint,
                         features=features, images=images, split=split, smpl_dir=smpl_dir,
-                        device=device, chunk=chunk, renders=renders, progress=True,
-                        mpvpe_body=mpvpe_body)
+                        device=device, chunk=1024 if chunk is None else chunk,
+                        renders=4 if renders is None else renders, progress=True,
+                        mpvpe_body=mpvpe_body or "gendered")
     from ihmr.pose.evaluate import markdown_table
 
     typer.echo(markdown_table(metrics, info.get("title", "")))

@@ -31,13 +31,15 @@ def fit_prior(
 ) -> None:
     """Fit a label prior (GMM for GAI, histogram for BNI) and write it atomically as .npz."""
     from ihmr import priors
-    from ihmr.errors import check_choice
+    from ihmr.errors import ConfigError, check_choice
+    from ihmr.io import check_writable_file
 
     check_choice(kind, ("gmm", "bins"), "--kind")
     if kind == "gmm" and (bins or bin_width or lds):
-        raise ValueError("--bins, --bin-width and --lds apply to --kind bins only")
+        raise ConfigError("--bins, --bin-width and --lds apply to --kind bins only")
     if kind == "bins" and (bins is None) == (bin_width is None):
-        raise ValueError("--kind bins needs exactly one of --bins start:stop:count or --bin-width")
+        raise ConfigError("--kind bins needs exactly one of --bins start:stop:count or --bin-width")
+    check_writable_file(out, "prior file (--out)")
     cols = column.split(",") if column and "," in column else column
     y = priors.read_labels(labels, key=key, column=cols, pose_to_rotmat=pose_to_rotmat)
     rep = "rotmat" if pose_to_rotmat else (key or column or labels.stem)

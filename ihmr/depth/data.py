@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import DataError, ShapeError
+from ..errors import ConfigError, DataError, ShapeError
 
 N_BINS = 100
 BIN_WIDTH = 0.1  # metres
@@ -259,7 +259,7 @@ def carve_validation(split: Split, fraction: float = 0.05, seed: int = 0) -> tup
     (at least 1, at most all but one) for validation.
     """
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
     scenes = np.array([scene_of(p) for p in split.rgb])
     names = sorted(set(scenes.tolist()))
     if len(names) < 2:
@@ -371,9 +371,9 @@ class NYUD2DIR(_torch_dataset_base()):
                  input_wh: Sequence[int] = CROP_WH, val_fraction: float = 0.05, seed: int = 0,
                  check_files: bool = True) -> None:
         if split not in ("train", "val", "test"):
-            raise ValueError(f"split must be train, val or test, got {split!r}")
+            raise ConfigError(f"split must be train, val or test, got {split!r}")
         if len(input_wh) != 2 or min(input_wh) < 16 or any(int(v) % 2 for v in input_wh):
-            raise ValueError(f"input_wh must be two even sizes >= 16 (W, H), got {input_wh}")
+            raise ConfigError(f"input_wh must be two even sizes >= 16 (W, H), got {input_wh}")
         self.split, self.input_wh = split, (int(input_wh[0]), int(input_wh[1]))
         self.augment = augment and split == "train"
         self.target_wh = (self.input_wh[0] // 2, self.input_wh[1] // 2)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ShapeError, check_choice, check_positive
+from ..errors import ConfigError, ShapeError, check_choice, check_positive
 from .data import BIN_WIDTH, MIN_DEPTH, N_BINS
 
 KINDS = ("mse", "reweight", "bni", "gai", "bmc")
@@ -124,7 +124,7 @@ def depth_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, *, noise_var
     """
     check_choice(kind, KINDS, "loss kind")
     if chunk < 1:
-        raise ValueError(f"chunk must be >= 1 pixel, got {chunk}")
+        raise ConfigError(f"chunk must be >= 1 pixel, got {chunk}")
     p, y = valid_pixels(pred, target, min_depth)
     n = p.numel()
     if n == 0:

@@ -13,7 +13,9 @@ bins (paper Sec. 4.2.2); balanced RMSE is ``sqrt`` of the balanced mean squared 
 
 Predictions at or below 0 (possible early in training) are clamped to ``EPS = 1e-3`` m before
 AbsRel, log10 and delta, so no metric is ever NaN; RMSE and MAE use the clamped value too, which
-can only lower the error of a non-physical prediction against a positive ground truth.
+can only lower the error of a non-physical prediction against a positive ground truth. NaN or
+infinite predictions are refused (:class:`~ihmr.errors.NonFiniteError`): no finite value would
+be an honest stand-in, and a diverged model must not get a score.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import ShapeError, check_same_shape
+from ..errors import DataError, NonFiniteError, ShapeError, check_same_shape
 from ..metrics.balanced import BinnedMean
 from .data import N_BINS, depth_bins
 
@@ -42,16 +44,20 @@ def _np(x) -> np.ndarray:
 def pixel_errors(pred, target) -> np.ndarray:
     """Per-pixel error columns ``COLUMNS`` for flat ``pred``/``target`` (N,) metres -> (N, 7).
 
-    ``target`` must be > 0 (masked pixels only); ``pred`` is clamped to ``EPS``.
+    ``target`` must be > 0 (masked pixels only); ``pred`` must be finite and is clamped to ``EPS``.
     """
     o, t = _np(pred).ravel(), _np(target).ravel()
     if o.shape != t.shape:
         raise ShapeError(f"pred and target must hold the same number of pixels, got {o.size} and "
                          f"{t.size}")
     if t.size and (t.min() <= 0 or not np.isfinite(t).all()):
-        raise ValueError("ground-truth depth must be finite and > 0 on the evaluated pixels; "
-                         "check the mask (it must exclude invalid depth)")
-    o = np.where(np.isfinite(o), o, EPS).clip(EPS)
+        raise DataError("ground-truth depth must be finite and > 0 on the evaluated pixels; "
+                        "check the mask (it must exclude invalid depth)")
+    bad = int((~np.isfinite(o)).sum())
+    if bad:
+        raise NonFiniteError(f"predicted depth holds {bad} NaN or infinite value(s) among {o.size} "
+                             "evaluated pixels; the model diverged: evaluate an earlier checkpoint")
+    o = o.clip(EPS)
     err = o - t
     ratio = np.maximum(o / t, t / o)
     return np.stack([

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError, ShapeError
 from ..models.resnet import Bottleneck, ResNet
 
 
@@ -89,9 +90,9 @@ class HuDepthNet(nn.Module):
                  encoder_width: float = 1.0) -> None:
         super().__init__()
         if not 0 < width <= 4:
-            raise ValueError(f"width must be in (0, 4], got {width}")
+            raise ConfigError(f"width must be in (0, 4], got {width}")
         if len(encoder_layers) != 4 or min(encoder_layers) < 1:
-            raise ValueError(f"encoder_layers must be 4 positive block counts, got {encoder_layers}")
+            raise ConfigError(f"encoder_layers must be 4 positive block counts, got {encoder_layers}")
         c = lambda n: max(4, int(round(n * width)))  # noqa: E731
         if encoder_width == 1.0:
             self.encoder = ResNet(tuple(encoder_layers), num_classes=None)
@@ -112,7 +113,7 @@ class HuDepthNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"input must be (B, 3, H, W) images, got {tuple(x.shape)}")
+            raise ShapeError(f"input must be (B, 3, H, W) images, got {tuple(x.shape)}")
         b1, b2, b3, b4 = self.encoder.stages(x)
         out = (x.shape[2] // 2, x.shape[3] // 2)  # = block 1 size x 2 at 228 x 304
         d = F.relu(self.bn(self.conv(b4)))

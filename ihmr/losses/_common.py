@@ -21,7 +21,7 @@ from typing import Iterator
 
 import torch
 
-from ..errors import ShapeError, check_choice, check_finite, shape_str
+from ..errors import DataError, NonFiniteError, ShapeError, check_choice, check_finite, shape_str
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -166,13 +166,13 @@ def check_values(
     for name, t in tensors.items():
         check_finite(t, name)
     if not bool(flags[len(tensors)]):
-        raise ValueError(
+        raise NonFiniteError(
             f"noise_var must be finite and > 0 (it is sigma**2), got {float(v):g}; a learnable "
             "sigma that reached 0 or NaN needs a smaller learning rate or a larger init_noise_sigma"
         )
     for cond, message in extra.values():
         if not bool(cond):
-            raise ValueError(message)
+            raise DataError(message)
 
 
 def check_reduction(reduction: str) -> None:

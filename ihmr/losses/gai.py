@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ..errors import ShapeError, shape_str
+from ..errors import DataError, NonFiniteError, ShapeError, shape_str
 from ._common import (
     check_reduction,
     check_values,
@@ -108,9 +108,9 @@ def prepare_gmm(prior: Any, dtype: torch.dtype | None = None, device=None) -> Pr
         )
     for name, t in (("weights", w), ("means", mu), ("covariances", cov)):
         if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"prior {name} contain NaN or inf; refit the prior")
+            raise NonFiniteError(f"prior {name} contain NaN or inf; refit the prior")
     if bool((w < 0).any()) or float(w.sum()) <= 0:
-        raise ValueError(f"prior weights must be >= 0 with a positive sum, got {w.tolist()}")
+        raise DataError(f"prior weights must be >= 0 with a positive sum, got {w.tolist()}")
     if abs(float(w.sum()) - 1.0) > 1e-6:
         warnings.warn(
             f"prior weights sum to {float(w.sum()):.6g}, not 1; normalising them", stacklevel=2
@@ -119,13 +119,13 @@ def prepare_gmm(prior: Any, dtype: torch.dtype | None = None, device=None) -> Pr
     asym = float((cov - cov.transpose(1, 2)).abs().max())
     scale = float(cov.abs().max())
     if asym > 1e-6 * max(scale, 1e-300):
-        raise ValueError(
+        raise DataError(
             f"prior covariances must be symmetric, got a max asymmetry of {asym:g}; pass "
             "(C + C^T) / 2"
         )
     lam, vec = torch.linalg.eigh(0.5 * (cov + cov.transpose(1, 2)))
     if float(lam.min()) < -1e-8 * max(scale, 1e-300):
-        raise ValueError(
+        raise DataError(
             f"prior covariances must be positive semi-definite, got an eigenvalue of "
             f"{float(lam.min()):g}; refit the prior (e.g. with reg_covar > 0)"
         )

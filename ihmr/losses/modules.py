@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import check_positive
+from ..errors import DataError, NonFiniteError, check_positive
 from ._common import check_reduction
 from .bmc import bmc_loss
 from .bni import bni_loss, prepare_bins
@@ -204,9 +204,9 @@ class BNILoss(_BalancedMSE):
         dim = 1 if c.ndim == 1 else int(c.shape[-1])
         c, w = prepare_bins(bin_centers, bin_weights, dim, torch.get_default_dtype(), "cpu")
         if not bool(torch.isfinite(c).all() & torch.isfinite(w).all()):
-            raise ValueError("bin_centers and bin_weights must be finite")
+            raise NonFiniteError("bin_centers and bin_weights must be finite")
         if bool((w < 0).any()) or not bool((w > 0).any()):
-            raise ValueError("bin_weights must be >= 0 with at least one > 0")
+            raise DataError("bin_weights must be >= 0 with at least one > 0")
         self.register_buffer("bin_centers", c)
         self.register_buffer("bin_weights", w)
 

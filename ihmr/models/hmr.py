@@ -22,7 +22,7 @@ from typing import Any, Mapping, NamedTuple
 import torch
 from torch import nn
 
-from ..errors import AssetNotFoundError, DataError, shape_str
+from ..errors import DataError, shape_str
 
 HEAD_PREFIXES = ("fc1.", "fc2.", "decpose.", "decshape.", "deccam.")
 HEAD_BUFFERS = ("init_pose", "init_shape", "init_cam")
@@ -177,13 +177,9 @@ def load_checked(module: nn.Module, state: Mapping[str, torch.Tensor], what: str
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """``torch.load(weights_only=True)`` with clear errors; returns the checkpoint dict."""
-    if not os.path.isfile(path):
-        raise AssetNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(f"cannot read checkpoint {str(path)!r} as plain tensors "
-                        f"(weights_only=True): {exc}") from exc
+    from ..io import load_torch_file
+
+    ckpt = load_torch_file(path)
     if not isinstance(ckpt, dict):
         raise DataError(f"checkpoint {str(path)!r} must hold a dict, got {type(ckpt).__name__}")
     return ckpt

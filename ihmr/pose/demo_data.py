@@ -183,13 +183,17 @@ def make_demo(out: str | os.PathLike = "data/demo", cfg: DemoConfig | None = Non
     Layout: ``dataset_extras/demo_{train,test}.npz`` (SPIN format, gender 'n' = neutral body),
     ``features/demo_{train,test}/`` (feature stores), ``demo.json``.
     """
-    from ..io import save_npz, write_json
+    from ..errors import check_at_least
+    from ..io import check_writable_dir, save_npz, write_json
     from .features import write_feature_store
     from .spin_data import labels_fingerprint
 
     cfg = cfg or DemoConfig()
+    for name, option in (("n_train", "--n-train"), ("n_test", "--n-test"),
+                         ("feature_dim", "--set feature_dim")):
+        check_at_least(getattr(cfg, name), 1, f"{name} ({option})")
     t0 = time.perf_counter()
-    out = Path(out)
+    out = check_writable_dir(out, "demo data folder")
     if body is None:
         from ..body import load_body
 

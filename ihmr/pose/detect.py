@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import DataError, ShapeError
+from ..errors import ConfigError, DataError, ShapeError
 
 SOURCES = ("boxes", "center_scale", "hog", "whole_image")
 RESCALE = 1.2
@@ -153,7 +153,9 @@ def read_center_scale(path: str | os.PathLike) -> dict[str, list[tuple[np.ndarra
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"centre/scale file {str(path)!r} not found")
-    with np.load(path, allow_pickle=False) as z:
+    from ..io import open_npz
+
+    with open_npz(path, "centre/scale file") as z:
         missing = [k for k in ("imgname", "center", "scale") if k not in z.files]
         if missing:
             raise DataError(f"{path}: needs imgname, center (N, 2), scale (N,); missing {missing}")
@@ -306,5 +308,5 @@ def find_people(image: np.ndarray, name: str, *, boxes: Mapping[str, list] | Non
                 return people, None
             note = "HOG found nobody"
     elif detector != "none":
-        raise ValueError(f"detector must be 'hog' or 'none', got {detector!r}")
+        raise ConfigError(f"detector must be 'hog' or 'none', got {detector!r}")
     return [whole_image(h, w)], note

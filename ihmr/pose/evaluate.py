@@ -140,11 +140,9 @@ def predictions_from_file(path: str | os.PathLike, n: int, body: Any) -> Callabl
     path = Path(path)
     if not path.is_file():
         raise DataError(f"predictions file {str(path)!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except Exception as exc:
-        raise DataError(f"cannot read predictions {str(path)!r} as a plain .npz: {exc}") from exc
+    from ..io import read_npz
+
+    data = read_npz(path, "predictions file")
     if "pose" in data:
         if "betas" not in data:
             raise DataError(f"{str(path)!r}: 'pose' needs 'betas' (N, 10) beside it")

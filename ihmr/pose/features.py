@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import DataError, shape_str
+from ..errors import ConfigError, DataError, shape_str
 from ..io import atomic_path, write_json
 
 FORMAT = "ihmr-features/1"
@@ -183,7 +183,7 @@ class FeatureStoreWriter:
                  views: int = 0, shard_size: int = 4096, overwrite: bool = False,
                  extra: dict[str, Any] | None = None) -> None:
         if count < 1 or feature_dim < 1 or shard_size < 1 or views < 0:
-            raise ValueError(f"count, feature_dim, shard_size must be >= 1 and views >= 0, got "
+            raise ConfigError(f"count, feature_dim, shard_size must be >= 1 and views >= 0, got "
                              f"{count}, {feature_dim}, {shard_size}, {views}")
         self.path = Path(path)
         self.meta = {

@@ -18,16 +18,41 @@ def split_job(labels: PathLike, out: PathLike, metric: str = "vertex", n_regions
               train: Sequence[PathLike] = (), smpl_dir: PathLike | None = None,
               chunk: int = 1024, bodies: Any = None) -> dict[str, Path]:
     """Compute and save the balanced split of a test file (``split.npz`` + ``split.png``)."""
+    from ..errors import check_at_least
+    from ..io import check_writable_dir, check_writable_file
     from .spin_data import read_spin_npz
     from .split import GenderedBodies, make_split, plot_split, save_split
 
+    check_at_least(n_regions, 1, "--regions (the number of regions)")
     out = Path(out)
+    npz = out if out.suffix == ".npz" else out / "split.npz"
+    if out.suffix == ".npz":
+        check_writable_file(npz, "split file")
+    else:
+        check_writable_dir(out)
     test = read_spin_npz(labels)
+    require_smpl_ground_truth(test, labels)
     bodies = bodies or GenderedBodies.load(smpl_dir)
     train_labels = _concat([read_spin_npz(p) for p in train]) if train else None
     split = make_split(test, bodies, metric, n_regions, train_labels, chunk)
-    npz = out if out.suffix == ".npz" else out / "split.npz"
     return {"split": save_split(npz, split), "plot": plot_split(split, npz.with_suffix(".png"))}
+
+
+def require_smpl_ground_truth(test: Any, path: PathLike) -> None:
+    """Refuse test labels without SMPL ground truth for every sample (``pose`` and ``shape``,
+    ``has_smpl`` = 1): absent keys read as zeros, and meshes of a zero pose would be scored."""
+    from ..io import open_npz
+
+    with open_npz(path, "SPIN label file") as z:
+        missing = [k for k in ("pose", "shape") if k not in z.files]
+    rows = (~test.has_smpl.bool()).nonzero().flatten().tolist()
+    if missing or rows:
+        n = len(test) if missing else len(rows)
+        why = (f"missing key(s) {missing}" if missing else
+               f"has_smpl is 0 in rows {rows[:8]}{' ...' if len(rows) > 8 else ''}")
+        raise DataError(f"{str(path)!r} has no SMPL ground truth for {n} of {len(test)} samples "
+                        f"({why}); evaluation needs 'pose' (N, 72) and 'shape' (N, 10) with "
+                        "has_smpl = 1 for every sample (as in 3dpw_test.npz)")
 
 
 def _concat(sets: list) -> Any:
@@ -67,6 +92,7 @@ def eval_job(labels: PathLike, out: PathLike, *, predictions: PathLike | None = 
     IHMR release: predicted meshes through the ground-truth gender's body) or ``"neutral"``
     (SPIN); named in metrics.json.
     """
+    from ..io import check_writable_dir
     from .evaluate import check_mpvpe_body, evaluate, predictions_from_file, predictions_from_head
     from .spin_data import read_spin_npz
     from .split import GenderedBodies, load_split
@@ -75,7 +101,9 @@ def eval_job(labels: PathLike, out: PathLike, *, predictions: PathLike | None = 
     if (predictions is None) == (checkpoint is None):
         raise DataError("give exactly one of --predictions (an .npz from any method) or "
                         "--checkpoint (with --features)")
+    check_writable_dir(out)
     test = read_spin_npz(labels)
+    require_smpl_ground_truth(test, labels)
     bodies = bodies or GenderedBodies.load(smpl_dir)
     info: dict[str, Any] = {"labels": str(labels)}
     s = None  # None: built from the ground-truth meshes during the evaluation pass

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -193,7 +193,7 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
     from .crop import crop_image, normalise
 
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     out = Path(out)
     root, names = list_images(images, exclude=out)
     if not names:

@@ -157,14 +157,9 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"SPIN label file {str(path)!r} does not exist; pass the path to a "
                         "dataset_extras/*.npz file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except ValueError as exc:  # object arrays need pickles: refuse them
-        raise DataError(f"{str(path)!r} holds object arrays ({exc}); store strings as unicode "
-                        "arrays (np.str_) instead of Python objects") from exc
-    except Exception as exc:  # zip/format errors
-        raise DataError(f"{str(path)!r} is not a readable .npz file: {exc}") from exc
+    from ..io import read_npz
+
+    return read_npz(path, "SPIN label file")
 
 
 def _validate(path: Path, data: dict[str, np.ndarray], required: tuple[str, ...]) -> int:

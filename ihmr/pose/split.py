@@ -240,7 +240,9 @@ def load_split(path: str | os.PathLike, n: int | None = None) -> Split:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"split file {str(path)!r} does not exist; make it with `ihmr split`")
-    with np.load(path, allow_pickle=False) as z:
+    from ..io import open_npz
+
+    with open_npz(path, "split file") as z:
         missing = [k for k in ("distance", "region", "edges", "counts") if k not in z.files]
         if missing:
             raise DataError(f"{str(path)!r} is not an ihmr split (missing {missing})")

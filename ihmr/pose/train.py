@@ -35,7 +35,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..errors import ConfigError, IhmrError
+from ..errors import ConfigError, NonFiniteError
 from ..losses import value_checks
 from .config import PoseTrainConfig
 
@@ -303,9 +303,7 @@ def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, inf
             batch = {k: v.index_select(0, i) for k, v in data.labels.items()}
             try:
                 terms = step_fn(f, batch)
-            except ValueError as exc:  # the loss library's non-finite input check
-                if isinstance(exc, IhmrError):
-                    raise
+            except NonFiniteError as exc:  # the loss library's value check (NaN/inf, sigma)
                 _stop_non_finite(exc, epoch, epoch * steps + s + 1, s, run)
             opt.zero_grad(set_to_none=True)
             terms[0].backward()

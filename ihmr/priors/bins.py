@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import DataError, ShapeError, check_choice, shape_str
+from ..errors import ConfigError, DataError, ShapeError, check_choice, shape_str
 from .gmm import _utc_now, read_prior_npz
 
 KERNELS = ("gaussian", "triangular", "laplace")
@@ -51,10 +51,10 @@ def lds_kernel(kind: str = "gaussian", ks: int = 5, sigma: float = 2.0) -> np.nd
     kind = "triangular" if kind == "triang" else kind
     check_choice(kind, KERNELS, "LDS kernel")
     if not isinstance(ks, (int, np.integer)) or ks < 1 or ks % 2 == 0:
-        raise ValueError(f"LDS kernel size ks must be a positive odd integer, got {ks!r}; "
+        raise ConfigError(f"LDS kernel size ks must be a positive odd integer, got {ks!r}; "
                          "an odd size keeps the kernel centred on its bin (DIR uses 5)")
     if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"LDS sigma must be a finite number > 0, got {sigma!r}")
+        raise ConfigError(f"LDS sigma must be a finite number > 0, got {sigma!r}")
     half = (ks - 1) // 2
     if kind == "gaussian":
         from scipy.ndimage import gaussian_filter1d
@@ -99,11 +99,11 @@ def parse_bins(spec: str) -> np.ndarray:
             raise ValueError
         a, b, n = float(parts[0]), float(parts[1]), int(parts[2])
     except ValueError:
-        raise ValueError(
+        raise ConfigError(
             f"bins must look like 'start:stop:count', e.g. '0:10:100', got {spec!r}"
         ) from None
     if not (math.isfinite(a) and math.isfinite(b) and b > a and n >= 1):
-        raise ValueError(f"bins {spec!r} need finite start < stop and count >= 1")
+        raise ConfigError(f"bins {spec!r} need finite start < stop and count >= 1")
     return np.linspace(a, b, n + 1)
 
 
@@ -111,7 +111,7 @@ def edges_from_width(labels: Any, width: float) -> np.ndarray:
     """Edges of width ``width`` starting at ``floor(min / width) * width`` and covering max."""
     y = np.asarray(labels, dtype=np.float64).ravel()
     if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
-        raise ValueError(f"bin width must be a finite number > 0, got {width!r}")
+        raise ConfigError(f"bin width must be a finite number > 0, got {width!r}")
     if y.size == 0 or not np.isfinite(y).all():
         raise DataError("bin width needs at least one label and only finite labels")
     lo = math.floor(y.min() / width) * width
@@ -124,7 +124,7 @@ def _check_edges(edges: Any) -> np.ndarray:
     if e.ndim != 1 or e.size < 2:
         raise ShapeError(f"edges must have shape (Nb+1,) with Nb >= 1, got {shape_str(e.shape)}")
     if not np.isfinite(e).all() or not (np.diff(e) > 0).all():
-        raise ValueError(
+        raise DataError(
             "edges must be finite and strictly increasing; e.g. np.linspace(0, 10, 101)"
         )
     return e
@@ -170,7 +170,7 @@ class BinPrior:
                 raise ShapeError(f"{name} must have shape ({nb},) to match {nb + 1} edges, got "
                                  f"{shape_str(a.shape)}")
             if not np.isfinite(a).all() or (a < 0).any():
-                raise ValueError(f"{name} must be finite and >= 0")
+                raise DataError(f"{name} must be finite and >= 0")
         if s.sum() <= 0:
             raise DataError("the prior is empty (all counts are 0): give labels inside the bins")
         meta = dict(self.metadata or {})
@@ -251,7 +251,7 @@ def _resolve_lds(lds: Any) -> tuple[np.ndarray | None, dict | None, str]:
         for key in lds:
             if key not in names:
                 close = difflib.get_close_matches(str(key), names, n=1)
-                raise ValueError(f"unknown LDS setting {key!r}"
+                raise ConfigError(f"unknown LDS setting {key!r}"
                                  + (f"; did you mean {close[0]!r}?" if close else f"; use {names}"))
         lds = LDS(**lds)
     if isinstance(lds, LDS):
@@ -310,7 +310,7 @@ def reweighting_weights(labels: Any, prior: Any, mode: str = "inverse",
     if clip is not None:
         lo, hi = clip
         if lo is not None and hi is not None and not lo <= hi:
-            raise ValueError(f"clip must be (lo, hi) with lo <= hi, got {clip!r}")
+            raise ConfigError(f"clip must be (lo, hi) with lo <= hi, got {clip!r}")
         with np.errstate(divide="ignore"):
             logp = np.clip(logp, None if lo is None else np.log(lo),
                            None if hi is None else np.log(hi))

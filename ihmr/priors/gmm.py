@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import DataError, ShapeError, check_choice, shape_str
+from ..errors import ConfigError, DataError, NonFiniteError, ShapeError, check_choice, shape_str
 
 # Weight sums this close to 1 are renormalised silently (float32 round trips, text exports).
 _WEIGHT_SUM_TOL = 1e-4
@@ -42,7 +42,7 @@ def _as_float_array(x: Any, name: str) -> np.ndarray:
         raise ShapeError(f"{name} must be a numeric array, got {type(x).__name__}: {exc}") from exc
     bad = int((~np.isfinite(arr)).sum())
     if bad:
-        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf); fix the prior")
+        raise NonFiniteError(f"{name} contains {bad} non-finite value(s) (NaN or inf); fix the prior")
     return arr
 
 
@@ -176,7 +176,7 @@ class GMMPrior:
     def sample(self, n: int, seed: int | None = 0) -> np.ndarray:
         """Draw ``n`` labels, (n, d) float64, reproducibly from ``seed``."""
         if not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be an integer >= 0, got {n!r}")
+            raise ConfigError(f"n must be an integer >= 0, got {n!r}")
         rng = np.random.default_rng(seed)
         comp = rng.choice(self.n_components, size=int(n), p=self.weights)
         z = rng.standard_normal((int(n), self.dim))
@@ -328,14 +328,14 @@ def fit_gmm(
             "e.g. labels[np.isfinite(labels).all(axis=1)]"
         )
     if not isinstance(n_components, (int, np.integer)) or n_components < 1:
-        raise ValueError(f"n_components must be an integer >= 1, got {n_components!r}")
+        raise ConfigError(f"n_components must be an integer >= 1, got {n_components!r}")
     check_choice(covariance_type, ("full", "diag"), "covariance_type")
     if max_samples is not None and max_samples < 1:
-        raise ValueError(f"max_samples must be >= 1 or None, got {max_samples!r}")
+        raise ConfigError(f"max_samples must be >= 1 or None, got {max_samples!r}")
     if not (reg_covar >= 0 and math.isfinite(reg_covar)):
-        raise ValueError(f"reg_covar must be a finite number >= 0, got {reg_covar!r}")
+        raise ConfigError(f"reg_covar must be a finite number >= 0, got {reg_covar!r}")
     if max_iter < 1 or n_init < 1:
-        raise ValueError(f"max_iter and n_init must be >= 1, got {max_iter} and {n_init}")
+        raise ConfigError(f"max_iter and n_init must be >= 1, got {max_iter} and {n_init}")
     if max_samples is not None and n_total > max_samples:
         idx = np.random.default_rng(seed).choice(n_total, size=int(max_samples), replace=False)
         y = y[np.sort(idx)]

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import DataError, ShapeError, shape_str
+from ..errors import ConfigError, DataError, ShapeError, shape_str
 
 FORMATS = (".npy", ".npz", ".csv")
 
@@ -75,9 +75,9 @@ def read_labels(path: str | os.PathLike, key: str | None = None,
         raise DataError(f"label file {str(path)!r}: unsupported format {suffix!r}; use one of "
                         f"{list(FORMATS)}")
     if suffix != ".npz" and key is not None:
-        raise ValueError(f"key={key!r} only applies to .npz files; {path.name} is {suffix}")
+        raise ConfigError(f"key={key!r} only applies to .npz files; {path.name} is {suffix}")
     if suffix != ".csv" and column is not None:
-        raise ValueError(f"column={column!r} only applies to .csv files; {path.name} is {suffix}")
+        raise ConfigError(f"column={column!r} only applies to .csv files; {path.name} is {suffix}")
     if suffix == ".csv":
         arr = _read_csv(path, column)
     else:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ihmr.errors import ShapeError, check_positive
+from ihmr.errors import DataError, ShapeError, check_positive
 
 SPIN_FOCAL = 5000.0
 SPIN_RES = 224
@@ -50,7 +50,7 @@ def weak_perspective_to_translation(cam, focal_length: float = SPIN_FOCAL,
         raise ShapeError(f"cam must have shape (..., 3) = [s, tx, ty], got {cam.shape}")
     s = cam[..., 0]
     if not np.all(s > 0):
-        raise ValueError(
+        raise DataError(
             f"camera scale s must be > 0, got {int(np.sum(~(s > 0)))} value(s) <= 0 or NaN "
             f"(min {np.nanmin(s) if s.size else s}); such a prediction places the body behind the "
             "camera and cannot be rendered"

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ihmr.errors import ShapeError, check_shape
+from ihmr.errors import ConfigError, ShapeError, check_shape
 from ihmr.render.camera import SPIN_FOCAL, SPIN_RES, _np, weak_perspective_to_translation
 
 BODY_COLOR = (0.55, 0.66, 0.85)  # blue-grey
@@ -23,7 +23,7 @@ _OPENCV_TO_GL = np.array([1.0, -1.0, -1.0])
 def _check_color(color: Sequence[float], name: str = "color") -> tuple[float, float, float]:
     c = tuple(float(x) for x in color)
     if len(c) != 3 or not all(0.0 <= x <= 1.0 for x in c):
-        raise ValueError(f"{name} must be 3 floats in [0, 1] (RGB), got {tuple(color)}; "
+        raise ConfigError(f"{name} must be 3 floats in [0, 1] (RGB), got {tuple(color)}; "
                          "divide 0-255 colours by 255")
     return c  # type: ignore[return-value]
 
@@ -144,7 +144,7 @@ def render_mesh(vertices, faces, cam=None, *, image=None, size: int | tuple[int,
         hw = (size, size) if isinstance(size, int) else tuple(size)
     if translation is None:
         if cam is None:
-            raise ValueError("give cam = [s, tx, ty] or translation (and focal_length)")
+            raise ConfigError("give cam = [s, tx, ty] or translation (and focal_length)")
         translation = weak_perspective_to_translation(cam)
         if focal_length is None:
             focal_length = SPIN_FOCAL * hw[1] / SPIN_RES

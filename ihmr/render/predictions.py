@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ihmr.errors import DataError, ShapeError
+from ihmr.errors import ConfigError, DataError, ShapeError, check_finite_rows
 
 NUM_BETAS = 10
 
@@ -33,8 +33,9 @@ def load_params(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"predictions file {str(path)!r} not found")
-    with np.load(path, allow_pickle=False) as z:
-        d = {k: z[k] for k in z.files}
+    from ihmr.io import read_npz
+
+    d = read_npz(path, "predictions file")
     if "betas" not in d and "shape" in d:
         d["betas"] = d["shape"]
     for key in ("pose", "betas"):
@@ -56,6 +57,9 @@ def load_params(path: str | os.PathLike) -> dict[str, np.ndarray]:
             if d[key].shape != shape:
                 raise ShapeError(f"{path}: {key} must have shape {shape}, got {d[key].shape}")
             out[key] = d[key].astype(np.float64)
+    for key in ("pose", "betas", "cam", "center", "scale"):
+        if key in out:
+            check_finite_rows(out[key], f"{path}: {key}", "repair or drop those samples")
     for key in ("imgname", "gender"):
         if key in d:
             if len(d[key]) != n:
@@ -125,10 +129,10 @@ def render_params(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike
     from ihmr.render.strip import comparison_strip, grid, read_image, save_png
 
     if not files:
-        raise ValueError("give at least one predictions file")
+        raise ConfigError("give at least one predictions file")
     labels = list(labels) if labels else [Path(f).stem for f in files]
     if len(labels) != len(files):
-        raise ValueError(f"got {len(labels)} labels for {len(files)} predictions files")
+        raise ConfigError(f"got {len(labels)} labels for {len(files)} predictions files")
     preds = [load_params(f) for f in files]
     sets = ([("ground truth", load_params(gt), GT_COLOR, True)] if gt is not None else []) + [
         (lab, p, METHOD_COLORS[i % len(METHOD_COLORS)], False)
@@ -138,7 +142,7 @@ def render_params(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike
         raise ShapeError(f"predictions and ground truth must have the same number of samples, "
                          f"got {[len(p['pose']) for _, p, _, _ in sets]}")
     if not 0 <= first < n:
-        raise ValueError(f"--first must be in 0..{n - 1}, got {first}")
+        raise ConfigError(f"--first must be in 0..{n - 1}, got {first}")
     idx = np.arange(first, n if count is None else min(n, first + count))
     names = next((p["imgname"] for _, p, _, _ in sets if "imgname" in p), None)
     if image_dir is not None and names is None:

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ihmr.errors import ShapeError
+from ihmr.errors import ConfigError, DataError, ShapeError
 
 
 def _check_panel(p, i: int) -> np.ndarray:
@@ -55,10 +55,10 @@ def comparison_strip(panels: Sequence[np.ndarray], labels: Sequence[str] | None 
     ``labels``: one string per panel or None. Returns (H (+ label bar), sum W + gaps, 3) uint8.
     """
     if not panels:
-        raise ValueError("comparison_strip needs at least one panel")
+        raise ConfigError("comparison_strip needs at least one panel")
     panels = [_check_panel(p, i) for i, p in enumerate(panels)]
     if labels is not None and len(labels) != len(panels):
-        raise ValueError(f"got {len(labels)} labels for {len(panels)} panels; give one per panel")
+        raise ConfigError(f"got {len(labels)} labels for {len(panels)} panels; give one per panel")
     height = panels[0].shape[0]
     cols = [_fit_height(p, height) for p in panels]
     if labels is not None:
@@ -105,5 +105,5 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                                 "entries of the predictions file")
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ValueError(f"OpenCV could not read {str(path)!r} as an image")
+        raise DataError(f"OpenCV could not read {str(path)!r} as an image")
     return np.ascontiguousarray(bgr[..., ::-1])

@@ -7,6 +7,7 @@ figures. ``ihmr synth --out DIR`` does both with a progress display.
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .benchmark import BenchmarkResult, SynthConfig, run_benchmark, summarize
 from .report import check_ordering, write_outputs
 
@@ -16,7 +17,7 @@ def set_threads(threads: int) -> None:
     import torch
 
     if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+        raise ConfigError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     try:
         import numba

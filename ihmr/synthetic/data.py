@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from ..errors import check_choice
+from ..errors import ConfigError, check_choice
 from .spec import (
     DISTRIBUTIONS,
     EXP_RATE,
@@ -178,7 +178,7 @@ def make_dataset(
     check_choice(skew, SKEWS, "skew")
     check_choice(function, ("linear",) + NONLINEAR_FUNCTIONS, "function")
     if distribution == "mvn" and function != "linear":
-        raise ValueError("the nonlinear oracles are 1-D: use distribution 'normal' or 'exponential'")
+        raise ConfigError("the nonlinear oracles are 1-D: use distribution 'normal' or 'exponential'")
     key = [int(seed), DISTRIBUTIONS.index(distribution), SKEWS.index(skew),
            (("linear",) + NONLINEAR_FUNCTIONS).index(function)]
     rng = np.random.default_rng(key)

@@ -21,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from ..errors import check_choice
+from ..errors import ConfigError, check_choice
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +37,7 @@ class ModelSpec:
     def __post_init__(self) -> None:
         check_choice(self.kind, ("linear", "mlp"), "model kind")
         if self.kind == "mlp" and self.hidden < 1:
-            raise ValueError(f"an mlp needs hidden >= 1, got {self.hidden}")
+            raise ConfigError(f"an mlp needs hidden >= 1, got {self.hidden}")
 
     @property
     def n_params(self) -> int:

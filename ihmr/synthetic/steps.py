@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from . import losses as L
 from .models import backward, forward
 
@@ -20,13 +21,13 @@ from .models import backward, forward
 def use_compiled(backend: str, dtype: torch.dtype, d: int) -> bool:
     """Whether :func:`.batched.train_batched` takes the compiled path (see its ``backend``)."""
     if backend not in ("auto", "compiled", "torch"):
-        raise ValueError(f"backend must be auto, compiled or torch, got {backend!r}")
+        raise ConfigError(f"backend must be auto, compiled or torch, got {backend!r}")
     if backend == "torch":
         return False
     applies = dtype == torch.float32 and d in (1, 2)
     if backend == "compiled":
         if not applies:
-            raise ValueError(f"the compiled backend needs float32 and 1-D or 2-D labels, got "
+            raise ConfigError(f"the compiled backend needs float32 and 1-D or 2-D labels, got "
                              f"{dtype} and d = {d}; use backend='torch'")
         return True
     try:

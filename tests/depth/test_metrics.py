@@ -22,10 +22,26 @@ def test_pixel_errors_by_hand():
 
 
 def test_non_positive_predictions_are_clamped_not_nan():
-    e = pixel_errors(np.array([0.0, -3.0, np.nan]), np.array([2.0, 2.0, 2.0]))
+    e = pixel_errors(np.array([0.0, -3.0]), np.array([2.0, 2.0]))
     assert np.isfinite(e).all()
-    np.testing.assert_allclose(e[:, 1], [2.0 - EPS] * 3)
+    np.testing.assert_allclose(e[:, 1], [2.0 - EPS] * 2)
     np.testing.assert_array_equal(e[:, 4:], 0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_predictions_are_refused_not_scored(bad):
+    """A NaN prediction has no honest error: clamping it would count a diverged model's pixel as
+    a valid (and near-zero depth) prediction."""
+    from ihmr.errors import NonFiniteError
+
+    with pytest.raises(NonFiniteError, match="1 NaN or infinite value.* among 3 evaluated pixels"):
+        pixel_errors(np.array([1.0, bad, 2.0]), np.array([2.0, 2.0, 2.0]))
+    m = DepthMetrics({"many": list(range(N_BINS))})
+    pred = np.full((1, 4, 4), 2.0)
+    pred[0, 1, 2] = bad
+    with pytest.raises(NonFiniteError):
+        m.update(pred, np.full((1, 4, 4), 2.5), np.ones((1, 4, 4), bool))
+    assert m.acc.counts.sum() == 0  # nothing was counted
 
 
 def test_target_must_be_positive():
