@@ -181,18 +181,35 @@ def test_missing_and_corrupt_checkpoint_errors(tmp_path):
         read_checkpoint(bad)
 
 
-def test_progress_bar_and_optional_tensorboard(tmp_path):
-    from ihmr.runs import Progress, dist_info, log_scalars, tensorboard_writer
+def test_progress_bar_and_optional_tensorboard(tmp_path, monkeypatch):
+    from ihmr.runs import DistInfo, Progress, dist_info, log_scalars, tensorboard_writer
 
     with Progress(3, "epoch 1/1", enabled=True) as bar:
         for _ in range(3):
             bar.advance(loss=0.5, sigma=2.0)
-    assert bar._progress.finished
+    assert bar._progress.finished and bar._progress.tasks[0].completed == 3
     with Progress(3, enabled=False) as bar:
         bar.advance(loss=1.0)  # disabled: a no-op
     writer = tensorboard_writer(tmp_path / "tb")
     log_scalars(writer, 0, {"loss": 1.0})  # None when TensorBoard is not installed: a no-op
-    assert dist_info().world_size >= 1
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def add_scalar(self, *args):
+            self.calls.append(args)
+
+    rec = Recorder()
+    log_scalars(rec, 7, {"loss": 0.5, "epochs": 2, "flag": True, "name": "x", "none": None}, "val/")
+    assert rec.calls == [("val/loss", 0.5, 7), ("val/epochs", 2, 7)]  # numbers only, no bools
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    assert dist_info() == DistInfo(0, 1, 0) and dist_info().is_main
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert dist_info() == DistInfo(3, 4, 1) and not dist_info().is_main
 
 
 def test_torchrun_env_decides_the_writer(tmp_path, monkeypatch):

@@ -146,8 +146,18 @@ def test_evaluate_predictions_file(tmp_path, rng, toy_body):
     np.testing.assert_allclose(ps["mpjpe"], want[:, 1], rtol=1e-3, atol=1e-2)
     np.testing.assert_allclose(ps["pa_mpjpe"], want[:, 2], rtol=1e-3, atol=1e-2)
     assert metrics["MPVPE"] == pytest.approx(want[:, 0].mean(), rel=1e-3)
-    for f in ("metrics.md", "per_region.png", "eval_info.json"):
-        assert (tmp_path / "out" / f).is_file()
+    # balanced: mean over the non-empty regions of the per-region mean; tails: the 10% / 5%
+    # (5 / 2 samples) farthest from the mean mesh, plain means
+    regions = [want[split.region == r, 0].mean() for r in np.unique(split.region)]
+    far = np.argsort(-split.distance, kind="stable")
+    assert metrics["bMPVPE"]["all"] == pytest.approx(np.mean(regions), rel=1e-3)
+    assert metrics["bMPVPE"]["tail10"] == pytest.approx(want[far[:5], 0].mean(), rel=1e-3)
+    assert metrics["bMPVPE"]["tail5"] == pytest.approx(want[far[:2], 0].mean(), rel=1e-3)
+    assert metrics["bMPVPE"]["all"] != pytest.approx(metrics["MPVPE"], rel=1e-3)
+    md = (tmp_path / "out" / "metrics.md").read_text()
+    assert f"{metrics['bMPVPE']['all']:.1f}" in md and f"{metrics['MPVPE']:.1f}" in md
+    assert json.loads((tmp_path / "out" / "eval_info.json").read_text())["n_samples"] == 50
+    assert (tmp_path / "out" / "per_region.png").stat().st_size > 1000
     # perfect predictions (rotation matrices this time) give zero error
     gt_rot = rodrigues(t(arrs["pose"]).reshape(50, 24, 3)).numpy()
     gt_body_pred = dict(pose=gt_rot, betas=arrs["shape"])

@@ -55,6 +55,11 @@ def test_too_late_when_opengl_was_imported_without_a_platform(fresh):
         backend.setup_backend()
 
 
-def test_np_infty_restored_for_pyrender():
+def test_np_infty_restored_for_pyrender(monkeypatch):
+    monkeypatch.delattr(np, "infty", raising=False)  # as on numpy 2, which removed the alias
+    assert not hasattr(np, "infty")
     backend.restore_np_infty()
-    assert np.infty == np.inf  # numpy 2 removed the alias; pyrender 0.1.45 still uses it
+    assert np.infty == float("inf") and -np.infty < -1e308  # pyrender 0.1.45 still uses it
+    monkeypatch.setattr(np, "infty", 123.0, raising=False)
+    backend.restore_np_infty()  # an existing attribute is left alone
+    assert np.infty == 123.0
