@@ -28,6 +28,22 @@ def test_synth_smoke(tmp_path):
         assert (out / name).is_file(), name
     assert json.loads((out / "run.json").read_text())["config"]["epochs_1d"] == 4
     assert "Vanilla" in res.output
+    # each record's test MSE is that of its reported line on the setting's test set, by hand:
+    # mean over samples and label dimensions of (W x + b - y)^2
+    import numpy as np
+
+    from ihmr.synthetic import spec as S
+    from ihmr.synthetic.data import make_dataset
+
+    for r in recs:
+        protocol = S.PROTOCOL_2D if r["distribution"] == "mvn" else S.PROTOCOL_1D
+        d = make_dataset(r["distribution"], r["skew"], r["seed"], protocol)
+        err = d.x_test @ np.array(r["weight"]).T + np.array(r["bias"]) - d.y_test
+        assert d.y_test.shape == (protocol.n_test, 2 if r["distribution"] == "mvn" else 1)
+        assert r["test_mse"] == pytest.approx((err ** 2).mean(), rel=1e-9), r["method"]
+        assert r["val_mse"] >= 0 and 1 <= r["selected_epoch"] <= 4
+    vanilla = next(r for r in recs if r["method"] == "vanilla" and r["distribution"] == "normal")
+    assert f"{vanilla['test_mse']:.3f} ± 0.000" in (out / "table.md").read_text()
 
 
 @pytest.mark.parametrize("args,match", [
