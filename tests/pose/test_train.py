@@ -166,6 +166,29 @@ def test_nan_loss_stops_with_location_and_keeps_last_checkpoint(data, tmp_path, 
     assert all(torch.isfinite(v).all() for v in ckpt["state"]["head"].values())
 
 
+def test_only_non_finite_values_are_reported_as_such(data, tmp_path, monkeypatch):
+    """The loss library's NonFiniteError becomes the trainer's located NaN message; any other
+    ValueError is a bug and must surface as itself, not as "non-finite values"."""
+    from ihmr.errors import NonFiniteError
+    from ihmr.pose import train as train_mod
+
+    def bug(self, features, batch):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(train_mod.TrainStep, "forward", bug)
+    with pytest.raises(ValueError, match="broadcast") as exc:
+        train_mod.train(config(data, tmp_path / "a", pose="mse"))
+    assert not isinstance(exc.value, NonFiniteLossError)
+
+    def nan_input(self, features, batch):
+        raise NonFiniteError("pred contains 3 non-finite value(s) (NaN or inf)")
+
+    monkeypatch.setattr(train_mod.TrainStep, "forward", nan_input)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite values at epoch 1, global step 1, "
+                                                 r"batch 0 \(pred contains 3"):
+        train_mod.train(config(data, tmp_path / "b", pose="mse"))
+
+
 def test_features_of_other_samples_are_rejected(data, tmp_path):
     from ihmr.pose.train import train
 
