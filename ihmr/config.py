@@ -114,7 +114,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
-    """Build dataclass ``cls`` from a mapping, recursively; unknown keys are an error."""
+    """Build dataclass ``cls`` from a mapping, recursively; unknown keys are an error, and so is
+    a negative ``seed`` (random generators take seeds >= 0)."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
@@ -123,6 +124,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
         if key not in fields:
             raise ConfigError(f"unknown config key {path!r}{_suggest(str(key), fields)}")
         kwargs[key] = _coerce(value, hints[key], path)
+        if key == "seed" and isinstance(kwargs[key], int) and kwargs[key] < 0:
+            raise ConfigError(f"{path} must be an integer >= 0, got {kwargs[key]}")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:

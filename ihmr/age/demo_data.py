@@ -69,6 +69,11 @@ def make_demo(out_dir: str | os.PathLike, *, total: int = 7500, size: int = 32,
     """
     import cv2
 
+    from ..errors import check_at_least
+
+    for value, name, least in ((total, "total", 1), (size, "size", 8), (cap, "cap", 1),
+                               (seed, "--seed", 0)):
+        check_at_least(value, least, name)
     out = check_writable_dir(out_dir)
     rng = np.random.default_rng(seed)
     counts = age_pool_counts(total)

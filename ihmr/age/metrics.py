@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, ShapeError, check_finite
+from ..errors import ConfigError, DataError, ShapeError, check_finite
 from ..metrics.balanced import SHOTS, BinnedMean, bins_of_shot, shot_of_bins
 
 METRICS = ("mse", "l1", "gmean", "bmse", "bmae")
@@ -66,6 +66,9 @@ class AgeMetrics:
     """
 
     def __init__(self, train_labels: Any, n_bins: int = 201, many: int = 100, few: int = 20) -> None:
+        if few > many:
+            raise ConfigError(f"few ({few}) must not exceed many ({many}): a few-shot age has fewer "
+                              "than `few` training images, a many-shot one more than `many`")
         self.n_bins = n_bins
         self.train_counts = np.bincount(age_bins(train_labels, n_bins), minlength=n_bins)
         self.shots = shot_of_bins(self.train_counts, many, few)

@@ -335,4 +335,7 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
 
 def train(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
     """Run the stage named by ``cfg.stage``; returns the run folder (``best.pt`` inside)."""
+    if cfg.few > cfg.many:  # checked before any work (the metrics would refuse it after an epoch)
+        raise ConfigError(f"few ({cfg.few}) must not exceed many ({cfg.many}): a few-shot age has "
+                          "fewer than `few` training images, a many-shot one more than `many`")
     return (train_vanilla if cfg.stage == "vanilla" else train_rrt)(cfg, resume, log)

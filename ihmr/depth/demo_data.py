@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, check_at_least
 from ..io import atomic_path, check_writable_dir, save_npz, write_text
 from . import data as D
 
@@ -147,6 +147,9 @@ def make_demo_dataset(out: str | Path, train_scenes: int = 30, test_scenes: int 
     """Render the demo dataset into ``out`` (the dataset root); return a summary dict."""
     import trimesh
 
+    for value, name, least in ((train_scenes, "--train-scenes", 1), (test_scenes, "--test-scenes", 1),
+                               (views, "views", 1), (per_bin, "per_bin", 1), (seed, "--seed", 0)):
+        check_at_least(value, least, name)
     pyrender = _pyrender()
     root = check_writable_dir(out)
     rng = np.random.default_rng(seed)

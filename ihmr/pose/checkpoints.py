@@ -183,7 +183,9 @@ def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike,
     (``head_source``, ``backbone_source``) and the backbone fingerprint that a head's
     ``features_fingerprint`` is checked against.
     """
-    from ..io import torch_save
+    from ..io import check_writable_file, torch_save
+
+    check_writable_file(out, "export file (--out)")
 
     loaded = load_model(checkpoint, backbone, allow_mismatch=allow_mismatch)
     info = loaded.info

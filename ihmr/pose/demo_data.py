@@ -189,9 +189,9 @@ def make_demo(out: str | os.PathLike = "data/demo", cfg: DemoConfig | None = Non
     from .spin_data import labels_fingerprint
 
     cfg = cfg or DemoConfig()
-    for name, option in (("n_train", "--n-train"), ("n_test", "--n-test"),
-                         ("feature_dim", "--set feature_dim")):
-        check_at_least(getattr(cfg, name), 1, f"{name} ({option})")
+    for name, option, least in (("n_train", "--n-train", 1), ("n_test", "--n-test", 1),
+                                ("feature_dim", "--set feature_dim", 1), ("seed", "--seed", 0)):
+        check_at_least(getattr(cfg, name), least, f"{name} ({option})")
     t0 = time.perf_counter()
     out = check_writable_dir(out, "demo data folder")
     if body is None:

@@ -95,6 +95,9 @@ def _read_numpy(path: Path, key: str | None) -> np.ndarray:
     import pickle
     import zipfile
 
+    if path.suffix.lower() == ".npz" and not zipfile.is_zipfile(path):
+        raise DataError(f"label file {str(path)!r} is not an .npz archive (numpy.savez format); "
+                        "check the file name and how it was written")
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:

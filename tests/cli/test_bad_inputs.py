@@ -194,6 +194,31 @@ def test_demo_data_negative_count_names_the_option(tmp_path, ihmr_main, one_line
     assert not (tmp_path / "demo").exists()
 
 
+@pytest.mark.parametrize("args, needles", [
+    (["demo-data", "--seed", "-2"], ["seed", ">= 0, got -2"]),
+    (["age", "demo-data", "--seed", "-1"], ["--seed", ">= 0, got -1"]),
+    (["age", "train", "--set", "seed=-1"], ["seed must be an integer >= 0, got -1"]),
+    (["age", "train", "--set", "many=10", "--set", "few=20"], ["few (20) must not exceed many (10)"]),
+    (["depth", "demo-data", "--train-scenes", "0"], ["--train-scenes", ">= 1, got 0"]),
+])
+def test_bad_counts_and_seeds_name_the_setting(tmp_path, ihmr_main, one_line_error, args, needles):
+    if args[0] == "age" and args[1] == "train":
+        from ihmr.age.demo_data import make_demo
+
+        csv = make_demo(tmp_path / "data", total=200, size=16, cap=2)["csv"]
+        args = [*args, "--set", f"data.csv={csv}", "--set", "device=cpu", "--out", tmp_path / "out"]
+    else:
+        args = [*args, "--out", tmp_path / "out"]
+    one_line_error(ihmr_main(*args), *needles)
+    assert not (tmp_path / "out").exists()
+
+
+def test_fit_prior_text_file_named_npz(tmp_path, ihmr_main, one_line_error):
+    (tmp_path / "y.npz").write_text("1,2,3\n")
+    one_line_error(ihmr_main("fit-prior", tmp_path / "y.npz", "--out", tmp_path / "p.npz"),
+                   f"label file {str(tmp_path / 'y.npz')!r} is not an .npz archive")
+
+
 # ------------------------------------------------------------------ the rule itself
 def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     """A plain ValueError is a bug, not bad input: the entry point must not hide it."""
