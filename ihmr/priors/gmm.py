@@ -92,10 +92,10 @@ class GMMPrior:
                 f"{shape_str(cov.shape)}; pass (K, d) for diagonal covariances"
             )
         if (w < 0).any():
-            raise ValueError(f"weights must be >= 0, got {w.tolist()}")
+            raise DataError(f"weights must be >= 0, got {w.tolist()}")
         total = float(w.sum())
         if abs(total - 1.0) > _WEIGHT_SUM_TOL:
-            raise ValueError(
+            raise DataError(
                 f"weights must sum to 1, got sum {total:.6g}; divide them by their sum first"
             )
         w = w / total
@@ -103,7 +103,7 @@ class GMMPrior:
         scale = np.abs(cov).max(axis=(1, 2))
         bad = np.nonzero(asym > 1e-8 * np.maximum(scale, 1e-300))[0]
         if bad.size:
-            raise ValueError(
+            raise DataError(
                 f"covariances must be symmetric; component(s) {bad.tolist()} are not (largest "
                 f"asymmetry {asym[bad].max():.3g}); pass (C + C^T) / 2"
             )
@@ -114,7 +114,7 @@ class GMMPrior:
                 chol[i] = np.linalg.cholesky(cov[i])
             except np.linalg.LinAlgError:
                 eig = float(np.linalg.eigvalsh(cov[i]).min())
-                raise ValueError(
+                raise DataError(
                     f"covariances[{i}] is not positive definite (smallest eigenvalue {eig:.3g}); "
                     "add a small ridge (e.g. 1e-6 * I) or refit with a larger reg_covar"
                 ) from None

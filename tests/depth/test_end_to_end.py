@@ -72,7 +72,8 @@ def _naive_test_metrics(checkpoint, root):
             sq.append((np.maximum(pred[m].astype(np.float64), 1e-3) - t) ** 2)
             gt.append(t)
     sq, gt = np.concatenate(sq), np.concatenate(gt)
-    bins = np.floor(gt * 10 + 1e-9).astype(int)
+    # DIR's bin rule: the float32 product d * 10, truncated (nyud2-dir/util.py get_bin_idx)
+    bins = np.minimum((gt.astype(np.float32) * np.float32(10)).astype(int), 99)
     per_bin = [sq[bins == b].mean() for b in np.unique(bins)]
     return np.sqrt(sq.mean()), np.sqrt(np.mean(per_bin)), len(gt)
 

@@ -155,7 +155,7 @@ def test_evaluate_predictions_file(tmp_path, rng, toy_body):
     assert metrics["bMPVPE"]["tail5"] == pytest.approx(want[far[:2], 0].mean(), rel=1e-3)
     assert metrics["bMPVPE"]["all"] != pytest.approx(metrics["MPVPE"], rel=1e-3)
     md = (tmp_path / "out" / "metrics.md").read_text()
-    assert f"{metrics['bMPVPE']['all']:.1f}" in md and f"{metrics['MPVPE']:.1f}" in md
+    assert f"| MPVPE | {metrics['bMPVPE']['all']:.2f} |" in md and f"{metrics['MPVPE']:.2f} |" in md
     assert json.loads((tmp_path / "out" / "eval_info.json").read_text())["n_samples"] == 50
     assert (tmp_path / "out" / "per_region.png").stat().st_size > 1000
     # perfect predictions (rotation matrices this time) give zero error

@@ -84,8 +84,9 @@ def test_end_to_end_train_and_eval(data, tmp_path):
     assert head.feature_dim == D
     assert set(res.eval_metrics) >= {"bMPVPE", "bMPJPE", "bPA-MPJPE", "MPJPE"}
     assert (tmp_path / "run" / "eval" / "metrics.json").is_file()
-    # independent: the saved head on the test features, vertex errors by hand against each
-    # sample's gendered ground-truth body, averaged per region of the saved split
+    # independent: the saved head on the test features, vertex errors by hand, predicted and
+    # true meshes through each sample's ground-truth gender (the IHMR release's MPVPE),
+    # averaged per region of the saved split
     from ihmr.body import forward_gendered, load_bodies
     from ihmr.pose.features import FeatureStore
 
@@ -93,7 +94,7 @@ def test_end_to_end_train_and_eval(data, tmp_path):
     bodies = load_bodies(data / "smpl")
     with torch.no_grad():
         out = head.eval()(FeatureStore(data / "3dpw_test_feats").tensor().float())
-        pv = bodies["neutral"](betas=out.betas, pose=out.rotmat).vertices.double()
+        pv = forward_gendered(bodies, z["gender"], out.betas, out.rotmat).vertices.double()
         gv = forward_gendered(bodies, z["gender"], torch.as_tensor(z["shape"]).float(),
                               torch.as_tensor(z["pose"]).float()).vertices.double()
     per = 1000 * (pv - gv).norm(dim=-1).mean(-1).numpy()  # (40,) mm
