@@ -1,15 +1,18 @@
-"""Seed study of the IHMR demo: train each pose loss for several seeds, report mean ± std.
+"""Seed study of the IHMR demo: every run of ``ihmr demo`` for several seeds, paired statistics.
 
-    python scripts/demo_seeds.py                                   # 3 seeds x (mse, gai)
-    python scripts/demo_seeds.py --losses mse,gai,bmc --seeds 5 --set optim.epochs=12
+    python scripts/demo_seeds.py                                  # seeds 0-5, all five runs
+    python scripts/demo_seeds.py --seeds 3 --threads 2 --out runs/demo_seeds_t2
 
-Use one ``--out`` per setting: finished runs are reused as they are.
+Every seed is ``ihmr demo`` (:func:`ihmr.pose.demo.run_demo`: same data, prior, split and
+configs) with ``seed=<s>`` added to the overrides, in ``<out>/seed<s>/<run>``; finished runs are
+reused, so an interrupted study continues where it stopped. The seed sets the head's
+initialisation, dropout and sampling order; the data stay fixed.
 
-Every run is ``ihmr demo`` (:func:`ihmr.pose.demo.run_demo`: same data, prior, split and configs)
-with ``seed=<s>`` added to the overrides, in ``<out>/seed<s>/<loss>``; finished runs are reused.
-Prints (and writes to ``<out>/seeds.md``, ``<out>/seeds.json``) one table of mean ± std over
-the seeds (std with ddof=1) per balanced metric, the count of seeds in which GAI is below MSE, and
-the per-seed bMPVPE tail 5% with each run's training + evaluation seconds.
+Prints (and writes ``<out>/seeds.md``, ``<out>/seeds.json``) per balanced metric the mean ± std
+over the seeds (ddof 1) of every run, and for every Balanced MSE run its paired difference with
+MSE: mean ± standard error, the number of seeds in which it is below MSE, and whether it is
+*separated*: below MSE in all but at most one seed and the mean difference below -2 standard
+errors.
 """
 
 from __future__ import annotations
@@ -24,36 +27,63 @@ METRICS = ("bMPVPE", "bMPJPE", "bPA-MPJPE")
 PARTS = (("all", "all"), ("tail10", "tail 10%"), ("tail5", "tail 5%"))
 
 
+def paired(a: np.ndarray, b: np.ndarray) -> dict:
+    """Paired difference a - b over seeds: mean, standard error, count below, separated."""
+    d = a - b
+    n = len(d)
+    se = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    below = int((d < 0).sum())
+    return {"mean": float(d.mean()), "se": se, "below": below, "n": n,
+            "separated": bool(n > 1 and below >= n - 1 and d.mean() < -2 * se)}
+
+
 def seed_table(results: dict[str, dict[int, dict]], seconds: dict[str, dict[int, float]]) -> str:
-    """Markdown tables from ``results[loss][seed]`` (eval metrics) and run seconds."""
-    losses, seeds = list(results), sorted(next(iter(results.values())))
-    vs = "gai" in results and "mse" in results
-    head = " | ".join(f"{k.upper()} mean ± std" for k in losses)
-    lines = [f"| metric (mm), {len(seeds)} seeds | {head} |" + (" GAI < MSE (seeds) |" * vs),
-             "|---|" + "---:|" * (len(losses) + vs)]
+    """Markdown tables from ``results[run][seed]`` (eval metrics) and run seconds."""
+    from ihmr.pose.demo import RUN_LABELS
+
+    runs, seeds = list(results), sorted(next(iter(results.values())))
+    label = lambda k: RUN_LABELS.get(k, k)  # noqa: E731
+    balanced = [k for k in runs if k != "mse"]
+    lines = [f"| metric (mm), seeds {seeds[0]}-{seeds[-1]} | " +
+             " | ".join(label(k) for k in runs) + " |", "|---|" + "---:|" * len(runs)]
     for m in METRICS:
-        for part, label in PARTS:
-            v = {k: np.array([results[k][s][m][part] for s in seeds]) for k in losses}
-            cells = [f"{v[k].mean():.2f} ± {v[k].std(ddof=1) if len(seeds) > 1 else 0:.2f}"
-                     for k in losses]
-            if vs:
-                cells.append(f"{int((v['gai'] < v['mse']).sum())} / {len(seeds)}")
-            lines.append(f"| {m} {label} | " + " | ".join(cells) + " |")
-    lines += ["", "| seed | " + " | ".join(f"{k.upper()} bMPVPE tail 5%" for k in losses) +
-              " | " + " | ".join(f"{k.upper()} seconds" for k in losses) + " |",
-              "|---:|" + "---:|" * 2 * len(losses)]
+        for part, name in PARTS:
+            cells = []
+            for k in runs:
+                v = np.array([results[k][s][m][part] for s in seeds])
+                cells.append(f"{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f}")
+            lines.append(f"| {m} {name} | " + " | ".join(cells) + " |")
+    if "mse" in results and balanced:
+        lines += ["", f"Paired difference with MSE (mm, mean ± standard error over {len(seeds)} "
+                      "seeds; seeds below MSE; **separated** = below in all but at most one seed "
+                      "and mean < -2 SE):", "",
+                  "| metric | " + " | ".join(label(k) for k in balanced) + " |",
+                  "|---|" + "---:|" * len(balanced)]
+        for m in METRICS:
+            for part, name in PARTS:
+                base = np.array([results["mse"][s][m][part] for s in seeds])
+                cells = []
+                for k in balanced:
+                    st = paired(np.array([results[k][s][m][part] for s in seeds]), base)
+                    txt = f"{st['mean']:+.1f} ± {st['se']:.1f} ({st['below']}/{st['n']})"
+                    cells.append(f"**{txt}**" if st["separated"] else txt)
+                lines.append(f"| {m} {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| seed | " + " | ".join(f"{label(k)} bMPVPE tail 5%" for k in runs) + " | " +
+              " | ".join(f"{label(k)} s" for k in runs) + " |", "|---:|" + "---:|" * 2 * len(runs)]
     for s in seeds:
-        lines.append(f"| {s} | " + " | ".join(f"{results[k][s]['bMPVPE']['tail5']:.2f}"
-                                             for k in losses) + " | " +
-                     " | ".join(str(seconds[k].get(s, "reused")) for k in losses) + " |")
+        lines.append(f"| {s} | " + " | ".join(f"{results[k][s]['bMPVPE']['tail5']:.1f}"
+                                             for k in runs) + " | " +
+                     " | ".join(str(seconds[k].get(s, "reused")) for k in runs) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> str:
+    from ihmr.pose.demo import DEMO_KINDS
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. N-1 from --first)")
+    p.add_argument("--seeds", type=int, default=6, help="number of seeds (from --first)")
     p.add_argument("--first", type=int, default=0, help="first seed")
-    p.add_argument("--losses", default="mse,gai", help="pose losses, comma-separated")
+    p.add_argument("--losses", default=",".join(DEMO_KINDS), help="demo runs, comma-separated")
     p.add_argument("--set", dest="sets", action="append", default=[],
                    help="config override for every run, e.g. optim.epochs=12 (repeatable)")
     p.add_argument("--data", default="data/demo", help="demo data folder (generated if absent)")
@@ -66,21 +96,22 @@ def main(argv: list[str] | None = None) -> str:
     from ihmr.pose.demo import run_demo
 
     torch.set_num_threads(a.threads)
-    losses = [k.strip() for k in a.losses.split(",") if k.strip()]
-    results: dict[str, dict[int, dict]] = {k: {} for k in losses}
-    seconds: dict[str, dict[int, float]] = {k: {} for k in losses}
+    runs = [k.strip() for k in a.losses.split(",") if k.strip()]
+    results: dict[str, dict[int, dict]] = {k: {} for k in runs}
+    seconds: dict[str, dict[int, float]] = {k: {} for k in runs}
     for s in range(a.first, a.first + a.seeds):
-        res = run_demo(a.data, Path(a.out) / f"seed{s}", losses, [*a.sets, f"seed={s}"],
+        res = run_demo(a.data, Path(a.out) / f"seed{s}", runs, [*a.sets, f"seed={s}"],
                        render=False)
-        for k in losses:
+        for k in runs:
             results[k][s] = res["metrics"][k]
             if k in res["train_seconds"]:
                 seconds[k][s] = res["train_seconds"][k]
     table = seed_table(results, seconds)
     out = Path(a.out)
-    (out / "seeds.md").write_text(table)
-    (out / "seeds.json").write_text(json.dumps({"sets": a.sets, "metrics": results,
-                                                "seconds": seconds}, indent=1))
+    (out / "seeds.md").write_text(f"threads: {a.threads}; overrides: {a.sets}\n\n" + table)
+    (out / "seeds.json").write_text(json.dumps({"sets": a.sets, "threads": a.threads,
+                                                "metrics": results, "seconds": seconds},
+                                               indent=1))
     print(table)
     return table
 

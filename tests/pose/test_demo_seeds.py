@@ -1,4 +1,4 @@
-"""scripts/demo_seeds.py on a tiny demo: its table holds numpy's mean/std of the runs' metrics."""
+"""scripts/demo_seeds.py on a tiny demo: its tables hold numpy's statistics of the runs' metrics."""
 
 from __future__ import annotations
 
@@ -15,31 +15,46 @@ from ihmr.pose.demo_data import DemoConfig, make_demo
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo_seeds.py"
 
 
-def test_seed_table_is_mean_std_of_the_runs(tmp_path):
+def test_seed_tables_are_the_statistics_of_the_runs(tmp_path):
     spec = importlib.util.spec_from_file_location("demo_seeds", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    make_demo(tmp_path / "data", DemoConfig(n_train=200, n_test=40, feature_dim=32))
+    make_demo(tmp_path / "data", DemoConfig(n_train=200, n_test=40, feature_dim=160))
     out = tmp_path / "runs"
     table = mod.main(["--data", str(tmp_path / "data"), "--out", str(out), "--seeds", "3",
-                      "--set", "optim.epochs=1", "--set", "data.samples_per_epoch=32",
-                      "--set", "optim.batch_size=16", "--set", "progress=false"])
+                      "--losses", "mse,gai_kp", "--set", "optim.epochs=1",
+                      "--set", "data.samples_per_epoch=32", "--set", "optim.batch_size=16",
+                      "--set", "progress=false"])
     seeds = [0, 1, 2]
     # per-seed values straight from each run's own evaluation, not from the script's summary
     runs = {k: [json.loads((out / f"seed{s}" / k / "eval" / "metrics.json").read_text())
-                for s in seeds] for k in ("mse", "gai")}
-    assert yaml.safe_load((out / "seed1" / "gai" / "config.yaml").read_text())["seed"] == 1
+                for s in seeds] for k in ("mse", "gai_kp")}
+    assert yaml.safe_load((out / "seed1" / "gai_kp" / "config.yaml").read_text())["seed"] == 1
+    means, paired = table.split("Paired difference")
     for m in mod.METRICS:
         for part, label in mod.PARTS:
-            row = re.search(rf"^\| {re.escape(m)} {label} \| (.*) \|$", table, re.M).group(1)
-            cells = [c.strip() for c in row.split("|")]
-            for k, cell in zip(("mse", "gai"), cells):
+            row = re.search(rf"^\| {re.escape(m)} {label} \| (.*) \|$", means, re.M).group(1)
+            for k, cell in zip(("mse", "gai_kp"), row.split("|")):
                 v = np.array([r[m][part] for r in runs[k]])
-                assert cell == f"{v.mean():.2f} ± {v.std(ddof=1):.2f}", (m, part, k)
-            wins = sum(g[m][part] < s[m][part] for g, s in zip(runs["gai"], runs["mse"]))
-            assert cells[2] == f"{wins} / 3"
+                assert cell.strip() == f"{v.mean():.1f} ± {v.std(ddof=1):.1f}", (m, part, k)
+            d = np.array([g[m][part] - s[m][part] for g, s in zip(runs["gai_kp"], runs["mse"])])
+            cell = re.search(rf"^\| {re.escape(m)} {label} \| (.*) \|$", paired, re.M).group(1)
+            text = f"{d.mean():+.1f} ± {d.std(ddof=1) / np.sqrt(3):.1f} ({(d < 0).sum()}/3)"
+            separated = (d < 0).sum() >= 2 and d.mean() < -2 * d.std(ddof=1) / np.sqrt(3)
+            assert cell.strip() == (f"**{text}**" if separated else text), (m, part)
     for s in seeds:
         row = re.search(rf"^\| {s} \| ([\d.]+) \| ([\d.]+) \|", table, re.M)
         assert [float(x) for x in row.groups()] == [
-            round(runs[k][s]["bMPVPE"]["tail5"], 2) for k in ("mse", "gai")]
+            round(runs[k][s]["bMPVPE"]["tail5"], 1) for k in ("mse", "gai_kp")]
     assert len({r["bMPVPE"]["tail5"] for r in runs["mse"]}) == 3  # the seeds differ
+
+
+def test_paired_statistics_by_hand():
+    spec = importlib.util.spec_from_file_location("demo_seeds", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    st = mod.paired(np.array([1.0, 2, 3, 4]), np.array([2.0, 3, 5, 4]))
+    # differences -1, -1, -2, 0: mean -1, std sqrt(2/3), se sqrt(2/3)/2
+    assert st["mean"] == -1.0 and st["below"] == 3 and abs(st["se"] - np.sqrt(2 / 3) / 2) < 1e-12
+    assert st["separated"]  # 3 of 4 below, -1 < -2 * 0.408
+    assert not mod.paired(np.array([1.0, 2, 3, 6]), np.array([2.0, 3, 5, 4]))["separated"]

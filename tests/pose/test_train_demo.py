@@ -16,7 +16,7 @@ from .test_train import config, data  # noqa: F401  (module fixture)
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "ihmr"
 
 
-@pytest.mark.parametrize("kind", ["mse", "gai", "bmc"])
+@pytest.mark.parametrize("kind", ["mse", "gai", "bmc", "gai_kp", "bmc_kp"])
 def test_demo_yaml_equals_demo_config(kind):
     from_yaml = load_config(PoseTrainConfig, CONFIGS / f"demo_{kind}.yaml")
     assert to_dict(from_yaml) == to_dict(demo_config(kind))
@@ -45,6 +45,29 @@ def test_side_by_side_marks_the_best_value():
     table = side_by_side({"MSE": m(10.0), "BMC": m(9.5)})
     assert "| bMPVPE tail 10% | 11.00 | **10.50** |" in table
     assert table.count("\n") == 2 + 9 + 3
+
+
+def _metrics(x, plain=100.0):
+    part = {"all": x, "tail10": x + 10, "tail5": x + 20}
+    return {"bMPVPE": part, "bMPJPE": dict(part), "bPA-MPJPE": dict(part), "MPVPE": plain,
+            "MPJPE": plain, "PA-MPJPE": plain}
+
+
+def test_verdict_is_computed_from_the_numbers():
+    from ihmr.pose.demo import verdict
+
+    mse, better, worse = _metrics(100.0), _metrics(90.0, 104.0), _metrics(110.0)
+    said = verdict({"mse": mse, "gai": better, "gai_kp": better})
+    assert said.startswith("Balanced MSE beat MSE on every balanced metric in every run")
+    assert "GAI (pose): below MSE on 9 of 9 balanced metrics; bMPVPE all -10.0 mm, tail 5% " \
+           "-10.0 mm (-8%); plain MPVPE +4.0 mm" in said
+    said = verdict({"mse": mse, "gai": better, "bmc": worse})
+    assert said.startswith("Balanced MSE beat MSE on every balanced metric with GAI (pose); not")
+    assert "BMC (pose): below MSE on 0 of 9" in said
+    assert verdict({"mse": mse, "bmc": worse}).startswith("Balanced MSE did not beat MSE")
+    mixed = _metrics(90.0)
+    mixed["bPA-MPJPE"]["tail5"] = 200.0
+    assert verdict({"mse": mse, "gai": mixed}).startswith("Mixed")
 
 
 def test_cli_train_then_resume(data, tmp_path):  # noqa: F811
@@ -90,9 +113,9 @@ def test_demo_data_with_other_settings_is_used_with_a_note(tmp_path, monkeypatch
     _write_meta(tmp_path, **({"joint_noise": 0.01} if case == "custom" else {}))
     said = []
     meta = ensure_demo_data(tmp_path, said.append)
-    assert made == [] and meta["config"]["joint_noise"] == (0.01 if case == "custom" else 0.05)
+    assert made == [] and meta["config"]["joint_noise"] == (0.01 if case == "custom" else 0.0)
     if case == "custom":
-        assert "joint_noise 0.01 (default 0.05)" in said[0] and "delete the folder" in said[0]
+        assert "joint_noise 0.01 (default 0.0)" in said[0] and "delete the folder" in said[0]
     else:
         assert said == []
     ensure_demo_data(tmp_path / "absent", said.append)  # no data yet: generated
