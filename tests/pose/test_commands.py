@@ -79,8 +79,10 @@ def test_demo_trains_mse_and_bmc_side_by_side(demo_data, tmp_path, ihmr_main):
                              "--set", "data.samples_per_epoch=32", "--no-render")
     assert code == 0
     saved = json.loads((runs / "demo_metrics.json").read_text())["metrics"]
+    table = [line for line in (runs / "demo_metrics.md").read_text().splitlines()
+             if line.startswith("|")]
     rows = {}
-    for line in (runs / "demo_metrics.md").read_text().splitlines()[2:]:
+    for line in table[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
         rows[cells[0]] = [float(c.strip("*")) for c in cells[1:]]
     for kind, col in (("mse", 0), ("bmc", 1)):
@@ -91,7 +93,7 @@ def test_demo_trains_mse_and_bmc_side_by_side(demo_data, tmp_path, ihmr_main):
         assert rows["MPJPE (plain mean)"][col] == pytest.approx(m["MPJPE"], abs=0.006)
         assert (runs / kind / "head.pt").is_file()
     # the lower value of a balanced-metric row is the one in bold
-    for line in (runs / "demo_metrics.md").read_text().splitlines()[2:]:
+    for line in table[2:]:
         if not line.startswith("| b"):
             continue
         cells = [c.strip() for c in line.strip("|").split("|")[1:]]
@@ -100,6 +102,10 @@ def test_demo_trains_mse_and_bmc_side_by_side(demo_data, tmp_path, ihmr_main):
         if values[0] != values[1]:
             assert bold == [v == min(values) for v in values], line
     assert "| bMPVPE all |" in out and "renders skipped" in out
+    # the verdict is computed from the two columns
+    below = sum(rows[f"{m} {p}"][1] < rows[f"{m} {p}"][0] for m in ("bMPVPE", "bMPJPE",
+                "bPA-MPJPE") for p in ("all", "tail 10%", "tail 5%"))
+    assert f"BMC (pose): below MSE on {below} of 9 balanced metrics" in out
 
 
 @pytest.fixture(scope="module")
