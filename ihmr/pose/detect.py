@@ -1,18 +1,20 @@
 """People in an image: who to crop, and where (the detection side of ``ihmr predict``).
 
-Sources, tried per image in this order (the first that gives at least one person wins, and the
-result says which one it was):
+Sources, tried per image in this order (the first that gives at least one person wins, and each
+person records which one it was):
 
-1. ``"boxes"``: boxes the user gives (``--boxes``), JSON or CSV, see :func:`read_boxes`;
+1. ``"boxes"``: boxes the user gives (``--boxes``), JSON or CSV, see :func:`read_boxes`. This is
+   the hook for any other detector: write its boxes in one of those layouts;
 2. ``"center_scale"``: SPIN-style ``center`` (N, 2) / ``scale`` (N,) per ``imgname`` in an ``.npz``
    (a SPIN dataset file), used as the crop itself;
-3. ``"hog"``: OpenCV's HOG people detector (``HOGDescriptor.getDefaultPeopleDetector``), with
-   non-maximum suppression. OpenCV 5 moved HOG to the contrib package (``xobjdetect``); where the
-   installed OpenCV has no HOG this step is skipped and the reason reported;
-4. ``"whole_image"``: one person spanning the image (SPIN's demo without a box).
+3. an automatic detector (:mod:`ihmr.pose.detectors`): OpenCV's Haar cascades and HOG merged
+   (sources ``"face"``, ``"profile_face"``, ``"upper_body"``, ``"full_body"``, ``"hog"``), HOG
+   alone, or a local ONNX person detector (``"dnn"``);
+4. ``"whole_image"``: one person spanning the image (SPIN's demo without a box), only with
+   ``fallback="whole-image"``; otherwise an image where nobody is found gets no person.
 
 Boxes are ``[x1, y1, x2, y2]`` in pixels (x right, y down, (0, 0) the top-left pixel's corner).
-A box becomes SPIN's crop (SPIN ``demo.py``, reference-protocols §4)::
+A box becomes SPIN's crop (SPIN ``demo.py``)::
 
     center = ((x1 + x2) / 2, (y1 + y2) / 2),   scale = rescale * max(x2 - x1, y2 - y1) / 200
 
@@ -33,7 +35,9 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, ShapeError
 
-SOURCES = ("boxes", "center_scale", "hog", "whole_image")
+SOURCES = ("boxes", "center_scale", "face", "profile_face", "upper_body", "full_body", "hog",
+           "dnn", "whole_image")
+FALLBACKS = ("none", "whole-image")
 RESCALE = 1.2
 
 
@@ -41,13 +45,18 @@ RESCALE = 1.2
 class Person:
     """One person to crop: ``bbox`` (4,) [x1, y1, x2, y2] px, SPIN ``center`` (2,) px and
     ``scale`` (crop side / 200 px), ``confidence`` (detector score; 1 for user boxes without a
-    score, NaN for the whole image) and the ``source`` (one of :data:`SOURCES`)."""
+    score, NaN for the whole image), the ``source`` (one of :data:`SOURCES`) and the
+    ``evidence``: the sources that agreed on this person, ``+``-joined (e.g. ``face+hog``)."""
 
     bbox: np.ndarray
     center: np.ndarray
     scale: float
     confidence: float
     source: str
+    evidence: str = ""
+
+    def __post_init__(self) -> None:
+        self.evidence = self.evidence or self.source
 
 
 def bbox_to_center_scale(bbox: Sequence[float],
@@ -266,47 +275,55 @@ def detect_hog(image: np.ndarray, hog: Any = None, *, min_score: float = 0.3, io
 
 
 # ---------------------------------------------------------------------------------- together
+def check_inside(box: Sequence[float], height: int, width: int, where: str = "box") -> None:
+    """Raise :class:`DataError` when ``box`` [x1, y1, x2, y2] does not overlap the (height,
+    width) image at all (a box partly outside is fine: SPIN's crop pads with black)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+        raise DataError(f"{where} {[round(v, 1) for v in (x1, y1, x2, y2)]} lies outside the "
+                        f"{width} x {height} image (boxes are [x1, y1, x2, y2] pixels)")
+
+
 def find_people(image: np.ndarray, name: str, *, boxes: Mapping[str, list] | None = None,
-                centers: Mapping[str, list] | None = None, detector: str = "hog",
-                hog: Any = None, max_people: int = 10, rescale: float = RESCALE,
-                min_score: float = 0.3) -> tuple[list[Person], str | None]:
+                centers: Mapping[str, list] | None = None, detector: Any = None,
+                rescale: float = RESCALE, fallback: str = "none") -> list[Person]:
     """The people of one image (see the module docstring for the order of sources).
 
     Args:
         image: (H, W, 3) uint8 RGB.
         name: the image's path relative to the image folder (key into ``boxes``/``centers``).
         boxes: from :func:`read_boxes`; centers: from :func:`read_center_scale`.
-        detector: ``"hog"`` or ``"none"`` (skip automatic detection).
-        hog: a detector from :func:`hog_detector` (built once per run); None = build one.
-        max_people: keep at most this many detections (highest scores first).
+        detector: a callable ``image -> list[Detection]`` built once per run
+            (:class:`ihmr.pose.detectors.CascadeDetector`, ``HogDetector``, ``OnnxDetector``),
+            or None for no automatic detection.
+        fallback: ``"none"`` (nobody found: no person) or ``"whole-image"``.
     Returns:
-        ``(people, note)``; ``note`` says why a step was skipped (e.g. no HOG), else None.
+        The people, best first for detections; empty when nobody is found and there is no
+        fallback. Raises :class:`DataError` when a given box lies outside the image.
     """
+    if fallback not in FALLBACKS:
+        raise ValueError(f"fallback must be one of {list(FALLBACKS)}, got {fallback!r}")
     h, w = image.shape[:2]
     given = lookup(boxes, name)
     if given:
         people = []
-        for box, score in given:
+        for k, (box, score) in enumerate(given):
+            check_inside(box, h, w, f"{name}: box {k}")
             c, s = bbox_to_center_scale(box, rescale)
             people.append(Person(np.asarray(box, np.float64), c, s, float(score), "boxes"))
-        return people, None
+        return people
     crops = lookup(centers, name)
     if crops:
+        for k, (c, s) in enumerate(crops):
+            check_inside(center_scale_to_bbox(c, s), h, w, f"{name}: centre/scale crop {k}")
         return [Person(center_scale_to_bbox(c, s), np.asarray(c, np.float64), float(s), 1.0,
-                       "center_scale") for c, s in crops], None
-    note = None
-    if detector == "hog":
-        if hog is None:
-            hog, note = hog_detector()
-        if hog is not None:
-            found, scores = detect_hog(image, hog, min_score=min_score)
-            people = []
-            for box, score in list(zip(found, scores))[:max_people]:
-                c, s = bbox_to_center_scale(box, rescale)
-                people.append(Person(box, c, s, float(score), "hog"))
-            if people:
-                return people, None
-            note = "HOG found nobody"
-    elif detector != "none":
-        raise ConfigError(f"detector must be 'hog' or 'none', got {detector!r}")
-    return [whole_image(h, w)], note
+                       "center_scale") for c, s in crops]
+    if detector is not None:
+        people = []
+        for d in detector(image):
+            c, s = bbox_to_center_scale(d.box, rescale)
+            people.append(Person(np.asarray(d.box, np.float64), c, s, float(d.score), d.source,
+                                 "+".join(d.evidence)))
+        if people:
+            return people
+    return [whole_image(h, w)] if fallback == "whole-image" else []

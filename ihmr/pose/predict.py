@@ -9,15 +9,18 @@ write to ``out``:
   (N, 24, 3, 3) (camera frame, as SPIN predicts), ``betas`` (N, 10), ``cam`` (N, 3) SPIN's
   weak-perspective [s, tx, ty] of the crop, ``center`` (N, 2) px, ``scale`` (N,), ``bbox`` (N, 4)
   [x1, y1, x2, y2] px, ``confidence`` (N,) (NaN for the whole image), ``imgname`` (N,) paths
-  relative to the image folder, ``source`` (N,) where the person came from, ``person`` (N,) index
-  within its image. ``ihmr render predictions.npz --images DIR`` and ``ihmr eval``'s predictions
+  relative to the image folder, ``source`` (N,) where the person came from, ``evidence`` (N,)
+  every source that agreed (``+``-joined), ``person`` (N,) index within its image. ``ihmr render predictions.npz --images DIR`` and ``ihmr eval``'s predictions
   path read it (keys ``pose``, ``betas``, ``cam``, ``center``, ``scale``, ``imgname``);
 - ``summary.json``: checkpoint and device, counts, timings, and per image the people found, the
-  source used, the PNGs written, and every image that could not be read (skipped, with why);
+  sources used, the PNGs written; every image where nobody was found (``nobody``) and every
+  image that could not be read or whose box lies outside it (``skipped``, with why);
 - ``overlays/<name>.png`` (all people over the image, front view; each person rendered with
   the full-image camera of its own crop, Eq. (3) of :mod:`ihmr.render.camera`, nearer people
   drawn last) and ``overlays/<name>_side.png`` (each body turned 90 degrees about its own centre,
-  on white).
+  on white). With ``show_boxes`` the front overlay also shows each person's box labelled with
+  its source and score (:func:`ihmr.pose.show.draw_boxes`); without rendering, the overlay is
+  the image with the boxes.
 
 Every file is written atomically. An unreadable image is reported and skipped; it never stops
 the run.
@@ -159,9 +162,12 @@ def _plain(x: float) -> float | None:
 def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
                    out: str | os.PathLike, *, backbone: str | os.PathLike | None = None,
                    boxes: str | os.PathLike | None = None,
-                   centers: str | os.PathLike | None = None, detector: str = "hog",
+                   centers: str | os.PathLike | None = None, detector: str = "auto",
+                   detector_model: str | os.PathLike | None = None, person_class: int = 0,
+                   score_threshold: float = 0.3, min_size: float = 0.0, max_people: int = 10,
+                   fallback: str = "none", show_boxes: bool = False,
                    device: str = "auto", batch_size: int = 16, render: bool = True,
-                   max_people: int = 10, smpl_dir: str | os.PathLike | None = None,
+                   smpl_dir: str | os.PathLike | None = None,
                    allow_mismatch: bool = False, progress: bool = False,
                    max_render_side: int = 1024) -> dict[str, Any]:
     """Predict bodies for every image under ``images``; write everything to ``out``.
@@ -171,13 +177,19 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
         checkpoint: SPIN ``model_checkpoint.pt``, an ``ihmr train`` head or an export
             (:func:`ihmr.pose.checkpoints.load_model`); ``backbone`` for a head.
         boxes: JSON/CSV of user boxes (:func:`ihmr.pose.detect.read_boxes`); centers: SPIN
-            ``.npz`` with imgname/center/scale. Images without an entry fall back to ``detector``
-            (``"hog"`` or ``"none"``), then to the whole image.
+            ``.npz`` with imgname/center/scale. Images without an entry go to ``detector``:
+            ``"auto"`` (OpenCV's cascades + HOG), ``"hog"``, ``"dnn"`` (``detector_model``, a
+            local ONNX person detector; ``person_class`` its class index of people) or
+            ``"none"`` (:func:`ihmr.pose.detectors.build_detector`).
+        score_threshold, min_size, max_people: detections kept: score >= ``score_threshold``
+            (in [0, 1]), box at least ``min_size`` px tall, at most ``max_people`` per image.
+        fallback: ``"none"`` (an image where nobody is found is listed in ``nobody`` and gets
+            no row) or ``"whole-image"`` (one person spanning the image, SPIN's demo default).
+        show_boxes: draw the boxes with their source and score on the overlay.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
         batch_size: crops per forward pass.
         render: write the overlay and side-view PNGs (needs an offscreen OpenGL backend; when
             none is found, predictions are still written and the summary says why).
-        max_people: at most this many detector hits per image.
         smpl_dir: SMPL folder for rendering (default: configured SMPL, else the open body).
     Returns:
         The summary written to ``summary.json``.
@@ -189,11 +201,17 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
     from ..render.strip import read_image, save_png
     from ..runs import Progress
     from . import detect as D
+    from .detectors import DetectSettings, build_detector
+    from .show import draw_boxes
     from .checkpoints import load_model
     from .crop import crop_image, normalise
 
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if fallback not in D.FALLBACKS:
+        raise ConfigError(f"--fallback must be one of {list(D.FALLBACKS)}, got {fallback!r}")
+    settings = DetectSettings(score_threshold=score_threshold, min_size=min_size,
+                              max_people=max_people)
     out = Path(out)
     root, names = list_images(images, exclude=out)
     if not names:
@@ -201,6 +219,7 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
     stems = overlay_stems(names)
     user_boxes = D.read_boxes(boxes) if boxes is not None else None
     user_centers = D.read_center_scale(centers) if centers is not None else None
+    finder = build_detector(detector, settings, detector_model, person_class)
     dev = resolve_device(device)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -209,7 +228,6 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
     timing["load"] = time.perf_counter() - t0
     out = check_writable_dir(out)  # after every input check: a failed start leaves no folder
 
-    hog, hog_note = (D.hog_detector() if detector == "hog" else (None, None))
     render_note = None
     body = renderer = None
     if render:
@@ -225,11 +243,12 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
             render_note = f"overlays skipped: {backend_problem()}"
 
     rows: dict[str, list] = {k: [] for k in ("center", "scale", "bbox", "confidence", "imgname",
-                                             "source", "person")}
+                                             "source", "evidence", "person")}
     preds: dict[str, list] = {"rotmat": [], "pose": [], "betas": [], "cam": []}
     per_image: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
-    for k in ("read_detect_crop", "backbone", "head", "render"):
+    nobody: list[str] = []
+    for k in ("read_detect_crop", "detect", "backbone", "head", "render"):
         timing.setdefault(k, 0.0)
 
     def flush(chunk: list[tuple]) -> None:
@@ -242,6 +261,15 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
         a = 0
         for entry, image, people, _ in chunk:
             n, name = len(people), entry["image"]
+            if renderer is None and show_boxes:
+                t = time.perf_counter()
+                r = min(1.0, max_render_side / max(image.shape[:2]))
+                small = image if r == 1.0 else cv2.resize(
+                    image, (max(1, round(image.shape[1] * r)), max(1, round(image.shape[0] * r))),
+                    interpolation=cv2.INTER_AREA)
+                entry["overlay"] = str(save_png(out / "overlays" / f"{stems[name]}.png",
+                                                boxes_over(small, image, people)))
+                timing["render"] += time.perf_counter() - t
             if renderer is not None:
                 t = time.perf_counter()
                 try:
@@ -252,6 +280,8 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
                         renderer, image, v, body.faces, res["cam"][a:a + n],
                         np.array([p.center for p in people]), np.array([p.scale for p in people]),
                         max_render_side)
+                    if show_boxes:
+                        front = boxes_over(front, image, people)
                     stem = stems[name]
                     entry["overlay"] = str(save_png(out / "overlays" / f"{stem}.png", front))
                     entry["side"] = str(save_png(out / "overlays" / f"{stem}_side.png", side))
@@ -262,6 +292,11 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
                 timing["render"] += time.perf_counter() - t
             a += n
         chunk.clear()
+
+    def boxes_over(shown: np.ndarray, image: np.ndarray, people: list) -> np.ndarray:
+        scale = (shown.shape[1] / image.shape[1], shown.shape[0] / image.shape[0])
+        return draw_boxes(shown, [p.bbox for p in people], [p.source for p in people],
+                          [p.confidence for p in people], scale)
 
     chunk: list[tuple] = []
     pending = 0
@@ -275,11 +310,27 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
                 bar.advance()
                 continue
             try:
-                people, note = D.find_people(image, name, boxes=user_boxes, centers=user_centers,
-                                             detector=detector, hog=hog, max_people=max_people)
+                td = time.perf_counter()
+                people = D.find_people(image, name, boxes=user_boxes, centers=user_centers,
+                                       detector=finder, fallback=fallback)
+                timing["detect"] += time.perf_counter() - td
                 crops = [normalise(crop_image(image, p.center, p.scale)) for p in people]
             except (ValueError, cv2.error) as exc:  # a bad box of this image: report, go on
-                skipped.append({"image": name, "reason": f"{type(exc).__name__}: {exc}"})
+                skipped.append({"image": name, "reason": str(exc) if isinstance(exc, DataError)
+                                else f"{type(exc).__name__}: {exc}"})
+                bar.advance()
+                continue
+            by: dict[str, int] = {}
+            for p in people:
+                by[p.source] = by.get(p.source, 0) + 1
+            entry = {"image": name, "height": image.shape[0], "width": image.shape[1],
+                     "people": len(people), "by_source": by,
+                     "source": people[0].source if people else None,
+                     "confidence": [_plain(p.confidence) for p in people]}
+            timing["read_detect_crop"] += time.perf_counter() - t
+            if not people:
+                nobody.append(name)
+                per_image.append(entry)
                 bar.advance()
                 continue
             for i, p in enumerate(people):
@@ -289,16 +340,11 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
                 rows["confidence"].append(p.confidence)
                 rows["imgname"].append(name)
                 rows["source"].append(p.source)
+                rows["evidence"].append(p.evidence)
                 rows["person"].append(i)
-            entry = {"image": name, "height": image.shape[0], "width": image.shape[1],
-                     "people": len(people), "source": people[0].source,
-                     "confidence": [_plain(p.confidence) for p in people]}
-            if note:
-                entry["note"] = note
             per_image.append(entry)
             chunk.append((entry, image, people, crops))
             pending += len(people)
-            timing["read_detect_crop"] += time.perf_counter() - t
             if pending >= batch_size:
                 flush(chunk)
                 pending = 0
@@ -316,6 +362,7 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
         confidence=np.asarray(rows["confidence"], np.float64).reshape(n),
         imgname=np.asarray(rows["imgname"], dtype=str).reshape(n),
         source=np.asarray(rows["source"], dtype=str).reshape(n),
+        evidence=np.asarray(rows["evidence"], dtype=str).reshape(n),
         person=np.asarray(rows["person"], np.int64).reshape(n))
     save_npz(out / "predictions.npz", **arrays)
     timing["total"] = time.perf_counter() - t0
@@ -325,12 +372,16 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
                  for f, table in (("boxes", user_boxes), ("centers", user_centers))}
     summary = {
         "images_dir": str(root), "images": len(names), "images_done": len(per_image),
-        "people": n, "people_by_source": counts, "skipped": skipped,
+        "people": n, "people_by_source": counts, "nobody": nobody, "skipped": skipped,
         "unmatched_entries": {k: v for k, v in unmatched.items() if v},
         "checkpoint": {"kind": loaded.kind, **{k: (str(v) if isinstance(v, Path) else v)
                                                for k, v in loaded.info.items()}},
         "device": str(dev), "batch_size": batch_size, "detector": detector,
-        "hog_unavailable": hog_note, "render": render_note or (renderer is not None),
+        "detector_model": str(detector_model) if detector_model is not None else None,
+        "detect_settings": {"score_threshold": score_threshold, "min_size": min_size,
+                            "max_people": max_people, "fallback": fallback},
+        "detector_notes": list(getattr(finder, "notes", [])),
+        "render": render_note or (renderer is not None), "show_boxes": show_boxes,
         "body": getattr(body, "name", None), "seconds": {k: round(v, 4) for k, v in timing.items()},
         "predictions": str(out / "predictions.npz"), "per_image": per_image,
     }

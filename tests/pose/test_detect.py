@@ -105,24 +105,53 @@ def test_center_scale_file(tmp_path):
         D.read_center_scale(tmp_path / "bad.npz")
 
 
-def test_source_order_and_fallback(monkeypatch):
+def test_source_order_and_fallback():
     img = np.zeros((100, 80, 3), np.uint8)
     boxes = {"a.jpg": [([10.0, 10.0, 30.0, 70.0], 0.7)]}
     centers = {"a.jpg": [(np.array([5.0, 5.0]), 0.1)], "b.jpg": [(np.array([40.0, 50.0]), 0.3)]}
-    people, _ = D.find_people(img, "sub/a.jpg", boxes=boxes, centers=centers, detector="none")
+    people = D.find_people(img, "sub/a.jpg", boxes=boxes, centers=centers)
     assert [p.source for p in people] == ["boxes"] and people[0].confidence == 0.7
     np.testing.assert_allclose(people[0].center, [20, 40])
     assert people[0].scale == pytest.approx(1.2 * 60 / 200)
-    people, _ = D.find_people(img, "b.jpg", boxes=boxes, centers=centers, detector="none")
+    people = D.find_people(img, "b.jpg", boxes=boxes, centers=centers)
     assert people[0].source == "center_scale" and people[0].scale == 0.3
     np.testing.assert_allclose(people[0].bbox, [10, 20, 70, 80])
-    people, note = D.find_people(img, "c.jpg", boxes=boxes, centers=centers, detector="none")
-    assert people[0].source == "whole_image" and note is None
-    monkeypatch.setattr(D, "hog_detector", lambda: (None, "no HOG here"))
-    people, note = D.find_people(img, "c.jpg", detector="hog")
-    assert people[0].source == "whole_image" and note == "no HOG here"
-    with pytest.raises(ValueError, match="'hog' or 'none'"):
-        D.find_people(img, "c.jpg", detector="yolo")
+    # nobody: no person, unless the whole image is the fallback
+    assert D.find_people(img, "c.jpg", boxes=boxes, centers=centers) == []
+    people = D.find_people(img, "c.jpg", fallback="whole-image")
+    assert [p.source for p in people] == ["whole_image"]
+    # a detector is asked only where no box is given, and its boxes become SPIN crops
+
+    class Fixed:
+        calls = 0
+
+        def __call__(self, image):
+            from ihmr.pose.detectors import Detection
+
+            Fixed.calls += 1
+            return [Detection(np.array([20.0, 10.0, 60.0, 90.0]), 0.8, "face", ("face", "hog"))]
+
+    people = D.find_people(img, "a.jpg", boxes=boxes, detector=Fixed())
+    assert people[0].source == "boxes" and Fixed.calls == 0
+    people = D.find_people(img, "c.jpg", boxes=boxes, detector=Fixed(), fallback="whole-image")
+    assert Fixed.calls == 1 and [p.source for p in people] == ["face"]
+    assert people[0].evidence == "face+hog" and people[0].confidence == 0.8
+    np.testing.assert_allclose(people[0].center, [40, 50])
+    assert people[0].scale == pytest.approx(1.2 * 80 / 200)
+    with pytest.raises(ValueError, match="fallback"):
+        D.find_people(img, "c.jpg", fallback="whole")
+
+
+def test_boxes_outside_the_image_are_named():
+    img = np.zeros((100, 80, 3), np.uint8)
+    for box in ([90, 10, 120, 50], [-40, 10, 0, 50], [10, 100, 30, 140]):
+        with pytest.raises(DataError, match=r"a.jpg: box 0 .* lies outside the 80 x 100 image"):
+            D.find_people(img, "a.jpg", boxes={"a.jpg": [(box, 1.0)]})
+    # partly outside is fine: the crop pads with black
+    people = D.find_people(img, "a.jpg", boxes={"a.jpg": [([-10.0, 10.0, 30.0, 120.0], 1.0)]})
+    np.testing.assert_allclose(people[0].center, [10, 65])
+    with pytest.raises(DataError, match="centre/scale crop 0 .* outside"):
+        D.find_people(img, "a.jpg", centers={"a.jpg": [(np.array([500.0, 50.0]), 0.1)]})
 
 
 def _hog_or_skip():
@@ -156,5 +185,12 @@ def test_hog_finds_a_rendered_body():
     cx, cy = (boxes[0, 0] + boxes[0, 2]) / 2, (boxes[0, 1] + boxes[0, 3]) / 2
     assert body[0] < cx < body[2] and body[1] < cy < body[3]
     assert (boxes[0, 3] - boxes[0, 1]) > 0.6 * (body[3] - body[1])
+    # the HOG-only detector of ``--detector hog`` keeps that box, as a person of source "hog"
+    from ihmr.pose.detectors import build_detector
+
+    found = build_detector("hog")(img)
+    assert len(found) >= 1 and found[0].source == "hog"
+    fx, fy = (found[0].box[0] + found[0].box[2]) / 2, (found[0].box[1] + found[0].box[3]) / 2
+    assert body[0] < fx < body[2] and body[1] < fy < body[3]
     empty, _ = D.detect_hog(np.full_like(img, 90), hog)
     assert len(empty) == 0
