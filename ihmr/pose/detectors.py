@@ -333,7 +333,12 @@ class OnnxDetector:
                                                           interpolation=cv2.INTER_LINEAR)
         blob = canvas.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
         self.net.setInput(np.ascontiguousarray(blob))
-        out = np.asarray(self.net.forward(), np.float64)
+        try:
+            out = np.asarray(self.net.forward(), np.float64)
+        except cv2.error as exc:
+            raise DataError(f"{str(self.path)!r} did not run on a {s} x {s} input ("
+                            f"{str(exc).strip().splitlines()[-1]}); install the onnx package "
+                            "so the input size is read from the file") from None
         boxes, scores = decode_detections(out, self.person_class)
         boxes = (boxes - np.array([left, top, left, top])) / r
         boxes = np.stack([np.clip(boxes[:, 0], 0, w), np.clip(boxes[:, 1], 0, h),

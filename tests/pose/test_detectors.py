@@ -170,3 +170,15 @@ def test_onnx_detector_bad_files(tmp_path):
     (tmp_path / "m.pt").write_bytes(b"")
     with pytest.raises(DataError, match="must be an .onnx file"):
         T.OnnxDetector(tmp_path / "m.pt")
+
+
+def test_draw_boxes_outlines_at_the_shown_scale():
+    from ihmr.pose.show import COLOURS, draw_boxes
+
+    img = np.zeros((100, 200, 3), np.uint8)
+    # a box of the 400 x 200 original, drawn on this half-size copy: x 40..100, y 30..90
+    out = draw_boxes(img, [[80, 60, 200, 180]], ["hog"], [float("nan")], scale=(0.5, 0.5))
+    assert img.max() == 0  # the input is left alone
+    assert tuple(out[60, 40]) == COLOURS["hog"] and tuple(out[60, 99]) == COLOURS["hog"]
+    assert tuple(out[89, 70]) == COLOURS["hog"] and out[60, 70].max() == 0  # hollow
+    assert out[:, :39].max() == 0 and out[:, 101:].max() == 0 and out[91:].max() == 0

@@ -86,8 +86,8 @@ def spin_model(spin_ckpt):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, spin_ckpt):
-    """One predict run: a user box (img0), a SPIN centre/scale (sub/img1), nothing (img2: HOG or
-    the whole image), an unreadable file."""
+    """One predict run: a user box (img0), a SPIN centre/scale (sub/img1), nothing (img2: the
+    automatic detector, else the whole image as the fallback), an unreadable file."""
     from ihmr.render import render_available
     from ihmr.pose.predict import predict_images
 
@@ -112,7 +112,7 @@ def run(tmp_path_factory, spin_ckpt):
              center=np.array([[160.0, 120.0]]), scale=np.array([1.2]))
     summary = predict_images(images, spin_ckpt, root / "out", boxes=root / "boxes.json",
                              centers=root / "centers.npz", batch_size=2, render=rendered,
-                             device="cpu")
+                             device="cpu", fallback="whole-image")
     with np.load(root / "out" / "predictions.npz", allow_pickle=False) as z:
         preds = {k: z[k] for k in z.files}
     return {"root": root, "images": images, "out": root / "out", "summary": summary,
@@ -124,11 +124,13 @@ def test_outputs_keys_shapes_and_sources(run):
     n = 3
     shapes = {"pose": (n, 72), "rotmat": (n, 24, 3, 3), "betas": (n, 10), "cam": (n, 3),
               "center": (n, 2), "scale": (n,), "bbox": (n, 4), "confidence": (n,),
-              "imgname": (n,), "source": (n,), "person": (n,)}
+              "imgname": (n,), "source": (n,), "evidence": (n,), "person": (n,)}
     assert {k: p[k].shape for k in shapes} == shapes
     assert p["imgname"].tolist() == ["img0.png", "img2.png", "sub/img1.png"]
     assert p["source"][0] == "boxes" and p["source"][2] == "center_scale"
-    assert p["source"][1] in ("hog", "whole_image")
+    assert p["source"][1] in ("face", "profile_face", "upper_body", "full_body", "hog",
+                              "whole_image")
+    assert p["evidence"][0] == "boxes" and p["evidence"][2] == "center_scale"
     np.testing.assert_allclose(p["bbox"][0], [110, 30, 210, 225])
     np.testing.assert_allclose(p["center"][0], [160, 127.5])
     assert p["scale"][0] == pytest.approx(1.2 * 195 / 200)
@@ -315,8 +317,10 @@ def test_cli_predict_without_render(tmp_path, run, spin_ckpt):
     _register()
     res = CliRunner().invoke(app, ["predict", "--images", str(run["images"] / "img2.png"),
                                    "--checkpoint", str(spin_ckpt), "--out", str(tmp_path / "o"),
-                                   "--detector", "none", "--no-render", "--device", "cpu"])
+                                   "--detector", "none", "--no-render", "--device", "cpu",
+                                   "--fallback", "whole-image"])
     assert res.exit_code == 0, res.output
+    assert "img2.png: 1 person (whole_image 1)" in res.output
     assert "1 people in 1 of 1 images (whole_image 1)" in res.output
     with np.load(tmp_path / "o" / "predictions.npz") as z:
         assert z["source"].tolist() == ["whole_image"]
@@ -342,3 +346,125 @@ def test_overlay_names_never_collide():
     got = overlay_stems(["a.jpg", "a.png", "sub/a.jpg", "b.jpeg"])
     assert got == {"a.jpg": "a_jpg", "a.png": "a_png", "sub/a.jpg": "sub__a", "b.jpeg": "b"}
     assert len(set(got.values())) == len(got)
+
+
+# ------------------------------------------------------- real photos, nobody, boxes, bad input
+def _grace_hopper() -> "Path":
+    import matplotlib
+
+    from pathlib import Path
+
+    return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+
+
+def _photo_folder(tmp_path):
+    """grace_hopper.jpg (one person, half-length), a people-free picture, a broken file."""
+    import shutil
+
+    import cv2
+
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(_grace_hopper(), images / "grace.jpg")
+    cv2.imwrite(str(images / "wall.png"), _background())
+    (images / "broken.jpg").write_bytes(b"this is not a JPEG")
+    return images
+
+
+def test_cli_summary_lines_nobody_and_show_boxes(tmp_path, spin_ckpt):
+    import cv2
+    from typer.testing import CliRunner
+
+    from ihmr.cli import _register, app
+    from ihmr.pose.show import COLOURS
+
+    _register()
+    images = _photo_folder(tmp_path)
+    res = CliRunner().invoke(app, ["predict", "--images", str(images), "--checkpoint",
+                                   str(spin_ckpt), "--out", str(tmp_path / "o"), "--no-render",
+                                   "--show-boxes", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert "grace.jpg: 1 person (face 1)" in lines
+    assert "wall.png: nobody found" in lines
+    assert any(x.startswith("skipped broken.jpg: ") for x in lines)
+    assert any(x.startswith("1 people in 2 of 3 images (face 1) on cpu") for x in lines)
+    assert any(x.startswith("nobody found in 1 images: wall.png") for x in lines)
+    with np.load(tmp_path / "o" / "predictions.npz") as z:
+        assert z["imgname"].tolist() == ["grace.jpg"] and z["source"].tolist() == ["face"]
+        box = z["bbox"][0]
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["nobody"] == ["wall.png"] and s["people_by_source"]["face"] == 1
+    # the overlay is the photo with the box outlined in the face colour, nothing else changed
+    over = cv2.imread(str(tmp_path / "o" / "overlays" / "grace.png"))[..., ::-1]
+    orig = cv2.imread(str(images / "grace.jpg"))[..., ::-1]
+    assert over.shape == orig.shape
+    changed = np.any(over.astype(int) != orig, axis=-1)
+    ys, xs = np.nonzero(changed)
+    # every changed pixel is on the outline (2 px thick here) or in the label "face 0.93",
+    # drawn at the box's top-left corner (at most 150 x 30 px)
+    x1, y1, x2, y2 = np.round(box).astype(int)
+    on_edge = ((np.abs(xs - x1) <= 2) | (np.abs(xs - (x2 - 1)) <= 2) | (np.abs(ys - y1) <= 2)
+               | (np.abs(ys - (y2 - 1)) <= 2))
+    in_label = (xs >= x1) & (xs < x1 + 150) & (ys < y1 + 30)
+    assert np.all(on_edge | in_label) and on_edge.sum() > 2 * (y2 - y1)
+    mid = int(round((box[1] + box[3]) / 2))
+    left = int(round(box[0])) if box[0] > 0 else 0
+    assert tuple(over[mid, left]) == COLOURS["face"]
+    assert sorted(p.name for p in (tmp_path / "o" / "overlays").iterdir()) == ["grace.png"]
+
+
+def _run_main(monkeypatch, capsys, *args):
+    import sys
+
+    from ihmr.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["ihmr", *map(str, args)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    return exc.value.code, capsys.readouterr()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--min-size", "-5"], "--min-size must be >= 0 px, got -5.0"),
+    (["--score-threshold", "2"], "--score-threshold must be in [0, 1]"),
+    (["--max-people", "0"], "--max-people must be >= 1"),
+    (["--fallback", "whole"], "did you mean 'whole-image'"),
+    (["--detector", "dnn"], "--detector dnn needs --detector-model"),
+    (["--detector-model", "nope.onnx"], "detector model 'nope.onnx' not found"),
+])
+def test_bad_options_one_line_and_nothing_written(tmp_path, spin_ckpt, monkeypatch, capsys,
+                                                  extra, message):
+    images = _photo_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, cap = _run_main(monkeypatch, capsys, "predict", "--images", images, "--checkpoint",
+                          spin_ckpt, "--out", tmp_path / "o", "--no-render", *extra)
+    assert code == 2
+    assert cap.err.startswith("error: ") and message in cap.err
+    assert len(cap.err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_empty_folder_and_box_outside_the_image(tmp_path, spin_ckpt, monkeypatch, capsys):
+    (tmp_path / "empty").mkdir()
+    code, cap = _run_main(monkeypatch, capsys, "predict", "--images", tmp_path / "empty",
+                          "--checkpoint", spin_ckpt, "--out", tmp_path / "o")
+    assert code == 2 and cap.err.startswith("error: no images")
+    assert len(cap.err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+    # a box outside its image: that image is skipped with one line, the others go on
+    images = _photo_folder(tmp_path)
+    (tmp_path / "b.json").write_text(json.dumps({"grace.jpg": [[600, 10, 700, 200]]}))
+    from typer.testing import CliRunner
+
+    from ihmr.cli import _register, app
+
+    _register()
+    res = CliRunner().invoke(app, ["predict", "--images", str(images), "--checkpoint",
+                                   str(spin_ckpt), "--out", str(tmp_path / "o"), "--no-render",
+                                   "--boxes", str(tmp_path / "b.json"), "--device", "cpu",
+                                   "--fallback", "whole-image"])
+    assert res.exit_code == 0, res.output
+    assert ("skipped grace.jpg: grace.jpg: box 0 [600.0, 10.0, 700.0, 200.0] lies outside the "
+            "512 x 600 image (boxes are [x1, y1, x2, y2] pixels)") in res.output.splitlines()
+    with np.load(tmp_path / "o" / "predictions.npz") as z:
+        assert z["imgname"].tolist() == ["wall.png"] and z["source"].tolist() == ["whole_image"]
