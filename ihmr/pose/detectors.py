@@ -72,7 +72,7 @@ BODY_ONLY = ("upper_body", "full_body", "hog")
 SIDE_FACTOR = {"face": 1.0, "profile_face": 0.5, "upper_body": 0.5, "full_body": 0.6,
                "hog": 0.8}
 SCALE_STEP = {"face": 1.1, "profile_face": 1.1, "upper_body": 1.2, "full_body": 1.2}
-MIN_WINDOW = {"face": (20, 20), "profile_face": (20, 20), "upper_body": (24, 20),
+MIN_WINDOW = {"face": (24, 24), "profile_face": (20, 20), "upper_body": (24, 20),
               "full_body": (14, 28)}
 HEADS_TALL = 7.5   # an adult is about 7.5 head heights tall
 HEADS_WIDE = 2.8   # shoulders and hanging arms: about 2.8 head widths
@@ -95,13 +95,16 @@ class DetectSettings:
     """What the automatic detectors keep: people scoring at least ``score_threshold`` whose box
     is at least ``min_size`` px tall, at most ``max_people`` of them (best first). ``side`` is
     the longer side (px) the image is shrunk to for the cascades and HOG (speed: the cost grows
-    with the pixel count); ``sources`` picks the cascade detector's parts."""
+    with the pixel count); ``sources`` picks the cascade detector's parts; ``hog_side`` the
+    longer side for HOG (default ``SIDE_FACTOR["hog"] * side``; ``--detector hog`` alone uses
+    960 and, for small images, at least 256 px of height, as ``detect_hog``)."""
 
     score_threshold: float = 0.3
     min_size: float = 0.0
     max_people: int = 10
     side: int = 384
     sources: tuple[str, ...] = AUTO_SOURCES
+    hog_side: int | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.min_size) and self.min_size >= 0):
@@ -265,8 +268,10 @@ class CascadeDetector:
                     score = SOURCE_WEIGHT[src] * (1.0 - math.exp(-float(n) / 8.0))
                     out.append(Detection(box, score, src, (src,), head))
         if self.hog is not None:
-            boxes, margins = detect_hog(image, self.hog, min_score=0.0, min_height=128,
-                                        max_side=round(self.settings.side * SIDE_FACTOR["hog"]))
+            st = self.settings
+            boxes, margins = detect_hog(
+                image, self.hog, min_score=0.0, min_height=128 if st.hog_side is None else 256,
+                max_side=st.hog_side or round(st.side * SIDE_FACTOR["hog"]))
             for b, m in zip(boxes, margins):
                 head = head_of("hog", b[0], b[1], b[2] - b[0], b[3] - b[1])
                 score = SOURCE_WEIGHT["hog"] * (1.0 - math.exp(-float(m) / 0.5))
@@ -403,7 +408,7 @@ def build_detector(kind: str = "auto", settings: DetectSettings | None = None,
     if kind == "hog":
         from dataclasses import replace
 
-        return CascadeDetector(replace(settings, sources=("hog",)))
+        return CascadeDetector(replace(settings, sources=("hog",), hog_side=960))
     if kind == "auto":
         return CascadeDetector(settings)
     return None

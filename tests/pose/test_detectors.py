@@ -84,6 +84,7 @@ def test_settings_reject_bad_values(kw, msg):
 def test_build_detector_choices(tmp_path):
     assert T.build_detector("none") is None
     assert T.build_detector("hog").settings.sources == ("hog",)
+    assert T.build_detector("hog").settings.hog_side == 960
     with pytest.raises(ValueError, match="needs --detector-model"):
         T.build_detector("dnn")
     with pytest.raises(ValueError, match="only used with --detector dnn"):
