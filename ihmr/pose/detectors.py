@@ -68,9 +68,9 @@ SOURCE_WEIGHT = {"face": 1.0, "profile_face": 0.9, "upper_body": 0.6, "full_body
 BODY_ONLY = ("upper_body", "full_body", "hog")
 # each part runs on the image shrunk to SIDE_FACTOR * side (longer side, px): frontal faces,
 # the smallest thing looked for, at full detection size; the rest smaller, which keeps the
-# whole at about 0.1 s of one core for a 512 px image (scripts/bench_predict.py)
+# whole under 0.2 s of one core for a 512 px image on average (scripts/bench_detect.py)
 SIDE_FACTOR = {"face": 1.0, "profile_face": 0.5, "upper_body": 0.5, "full_body": 0.6,
-               "hog": 0.8}
+               "hog": 0.7}
 SCALE_STEP = {"face": 1.1, "profile_face": 1.1, "upper_body": 1.2, "full_body": 1.2}
 MIN_WINDOW = {"face": (24, 24), "profile_face": (20, 20), "upper_body": (24, 20),
               "full_body": (14, 28)}
