@@ -294,8 +294,8 @@ def find_people(image: np.ndarray, name: str, *, boxes: Mapping[str, list] | Non
         name: the image's path relative to the image folder (key into ``boxes``/``centers``).
         boxes: from :func:`read_boxes`; centers: from :func:`read_center_scale`.
         detector: a callable ``image -> list[Detection]`` built once per run
-            (:class:`ihmr.pose.detectors.CascadeDetector`, ``HogDetector``, ``OnnxDetector``),
-            or None for no automatic detection.
+            (:func:`ihmr.pose.detectors.build_detector`: cascades + HOG, HOG alone, or
+            :class:`ihmr.pose.dnn.OnnxDetector`), or None for no automatic detection.
         fallback: ``"none"`` (nobody found: no person) or ``"whole-image"``.
     Returns:
         The people, best first for detections; empty when nobody is found and there is no

@@ -8,6 +8,7 @@ import pytest
 
 from ihmr.errors import DataError
 from ihmr.pose import detectors as T
+from ihmr.pose import dnn as N
 from ihmr.pose.detectors import Detection, DetectSettings
 
 
@@ -37,7 +38,8 @@ def _cand(source, head, score, box=None):
 
 def test_merge_same_head_across_sources_is_one_person():
     s = DetectSettings(score_threshold=0.0)
-    cands = [_cand("profile_face", [102, 52, 142, 102], 0.5), _cand("face", [100, 50, 140, 100], 0.6),
+    cands = [_cand("profile_face", [102, 52, 142, 102], 0.5),
+             _cand("face", [100, 50, 140, 100], 0.6),
              _cand("face", [101, 51, 141, 101], 0.55),  # a duplicate of the same source
              _cand("face", [400, 50, 440, 100], 0.4)]
     got = T.merge_candidates(cands, s)
@@ -100,18 +102,18 @@ def test_decode_both_layouts_by_hand():
     # YOLOv8: (1, 4 + 2 classes, 3 candidates), columns are candidates
     out = np.array([[[50, 10, 30], [40, 10, 30], [20, 4, 10], [60, 4, 10],
                      [0.9, 0.2, 0.1], [0.1, 0.9, 0.8]]], np.float32)
-    boxes, scores = T.decode_detections(out, 0)
+    boxes, scores = N.decode_detections(out, 0)
     np.testing.assert_allclose(boxes[0], [40, 10, 60, 70])
     np.testing.assert_allclose(scores, [0.9, 0.2, 0.1], rtol=1e-6)
-    boxes, scores = T.decode_detections(out, 1)
+    boxes, scores = N.decode_detections(out, 1)
     np.testing.assert_allclose(scores, [0.1, 0.9, 0.8], rtol=1e-6)
     # NMS-free rows [x1, y1, x2, y2, score, class]
     rows = np.array([[[1, 2, 3, 4, 0.7, 0], [5, 6, 7, 8, 0.9, 2], [9, 9, 19, 29, 0.5, 0]]])
-    boxes, scores = T.decode_detections(rows, 0)
+    boxes, scores = N.decode_detections(rows, 0)
     np.testing.assert_allclose(boxes, [[1, 2, 3, 4], [9, 9, 19, 29]])
     np.testing.assert_allclose(scores, [0.7, 0.5])
     with pytest.raises(DataError, match="cannot read detector output of shape"):
-        T.decode_detections(np.zeros((1, 3, 5)), 0)
+        N.decode_detections(np.zeros((1, 3, 5)), 0)
 
 
 def _constant_onnx(path, output: np.ndarray, side: int = 64):
@@ -123,7 +125,8 @@ def _constant_onnx(path, output: np.ndarray, side: int = 64):
              helper.make_node("Mul", ["m", "zero"], ["z"]),
              helper.make_node("Add", ["c", "z"], ["y"])]
     graph = helper.make_graph(
-        nodes, "constant", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, side, side])],
+        nodes, "constant",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, side, side])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(output.shape))],
         [numpy_helper.from_array(output.astype(np.float32), "c"),
          numpy_helper.from_array(np.zeros((), np.float32), "zero")])
@@ -155,22 +158,22 @@ def test_onnx_detector_nms_free_layout_and_person_class(tmp_path):
     rows = np.array([[[8, 24, 24, 40, 0.8, 1], [40, 20, 60, 44, 0.7, 0]]], np.float32)
     path = _constant_onnx(tmp_path / "e2e.onnx", rows)
     img = np.zeros((64, 64, 3), np.uint8)
-    found = T.OnnxDetector(path, DetectSettings(), person_class=0)(img)
+    found = N.OnnxDetector(path, DetectSettings(), person_class=0)(img)
     assert len(found) == 1
     np.testing.assert_allclose(found[0].box, [40, 20, 60, 44], atol=1e-4)
-    found = T.OnnxDetector(path, DetectSettings(), person_class=1)(img)
+    found = N.OnnxDetector(path, DetectSettings(), person_class=1)(img)
     np.testing.assert_allclose(found[0].box, [8, 24, 24, 40], atol=1e-4)
-    found = T.OnnxDetector(path, DetectSettings(min_size=20), person_class=1)(img)
+    found = N.OnnxDetector(path, DetectSettings(min_size=20), person_class=1)(img)
     assert found == []  # 16 px tall
 
 
 def test_onnx_detector_bad_files(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a network")
     with pytest.raises(DataError, match="cannot read .*junk.onnx.* as an ONNX network"):
-        T.OnnxDetector(tmp_path / "junk.onnx")
+        N.OnnxDetector(tmp_path / "junk.onnx")
     (tmp_path / "m.pt").write_bytes(b"")
     with pytest.raises(DataError, match="must be an .onnx file"):
-        T.OnnxDetector(tmp_path / "m.pt")
+        N.OnnxDetector(tmp_path / "m.pt")
 
 
 def test_draw_boxes_outlines_at_the_shown_scale():
