@@ -112,7 +112,7 @@ def run(tmp_path_factory, spin_ckpt):
              center=np.array([[160.0, 120.0]]), scale=np.array([1.2]))
     summary = predict_images(images, spin_ckpt, root / "out", boxes=root / "boxes.json",
                              centers=root / "centers.npz", batch_size=2, render=rendered,
-                             device="cpu", fallback="whole-image")
+                             device="cpu", fallback="whole-image", show_boxes=True)
     with np.load(root / "out" / "predictions.npz", allow_pickle=False) as z:
         preds = {k: z[k] for k in z.files}
     return {"root": root, "images": images, "out": root / "out", "summary": summary,
@@ -209,6 +209,11 @@ def test_overlays_written_and_placed(run):
         cx, cy = p["center"][i]
         assert xs.min() >= cx - half - 2 and xs.max() <= cx + half + 2
         assert ys.min() >= cy - half - 2 and ys.max() <= cy + half + 2
+    # --show-boxes: the user box of img0 is outlined over the rendered body, in its colour
+    from ihmr.pose.show import COLOURS
+
+    front = cv2.imread(run["summary"]["per_image"][0]["overlay"])[..., ::-1]
+    assert tuple(front[127, 110]) == tuple(front[200, 209]) == COLOURS["boxes"]
 
 
 def test_readers_of_render_and_eval_accept_predictions(run, toy_body):
