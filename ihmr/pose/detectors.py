@@ -62,11 +62,12 @@ SOURCE_WEIGHT = {"face": 1.0, "profile_face": 0.9, "upper_body": 0.6, "full_body
 BODY_ONLY = ("upper_body", "full_body", "hog")
 # each part runs on the image shrunk to SIDE_FACTOR * side (longer side, px): frontal faces,
 # the smallest thing looked for, at full detection size; the rest smaller, which keeps the
-# whole under 0.2 s of one core for a 512 px image on average (scripts/bench_detect.py)
-SIDE_FACTOR = {"face": 1.0, "profile_face": 0.5, "upper_body": 0.5, "full_body": 0.6,
+# whole under 0.2 s of one core for a 512 px image (scripts/bench_detect.py); the smallest
+# windows (faces of 26 px at 384 px, profiles of 22 px at 192 px) bound the costliest scales
+SIDE_FACTOR = {"face": 1.0, "profile_face": 0.5, "upper_body": 0.4, "full_body": 0.5,
                "hog": 0.7}
 SCALE_STEP = {"face": 1.1, "profile_face": 1.1, "upper_body": 1.2, "full_body": 1.2}
-MIN_WINDOW = {"face": (24, 24), "profile_face": (20, 20), "upper_body": (24, 20),
+MIN_WINDOW = {"face": (26, 26), "profile_face": (22, 22), "upper_body": (24, 20),
               "full_body": (14, 28)}
 HEADS_TALL = 7.5   # an adult is about 7.5 head heights tall
 HEADS_WIDE = 2.8   # shoulders and hanging arms: about 2.8 head widths
