@@ -30,7 +30,8 @@ the evidence, and the person's score becomes the noisy-or ``1 - prod(1 - s)`` of
 of each agreeing source (two detectors that agree are more believable than one). A body-only
 hit (``upper_body``, ``full_body``, ``hog``) lying at least 70 % inside a kept person's box and
 not reaching its head is a part of that person (HOG's usual false alarm on a torso) and is
-dropped. Finally people scoring below ``score_threshold`` or with a box height below
+dropped, and two whole-body hits stacked one above the other (same width, touching) are one
+person's upper and lower half, boxed together. Finally people scoring below ``score_threshold`` or with a box height below
 ``min_size`` px are dropped, and at most ``max_people`` kept (best first). These rules and
 constants are heuristics tuned on the photos listed in docs/predict.md; they are not learned.
 
@@ -60,6 +61,7 @@ AUTO_SOURCES = ("face", "profile_face", "upper_body", "full_body", "hog")
 SOURCE_WEIGHT = {"face": 1.0, "profile_face": 0.9, "upper_body": 0.6, "full_body": 0.6,
                  "hog": 0.6, "dnn": 1.0}
 BODY_ONLY = ("upper_body", "full_body", "hog")
+WHOLE_BODY = ("full_body", "hog")
 # each part runs on the image shrunk to SIDE_FACTOR * side (longer side, px): frontal faces,
 # the smallest thing looked for, at full detection size; the rest smaller, which keeps the
 # whole under 0.2 s of one core for a 512 px image (scripts/bench_detect.py); the smallest
@@ -166,6 +168,18 @@ def _inside_fraction(a: np.ndarray, b: np.ndarray) -> float:
     return iw * ih / area if area > 0 else 0.0
 
 
+def _stacked(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two upright whole-body boxes one above the other, of about the same width (within 1.5x),
+    overlapping horizontally by at least 0.6 of the narrower and vertically touching (a gap of
+    at most 0.1 of the taller): HOG's two windows on one person's upper and lower half."""
+    wa, wb = a[2] - a[0], b[2] - b[0]
+    if not (wa > 0 and wb > 0 and 1 / 1.5 <= wa / wb <= 1.5):
+        return False
+    overlap_x = min(a[2], b[2]) - max(a[0], b[0])
+    gap_y = max(a[1], b[1]) - min(a[3], b[3])
+    return overlap_x >= 0.6 * min(wa, wb) and gap_y <= 0.1 * max(a[3] - a[1], b[3] - b[1])
+
+
 def merge_candidates(cands: list[Detection], settings: DetectSettings) -> list[Detection]:
     """Non-maximum suppression across sources (see the module docstring): candidates (each
     with ``head``) -> people, best first, thresholded, at most ``settings.max_people``."""
@@ -173,9 +187,20 @@ def merge_candidates(cands: list[Detection], settings: DetectSettings) -> list[D
 
     people: list[dict[str, Any]] = []
     for c in sorted(cands, key=lambda d: -d.score):
+        if not (c.box[2] > c.box[0] and c.box[3] > c.box[1]):
+            continue  # clipped to nothing
         for p in people:
             if (_same_person(p["head"], c.head)
                     or box_iou(p["box"][None], c.box[None])[0, 0] > 0.6):
+                p["best"][c.source] = max(p["best"].get(c.source, 0.0), c.score)
+                break
+            if (c.source in WHOLE_BODY and p["source"] in WHOLE_BODY
+                    and _stacked(p["box"], c.box)):
+                # one person's two halves: one box around both, the head of the upper one
+                if c.box[1] < p["box"][1]:
+                    p["head"] = c.head
+                p["box"] = np.concatenate([np.minimum(p["box"][:2], c.box[:2]),
+                                           np.maximum(p["box"][2:], c.box[2:])])
                 p["best"][c.source] = max(p["best"].get(c.source, 0.0), c.score)
                 break
             if (c.source in BODY_ONLY and _inside_fraction(c.box, p["box"]) >= 0.7

@@ -62,6 +62,23 @@ def test_merge_drops_body_parts_and_keeps_people_below_heads():
     np.testing.assert_allclose(got[1].box, [280, 50, 360, 210])
 
 
+def test_merge_boxes_stacked_halves_of_one_person():
+    s = DetectSettings(score_threshold=0.0)
+
+    def hog(box, score):
+        b = np.asarray(box, np.float64)
+        return _cand("hog", T.head_of("hog", b[0], b[1], b[2] - b[0], b[3] - b[1]), score, b)
+
+    upper, lower = hog([100, 100, 170, 240], 0.4), hog([105, 230, 175, 370], 0.5)
+    got = T.merge_candidates([upper, lower], s)
+    assert len(got) == 1 and got[0].score == pytest.approx(0.5)  # same source: the best
+    np.testing.assert_allclose(got[0].box, [100, 100, 175, 370])
+    np.testing.assert_allclose(got[0].head, upper.head)  # the head of the upper half
+    # side by side, far apart vertically, or of very different widths: separate people
+    for other in ([200, 230, 270, 370], [105, 300, 175, 440], [60, 230, 210, 530]):
+        assert len(T.merge_candidates([upper, hog(other, 0.5)], s)) == 2, other
+
+
 def test_merge_threshold_min_size_and_max_people():
     cands = [_cand("face", [100 * k, 50, 100 * k + 40, 100], 0.1 * k) for k in range(1, 8)]
     got = T.merge_candidates(cands, DetectSettings(score_threshold=0.35))
