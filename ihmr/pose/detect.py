@@ -308,14 +308,14 @@ def find_people(image: np.ndarray, name: str, *, boxes: Mapping[str, list] | Non
     if given:
         people = []
         for k, (box, score) in enumerate(given):
-            check_inside(box, h, w, f"{name}: box {k}")
+            check_inside(box, h, w, f"box {k}")
             c, s = bbox_to_center_scale(box, rescale)
             people.append(Person(np.asarray(box, np.float64), c, s, float(score), "boxes"))
         return people
     crops = lookup(centers, name)
     if crops:
         for k, (c, s) in enumerate(crops):
-            check_inside(center_scale_to_bbox(c, s), h, w, f"{name}: centre/scale crop {k}")
+            check_inside(center_scale_to_bbox(c, s), h, w, f"centre/scale crop {k}")
         return [Person(center_scale_to_bbox(c, s), np.asarray(c, np.float64), float(s), 1.0,
                        "center_scale") for c, s in crops]
     if detector is not None:

@@ -145,7 +145,7 @@ def test_source_order_and_fallback():
 def test_boxes_outside_the_image_are_named():
     img = np.zeros((100, 80, 3), np.uint8)
     for box in ([90, 10, 120, 50], [-40, 10, 0, 50], [10, 100, 30, 140]):
-        with pytest.raises(DataError, match=r"a.jpg: box 0 .* lies outside the 80 x 100 image"):
+        with pytest.raises(DataError, match=r"^box 0 .* lies outside the 80 x 100 image"):
             D.find_people(img, "a.jpg", boxes={"a.jpg": [(box, 1.0)]})
     # partly outside is fine: the crop pads with black
     people = D.find_people(img, "a.jpg", boxes={"a.jpg": [([-10.0, 10.0, 30.0, 120.0], 1.0)]})

@@ -469,7 +469,7 @@ def test_empty_folder_and_box_outside_the_image(tmp_path, spin_ckpt, monkeypatch
                                    "--boxes", str(tmp_path / "b.json"), "--device", "cpu",
                                    "--fallback", "whole-image"])
     assert res.exit_code == 0, res.output
-    assert ("skipped grace.jpg: grace.jpg: box 0 [600.0, 10.0, 700.0, 200.0] lies outside the "
+    assert ("skipped grace.jpg: box 0 [600.0, 10.0, 700.0, 200.0] lies outside the "
             "512 x 600 image (boxes are [x1, y1, x2, y2] pixels)") in res.output.splitlines()
     with np.load(tmp_path / "o" / "predictions.npz") as z:
         assert z["imgname"].tolist() == ["wall.png"] and z["source"].tolist() == ["whole_image"]
