@@ -7,9 +7,9 @@ of its parts alone, ``--detector hog`` and, as the baseline, the detector ``ihmr
 before (HOG on the image itself, ``detect_hog`` with its defaults) on real photos shipped inside
 installed packages (the ones of docs/predict.md; 500 to 600 px on their longer side), or each
 resized so its longer side is ``--side`` px. OpenCV runs single-threaded
-(``cv2.setNumThreads(1)``). Prints, per detector, the mean over photos of the best of ``--repeats`` runs, as CPU time of this process
-(what one core spends; less sensitive to other jobs on a shared machine) and as wall time, and
-the ratio to the baseline. The target is at most 0.2 s per image.
+(``cv2.setNumThreads(1)``). Prints, per detector, the mean over photos of the best of
+``--repeats`` runs, as CPU time of this process (what one core spends; less sensitive to other
+jobs on a shared machine) and as wall time, and the ratio to the baseline. The target is at most 0.2 s per image.
 """
 
 from __future__ import annotations

@@ -31,9 +31,10 @@ of each agreeing source (two detectors that agree are more believable than one).
 hit (``upper_body``, ``full_body``, ``hog``) lying at least 70 % inside a kept person's box and
 not reaching its head is a part of that person (HOG's usual false alarm on a torso) and is
 dropped, and two whole-body hits stacked one above the other (same width, touching) are one
-person's upper and lower half, boxed together. Finally people scoring below ``score_threshold`` or with a box height below
-``min_size`` px are dropped, and at most ``max_people`` kept (best first). These rules and
-constants are heuristics tuned on the photos listed in docs/predict.md; they are not learned.
+person's upper and lower half, boxed together. Finally people scoring below
+``score_threshold`` or with a box height below ``min_size`` px are dropped, and at most
+``max_people`` kept (best first). These rules and constants are heuristics tuned on the photos
+listed in docs/predict.md; they are not learned.
 
 **:class:`ihmr.pose.dnn.OnnxDetector`** (``--detector-model FILE.onnx``): a stronger person
 detector the user has as a local file, run by OpenCV's DNN module (see there).

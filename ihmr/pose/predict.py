@@ -11,7 +11,8 @@ write to ``out``:
   [x1, y1, x2, y2] px, ``confidence`` (N,) (NaN for the whole image), ``imgname`` (N,) paths
   relative to the image folder, ``source`` (N,) where the person came from, ``evidence`` (N,)
   every source that agreed (``+``-joined), ``person`` (N,) index within its image.
-  ``ihmr render predictions.npz --images DIR`` and ``ihmr eval``'s predictions path read it (keys ``pose``, ``betas``, ``cam``, ``center``, ``scale``, ``imgname``);
+  ``ihmr render predictions.npz --images DIR`` and ``ihmr eval``'s predictions path read it
+  (keys ``pose``, ``betas``, ``cam``, ``center``, ``scale``, ``imgname``);
 - ``summary.json``: checkpoint and device, counts, timings, and per image the people found, the
   sources used, the PNGs written; every image where nobody was found (``nobody``) and every
   image that could not be read or whose box lies outside it (``skipped``, with why);
