@@ -302,7 +302,7 @@ def find_people(image: np.ndarray, name: str, *, boxes: Mapping[str, list] | Non
         fallback. Raises :class:`DataError` when a given box lies outside the image.
     """
     if fallback not in FALLBACKS:
-        raise ValueError(f"fallback must be one of {list(FALLBACKS)}, got {fallback!r}")
+        raise ConfigError(f"fallback must be one of {list(FALLBACKS)}, got {fallback!r}")
     h, w = image.shape[:2]
     given = lookup(boxes, name)
     if given:

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 CASCADE_FILES = {
     "face": "haarcascade_frontalface_default.xml",
@@ -106,16 +106,16 @@ class DetectSettings:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.min_size) and self.min_size >= 0):
-            raise ValueError(f"--min-size must be >= 0 px, got {self.min_size}")
+            raise ConfigError(f"--min-size must be >= 0 px, got {self.min_size}")
         if not 0.0 <= self.score_threshold <= 1.0:
-            raise ValueError(f"--score-threshold must be in [0, 1], got {self.score_threshold}")
+            raise ConfigError(f"--score-threshold must be in [0, 1], got {self.score_threshold}")
         if self.max_people < 1:
-            raise ValueError(f"--max-people must be >= 1, got {self.max_people}")
+            raise ConfigError(f"--max-people must be >= 1, got {self.max_people}")
         if self.side < 64:
-            raise ValueError(f"the detection side must be >= 64 px, got {self.side}")
+            raise ConfigError(f"the detection side must be >= 64 px, got {self.side}")
         bad = [s for s in self.sources if s not in AUTO_SOURCES]
         if bad or not self.sources:
-            raise ValueError(f"detector sources must be among {list(AUTO_SOURCES)}, got "
+            raise ConfigError(f"detector sources must be among {list(AUTO_SOURCES)}, got "
                              f"{list(self.sources)}")
 
 
@@ -313,18 +313,18 @@ def build_detector(kind: str = "auto", settings: DetectSettings | None = None,
     given with ``"auto"`` selects ``"dnn"``. Everything is checked here, before any output."""
     settings = settings or DetectSettings()
     if kind not in DETECTORS:
-        raise ValueError(f"--detector must be one of {list(DETECTORS)}, got {kind!r}")
+        raise ConfigError(f"--detector must be one of {list(DETECTORS)}, got {kind!r}")
     if model is not None and kind == "auto":
         kind = "dnn"
     if kind == "dnn":
         if model is None:
-            raise ValueError("--detector dnn needs --detector-model FILE.onnx (a local person "
+            raise ConfigError("--detector dnn needs --detector-model FILE.onnx (a local person "
                              "detector; see docs/predict.md)")
         from .dnn import OnnxDetector
 
         return OnnxDetector(model, settings, person_class)
     if model is not None:
-        raise ValueError(f"--detector-model is only used with --detector dnn, not {kind!r}")
+        raise ConfigError(f"--detector-model is only used with --detector dnn, not {kind!r}")
     if kind == "hog":
         from dataclasses import replace
 
