@@ -1,5 +1,5 @@
 """Configuration of the age benchmark (``configs/age/*.yaml``); defaults follow the DIR / Balanced
-MSE recipe (reference-protocols §7). Load with ``ihmr.config.load_config(AgeConfig, path, sets)``."""
+MSE recipe (YyzHarry/imbalanced-regression, agedb-dir/train.py; docs/protocols.md). Load with ``ihmr.config.load_config(AgeConfig, path, sets)``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """SPIN's HMR regressor head and the full HMR model (ResNet-50 backbone + head).
 
-The head (Kanazawa et al. 2018, as in SPIN's ``models/hmr.py``; reference-protocols §4) maps a
+The head (Kanazawa et al. 2018, as in SPIN's ``models/hmr.py``, nkolot/SPIN) maps a
 2048-d image feature to SMPL parameters by iterative error feedback::
 
     x_0 = [f, pose_0, shape_0, cam_0]                  (2048 + 144 + 10 + 3 = 2205)

@@ -1,6 +1,6 @@
 """SPIN's crop and augmentation, with OpenCV, and the matching label transforms.
 
-Conventions (SPIN ``utils/imutils.py`` and ``datasets/base_dataset.py``; reference-protocols §4):
+Conventions (SPIN ``utils/imutils.py`` and ``datasets/base_dataset.py``):
 
 - A crop is a square of ``200 * scale`` pixels around ``center``, resized to ``res`` (224) px and
   rotated by ``rot`` degrees about its centre. :func:`crop_matrix` is SPIN's ``get_transform``

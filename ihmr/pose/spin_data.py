@@ -1,6 +1,6 @@
 """Readers for SPIN's published label files, validated on open.
 
-Formats (reference-protocols §4). ``dataset_extras/<name>.npz`` holds per sample:
+Formats (nkolot/SPIN, ``datasets/preprocess/*.py``; docs/protocols.md). ``dataset_extras/<name>.npz`` holds per sample:
 
 ========== ============= ==================================================================
 key        shape         meaning

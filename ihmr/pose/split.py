@@ -1,6 +1,6 @@
 """The IHMR balanced split: distance of each test sample to the mean mesh, 100 regions.
 
-Definition (paper Sec. 4.2.2 and the mmhuman3d release; reference-protocols §5):
+Definition (paper Sec. 4.2.2 and the mmhuman3d release, ``HumanImageDataset._report_ihmr``):
 
 - the *mean mesh* is the neutral body driven by the mean parameters (6-D mean pose including the
   global orientation, mean betas);
