@@ -99,6 +99,33 @@ def prepare_labels(
     return p, target
 
 
+def valid_mask(valid, like: torch.Tensor) -> torch.Tensor | None:
+    """``valid`` (B,) (bool, or numbers where > 0 means valid) as a bool tensor on ``like``'s
+    device; None stays None. ``like`` is the (B, d) prediction."""
+    if valid is None:
+        return None
+    v = as_tensor(valid, valid.dtype if isinstance(valid, torch.Tensor) else torch.float64,
+                  like.device, "valid")
+    if tuple(v.shape) != (like.shape[0],):
+        raise ShapeError(
+            f"valid must have shape (B,) = ({like.shape[0]},), one flag per sample, got "
+            f"{shape_str(v.shape)}"
+        )
+    return v if v.dtype == torch.bool else v > 0
+
+
+def fill_invalid(y: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """Targets ``y`` (B, d) with the rows where ``keep`` is False replaced by the mean of the kept
+    rows: whatever an invalid row holds (NaN, huge values) never reaches a value, a gradient or
+    the centring of the pairwise distances."""
+    if keep is None:
+        return y
+    k = keep[:, None]
+    kept = torch.where(k, y, y.new_zeros(()))
+    fill = kept.sum(0) / keep.sum().clamp_min(1).to(y.dtype)
+    return torch.where(k, y, fill.detach())
+
+
 def noise_var_tensor(noise_var, like: torch.Tensor) -> torch.Tensor:
     """``noise_var`` (sigma squared) as a 0-d tensor of ``like``'s dtype and device."""
     v = as_tensor(noise_var, like.dtype, like.device, "noise_var")
@@ -154,7 +181,7 @@ def check_values(
         noise_var: the 0-d variance tensor.
         extra: name -> (0-d bool tensor that must be True, message if it is False).
     """
-    if not _VALUE_CHECKS.get() or _tracing():
+    if _tracing() or not _VALUE_CHECKS.get():  # tracing first: dynamo cannot read ContextVars
         return
     extra = extra or {}
     v = noise_var.detach()
@@ -189,15 +216,22 @@ def combine(
     dim: int,
     normalize_by_dim: bool,
     reduction: str,
+    valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-sample value ``(2v).detach() * (mse_weight*T1 + balance_weight*T2) [/ d]``, reduced.
 
     ``T1``, ``T2``: ``(B,)``. Returns a 0-d tensor (``mean``/``sum``) or ``(B,)`` (``none``).
-    ``mean`` of an empty batch is 0 (still attached to the graph) rather than NaN.
+    ``mean`` of an empty batch is 0 (still attached to the graph) rather than NaN. With ``valid``
+    (B,) bool, the other samples count as 0 (``torch.where``: no gradient, even from an infinite
+    value) and ``mean`` averages over the valid ones (0 when there are none).
     """
     per_sample = (2.0 * noise_var).detach() * (mse_weight * t1 + balance_weight * t2)
     if normalize_by_dim:
         per_sample = per_sample / dim
+    if valid is not None:
+        per_sample = torch.where(valid, per_sample, per_sample.new_zeros(()))
+        if reduction == "mean":
+            return per_sample.sum() / valid.sum().clamp_min(1).to(per_sample.dtype)
     if reduction == "none":
         return per_sample
     if reduction == "sum" or per_sample.numel() == 0:

@@ -14,16 +14,20 @@ the balanced NLL (Eq. 3.6) plus the constant ``log N``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._common import (
     check_reduction,
     check_values,
     combine,
+    fill_invalid,
     no_autocast,
     noise_var_tensor,
     pairwise_sqdist,
     prepare_labels,
+    valid_mask,
     warn_single_sample,
 )
 from .distributed import gather_targets, world_info
@@ -43,7 +47,9 @@ class _BatchLogSumExp(torch.autograd.Function):
     """``T2_i = logsumexp_j(-coef * ||p_i - y_j||^2)`` with an analytic, recomputing backward.
 
     Inputs: ``p`` (B, d), ``y`` (N, d), ``coef`` = 1 / (2v) (0-d), ``offset`` (int, the column
-    of sample 0's own target, kept exact). With ``s_ij = softmax_j(-coef ||p_i - y_j||^2)``:
+    of sample 0's own target, kept exact), ``bias`` (N,) added to the logits or None (0 keeps
+    target j, -inf leaves it out; a row with every target left out gives -inf and no gradient).
+    With ``s_ij = softmax_j(-coef ||p_i - y_j||^2 + bias_j)``:
 
         dT2_i/dp_i  = -2 coef (p_i - sum_j s_ij y_j)
         dT2_i/dy_j  =  2 coef s_ij (p_i - y_j)
@@ -53,19 +59,22 @@ class _BatchLogSumExp(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, p, y, coef, offset):
+    def forward(ctx, p, y, coef, offset, bias):
         out = p.new_empty(p.shape[0])
         for s, e in _row_blocks(p.shape[0], y.shape[0], p.device):
             sq = pairwise_sqdist(p[s:e], y, diag_offset=offset + s)
-            out[s:e] = torch.logsumexp(sq * (-coef), dim=1)
-        ctx.save_for_backward(p, y, coef, out)
+            logits = sq * (-coef) if bias is None else sq * (-coef) + bias
+            out[s:e] = torch.logsumexp(logits, dim=1)
+        ctx.save_for_backward(p, y, coef, out, bias)
         ctx.offset = offset
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        p, y, coef, lse = ctx.saved_tensors
-        need_p, need_y, need_c, _ = ctx.needs_input_grad
+        p, y, coef, lse, bias = ctx.saved_tensors
+        need_p, need_y, need_c = ctx.needs_input_grad[:3]
+        if bias is not None:  # rows without any target: lse = -inf, soft = exp(-inf) = 0 below
+            lse = torch.where(torch.isfinite(lse), lse, lse.new_zeros(()))
         # Centre both sides (the maths is shift invariant) to limit cancellation in p - s @ y.
         centre = y.mean(0)
         pc, yc = p - centre, y - centre
@@ -74,7 +83,8 @@ class _BatchLogSumExp(torch.autograd.Function):
         gc = torch.zeros_like(coef) if need_c else None
         for s, e in _row_blocks(p.shape[0], y.shape[0], p.device):
             sq = pairwise_sqdist(p[s:e], y, diag_offset=ctx.offset + s)
-            soft = torch.exp(sq * (-coef) - lse[s:e, None])  # (b, N), rows sum to 1
+            logits = sq * (-coef) if bias is None else sq * (-coef) + bias
+            soft = torch.exp(logits - lse[s:e, None])  # (b, N), rows sum to 1
             g = grad[s:e, None]
             if need_p:
                 gp[s:e] = (-2.0 * coef) * g * (pc[s:e] - soft @ yc)
@@ -84,7 +94,7 @@ class _BatchLogSumExp(torch.autograd.Function):
                 gy = gy + (2.0 * coef) * (gs.T @ pc[s:e] - gs.sum(0)[:, None] * yc)
             if need_c:
                 gc = gc - (gs * sq).sum()
-        return gp, gy, gc, None
+        return gp, gy, gc, None, None
 
 
 def bmc_loss(
@@ -98,6 +108,7 @@ def bmc_loss(
     reduction: str = "mean",
     gather: bool = False,
     target_weight=None,
+    valid=None,
 ) -> torch.Tensor:
     """Balanced MSE with the batch Monte-Carlo integral (BMC).
 
@@ -144,6 +155,13 @@ def bmc_loss(
             gives the unweighted loss). A target with no observed coordinate takes no part:
             neither as a prediction's own label (its row gives 0 and ``mean`` averages over the
             other rows) nor in ``T2``. Gathered with the targets under ``gather``.
+        valid: ``(B,)`` flags (bool, or > 0) or None (all valid). A sample that is not valid
+            (e.g. no ground-truth fit) gets no loss and its target does not enter the other
+            samples' ``T2``: the result equals the loss of the valid rows alone
+            (``pred[valid], target[valid]``; ``mean`` over them, 0 when there are none), but
+            shapes stay fixed, so there is no host synchronisation (``torch.compile``, CUDA
+            graphs). ``none`` gives 0 for the other samples. With ``target_weight``, an invalid
+            sample is one with every weight 0.
 
     Returns:
         0-d tensor, or ``(B,)`` for ``reduction="none"``; dtype of ``pred`` (float32 for
@@ -153,8 +171,12 @@ def bmc_loss(
     distributed = gather and world_info()[1] > 1
     p, y = prepare_labels(pred, target, allow_empty=distributed)
     v = noise_var_tensor(noise_var, p)
+    keep = valid_mask(valid, p)
+    y = fill_invalid(y, keep)
     if target_weight is not None:
         _, w = prepare_labels(pred, target_weight, allow_empty=distributed)
+        if keep is not None:
+            w = torch.where(keep[:, None], w, w.new_zeros(()))
         check_values({"pred": p, "target": y, "target_weight": w}, v,
                      {"target_weight": ((w >= 0).all(), "target_weight must be >= 0 (a "
                                         "confidence per coordinate, 0 = missing)")})
@@ -163,13 +185,18 @@ def bmc_loss(
                                  reduction, distributed)
     check_values({"pred": p, "target": y}, v)
     with no_autocast(p.device):
-        offset = 0
+        offset, n_local, bias = 0, p.shape[0], None
+        if keep is not None:  # log of each target's weight: 0 (kept) or -inf (left out)
+            bias = torch.where(keep, 0.0, -math.inf).to(p.dtype)
         if distributed:
             y, offset = gather_targets(y)
-        warn_single_sample(y.shape[0])
+            if bias is not None:
+                bias = gather_targets(bias[:, None])[0][:, 0]
+        if keep is None:
+            warn_single_sample(y.shape[0])
         coef = 0.5 / v
-        t1 = (p - y[offset : offset + p.shape[0]]).pow(2).sum(1) * coef
-        t2 = _BatchLogSumExp.apply(p, y, coef, offset)
+        t1 = (p - y[offset : offset + n_local]).pow(2).sum(1) * coef
+        t2 = _BatchLogSumExp.apply(p, y, coef, offset, bias)
         return combine(
             t1,
             t2,
@@ -179,6 +206,7 @@ def bmc_loss(
             dim=p.shape[1],
             normalize_by_dim=normalize_by_dim,
             reduction=reduction,
+            valid=keep,
         )
 
 

@@ -28,9 +28,11 @@ from ._common import (
     check_reduction,
     check_values,
     combine,
+    fill_invalid,
     no_autocast,
     noise_var_tensor,
     prepare_labels,
+    valid_mask,
 )
 
 
@@ -142,6 +144,7 @@ def gai_loss(
     balance_weight: float = 1.0,
     normalize_by_dim: bool = False,
     reduction: str = "mean",
+    valid=None,
 ) -> torch.Tensor:
     """Balanced MSE with a GMM prior integrated analytically (GAI, Eq. 3.12).
 
@@ -165,13 +168,16 @@ def gai_loss(
             :class:`ihmr.losses.GAILoss`) in a training loop: a raw prior is eigendecomposed on
             every call. Cast to ``pred``'s dtype and device.
         noise_var: ``v = sigma**2``, a number or 0-d tensor, finite and > 0.
-        mse_weight, balance_weight, normalize_by_dim, reduction: as in :func:`bmc_loss`.
+        mse_weight, balance_weight, normalize_by_dim, reduction, valid: as in
+            :func:`bmc_loss` (samples are independent here: ``valid`` only masks the reduction).
 
     Returns:
         0-d tensor or ``(B,)``; ``pred``'s dtype (float32 for float16/bfloat16 inputs).
     """
     check_reduction(reduction)
     p, y = prepare_labels(pred, target)
+    keep = valid_mask(valid, p)
+    y = fill_invalid(y, keep)
     gmm = prepare_gmm(prior, dtype=p.dtype, device=p.device)
     d = p.shape[1]
     if gmm.dim != d:
@@ -193,6 +199,7 @@ def gai_loss(
             dim=d,
             normalize_by_dim=normalize_by_dim,
             reduction=reduction,
+            valid=keep,
         )
 
 

@@ -117,7 +117,11 @@ class BMCLoss(_BalancedMSE):
         )
 
     def forward(
-        self, pred: torch.Tensor, target: torch.Tensor, target_weight: torch.Tensor | None = None
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        target_weight: torch.Tensor | None = None,
+        valid=None,
     ) -> torch.Tensor:
         return bmc_loss(
             pred,
@@ -125,6 +129,7 @@ class BMCLoss(_BalancedMSE):
             self.noise_var,
             gather=self.gather,
             target_weight=target_weight,
+            valid=valid,
             **self._kwargs(),
         )
 
@@ -167,8 +172,8 @@ class GAILoss(_BalancedMSE):
     def prior(self) -> PreparedGMM:
         return PreparedGMM(self.gmm_log_weights, self.gmm_means, self.gmm_eigvals, self.gmm_eigvecs)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return gai_loss(pred, target, self.prior, self.noise_var, **self._kwargs())
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, valid=None) -> torch.Tensor:
+        return gai_loss(pred, target, self.prior, self.noise_var, valid=valid, **self._kwargs())
 
     def extra_repr(self) -> str:
         k, d = self.gmm_means.shape

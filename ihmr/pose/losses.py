@@ -28,8 +28,8 @@ confidences as per-coordinate target weights (:func:`ihmr.losses.bmc_loss` ``tar
 joint missing from a label does not enter the distances to that label) and divided by the
 dimension, so the MSE term equals SPIN's element mean above and the weights mean the same.
 
-Masks are applied as weights, so no step needs a host synchronisation (except the balanced losses
-when some fits are invalid: they then select the valid rows).
+Masks are applied as weights (the balanced losses take the valid-fit mask themselves), so shapes
+are fixed and no step needs a host synchronisation: the step compiles as one graph.
 """
 
 from __future__ import annotations
@@ -176,8 +176,7 @@ class IHMRLoss(nn.Module):
         weights: mapping with ``pose``, ``betas``, ``keypoints3d``, ``keypoints2d``, ``cam``
             (defaults: 60, 0.06, 300, 300, 60) and ``openpose`` (default 0).
         criterion: the module from :func:`make_pose_criterion` (None for mse).
-        all_valid: every training fit is valid (lets the balanced losses skip the row selection,
-            which needs a host synchronisation).
+        all_valid: every training fit is valid (lets the balanced losses skip the valid mask).
         keypoint_criteria: (3-D, 2-D) BMC modules from :func:`make_keypoint_criteria` to balance
             the keypoint terms too (None: SPIN's MSE keypoint losses).
     """
@@ -221,10 +220,9 @@ class IHMRLoss(nn.Module):
             return masked_mse(pred, gt, valid)
         if self.all_valid:
             return self.criterion(pred, gt)
-        keep = valid > 0
-        if not bool(keep.any()):
-            return pred.sum() * 0.0
-        return self.criterion(pred[keep], gt[keep])
+        # Invalid fits are masked inside the loss (same value as selecting the valid rows, but
+        # fixed shapes: no host synchronisation, one compiled graph).
+        return self.criterion(pred, gt, valid=valid)
 
     def _pose_scale(self) -> float:
         # BMCLoss.mmhuman3d already carries the released weight 60 inside (mse_weight = 60).

@@ -17,6 +17,9 @@ is built for that (performance.md):
   NaN check) and once per epoch, never per step (on a GPU the loss library's input checks are
   off, :func:`ihmr.losses.value_checks`; non-finite losses are tracked on the device);
 - bf16 autocast for the head's matmuls only (``amp``); losses and body in float32;
+- ``compile``: the step (head, body, every loss term) is one graph (``fullgraph=True``; invalid
+  fits are masked, not selected, so shapes never depend on the data) and its backward another;
+  the optimizer step stays outside (fused Adam on CUDA; see docs/ihmr_train_demo.md);
 - ``torchrun``: DDP over the head, sigma's gradient averaged by hand, BMC on the global batch.
 
 Checkpoints (``last.pt``) are written atomically after every epoch with the RNG states; a killed
@@ -71,6 +74,20 @@ class TrainStep(nn.Module):
             joints49 = self.body[0].joints_only(betas, rot).joints49
             terms = self.loss(rot, betas, out.cam.float(), joints49, batch)
         return torch.stack([terms[k] for k in TERMS])
+
+
+def warm_body(body: Any, device: torch.device) -> None:
+    """Build the body's joints-only path and its casts for ``device`` before any compilation, so
+    the compiled step never changes the body's state (that would cost a recompilation)."""
+    body.joints_only(torch.zeros(1, 10, device=device),
+                     torch.eye(3, device=device).expand(1, 24, 3, 3))
+
+
+def compile_step(step_fn: nn.Module, mode: str) -> Callable:
+    """``torch.compile`` of the forward (``fullgraph=True``: a graph break is an error, not a
+    silent host sync); AOTAutograd compiles its backward as one graph too. ``mode``: ``default``,
+    ``reduce-overhead`` (CUDA graphs) or ``max-autotune``."""
+    return torch.compile(step_fn, mode=None if mode == "default" else mode, fullgraph=True)
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -175,8 +192,8 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
     train_set = load_train_set(cfg.data.train, cfg.data.root, cfg.data.views, body=body,
                                fit_loss_threshold=cfg.data.fit_loss_threshold,
                                fit_betas_limit=cfg.data.fit_betas_limit)
-    body.joints_only(torch.zeros(1, 10), torch.eye(3).expand(1, 24, 3, 3))  # build once on host
     body = body.to(device)
+    warm_body(body, device)
     resident = _resident(train_set, device, cfg.resident_gib)
     data = train_set.to(device, features=resident)
     if not resident and device.type == "cuda":
@@ -215,7 +232,7 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
     amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
     step_fn: Any = TrainStep(model, body, loss, amp)
     if cfg.compile != "off":
-        step_fn = torch.compile(step_fn, mode=None if cfg.compile == "default" else cfg.compile)
+        step_fn = compile_step(step_fn, cfg.compile)
     tb = tensorboard_writer(run.root / "tb", cfg.tensorboard)
 
     epochs = cfg.optim.epochs
