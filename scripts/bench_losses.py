@@ -1,6 +1,7 @@
 """Forward+backward timings of the Balanced MSE losses, and GAI against a straightforward GAI.
 
 Usage: python scripts/bench_losses.py [--device cpu|cuda|all] [--repeats N] [--quick]
+       [--sizes full|quick|tiny]   (tiny: B = 16 and 64 only, a dry run of the script)
 
 Prints, per device: BMC for B in (128, 1024, 4096) and d in (1, 216); GAI with K = 16, d = 216
 for B in (128, 1024), ours (eigendecomposition of Sigma_k done once) against the straightforward
@@ -64,7 +65,10 @@ def gai_straightforward(pred, target, prior_t, noise_var):
     return ((mse + balancing) * (2 * noise_var).detach()).mean()
 
 
-def bench_device(device: torch.device, repeats: int, quick: bool) -> None:
+SIZES = {"full": (128, 1024, 4096), "quick": (128, 1024), "tiny": (16, 64)}
+
+
+def bench_device(device: torch.device, repeats: int, sizes: str) -> None:
     from ihmr.losses import bmc_loss, gai_loss, prepare_gmm
 
     gen = torch.Generator().manual_seed(0)
@@ -72,7 +76,7 @@ def bench_device(device: torch.device, repeats: int, quick: bool) -> None:
     print(f"BMC forward+backward (ms, best of {repeats})")
     print(f"{'B':>6} {'d':>5} {'ms':>10}")
     for d in (1, 216):
-        for b in (128, 1024) if quick else (128, 1024, 4096):
+        for b in SIZES[sizes]:
             pred = torch.randn(b, d, generator=gen).to(device).requires_grad_(True)
             target = torch.randn(b, d, generator=gen).to(device)
             sigma = torch.tensor(1.0, device=device, requires_grad=True)
@@ -93,7 +97,7 @@ def bench_device(device: torch.device, repeats: int, quick: bool) -> None:
     )
     print(f"GAI forward+backward, K = {k}, d = {d} (ms, best of {repeats})")
     print(f"{'B':>6} {'ours':>10} {'MVN/step':>10} {'speed-up':>9} {'rel.diff':>9}")
-    for b in (128, 1024):
+    for b in SIZES[sizes][:2]:
         pred = (torch.randn(b, d, generator=gen) * 0.5).to(device).requires_grad_(True)
         target = (pred.detach() + 0.3 * torch.randn(b, d, generator=gen).to(device))
         sigma = torch.tensor(1.0, device=device, requires_grad=True)
@@ -121,14 +125,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="skip B = 4096")
+    parser.add_argument("--quick", action="store_true", help="skip B = 4096 (--sizes quick)")
+    parser.add_argument("--sizes", choices=list(SIZES), default=None)
     args = parser.parse_args()
+    sizes = args.sizes or ("quick" if args.quick else "full")
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     for name in devices:
         if name == "cuda" and not torch.cuda.is_available():
             print("\n== cuda: not available, skipped ==")
             continue
-        bench_device(torch.device(name), args.repeats, args.quick)
+        bench_device(torch.device(name), args.repeats, sizes)
 
 
 if __name__ == "__main__":

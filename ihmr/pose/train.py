@@ -83,10 +83,13 @@ def warm_body(body: Any, device: torch.device) -> None:
                      torch.eye(3, device=device).expand(1, 24, 3, 3))
 
 
-def compile_step(step_fn: nn.Module, mode: str) -> Callable:
+def compile_step(step_fn: nn.Module, mode: str, backend: str = "inductor") -> Callable:
     """``torch.compile`` of the forward (``fullgraph=True``: a graph break is an error, not a
     silent host sync); AOTAutograd compiles its backward as one graph too. ``mode``: ``default``,
-    ``reduce-overhead`` (CUDA graphs) or ``max-autotune``."""
+    ``reduce-overhead`` (CUDA graphs) or ``max-autotune`` (inductor only; another ``backend``,
+    e.g. ``aot_eager`` for a quick check of the same graphs, ignores it)."""
+    if backend != "inductor":
+        return torch.compile(step_fn, backend=backend, fullgraph=True)
     return torch.compile(step_fn, mode=None if mode == "default" else mode, fullgraph=True)
 
 
