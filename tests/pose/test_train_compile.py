@@ -168,3 +168,18 @@ def test_trainer_compiles_once_for_all_steps_and_epochs(masked_data, tmp_path, m
     ref = train(cfg)
     for a, b in zip(res.history, ref.history):
         assert a["loss_total"] == pytest.approx(b["loss_total"], rel=1e-4)
+
+
+def test_eval_prediction_source_has_no_graph_break(root):
+    """`ihmr eval`'s per-chunk prediction (head + full body forward with vertices) is one graph;
+    the loop around it is not compiled (docs/ihmr_train_demo.md says why)."""
+    from ihmr.body import load_body
+    from ihmr.models.hmr import HMRHead
+    from ihmr.pose.evaluate import predictions_from_head
+
+    body = load_body("neutral", root / "smpl")
+    feats = torch.randn(40, 16)
+    source = predictions_from_head(HMRHead(16, body.mean_params), feats, body)
+    with torch.no_grad():
+        ex = torch._dynamo.explain(lambda f: source(0, 32))(feats)
+    assert (ex.graph_break_count, ex.graph_count) == (0, 1), [r.reason for r in ex.break_reasons]
