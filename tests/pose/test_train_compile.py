@@ -141,29 +141,56 @@ def masked_data(tmp_path_factory) -> Path:
     return root
 
 
-def test_trainer_compiles_once_for_all_steps_and_epochs(masked_data, tmp_path, monkeypatch):
+def test_trainer_compiles_once_and_reads_the_device_only_at_log_steps(masked_data, tmp_path,
+                                                                     monkeypatch):
     """`ihmr train` with compile on: 2 epochs of 4 steps, cosine schedule, invalid fits, NaN
-    guard and logging every 2 steps: exactly one graph, compiled with fullgraph=True."""
+    guard and logging every 2 steps: exactly one graph, compiled with fullgraph=True, and in
+    epoch 2 the trainer's code reads tensor values on the host only after steps 2 and 4."""
+    import sys
+
     from ihmr.pose.train import train
 
-    backend, seen = _Counting(aot=True), {}
+    backend, seen, calls, reads = _Counting(aot=True), {}, [0], []
     real = torch.compile
 
     def fake_compile(fn, mode=None, fullgraph=False, **kw):
         seen.update(mode=mode, fullgraph=fullgraph)
-        return real(fn, backend=backend, fullgraph=fullgraph, **kw)
+        compiled = real(fn, backend=backend, fullgraph=fullgraph, **kw)
+
+        def counted(*a):
+            calls[0] += 1
+            return compiled(*a)
+        return counted
+
+    # Host reads of tensor values made by ihmr's own code (not torch's: the CPU Adam reads its
+    # step counter, a CPU tensor on every device), tagged with the number of steps run so far.
+    counting = [False]
+    for name in ("__bool__", "__float__", "__int__", "item", "tolist", "numpy"):
+        orig = getattr(torch.Tensor, name)
+
+        def read(self, *a, _orig=orig, **k):
+            if counting[0] and "ihmr" in sys._getframe(1).f_code.co_filename.split("/")[-3:-1]:
+                reads.append(calls[0])
+            return _orig(self, *a, **k)
+        monkeypatch.setattr(torch.Tensor, name, read)
+
+    def start_counting(epoch, row):
+        counting[0] = epoch == 1  # the window: epoch 2 (the graph is compiled by then)
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     cfg = config(masked_data, tmp_path / "run", pose="bmc")
     cfg.optim.epochs, cfg.optim.schedule, cfg.log_every = 2, "cosine", 2
     cfg.compile = "reduce-overhead"
-    res = train(cfg)
+    res = train(cfg, callback=start_counting)
     assert seen == {"mode": "reduce-overhead", "fullgraph": True}
     assert backend.graphs == 1
-    assert len(res.history) == 2
+    assert len(res.history) == 2 and calls[0] == 8
     assert all(np.isfinite(r["loss_total"]) for r in res.history)
+    # epoch 2 is steps 5..8: reads after step 6 and 8 (log steps, end of epoch), none after 5, 7
+    assert reads and set(reads) <= {6, 8} and 6 in reads, reads
     # the same run without compile gives the same losses (the graph is the eager step)
     monkeypatch.setattr(torch, "compile", real)
+    counting[0] = False
     cfg.compile, cfg.out = "off", str(tmp_path / "eager")
     ref = train(cfg)
     for a, b in zip(res.history, ref.history):
