@@ -83,14 +83,16 @@ def warm_body(body: Any, device: torch.device) -> None:
                      torch.eye(3, device=device).expand(1, 24, 3, 3))
 
 
-def compile_step(step_fn: nn.Module, mode: str, backend: str = "inductor") -> Callable:
+def compile_step(step_fn: nn.Module, mode: str, backend: str = "inductor",
+                 fullgraph: bool = True) -> Callable:
     """``torch.compile`` of the forward (``fullgraph=True``: a graph break is an error, not a
     silent host sync); AOTAutograd compiles its backward as one graph too. ``mode``: ``default``,
     ``reduce-overhead`` (CUDA graphs) or ``max-autotune`` (inductor only; another ``backend``,
-    e.g. ``aot_eager`` for a quick check of the same graphs, ignores it)."""
+    e.g. ``aot_eager`` for a quick check of the same graphs, ignores it). Under DDP
+    (``fullgraph=False``) the wrapper's forward hooks and BMC's target gathering break the graph."""
     if backend != "inductor":
-        return torch.compile(step_fn, backend=backend, fullgraph=True)
-    return torch.compile(step_fn, mode=None if mode == "default" else mode, fullgraph=True)
+        return torch.compile(step_fn, backend=backend, fullgraph=fullgraph)
+    return torch.compile(step_fn, mode=None if mode == "default" else mode, fullgraph=fullgraph)
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -235,7 +237,7 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
     amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
     step_fn: Any = TrainStep(model, body, loss, amp)
     if cfg.compile != "off":
-        step_fn = compile_step(step_fn, cfg.compile)
+        step_fn = compile_step(step_fn, cfg.compile, fullgraph=info.world_size == 1)
     tb = tensorboard_writer(run.root / "tb", cfg.tensorboard)
 
     epochs = cfg.optim.epochs
