@@ -13,7 +13,9 @@ import torch.multiprocessing as mp
 
 from ihmr.losses import bmc_loss
 
-SIZES = [(3, 5), (0, 4)]  # local batch sizes of ranks 0 and 1, per round (uneven, then one empty)
+SIZES = [(3, 5), (0, 4), (4, 3)]  # local batch sizes of ranks 0 and 1, per round
+# round 2: samples without a label (valid=) on both ranks; their targets leave every LSE
+MASKS = {2: torch.tensor([1.0, 0, 1, 1, 0, 1, 0])}
 D, V = 2, 0.6
 
 
@@ -46,8 +48,10 @@ def _worker(rank: int, port: int, out: str) -> None:
             p, y = global_batch(r)
             lo = sum(sizes[:rank])
             local_p = p[lo : lo + sizes[rank]].clone().requires_grad_(True)
-            per = bmc_loss(local_p, y[lo : lo + sizes[rank]], V, gather=True, reduction="none")
-            mean = bmc_loss(local_p, y[lo : lo + sizes[rank]], V, gather=True)
+            valid = MASKS[r][lo : lo + sizes[rank]] if r in MASKS else None
+            per = bmc_loss(local_p, y[lo : lo + sizes[rank]], V, gather=True, reduction="none",
+                           valid=valid)
+            mean = bmc_loss(local_p, y[lo : lo + sizes[rank]], V, gather=True, valid=valid)
             mean.backward()
             results[f"per{r}"] = per.detach()
             results[f"mean{r}"] = mean.detach()
@@ -82,9 +86,11 @@ def test_gathered_bmc_equals_global_batch(tmp_path, monkeypatch):
             p, y = global_batch(r)
             lo, n = sum(sizes[:rank]), sizes[rank]
             p = p.clone().requires_grad_(True)
-            full = bmc_loss(p, y, V, reduction="none")  # one process, global batch
+            valid = MASKS.get(r)
+            full = bmc_loss(p, y, V, reduction="none", valid=valid)  # one process, global batch
             torch.testing.assert_close(got[f"per{r}"], full[lo : lo + n].detach())
-            mine = full[lo : lo + n].mean() if n else full.sum() * 0
+            k = n if valid is None else valid[lo : lo + n].sum().clamp_min(1)
+            mine = full[lo : lo + n].sum() / k if n else full.sum() * 0
             mine.backward()
             torch.testing.assert_close(got[f"mean{r}"], mine.detach())
             torch.testing.assert_close(got[f"grad{r}"], p.grad[lo : lo + n])
