@@ -86,3 +86,20 @@ def test_reduction_none_gives_zero_for_invalid_and_bad_shape_is_rejected(rng):
     torch.testing.assert_close(per[keep], bmc_loss(p[keep], y[keep], 0.5, reduction="none"))
     with pytest.raises(ShapeError, match="valid must have shape"):
         bmc_loss(p, y, 0.5, valid=keep[:3])
+
+
+def test_valid_with_target_weights_equals_zero_weights_for_invalid_rows(rng):
+    """With per-coordinate target weights, an invalid sample is one whose weights are all 0;
+    and that equals dropping the sample (rows and targets) altogether."""
+    keep = torch.tensor(MASKS["some"], dtype=torch.bool)
+    p = torch.tensor(rng.normal(size=(B, D)), requires_grad=True)
+    y = torch.tensor(rng.normal(size=(B, D)))
+    w = torch.tensor(rng.uniform(0.2, 1.5, size=(B, D)))
+    w[0, 1] = 0.0  # one missing coordinate in a valid row
+    got = bmc_loss(p, y, 0.5, target_weight=w, valid=keep)
+    zeroed = bmc_loss(p, y, 0.5, target_weight=w * keep[:, None])
+    dropped = bmc_loss(p[keep], y[keep], 0.5, target_weight=w[keep])
+    assert float(got.detach()) == pytest.approx(float(zeroed.detach()), rel=1e-12)
+    assert float(got.detach()) == pytest.approx(float(dropped.detach()), rel=1e-10)
+    g, = torch.autograd.grad(got, [p])
+    assert not g[~keep].any()

@@ -22,6 +22,8 @@ LOSS_CASES = {
     "gai": {"pose": "gai", "prior": "prior216.npz"},
     "bmc": {"pose": "bmc"},
     "bmc_mmhuman3d": {"pose": "bmc_mmhuman3d"},
+    "bmc+keypoints_bmc": {"pose": "bmc", "keypoints": "bmc"},
+    "mse+keypoints_bmc": {"pose": "mse", "keypoints": "bmc"},
 }
 B = 8
 
@@ -68,8 +70,9 @@ def _batch(seed: int, all_valid: bool):
 
     g = torch.Generator().manual_seed(seed)
     valid = torch.ones(B) if all_valid else (torch.arange(B) % 3 != 1).float()
+    # some joints missing (confidence 0): the balanced keypoint losses weight them out
     kp = lambda n, k: torch.cat([torch.rand(B, n, k, generator=g) - 0.5,  # noqa: E731
-                                 torch.ones(B, n, 1)], -1)
+                                 (torch.rand(B, n, 1, generator=g) > 0.2).float()], -1)
     return torch.randn(B, 16, generator=g), {
         "pose": axis_angle_to_matrix(torch.randn(B, 24, 3, generator=g) * 0.2).reshape(B, 216),
         "betas": torch.randn(B, 10, generator=g), "valid": valid, "kp3d": kp(24, 3),
@@ -143,8 +146,9 @@ def masked_data(tmp_path_factory) -> Path:
 
 def test_trainer_compiles_once_and_reads_the_device_only_at_log_steps(masked_data, tmp_path,
                                                                      monkeypatch):
-    """`ihmr train` with compile on: 2 epochs of 4 steps, cosine schedule, invalid fits, NaN
-    guard and logging every 2 steps: exactly one graph, compiled with fullgraph=True, and in
+    """`ihmr train` with compile on: 2 epochs of 4 steps, balanced pose and keypoint losses,
+    cosine schedule, EMA head, invalid fits, NaN guard and logging every 2 steps: exactly one
+    graph, compiled with fullgraph=True, and in
     epoch 2 the trainer's code reads tensor values on the host only after steps 2 and 4."""
     import sys
 
@@ -178,7 +182,8 @@ def test_trainer_compiles_once_and_reads_the_device_only_at_log_steps(masked_dat
         counting[0] = epoch == 1  # the window: epoch 2 (the graph is compiled by then)
 
     monkeypatch.setattr(torch, "compile", fake_compile)
-    cfg = config(masked_data, tmp_path / "run", pose="bmc")
+    cfg = config(masked_data, tmp_path / "run", pose="bmc", loss__keypoints="bmc",
+                 optim__ema=0.9)
     cfg.optim.epochs, cfg.optim.schedule, cfg.log_every = 2, "cosine", 2
     cfg.compile = "reduce-overhead"
     res = train(cfg, callback=start_counting)
