@@ -1,4 +1,4 @@
-"""The released IHMR loss composition for retraining SPIN's HMR head (reference-protocols §4-5).
+"""The released IHMR loss composition for retraining SPIN's HMR head (docs/protocols.md).
 
 For a batch of B samples with head output (rotation matrices R, betas b, weak-perspective camera
 [s, tx, ty]) and the body's 49 SPIN joints J (25 OpenPose + 24 ground-truth joints, metres)::

@@ -1,8 +1,8 @@
 """``ihmr train``: retrain SPIN's HMR head on cached features with MSE, GAI or BMC on the pose.
 
-The released IHMR recipe (reference-protocols §5) re-runs a frozen ResNet-50 on every image; on
+The released IHMR recipe (docs/protocols.md) re-runs a frozen ResNet-50 on every image; on
 cached features only the head remains, so the step is small and launch-bound on a GPU. This loop
-is built for that (performance.md):
+is built for that:
 
 - features (float16) and labels live on the device when they fit; each epoch's indices are drawn
   once (deterministic in seed and epoch) and gathered on the device; fixed batch size, the last
