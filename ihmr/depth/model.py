@@ -108,10 +108,14 @@ class HuDepthNet(nn.Module):
         self.mff = nn.ModuleList(UpProjection(cin, c(16)) for cin in (e, 2 * e, 4 * e, 8 * e))
         self.mff_conv = _conv_bn_relu(4 * c(16), c(64))
         # Refinement R.
-        self.refine = nn.Sequential(_conv_bn_relu(c(64) * 2, c(128)), _conv_bn_relu(c(128), c(128)),
-                                    nn.Conv2d(c(128), 1, 5, padding=2, bias=True))
+        self.refine = refinement(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.refine(self.refine_input(x))
+
+    def refine_input(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) images -> (B, 2 c(64), H/2, W/2): decoder and fusion features, the input
+        of the refinement R (what the depth demo caches to re-train R alone)."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ShapeError(f"input must be (B, 3, H, W) images, got {tuple(x.shape)}")
         b1, b2, b3, b4 = self.encoder.stages(x)
@@ -123,7 +127,15 @@ class HuDepthNet(nn.Module):
         d = self.up4(d, out)
         m = torch.cat([up(b, out) for up, b in zip(self.mff, (b1, b2, b3, b4))], dim=1)
         m = self.mff_conv(m)
-        return self.refine(torch.cat([d, m], dim=1))
+        return torch.cat([d, m], dim=1)
+
+
+def refinement(width: float = 1.0) -> nn.Sequential:
+    """Hu et al.'s refinement R: (B, 2 c(64), h, w) -> (B, 1, h, w) depth in metres, two 5x5
+    conv-BN-ReLU of c(128) channels and a 5x5 conv to one channel (c(n) = round(n * width))."""
+    c = lambda n: max(4, int(round(n * width)))  # noqa: E731
+    return nn.Sequential(_conv_bn_relu(c(64) * 2, c(128)), _conv_bn_relu(c(128), c(128)),
+                         nn.Conv2d(c(128), 1, 5, padding=2, bias=True))
 
 
 def upsample_to(pred: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
