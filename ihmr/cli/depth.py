@@ -61,7 +61,7 @@ def demo(out: Path = typer.Option(Path("runs/depth-demo"), help="Output folder (
          data: Optional[Path] = typer.Option(None, help="Dataset root (default: OUT/data; "
                                              "rendered if it holds no demo.json)."),
          seeds: int = typer.Option(3, help="Seeds 0..N-1 of each R run."),
-         stage1_epochs: int = typer.Option(5, help="Epochs of the whole network (MSE)."),
+         stage1_epochs: int = typer.Option(6, help="Epochs of the whole network (MSE)."),
          head_epochs: int = typer.Option(10, help="Epochs of each R run on cached features."),
          sigma: Optional[float] = typer.Option(None, help="BNI / GAI noise sigma in metres "
                                                "(default: the data's depth-read noise)."),
