@@ -93,6 +93,17 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
     from .rrt import extract_head_features, head_priors, load_head_features, train_head
     from .train import train_depth
 
+    from ..errors import ConfigError, check_at_least
+
+    bad = [x for x in losses if x not in DEMO_LOSSES]
+    if bad or not losses:
+        raise ConfigError(f"demo losses must be among {', '.join(DEMO_LOSSES)}, got {list(losses)}")
+    if not seeds or any(int(s) < 0 for s in seeds):
+        raise ConfigError(f"seeds must be one or more integers >= 0, got {list(seeds)}")
+    check_at_least(stage1_epochs, 1, "stage1_epochs")
+    check_at_least(head_epochs, 1, "head_epochs")
+    if sigma is not None and not sigma > 0:
+        raise ConfigError(f"sigma must be > 0 metres, got {sigma}")
     t0 = time.perf_counter()
     if threads:
         torch.set_num_threads(threads)

@@ -173,9 +173,11 @@ def train_head(feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None,
     from .losses import DepthLoss
     from .model import refinement
 
-    from ..errors import check_choice
+    from ..errors import NonFiniteError, check_at_least, check_choice
 
     check_choice(cfg.select, ("last", "val"), "select")
+    check_at_least(cfg.epochs, 1, "epochs")
+    check_at_least(cfg.batch_size, 1, "batch_size")
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     lc = cfg.loss
@@ -203,7 +205,8 @@ def train_head(feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None,
             b = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             loss = criterion(head(x[b]), y[b])
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite {lc.kind} loss in epoch {epoch + 1}, step {i}")
+                raise NonFiniteError(f"non-finite {lc.kind} loss in epoch {epoch + 1}, step {i} of "
+                                     "R's training; lower the learning rate")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

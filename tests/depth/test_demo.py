@@ -160,3 +160,28 @@ def test_demo_resumes_and_retrains_only_what_changed(demo_run):
                           losses=("mse", "bni"), log=logs.append)
     assert sum("reusing" in line for line in logs) == 2 + 3
     assert res3["results"]["bni"] == res["results"]["bni"]  # retrained the same way, same numbers
+
+
+@pytest.mark.parametrize("kw, word", [({"losses": ("mse", "l1")}, "losses"),
+                                      ({"seeds": ()}, "seeds"), ({"head_epochs": 0}, "head_epochs"),
+                                      ({"sigma": -1.0}, "sigma")])
+def test_demo_refuses_bad_settings_before_any_work(tmp_path, kw, word):
+    from ihmr.depth.demo import run_depth_demo
+    from ihmr.errors import IhmrError
+
+    with pytest.raises(IhmrError, match=word):
+        run_depth_demo(tmp_path / "out", log=lambda s: None, **kw)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_demo_wiring(tmp_path):
+    from typer.testing import CliRunner
+
+    from ihmr.cli import _register, app
+    from ihmr.errors import ConfigError
+
+    _register()
+    out = CliRunner().invoke(app, ["depth", "demo", "--help"])
+    assert out.exit_code == 0 and "--stage1-epochs" in out.output and "--sigma" in out.output
+    bad = CliRunner().invoke(app, ["depth", "demo", "--out", str(tmp_path / "d"), "--seeds", "0"])
+    assert isinstance(bad.exception, ConfigError) and not (tmp_path / "d").exists()
