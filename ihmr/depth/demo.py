@@ -114,7 +114,8 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
     shots = load_shots(Layout(str(root)).path("data/shots.json"))
 
     s1 = out / "stage1"
-    if (s1 / "config.yaml").is_file() and (s1 / "config.yaml").stat().st_mtime < (root / "demo.json").stat().st_mtime:
+    cfg_file = s1 / "config.yaml"
+    if cfg_file.is_file() and cfg_file.stat().st_mtime < (root / "demo.json").stat().st_mtime:
         log(f"stage 1: {s1} is older than the data; moving it to stage1.stale")
         stale = out / "stage1.stale"
         if stale.exists():
@@ -173,7 +174,7 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
             log(f"R with {loss}, seed {seed}: RMSE {t['overall']['rmse']:.3f} m, bRMSE "
                 f"{t['balanced']['overall']['rmse']:.3f} m, delta1 {t['overall']['delta1']:.3f} "
                 f"({r['seconds']} s)")
-    counts = np.asarray(priors.get("bni", priors.get("reweight", head_priors(feats["train_y"], head_config("mse", 0, sigma).loss)))[0])
+    counts = head_priors(feats["train_y"], head_config("mse", 0, sigma).loss)[0]  # for the plot
     summary = summarise(rows, res1)
     verdict = verdict_lines(rows)
     report = report_markdown(summary, rows, verdict, settings, sigma, r1, time.perf_counter() - t0)
@@ -263,8 +264,9 @@ def verdict_lines(rows: dict) -> list[str]:
             continue
         parts = []
         for shot, name in (("overall", "balanced RMSE"), ("few", "few-shot balanced RMSE")):
-            diff = [_metric(r["test"], shot, "rmse", True) - _metric(base[r["seed"]]["test"], shot, "rmse", True)
-                    for r in recs if r["seed"] in base and _metric(r["test"], shot, "rmse", True) is not None]
+            brmse = lambda rec: _metric(rec["test"], shot, "rmse", True)  # noqa: E731
+            diff = [brmse(r) - brmse(base[r["seed"]]) for r in recs
+                    if r["seed"] in base and brmse(r) is not None and brmse(base[r["seed"]]) is not None]
             if not diff:
                 continue
             m, s = _stat(diff)

@@ -162,8 +162,8 @@ def pixel_metrics(pred: np.ndarray, target: np.ndarray, shots) -> tuple[dict, np
 def train_head(feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None,
                log=lambda s: None) -> dict:
     """Train R with ``cfg.loss`` on cached features; keep the last epoch or the one with the lowest
-    validation balanced RMSE (``cfg.select``); return {"test": metrics, "per_bin_rmse": (N_BINS,), "best_epoch", "val_brmse",
-    "seconds", "state": R's weights}.
+    validation balanced RMSE (``cfg.select``); return {"test": metrics, "per_bin_rmse":
+    (N_BINS,), "best_epoch", "val_brmse", "sigma", "seconds", "state": R's weights}.
 
     ``counts`` (N_BINS,) training pixel counts and ``gmm`` (fitted 1-D prior) are the BNI /
     reweighting and GAI priors; computed from ``feats["train_y"]`` by :func:`head_priors` if absent.
