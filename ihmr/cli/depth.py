@@ -65,7 +65,7 @@ def demo(out: Path = typer.Option(Path("runs/depth-demo"), help="Output folder (
          head_epochs: int = typer.Option(10, help="Epochs of each R run on cached features."),
          sigma: Optional[float] = typer.Option(None, help="BNI / GAI noise sigma in metres "
                                                "(default: the data's depth-read noise)."),
-         threads: int = typer.Option(2, help="torch CPU threads (1 on a busy machine).")) -> None:
+         threads: int = typer.Option(1, help="torch CPU threads (one is fastest on a shared machine).")) -> None:
     """Whole benchmark on the haze-room demo: data, stage 1 (MSE), cached features, R re-trained
     with MSE / reweighting + LDS / BNI / GAI over seeds, report.md and error_per_bin.png."""
     from ihmr.depth.demo import run_depth_demo

@@ -33,7 +33,7 @@ LABELS = {"mse": "MSE", "reweight_lds": "Reweight (inverse + LDS)", "bni": "BNI"
 SHOTS = ("overall", "many", "medium", "few")
 
 
-def stage1_config(root: Path, out: Path, epochs: int = 6, threads: int = 2):
+def stage1_config(root: Path, out: Path, epochs: int = 6, threads: int = 1):
     """The stage-1 config: Hu et al.'s network at 1/8 width (decoder) and 1/8 width, one block per
     stage (encoder), 64 x 48 input (32 x 24 output), no augmentation (photometric jitter would
     change the haze cue; the features are cached un-augmented anyway), Adam 1e-3, x0.1 for the
@@ -79,7 +79,7 @@ def _ensure_data(root: Path, log) -> dict:
 def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
                    data_dir: str | os.PathLike | None = None, seeds: Sequence[int] = (0, 1, 2),
                    losses: Sequence[str] = DEMO_LOSSES, stage1_epochs: int = 6,
-                   head_epochs: int = 10, sigma: float | None = None, threads: int = 2,
+                   head_epochs: int = 10, sigma: float | None = None, threads: int = 1,
                    log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the demo (module docstring) in ``out_dir``; return {"results", "report", "verdict"}.
 
