@@ -65,11 +65,15 @@ def demo(out: Path = typer.Option(Path("runs/depth-demo"), help="Output folder (
          head_epochs: int = typer.Option(10, help="Epochs of each R run on cached features."),
          sigma: Optional[float] = typer.Option(None, help="BNI / GAI noise sigma in metres "
                                                "(default: the data's depth-read noise)."),
-         threads: int = typer.Option(1, help="torch CPU threads (one is fastest on a shared machine).")) -> None:
+         threads: int = typer.Option(1, help="torch CPU threads (one is fastest on a shared machine)."),
+         read_noise: Optional[float] = typer.Option(None, help="Depth-read noise of the rendered "
+                                                    "data in metres (default 0.4; new data only).")
+         ) -> None:
     """Whole benchmark on the haze-room demo: data, stage 1 (MSE), cached features, R re-trained
     with MSE / reweighting + LDS / BNI / GAI over seeds, report.md and error_per_bin.png."""
     from ihmr.depth.demo import run_depth_demo
 
     res = run_depth_demo(out, data, seeds=tuple(range(seeds)), stage1_epochs=stage1_epochs,
-                         head_epochs=head_epochs, sigma=sigma, threads=threads, log=typer.echo)
+                         head_epochs=head_epochs, sigma=sigma, threads=threads,
+                         read_noise=read_noise, log=typer.echo)
     typer.echo(f"report: {res['report']} ({res['seconds']} s)")

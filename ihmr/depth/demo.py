@@ -60,7 +60,7 @@ def head_config(loss: str, seed: int, sigma: float, epochs: int = 10):
     return cfg
 
 
-def _ensure_data(root: Path, log) -> dict:
+def _ensure_data(root: Path, log, read_noise: float | None = None) -> dict:
     from .demo_scenes import SceneSettings, make_haze_dataset
 
     meta = root / "demo.json"
@@ -70,7 +70,8 @@ def _ensure_data(root: Path, log) -> dict:
         log(f"data: reusing {root}" + (f" (settings differ from the defaults: {diff})" if diff else ""))
         return settings
     log(f"data: rendering the haze rooms into {root}")
-    s = make_haze_dataset(root)
+    s = make_haze_dataset(root, SceneSettings() if read_noise is None
+                          else SceneSettings(noise_sigma_m=read_noise))
     log(f"  {s['train_images']} train / {s['test_images']} test images, {s['mask_pixels']} balanced "
         f"test pixels, {s['share_2_4m']:.0%} of training pixels at 2-4 m ({s['seconds']} s)")
     return json.loads(meta.read_text())
@@ -80,11 +81,13 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
                    data_dir: str | os.PathLike | None = None, seeds: Sequence[int] = (0, 1, 2),
                    losses: Sequence[str] = DEMO_LOSSES, stage1_epochs: int = 6,
                    head_epochs: int = 10, sigma: float | None = None, threads: int = 1,
+                   read_noise: float | None = None,
                    log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the demo (module docstring) in ``out_dir``; return {"results", "report", "verdict"}.
 
     ``sigma`` (metres) is the noise scale of BNI and GAI; None = the data's ``noise_sigma_m``, the
-    true depth-read noise of the generator.
+    true depth-read noise of the generator. ``read_noise`` (metres) is the generator's
+    ``noise_sigma_m`` when the data is rendered (None = 0.4); existing data is used as it is.
     """
     import torch
 
@@ -104,12 +107,14 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
     check_at_least(head_epochs, 1, "head_epochs")
     if sigma is not None and not sigma > 0:
         raise ConfigError(f"sigma must be > 0 metres, got {sigma}")
+    if read_noise is not None and not read_noise > 0:
+        raise ConfigError(f"read_noise must be > 0 metres, got {read_noise}")
     t0 = time.perf_counter()
     if threads:
         torch.set_num_threads(threads)
     out = check_writable_dir(out_dir)
     root = Path(data_dir) if data_dir else out / "data"
-    settings = _ensure_data(root, log)
+    settings = _ensure_data(root, log, read_noise)
     sigma = float(settings["noise_sigma_m"] if sigma is None else sigma)
     shots = load_shots(Layout(str(root)).path("data/shots.json"))
 
