@@ -164,7 +164,7 @@ def test_demo_resumes_and_retrains_only_what_changed(demo_run):
 
 @pytest.mark.parametrize("kw, word", [({"losses": ("mse", "l1")}, "losses"),
                                       ({"seeds": ()}, "seeds"), ({"head_epochs": 0}, "head_epochs"),
-                                      ({"sigma": -1.0}, "sigma")])
+                                      ({"sigma": -1.0}, "sigma"), ({"read_noise": 0.0}, "read_noise")])
 def test_demo_refuses_bad_settings_before_any_work(tmp_path, kw, word):
     from ihmr.depth.demo import run_depth_demo
     from ihmr.errors import IhmrError
