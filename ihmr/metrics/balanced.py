@@ -42,6 +42,20 @@ class BinnedMean:
         self.sums = np.zeros((self.n_bins, self.n_metrics), dtype=np.float64)
         self.counts = np.zeros(self.n_bins, dtype=np.int64)
 
+    @classmethod
+    def from_state(cls, sums, counts) -> "BinnedMean":
+        """An accumulator holding given per-bin ``sums`` (n_bins, n_metrics) and ``counts``
+        (n_bins,) (e.g. reduced across DDP ranks)."""
+        sums = np.asarray(_as_numpy(sums), dtype=np.float64)
+        counts = np.asarray(_as_numpy(counts), dtype=np.int64)
+        if sums.ndim != 2 or counts.shape != (sums.shape[0],):
+            raise ShapeError(f"sums must be (n_bins, n_metrics) and counts (n_bins,), got "
+                             f"{sums.shape} and {counts.shape}")
+        acc = cls(sums.shape[0], sums.shape[1])
+        acc.sums[:] = sums
+        acc.counts[:] = counts
+        return acc
+
     def update(self, values, bins) -> None:
         """Add per-sample ``values`` (N,) or (N, n_metrics) falling in integer ``bins`` (N,)."""
         values = _as_numpy(values).astype(np.float64, copy=False)

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import DataError, shape_str
 from ..metrics.balanced import BinnedMean
+from ..metrics.regression import tail_indices
 from .split import GenderedBodies, Split, as_rotmats
 
 METRICS = ("MPVPE", "MPJPE", "PA-MPJPE")
@@ -84,14 +85,12 @@ class BalancedPoseMetrics:
         if not self.seen.all():
             raise DataError(f"predictions cover {int(self.seen.sum())} of {len(self.seen)} test "
                             "samples; every test sample needs a prediction")
-        n = len(self.split)
-        order = np.argsort(-self.split.distance, kind="stable")
         balanced = self.binned.balanced()
         out: dict[str, Any] = {}
         for m, name in enumerate(METRICS):
             entry = {"all": float(balanced[m])}
             for k in TAILS:
-                take = order[: int(n * k / 100)]
+                take = tail_indices(self.split.distance, k)
                 entry[f"tail{k}"] = float(self.errors[take, m].mean()) if len(take) else None
             out["b" + name] = entry
         for m, name in enumerate(METRICS):
