@@ -108,7 +108,8 @@ def _priors(settings: Sequence[tuple[str, str]], needed: bool) -> dict:
 
 
 def _train_family(name, spec, protocol, groups, methods, epochs, progress,
-                  select_after: float = 0.5, backend: str = "auto") -> FamilyRun:
+                  select_after: float = 0.5, backend: str = "auto",
+                  sigma_true: float = S.NOISE_SIGMA) -> FamilyRun:
     t0 = time.perf_counter()
     datasets = [make_dataset(dist, skew, seed, protocol, fn) for dist, skew, fn, seed in groups]
     need_prior = any(m in ("gai_true", "gai") for m in methods)
@@ -127,7 +128,7 @@ def _train_family(name, spec, protocol, groups, methods, epochs, progress,
         shuffle_keys=[k + [23] for k in keys],
         priors=[priors[(g[0], g[1])] for g in groups] if need_prior else None,
     )
-    result = train_batched(spec, protocol, methods, data, sigma_true=S.NOISE_SIGMA,
+    result = train_batched(spec, protocol, methods, data, sigma_true=sigma_true,
                            sigma_init=S.LEARNED_SIGMA_INIT * S.NOISE_SIGMA, epochs=epochs,
                            progress=progress, select_from=int(select_after * epochs) + 1,
                            backend=backend)
