@@ -248,8 +248,12 @@ def train_vanilla(cfg: AgeConfig, resume: bool = False, log: Callable[[str], Non
     return run.root
 
 
-def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Stage 2: re-train ``linear`` (and sigma) on top of the frozen stage-1 backbone."""
+def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] = print,
+              init_linear: dict | None = None) -> Path:
+    """Stage 2: re-train ``linear`` (and sigma) on top of the frozen stage-1 backbone.
+
+    ``init_linear``: a ``linear`` state dict to start from instead of the re-initialised layer
+    (a fine-tune from a shared start, :mod:`ihmr.sigma.tasks`)."""
     from ..losses import noise_parameters
     from .criteria import build_criterion
     from .features import load_features, weights_fingerprint
@@ -264,6 +268,8 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
     model, stage1 = load_age_checkpoint(r.pretrained, device)
     cfg.model.backbone, cfg.model.width = stage1["config"]["model"]["backbone"], stage1["config"]["model"]["width"]
     freeze_for_rrt(model, cfg.seed)
+    if init_linear is not None:
+        model.linear.load_state_dict(init_linear)
     shuffle = torch.Generator().manual_seed(cfg.seed)
     if r.features:
         feats = load_features(r.features, {"backbone": weights_fingerprint(stage1["model"])}, ("train", "val"))

@@ -20,3 +20,4 @@ from .synth import synth; app.command("synth")(synth)  # noqa: E402,E702
 from .depth import depth; app.add_typer(depth, name="depth")  # noqa: E402,E702
 from .train import train; app.command("train")(train)  # noqa: E402,E702
 from .demo import demo; app.command("demo")(demo)  # noqa: E402,E702
+from .tune_sigma import tune_sigma; app.command("tune-sigma")(tune_sigma)  # noqa: E402,E702

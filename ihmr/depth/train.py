@@ -148,8 +148,11 @@ def evaluate_loader(model, loader, device, shots) -> dict:
     return acc.compute()
 
 
-def train_depth(cfg: DepthTrainConfig) -> dict:
-    """Train one model; return {"run": folder, "best": record, "seconds": wall time}."""
+def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None) -> dict:
+    """Train one model; return {"run": folder, "best": record, "seconds": wall time}.
+
+    ``init_model``: a model state dict to start from (a fine-tune from a shared start,
+    :mod:`ihmr.sigma.tasks`) instead of the fresh initialisation."""
     import torch
 
     from .. import runs
@@ -180,6 +183,8 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
     criterion = DepthLoss(lc.kind, counts, gmm, lc.sigma, lc.learn_sigma, lc.reweight, lc.lds,
                           lc.min_depth, lc.chunk_pixels).to(device)
     model = build_model(cfg.model).to(device)
+    if init_model is not None:
+        model.load_state_dict(init_model)
     groups = [{"params": model.parameters(), "lr": cfg.optim.lr,
                "weight_decay": cfg.optim.weight_decay}]
     if lc.learn_sigma:

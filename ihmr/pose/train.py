@@ -161,7 +161,8 @@ def _check_cfg(cfg: PoseTrainConfig) -> None:
 
 
 def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodies: Any = None,
-          callback: Callable[[int, dict], None] | None = None) -> TrainResult:
+          callback: Callable[[int, dict], None] | None = None, holdout: Any = None,
+          init_head: dict | None = None) -> TrainResult:
     """Train the head as ``cfg`` says; write the run folder ``cfg.out``; evaluate if configured.
 
     Args:
@@ -171,6 +172,10 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
         body: the neutral body (default: ``load_body("neutral", cfg.smpl_dir)``).
         bodies: :class:`~ihmr.pose.split.GenderedBodies` for the evaluation (default: loaded).
         callback: called as ``callback(epoch, metrics_row)`` after each epoch's checkpoint.
+        holdout: sample indices over the whole mix left out of training (a validation split,
+            :mod:`ihmr.sigma.pose`).
+        init_head: a head state dict to start from instead of the mean-pose initialisation
+            (a fine-tune from a shared start).
     """
     from ..models.hmr import HMRHead
     from ..runs import (RunDir, init_distributed, load_checkpoint, log_scalars,
@@ -197,6 +202,8 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
     train_set = load_train_set(cfg.data.train, cfg.data.root, cfg.data.views, body=body,
                                fit_loss_threshold=cfg.data.fit_loss_threshold,
                                fit_betas_limit=cfg.data.fit_betas_limit)
+    if holdout is not None and len(holdout):
+        train_set = train_set.without(holdout)
     body = body.to(device)
     warm_body(body, device)
     resident = _resident(train_set, device, cfg.resident_gib)
@@ -206,6 +213,8 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
 
     torch.manual_seed(cfg.seed)
     head = HMRHead(train_set.feature_dim, body.mean_params).to(device)
+    if init_head is not None:
+        head.load_state_dict(init_head)
     loss = build_loss(cfg, train_set.all_valid).to(device)
     from ..losses import noise_parameters
 

@@ -184,6 +184,30 @@ class TrainSet:
     def feature_bytes(self) -> int:
         return self.features.numel() * self.features.element_size()
 
+    def without(self, samples: Any) -> "TrainSet":
+        """The set minus the samples ``samples`` (indices over all N samples of the mix), e.g. a
+        validation split held out of training; dataset offsets and counts follow."""
+        drop = torch.zeros(len(self), dtype=torch.bool)
+        drop[torch.as_tensor(np.asarray(samples, dtype=np.int64))] = True
+        keep = torch.nonzero(~drop).squeeze(1)
+        if len(keep) == 0:
+            raise DataError("holding out every training sample leaves nothing to train on")
+        if self.row0 is None:
+            rows, nview, row0 = keep, None, None
+        else:
+            nview = self.nview[keep]
+            rows = torch.repeat_interleave(self.row0[keep], nview) + (
+                torch.arange(int(nview.sum())) - torch.repeat_interleave(
+                    torch.cumsum(nview, 0) - nview, nview))
+            row0 = torch.cumsum(nview, 0) - nview
+        ends = np.cumsum(self.counts)
+        counts = [int(((keep >= int(a)) & (keep < int(b))).sum())
+                  for a, b in zip(self.offsets, ends)]
+        return TrainSet(self.features.index_select(0, rows),
+                        {k: v.index_select(0, rows.to(v.device)) for k, v in self.labels.items()},
+                        list(np.cumsum([0] + counts[:-1]).astype(int)), counts, self.mix,
+                        self.names, self.source_fingerprint, self.views, row0, nview)
+
     def to(self, device: Any, features: bool = True) -> "TrainSet":
         """Move labels (and the features when ``features``) to ``device``."""
         f = self.features.to(device) if features else self.features

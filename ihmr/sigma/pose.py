@@ -1,0 +1,186 @@
+"""Sigma search for ``ihmr train`` configs (GAI / BMC on the pose, e.g. configs/ihmr/demo_*.yaml).
+
+Validation: 10% of the training samples with SMPL labels, held out per region of the vertex
+distance to the mean mesh (:func:`ihmr.sigma.holdout_split` over the IHMR regions of the training
+set), never trained on, and scored with the pose report's own balanced metric
+(:class:`ihmr.pose.evaluate.BalancedPoseMetrics`): bMPVPE over 100 regions of the held-out
+samples' distances, as the test protocol does on the test set. The test set is never read.
+
+Candidates: with ``budget_epochs`` K, one plain-MSE run of the config's full schedule on the
+remaining samples is the shared start, and each sigma fine-tunes it for K epochs with its loss;
+without, every sigma is a full run from scratch.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+@dataclasses.dataclass
+class PoseValidation:
+    """Held-out training samples of a pose config: global indices and, per dataset, the data."""
+
+    holdout: np.ndarray
+    """(n,) sample indices over the whole training mix (the order of ``data.train``)."""
+    parts: list
+    """Per dataset: (labels subset, view-0 features (m, D) float16)."""
+    n_train_bins: int
+
+    @classmethod
+    def build(cls, cfg: Any, bodies: Any, fraction: float = 0.1, seed: int = 0) -> "PoseValidation":
+        from ..pose.features import FeatureStore
+        from ..pose.spin_data import read_spin_npz, with_static_fits
+        from ..pose.split import assign_regions, vertex_distances
+        from ..pose.train_data import _resolve
+        from .validation import holdout_split
+
+        if not cfg.data.train:
+            raise ConfigError("data.train is empty: the config has no training samples to hold "
+                              "out; give at least one dataset")
+        sets, offset, dist, glob = [], 0, [], []
+        for ds in cfg.data.train:
+            labels = read_spin_npz(_resolve(cfg.data.root, ds.labels))
+            fits = _resolve(cfg.data.root, ds.fits)
+            if fits is not None:
+                labels = with_static_fits(labels, fits)
+            valid = np.flatnonzero(np.asarray(labels.has_smpl) > 0)
+            d = vertex_distances(bodies, labels.pose[valid], labels.betas[valid],
+                                 labels.gender[valid])
+            sets.append((labels, FeatureStore(_resolve(cfg.data.root, ds.features)), valid))
+            dist.append(d)
+            glob.append(offset + valid)
+            offset += len(labels)
+        d, g = np.concatenate(dist), np.concatenate(glob)
+        region = assign_regions(d, float(d.min()), float(d.max()))
+        _, val = holdout_split(region, fraction, seed)
+        holdout = np.sort(g[val])
+        parts, offset = [], 0
+        for labels, store, _ in sets:
+            local = holdout[(holdout >= offset) & (holdout < offset + len(labels))] - offset
+            if len(local):
+                parts.append((labels.subset(local), np.asarray(store.array(0))[local]))
+            offset += len(labels)
+        return cls(holdout, parts, int((np.bincount(region) > 0).sum()))
+
+    def score(self, head_state: dict, bodies: Any) -> dict[str, Any]:
+        """Balanced pose metrics (bMPVPE etc., mm) of a head on the held-out samples."""
+        import torch
+
+        from ..models.hmr import HMRHead
+        from ..pose.evaluate import BalancedPoseMetrics, predictions_from_head, run_metrics
+        from ..pose.split import split_from_distances
+        from .validation import validation_score
+
+        errors, dist = [], []
+        for labels, feats in self.parts:
+            head = HMRHead(feats.shape[1], bodies.neutral.mean_params)
+            head.load_state_dict(head_state)
+            acc, _ = run_metrics(predictions_from_head(head, torch.from_numpy(feats), bodies.neutral),
+                                 labels, None, bodies)
+            errors.append(acc.errors)
+            dist.append(acc.split.distance)
+        split = split_from_distances(np.concatenate(dist), body=bodies.name)
+        acc = BalancedPoseMetrics(split)
+        acc.update(slice(0, len(split)), np.concatenate(errors))
+        metrics = acc.compute()
+        validation_score({"bins": int((split.counts > 0).sum()), "bmae": metrics["bMPVPE"]["all"]})
+        return metrics
+
+
+def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int | None,
+              fraction: float = 0.1, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Search sigma for a pose config; writes ``out``; returns the outputs' paths and result."""
+    import torch
+
+    from ..pose.split import GenderedBodies
+    from ..pose.train import train
+    from ..runs import NonFiniteLossError
+    from .report import write_outputs
+    from .search import search_sigma
+
+    if cfg.loss.pose not in ("gai", "bmc", "bmc_mmhuman3d"):
+        raise ConfigError(f"loss.pose is {cfg.loss.pose!r}, which has no sigma; tune a gai or bmc "
+                          "config (e.g. configs/ihmr/demo_gai.yaml)")
+    if budget_epochs is not None and budget_epochs < 1:
+        raise ConfigError(f"--budget-epochs must be >= 1, got {budget_epochs}")
+    from ..io import check_writable_dir
+
+    out = check_writable_dir(out)
+    _ensure_demo_prior(cfg, log)
+    grid = grid or [0.02, 0.05, 0.1, 0.2, 0.5]
+    bodies = GenderedBodies.load(cfg.smpl_dir)
+    val = PoseValidation.build(cfg, bodies, fraction, cfg.seed)
+    log(f"validation: {len(val.holdout)} held-out training samples "
+        f"({val.n_train_bins} non-empty training regions)")
+
+    def run(name: str, pose: str, sigma: float, learn: bool, epochs: int, init: dict | None):
+        c = copy.deepcopy(cfg)
+        c.out, c.progress, c.tensorboard = str(out / "runs" / name), False, False
+        c.loss.pose, c.loss.init_noise_sigma, c.loss.learn_noise = pose, sigma, learn
+        c.optim.epochs, c.eval.labels = epochs, ""
+        shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
+        res = train(c, body=bodies.neutral, bodies=bodies, holdout=val.holdout, init_head=init)
+        state = torch.load(res.head_path, map_location="cpu", weights_only=True)
+        return state["head"], state.get("sigma")
+
+    epochs = cfg.optim.epochs
+
+    def warm() -> dict:
+        log(f"shared start: MSE, {epochs} epochs")
+        return run("mse_start", "mse", cfg.loss.init_noise_sigma, False, epochs, None)[0]
+
+    def score(sigma: float, start: dict | None = None):
+        log(f"sigma {sigma:g}: {budget_epochs or epochs} epochs")
+        try:
+            head, _ = run(f"sigma_{sigma:g}", cfg.loss.pose, sigma, False,
+                          budget_epochs or epochs, start)
+        except NonFiniteLossError:
+            return float("inf"), None
+        m = val.score(head, bodies)
+        return m["bMPVPE"]["all"], m
+
+    search = search_sigma(score, grid, warm_start=warm if budget_epochs else None)
+    learned = None
+    if cfg.loss.learn_noise:  # the config's own learned-sigma run, marked on the plot
+        log(f"learned sigma from {cfg.loss.init_noise_sigma:g}")
+        t0 = time.perf_counter()
+        init = _load_head(out / "runs" / "mse_start") if budget_epochs else None
+        head, sig = run("learned", cfg.loss.pose, cfg.loss.init_noise_sigma, True,
+                        budget_epochs or epochs, init)
+        learned = {"sigma": float(sig), "score": val.score(head, bodies)["bMPVPE"]["all"],
+                   "seconds": time.perf_counter() - t0}
+    chosen = copy.deepcopy(cfg)
+    chosen.loss.init_noise_sigma, chosen.loss.learn_noise = search.sigma, False
+    chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
+    files = write_outputs(out, search, "bMPVPE (mm)", chosen,
+                          f"{cfg.loss.pose}: sigma on held-out training samples", learned,
+                          {"task": "pose", "validation_samples": int(len(val.holdout)),
+                           "budget_epochs": budget_epochs, "full_epochs": epochs})
+    return {"search": search, "files": files, "learned": learned}
+
+
+def _load_head(run_dir: Path) -> dict:
+    import torch
+
+    return torch.load(run_dir / "head.pt", map_location="cpu", weights_only=True)["head"]
+
+
+def _ensure_demo_prior(cfg: Any, log: Callable[[str], None]) -> None:
+    """The demo's GAI prior is fitted by ``ihmr demo``; fit it here too when it is missing."""
+    root = Path(cfg.data.root)
+    if cfg.loss.pose == "gai" and cfg.loss.prior and (root / "demo.json").is_file():
+        p = Path(cfg.loss.prior)
+        if not p.is_absolute() and not p.exists() and not (root / p).is_file():
+            from ..pose.demo import PRIOR_FILE, ensure_prior
+
+            if p.name == Path(PRIOR_FILE).name:
+                ensure_prior(root, echo=log)

@@ -1,0 +1,229 @@
+"""``ihmr tune-sigma``: the sigma search for a pose, age or depth config (docs/sigma.md).
+
+Each task trains one candidate per sigma with sigma fixed, scores it on a balanced validation set
+that is never the test set, and writes the table, the curve and the chosen config:
+
+- pose (``ihmr train`` configs): held-out training samples, bMPVPE (:mod:`.pose`);
+- age (stage-2 RRT configs): the DIR validation split (images held out of training by the
+  benchmark's own CSV), bMAE over integer ages (:mod:`ihmr.age.metrics`), the metric RRT already
+  selects its epoch on;
+- depth: the validation scenes carved from the training scenes (``data.val_fraction``), balanced
+  RMSE over the 0.1 m depth bins (:mod:`ihmr.depth.metrics`).
+
+With ``budget_epochs`` K, the shared start is one plain-MSE run of the config's schedule and every
+candidate fine-tunes it for K epochs; otherwise every candidate is a full run.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from ..io import check_writable_dir
+
+TASKS = ("pose", "age", "depth")
+DEFAULT_GRIDS = {"pose": [0.02, 0.05, 0.1, 0.2, 0.5], "age": [1.0, 2.0, 4.0, 8.0, 16.0],
+                 "depth": [0.1, 0.3, 1.0, 3.0]}
+
+
+def detect_task(raw: dict) -> str:
+    """The task of a config from its keys: age (``stage``/``rrt``), depth (``loss.kind``), pose."""
+    loss = raw.get("loss") or {}
+    if "stage" in raw or "rrt" in raw:
+        return "age"
+    if isinstance(loss, dict) and "kind" in loss:
+        return "depth"
+    if isinstance(loss, dict) and "pose" in loss or "eval" in raw:
+        return "pose"
+    raise ConfigError("cannot tell the task of this config (no loss.pose, loss.kind or rrt "
+                      "section); pass --task pose|age|depth")
+
+
+def tune(config: Path, *, task: str = "auto", grid: list[float] | None = None,
+         budget_epochs: int | None = None, out: Path | None = None, sets: list[str] = (),
+         log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Load ``config`` (with ``--set`` overrides), run the search, write ``out``; the result."""
+    from ..config import load_config, read_yaml
+    from ..errors import check_choice
+    from .search import check_sigmas
+
+    if task == "auto":
+        task = detect_task(read_yaml(config))
+    check_choice(task, TASKS, "task")
+    grid = check_sigmas(grid if grid is not None else DEFAULT_GRIDS[task])
+    if budget_epochs is not None and budget_epochs < 1:
+        raise ConfigError(f"--budget-epochs must be >= 1, got {budget_epochs}")
+    if task == "pose":
+        from ..pose.config import PoseTrainConfig
+        from .pose import tune_pose
+
+        cfg = load_config(PoseTrainConfig, config, list(sets))
+        out = out or Path(f"{cfg.out}_tune_sigma")
+        return {"task": task, "out": out, **tune_pose(cfg, out, grid, budget_epochs, log=log)}
+    if task == "age":
+        from ..age.config import AgeConfig
+
+        cfg = load_config(AgeConfig, config, list(sets))
+        out = out or Path(f"{cfg.out}_tune_sigma")
+        return {"task": task, "out": out, **_tune_age(cfg, out, grid, budget_epochs, log)}
+    from ..depth.train import DepthTrainConfig
+
+    cfg = load_config(DepthTrainConfig, config, list(sets))
+    out = out or Path(f"{cfg.out}_tune_sigma")
+    return {"task": task, "out": out, **_tune_depth(cfg, out, grid, budget_epochs, log)}
+
+
+def _finish(out: Path, search, metric: str, chosen: Any, title: str, learned, info) -> dict:
+    from .report import write_outputs
+
+    return {"search": search, "learned": learned,
+            "files": write_outputs(out, search, metric, chosen, title, learned, info)}
+
+
+def _search(score, grid, budget_epochs, warm):
+    from .search import search_sigma
+
+    return search_sigma(score, grid, warm_start=warm if budget_epochs else None)
+
+
+# ------------------------------------------------------------------------------------------------
+# age: stage-2 RRT on the frozen stage-1 backbone
+
+def _tune_age(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
+              log: Callable[[str], None]) -> dict:
+    from ..age.train import load_age_checkpoint, train_rrt
+    from ..runs import NonFiniteLossError
+    from .validation import validation_score
+
+    if cfg.stage != "rrt" or cfg.rrt.loss not in ("bmc", "gai", "bni"):
+        raise ConfigError(f"tune-sigma needs a stage-2 config with a Balanced MSE loss (rrt.loss "
+                          f"bmc, gai or bni), got stage {cfg.stage!r} with rrt.loss "
+                          f"{cfg.rrt.loss!r} (e.g. configs/age/demo_bmc.yaml)")
+    out = check_writable_dir(out)
+    epochs = cfg.rrt.epochs
+
+    def run(name: str, loss: str, sigma: float, learn: bool, n: int, init: dict | None):
+        c = copy.deepcopy(cfg)
+        c.out, c.progress, c.tensorboard = str(out / "runs" / name), False, False
+        c.rrt.loss, c.rrt.init_noise_sigma, c.rrt.learn_noise, c.rrt.epochs = loss, sigma, learn, n
+        shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
+        _, best = load_age_checkpoint(train_rrt(c, log=lambda m: None, init_linear=init)
+                                      / "best.pt")
+        lin = {k[len("linear."):]: v for k, v in best["model"].items() if k.startswith("linear.")}
+        crit = best.get("criterion") or {}
+        res = best["val"]["overall"]
+        score = validation_score({"bins": res["n_ages"], "bmae": res["bmae"]})
+        return score, lin, crit
+
+    def warm():
+        log(f"shared start: MSE re-training, {epochs} epochs")
+        return run("mse_start", "mse", cfg.rrt.init_noise_sigma, False, epochs, None)[1]
+
+    def score(sigma: float, start: dict | None = None):
+        log(f"sigma {sigma:g}: {budget_epochs or epochs} epochs")
+        try:
+            return run(f"sigma_{sigma:g}", cfg.rrt.loss, sigma, False, budget_epochs or epochs,
+                       start)[0]
+        except NonFiniteLossError:
+            return math.inf
+
+    search = _search(score, grid, budget_epochs, warm)
+    learned = None
+    if cfg.rrt.learn_noise:
+        t0 = time.perf_counter()
+        init = warm_state(out / "runs" / "mse_start", "age") if budget_epochs else None
+        s, _, crit = run("learned", cfg.rrt.loss, cfg.rrt.init_noise_sigma, True,
+                         budget_epochs or epochs, init)
+        learned = {"sigma": _sigma_of(crit), "score": s, "seconds": time.perf_counter() - t0}
+    chosen = copy.deepcopy(cfg)
+    chosen.rrt.init_noise_sigma, chosen.rrt.learn_noise = search.sigma, False
+    chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
+    return _finish(out, search, "bMAE (years)", chosen,
+                   f"age {cfg.rrt.loss}: sigma on the validation split", learned,
+                   {"task": "age", "budget_epochs": budget_epochs, "full_epochs": epochs})
+
+
+# ------------------------------------------------------------------------------------------------
+# depth
+
+def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
+                log: Callable[[str], None]) -> dict:
+    from ..depth.train import train_depth
+    from ..runs import NonFiniteLossError
+
+    if cfg.loss.kind not in ("bni", "gai", "bmc"):
+        raise ConfigError(f"loss.kind is {cfg.loss.kind!r}, which has no sigma; tune a bni, gai "
+                          "or bmc config (e.g. configs/depth/demo.yaml --set loss.kind=bni)")
+    out = check_writable_dir(out)
+    epochs = cfg.optim.epochs
+
+    def run(name: str, kind: str, sigma: float, learn: bool, n: int, init: dict | None):
+        c = copy.deepcopy(cfg)
+        c.out, c.resume = str(out / "runs" / name), False
+        c.loss.kind, c.loss.sigma, c.loss.learn_sigma, c.optim.epochs = kind, sigma, learn, n
+        shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
+        res = train_depth(c, init_model=init)
+        value = float(res["best"]["value"])
+        if math.isnan(value):
+            raise ConfigError(f"validation bRMSE of {c.out!r} is NaN: the validation scenes "
+                              "hold no valid pixels; raise data.val_fraction")
+        return value
+
+    def warm():
+        log(f"shared start: MSE, {epochs} epochs")
+        run("mse_start", "mse", cfg.loss.sigma, False, epochs, None)
+        return warm_state(out / "runs" / "mse_start", "depth")
+
+    def score(sigma: float, start: dict | None = None):
+        log(f"sigma {sigma:g}: {budget_epochs or epochs} epochs")
+        try:
+            return run(f"sigma_{sigma:g}", cfg.loss.kind, sigma, False, budget_epochs or epochs,
+                       start)
+        except NonFiniteLossError:
+            return math.inf
+
+    search = _search(score, grid, budget_epochs, warm)
+    learned = None
+    if cfg.loss.learn_sigma:
+        t0 = time.perf_counter()
+        init = warm_state(out / "runs" / "mse_start", "depth") if budget_epochs else None
+        s = run("learned", cfg.loss.kind, cfg.loss.sigma, True, budget_epochs or epochs, init)
+        learned = {"sigma": _depth_sigma(out / "runs" / "learned"), "score": s,
+                   "seconds": time.perf_counter() - t0}
+    chosen = copy.deepcopy(cfg)
+    chosen.loss.sigma, chosen.loss.learn_sigma = search.sigma, False
+    chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
+    return _finish(out, search, "bRMSE (m)", chosen,
+                   f"depth {cfg.loss.kind}: sigma on held-out training scenes", learned,
+                   {"task": "depth", "budget_epochs": budget_epochs, "full_epochs": epochs})
+
+
+def warm_state(run_dir: Path, task: str) -> dict:
+    """The selected weights of a shared-start run: age ``linear`` or depth model state dict."""
+    if task == "age":
+        from ..age.train import load_age_checkpoint
+
+        _, best = load_age_checkpoint(run_dir / "best.pt")
+        return {k[len("linear."):]: v for k, v in best["model"].items()
+                if k.startswith("linear.")}
+    from ..runs import read_checkpoint
+
+    return read_checkpoint(run_dir / "best.pt")["state"]["model"]
+
+
+def _sigma_of(criterion_state: dict) -> float:
+    for k, v in criterion_state.items():
+        if k.endswith("noise_sigma"):
+            return float(v.reshape(-1)[0])
+    return float("nan")
+
+
+def _depth_sigma(run_dir: Path) -> float:
+    from ..runs import read_checkpoint
+
+    return _sigma_of(read_checkpoint(run_dir / "best.pt")["state"]["loss"])
