@@ -150,6 +150,13 @@ class _BalancedCore:
             self.bins.tail_score(np.zeros((1, 1 if self.bins.center is None else
                                            self.bins.center.size)), self.train_center)
 
+    def bin_ids(self, target: Any) -> np.ndarray:
+        """(N,) int64 label bin of each target (N,) or (N, d), e.g. for :func:`ihmr.sigma.holdout_split`."""
+        y = _np64(target, "target")
+        if not np.isfinite(y).all():
+            raise DataError("target holds NaN or inf; a sample without a label has no bin")
+        return self.bins.ids(self.bins.value(y))
+
     def _batch(self, pred: Any, target: Any):
         """Per-sample (abs, sq) errors (n, 2), bin ids (n,), tail scores (n,) of one batch."""
         p, y = _np64(pred, "pred"), _np64(target, "target")
