@@ -1,6 +1,6 @@
 """Sigma search for ``ihmr train`` configs (GAI / BMC on the pose, e.g. configs/ihmr/demo_*.yaml).
 
-Validation: 10% of the training samples with SMPL labels, held out per region of the vertex
+Validation: 10% of the training samples with ground-truth SMPL, held out per region of the vertex
 distance to the mean mesh (:func:`ihmr.sigma.holdout_split` over the IHMR regions of the training
 set), never trained on, and scored with the pose report's own balanced metric
 (:class:`ihmr.pose.evaluate.BalancedPoseMetrics`): bMPVPE over 100 regions of the held-out
@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 
 @dataclasses.dataclass
@@ -38,7 +38,7 @@ class PoseValidation:
     @classmethod
     def build(cls, cfg: Any, bodies: Any, fraction: float = 0.1, seed: int = 0) -> "PoseValidation":
         from ..pose.features import FeatureStore
-        from ..pose.spin_data import read_spin_npz, with_static_fits
+        from ..pose.spin_data import read_spin_npz
         from ..pose.split import assign_regions, vertex_distances
         from ..pose.train_data import _resolve
         from .validation import holdout_split
@@ -49,9 +49,7 @@ class PoseValidation:
         sets, offset, dist, glob = [], 0, [], []
         for ds in cfg.data.train:
             labels = read_spin_npz(_resolve(cfg.data.root, ds.labels))
-            fits = _resolve(cfg.data.root, ds.fits)
-            if fits is not None:
-                labels = with_static_fits(labels, fits)
+            # ground-truth SMPL only: static fits are pseudo labels, not a validation target
             valid = np.flatnonzero(np.asarray(labels.has_smpl) > 0)
             d = vertex_distances(bodies, labels.pose[valid], labels.betas[valid],
                                  labels.gender[valid])
@@ -60,6 +58,9 @@ class PoseValidation:
             glob.append(offset + valid)
             offset += len(labels)
         d, g = np.concatenate(dist), np.concatenate(glob)
+        if len(d) < 2:
+            raise DataError("the training sets hold fewer than 2 samples with ground-truth SMPL "
+                            "(has_smpl); there is nothing to hold out for a validation score")
         region = assign_regions(d, float(d.min()), float(d.max()))
         _, val = holdout_split(region, fraction, seed)
         holdout = np.sort(g[val])
