@@ -135,9 +135,13 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
 
     epochs = cfg.optim.epochs
 
+    ref: dict[str, float] = {}
+
     def warm() -> dict:
         log(f"shared start: MSE, {epochs} epochs")
-        return run("mse_start", "mse", cfg.loss.init_noise_sigma, False, epochs, None)[0]
+        head = run("mse_start", "mse", cfg.loss.init_noise_sigma, False, epochs, None)[0]
+        ref["mse"] = val.score(head, bodies)["bMPVPE"]["all"]
+        return head
 
     def score(sigma: float, start: dict | None = None):
         log(f"sigma {sigma:g}: {budget_epochs or epochs} epochs")
@@ -165,7 +169,8 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
     files = write_outputs(out, search, "bMPVPE (mm)", chosen,
                           f"{cfg.loss.pose}: sigma on held-out training samples", learned,
                           {"task": "pose", "validation_samples": int(len(val.holdout)),
-                           "budget_epochs": budget_epochs, "full_epochs": epochs})
+                           "budget_epochs": budget_epochs, "full_epochs": epochs},
+                          mse=ref.get("mse"))
     return {"search": search, "files": files, "learned": learned}
 
 

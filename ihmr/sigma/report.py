@@ -10,8 +10,10 @@ from typing import Any
 from .search import SigmaSearch
 
 
-def markdown(search: SigmaSearch, metric: str, learned: dict | None = None) -> str:
-    """Markdown table of every candidate (chosen one in bold) and the learned-sigma run if any."""
+def markdown(search: SigmaSearch, metric: str, learned: dict | None = None,
+             mse: float | None = None) -> str:
+    """Markdown table of every candidate (chosen one in bold), the learned-sigma run and the
+    shared MSE start when there are."""
     lines = [f"| sigma | validation {metric} | seconds | stage |", "|---:|---:|---:|---|"]
     for c in sorted(search.candidates, key=lambda c: c.sigma):
         s = f"{c.sigma:.4g}"
@@ -22,6 +24,9 @@ def markdown(search: SigmaSearch, metric: str, learned: dict | None = None) -> s
     if learned is not None:
         lines.append(f"| learned ({learned['sigma']:.4g}) | {learned['score']:.4f} | "
                      f"{learned['seconds']:.1f} | learned |")
+    if mse is not None:
+        lines.append(f"| MSE start (no sigma) | {mse:.4f} | {search.warm_start_seconds:.1f} | "
+                     "shared start |")
     lines += ["", f"chosen sigma: {search.sigma:.4g} (validation {metric} {search.score:.4f}); "
               + ("candidates fine-tuned from one shared MSE start"
                  f" ({search.warm_start_seconds:.1f} s)" if search.reused_model else
@@ -41,7 +46,7 @@ def write_csv(path: Path, search: SigmaSearch, learned: dict | None) -> Path:
 
 
 def plot_curve(path: str | os.PathLike, search: SigmaSearch, metric: str, title: str = "",
-               learned: dict | None = None) -> Path:
+               learned: dict | None = None, mse: float | None = None) -> Path:
     """Validation metric against sigma (log axis), the chosen sigma ringed, learned sigma starred."""
     import matplotlib
 
@@ -63,6 +68,8 @@ def plot_curve(path: str | os.PathLike, search: SigmaSearch, metric: str, title:
     if learned is not None:
         ax.plot([learned["sigma"]], [learned["score"]], "*", ms=13, color="C1",
                 label=f"learned sigma ({learned['sigma']:.3g})")
+    if mse is not None:
+        ax.axhline(mse, ls="--", color="0.5", lw=1, label="MSE start")
     ax.set_xscale("log")
     ax.set_xlabel("sigma")
     ax.set_ylabel(f"validation {metric}")
@@ -77,19 +84,21 @@ def plot_curve(path: str | os.PathLike, search: SigmaSearch, metric: str, title:
 
 
 def write_outputs(out: Path, search: SigmaSearch, metric: str, chosen_cfg: Any, title: str,
-                  learned: dict | None, info: dict[str, Any]) -> dict[str, Path]:
+                  learned: dict | None, info: dict[str, Any],
+                  mse: float | None = None) -> dict[str, Path]:
     """Write table.md, table.csv, curve.png, chosen.yaml and search.json (last) into ``out``."""
     from ..config import save_config
     from ..io import write_json, write_text
 
-    table = markdown(search, metric, learned)
+    table = markdown(search, metric, learned, mse)
     files = {"table": write_text(out / "table.md", f"### {title}\n\n" + table),
              "csv": write_csv(out / "table.csv", search, learned),
-             "plot": plot_curve(out / "curve.png", search, metric, title, learned),
+             "plot": plot_curve(out / "curve.png", search, metric, title, learned, mse),
              "config": save_config(chosen_cfg, out / "chosen.yaml")}
     payload = {"sigma": search.sigma, "score": search.score, "metric": metric,
                "reused_model": search.reused_model, "seconds": round(search.seconds, 3),
                "warm_start_seconds": round(search.warm_start_seconds, 3),
-               "candidates": search.table(), "learned": learned, **info}
+               "candidates": search.table(), "learned": learned, "mse_start_score": mse,
+               **info}
     files["json"] = write_json(out / "search.json", payload)  # last: marks a finished search
     return files

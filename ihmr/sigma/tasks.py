@@ -78,11 +78,12 @@ def tune(config: Path, *, task: str = "auto", grid: list[float] | None = None,
     return {"task": task, "out": out, **_tune_depth(cfg, out, grid, budget_epochs, log)}
 
 
-def _finish(out: Path, search, metric: str, chosen: Any, title: str, learned, info) -> dict:
+def _finish(out: Path, search, metric: str, chosen: Any, title: str, learned, info,
+            mse: float | None = None) -> dict:
     from .report import write_outputs
 
     return {"search": search, "learned": learned,
-            "files": write_outputs(out, search, metric, chosen, title, learned, info)}
+            "files": write_outputs(out, search, metric, chosen, title, learned, info, mse)}
 
 
 def _search(score, grid, budget_epochs, warm):
@@ -120,9 +121,13 @@ def _tune_age(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
         score = validation_score({"bins": res["n_ages"], "bmae": res["bmae"]})
         return score, lin, crit
 
+    ref: dict[str, float] = {}
+
     def warm():
         log(f"shared start: MSE re-training, {epochs} epochs")
-        return run("mse_start", "mse", cfg.rrt.init_noise_sigma, False, epochs, None)[1]
+        ref["mse"], lin, _ = run("mse_start", "mse", cfg.rrt.init_noise_sigma, False, epochs,
+                                 None)
+        return lin
 
     def score(sigma: float, start: dict | None = None):
         log(f"sigma {sigma:g}: {budget_epochs or epochs} epochs")
@@ -145,7 +150,8 @@ def _tune_age(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
     chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
     return _finish(out, search, "bMAE (years)", chosen,
                    f"age {cfg.rrt.loss}: sigma on the validation split", learned,
-                   {"task": "age", "budget_epochs": budget_epochs, "full_epochs": epochs})
+                   {"task": "age", "budget_epochs": budget_epochs, "full_epochs": epochs},
+                   ref.get("mse"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -174,9 +180,11 @@ def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | Non
                               "hold no valid pixels; raise data.val_fraction")
         return value
 
+    ref: dict[str, float] = {}
+
     def warm():
         log(f"shared start: MSE, {epochs} epochs")
-        run("mse_start", "mse", cfg.loss.sigma, False, epochs, None)
+        ref["mse"] = run("mse_start", "mse", cfg.loss.sigma, False, epochs, None)
         return warm_state(out / "runs" / "mse_start", "depth")
 
     def score(sigma: float, start: dict | None = None):
@@ -200,7 +208,8 @@ def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | Non
     chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
     return _finish(out, search, "bRMSE (m)", chosen,
                    f"depth {cfg.loss.kind}: sigma on held-out training scenes", learned,
-                   {"task": "depth", "budget_epochs": budget_epochs, "full_epochs": epochs})
+                   {"task": "depth", "budget_epochs": budget_epochs, "full_epochs": epochs},
+                   ref.get("mse"))
 
 
 def warm_state(run_dir: Path, task: str) -> dict:

@@ -49,6 +49,9 @@ def test_tune_sigma_age_writes_table_plot_and_chosen_config(tiny_run, tmp_path, 
         assert best["config"]["rrt"]["epochs"] == 1
     assert info["sigma"] == min(info["candidates"], key=lambda c: c["score"])["sigma"]
     assert info["learned"] is not None and info["learned"]["sigma"] > 0
+    _, mse = load_age_checkpoint(out / "runs" / "mse_start" / "best.pt")
+    assert info["mse_start_score"] == pytest.approx(mse["val"]["overall"]["bmae"])
+    assert mse["config"]["rrt"]["loss"] == "mse" and mse["config"]["rrt"]["epochs"] == 2
     chosen = yaml.safe_load((out / "chosen.yaml").read_text())
     assert chosen["rrt"]["init_noise_sigma"] == info["sigma"] and not chosen["rrt"]["learn_noise"]
     assert (out / "curve.png").stat().st_size > 1000 and (out / "table.csv").is_file()
