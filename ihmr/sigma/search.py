@@ -104,12 +104,39 @@ def _evaluate(score: Callable, sigma: float, start: Any, use_start: bool, stage:
     return Candidate(sigma, value, time.perf_counter() - t0, stage, info)
 
 
+def parabolic_step(candidates: Sequence[Candidate]) -> float | None:
+    """Next sigma of successive parabolic interpolation in ``log sigma``: the vertex of the
+    parabola through the best finite candidate and its two neighbours in sigma. None when the
+    best is the smallest or largest sigma tried (the minimum may lie beyond), when the three
+    points are not convex, or when the vertex was already evaluated."""
+    pts = sorted({c.sigma: c.score for c in candidates if math.isfinite(c.score)}.items())
+    if len(pts) < 3:
+        return None
+    i = min(range(len(pts)), key=lambda k: (pts[k][1], pts[k][0]))
+    if i in (0, len(pts) - 1):  # the minimum may lie beyond the grid: widen it, do not guess
+        return None
+    (x0, f0), (x1, f1), (x2, f2) = [(math.log(s), f) for s, f in pts[i - 1:i + 2]]
+    den = (x1 - x0) * (f1 - f2) - (x1 - x2) * (f1 - f0)
+    if den == 0:
+        return None
+    num = (x1 - x0) ** 2 * (f1 - f2) - (x1 - x2) ** 2 * (f1 - f0)
+    x = x1 - 0.5 * num / den
+    curv = (f2 - f1) / (x2 - x1) - (f1 - f0) / (x1 - x0)  # > 0: convex through the points
+    if curv <= 0 or not x0 < x < x2:
+        return None
+    sigma = float(math.exp(x))
+    if any(math.isclose(sigma, s, rel_tol=1e-9) for s, _ in pts):
+        return None
+    return sigma
+
+
 def search_sigma(
     score: Callable[..., Any],
     grid: Sequence[float] | None = None,
     *,
     bracket: tuple[float, float] | None = None,
     evals: int = 8,
+    refine: int = 0,
     warm_start: Callable[[], Any] | None = None,
 ) -> SigmaSearch:
     """Choose sigma by minimising ``score`` over a grid or inside a bracket.
@@ -121,6 +148,9 @@ def search_sigma(
         bracket: ``(low, high)`` instead of a grid: golden-section search on ``log sigma`` with
             ``evals`` evaluations (both ends included), assuming one minimum in the bracket.
         evals: evaluations of a bracket search (>= 3).
+        refine: after a grid, up to this many steps of successive parabolic interpolation in
+            ``log sigma`` around the best point (:func:`parabolic_step`); each step is one more
+            evaluation, for a sigma between grid points.
         warm_start: ``() -> start``, called once before the candidates (e.g. train plain MSE for
             the full schedule); its result is handed to every ``score`` call, which then only
             fine-tunes (``reused_model=True`` in the result).
@@ -138,6 +168,11 @@ def search_sigma(
         warm_seconds = time.perf_counter() - t_w
     if grid is not None:
         cands = [_evaluate(score, s, start, use_start, "grid") for s in check_sigmas(grid)]
+        for _ in range(int(refine)):
+            nxt = parabolic_step(cands)
+            if nxt is None:
+                break
+            cands.append(_evaluate(score, nxt, start, use_start, "refine"))
     else:
         cands = _golden(score, bracket, evals, start, use_start)
     finite = [c for c in cands if math.isfinite(c.score)]

@@ -71,6 +71,11 @@ class TrainResult:
     """(epochs, G, R) validation MSE after every epoch, when requested."""
 
 
+def _per_model(sigma) -> np.ndarray:
+    s = np.asarray(sigma, dtype=np.float64)
+    return s.reshape(-1, 1) if s.ndim == 1 else s
+
+
 def cosine_lrs(base_lr: float, epochs: int) -> np.ndarray:
     """Learning rate of every epoch under ``CosineAnnealingLR(T_max=epochs, eta_min=0)``."""
     e = np.arange(epochs, dtype=np.float64)
@@ -123,7 +128,7 @@ def train_batched(
     methods: Sequence[str],
     data: TrainSet,
     *,
-    sigma_true: float = 1.0,
+    sigma_true: float | np.ndarray = 1.0,
     sigma_init: float = 1.5,
     epochs: int | None = None,
     dtype: torch.dtype = torch.float32,
@@ -140,7 +145,9 @@ def train_batched(
         protocol: optimiser, learning rates, epochs, batch size.
         methods: subset of METHODS, in canonical order.
         data: the G groups' data, initial weights and shuffle seeds.
-        sigma_true: fixed sigma of gai_true/bmc_true; sigma_init: start of the learnable sigma.
+        sigma_true: fixed sigma of gai_true/bmc_true: one value, one per group (G,) or one per
+            model (G, R);
+            sigma_init: start of the learnable sigma.
         epochs: override ``protocol.epochs`` (tests); the cosine period follows it.
         dtype: compute dtype (float32 by default; float64 for exactness tests).
         chunk_epochs: epochs whose shuffled batches are gathered at once.
@@ -164,7 +171,7 @@ def train_batched(
     theta = torch.empty(G, R, npar + 1, **tt)
     theta[..., :npar] = torch.as_tensor(data.init, **tt).unsqueeze(1)
     theta[..., npar] = torch.as_tensor(
-        np.where(blocks["learnable"], sigma_init, sigma_true), **tt)
+        np.where(blocks["learnable"][None, :], sigma_init, _per_model(sigma_true)), **tt)
     learn_mask = torch.as_tensor(blocks["learnable"], **tt)
     grad = torch.zeros_like(theta)
     state1 = torch.zeros_like(theta)  # momentum buffer / Adam first moment

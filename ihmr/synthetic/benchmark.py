@@ -109,7 +109,7 @@ def _priors(settings: Sequence[tuple[str, str]], needed: bool) -> dict:
 
 def _train_family(name, spec, protocol, groups, methods, epochs, progress,
                   select_after: float = 0.5, backend: str = "auto",
-                  sigma_true: float = S.NOISE_SIGMA) -> FamilyRun:
+                  sigma_true: float | np.ndarray = S.NOISE_SIGMA) -> FamilyRun:
     t0 = time.perf_counter()
     datasets = [make_dataset(dist, skew, seed, protocol, fn) for dist, skew, fn, seed in groups]
     need_prior = any(m in ("gai_true", "gai") for m in methods)

@@ -56,10 +56,15 @@ def _mean_std(v: Sequence[float]) -> tuple[float, float]:
 
 def tune_table4(grid: Sequence[float], seeds: int = 5,
                 distributions: Sequence[str] = S.DISTRIBUTIONS,
-                skews: Sequence[str] = S.SKEWS, epochs_scale: float = 1.0,
+                skews: Sequence[str] = S.SKEWS, refine: int = 2, epochs_scale: float = 1.0,
                 backend: str = "auto", log: Callable[[str], None] = lambda m: None) -> dict:
-    """Run the study; returns ``{"rows": [SigmaRow], "seconds": {...}, "grid": [...]}``."""
-    from ..sigma import check_sigmas, search_sigma
+    """Run the study; returns ``{"rows": [SigmaRow], "seconds": {...}, "grid": [...]}``.
+
+    Every (setting, method, seed) runs :func:`ihmr.sigma.search_sigma` on ``grid`` with
+    ``refine`` steps of parabolic interpolation. The grid is trained once for all of them; each
+    refinement step is one more batched run in which every model has its own sigma.
+    """
+    from ..sigma import Candidate, check_sigmas, parabolic_step, search_sigma
 
     grid = check_sigmas(grid)
     ep1 = max(1, int(S.PROTOCOL_1D.epochs * epochs_scale))
@@ -81,45 +86,60 @@ def tune_table4(grid: Sequence[float], seeds: int = 5,
     if "mvn" in cfg.distributions:
         plans.append(("2-D linear", ModelSpec("linear", 2, 2), S.PROTOCOL_2D,
                       [("mvn", k, "linear", s) for k in cfg.skews for s in range(seeds)], ep2))
+    fixed = ("gai_true", "bmc_true")
+    results: dict[tuple, dict[float, dict]] = {}  # (dist, skew, method, seed) -> sigma -> record
 
-    cache: dict[float, dict] = {}
+    def train_all(label: str, sigma_of: Callable[[tuple], float]) -> None:
+        """One batched run per family, every model at ``sigma_of(key)``; records the results."""
+        t = time.perf_counter()
+        for name, mspec, protocol, groups, epochs in plans:
+            sig = np.array([[sigma_of((d, k, m, s)) for m in fixed] for d, k, _, s in groups])
+            run = _train_family(name, mspec, protocol, groups, fixed, epochs, None,
+                                cfg.select_after, cfg.backend, sigma_true=sig)
+            recs = _records(run)  # group by group, methods in the order of ``fixed``
+            for gi, (d, k, _, seed) in enumerate(groups):
+                for mi, m in enumerate(fixed):
+                    results.setdefault((d, k, m, seed), {}).setdefault(
+                        float(sig[gi, mi]), recs[gi * len(fixed) + mi])
+        seconds[label] = time.perf_counter() - t
+        log(f"{label}: {seconds[label]:.1f} s")
 
-    def runs_at(sigma: float) -> dict:
-        """(distribution, skew, method, seed) -> record, every setting trained at ``sigma``."""
-        if sigma not in cache:
-            t = time.perf_counter()
-            recs = []
-            for name, mspec, protocol, groups, epochs in plans:
-                recs += _records(_train_family(name, mspec, protocol, groups,
-                                               ("gai_true", "bmc_true"), epochs, None,
-                                               cfg.select_after, cfg.backend, sigma_true=sigma))
-            cache[sigma] = {(r["distribution"], r["skew"], r["method"], r["seed"]): r
-                            for r in recs}
-            seconds[f"sigma={sigma:g}"] = time.perf_counter() - t
-            log(f"sigma {sigma:g}: {seconds[f'sigma={sigma:g}']:.1f} s")
-        return cache[sigma]
+    for s in grid:  # all settings train together at each grid sigma
+        train_all(f"sigma={s:g}", lambda key, s=s: s)
+    keys = [(d, k, m, s) for d in cfg.distributions for k in cfg.skews for m in fixed
+            for s in range(seeds)]
+    for step in range(refine):  # successive parabolic steps, each model at its own next sigma
+        nxt = {}
+        for key in keys:
+            cands = [Candidate(s, r["val_mse"], 0.0) for s, r in results[key].items()]
+            nxt[key] = parabolic_step(cands)
+        if all(v is None for v in nxt.values()):
+            break
+        # a model without a next step repeats its best sigma (its result is simply not used)
+        best = {k: min(results[k], key=lambda s: results[k][s]["val_mse"]) for k in keys}
+        train_all(f"refine {step + 1}", lambda key: nxt[key] if nxt[key] else best[key])
 
-    for s in grid:  # all settings train together at each sigma: fill the cache in one sweep
-        runs_at(s)
     by_key = {(r["distribution"], r["skew"], r["method"], r["seed"]): r for r in base.records}
     rows = []
     for dist in cfg.distributions:
         for skew in cfg.skews:
-            for method, fixed in TUNED.items():
+            for method, fixed_name in TUNED.items():
                 chosen, sigmas = [], []
                 for seed in range(seeds):
-                    key = (dist, skew, fixed, seed)
-                    res = search_sigma(lambda s: (runs_at(s)[key]["val_mse"],
-                                                  runs_at(s)[key]["test_mse"]), grid)
-                    chosen.append(next(c.info for c in res.candidates if c.sigma == res.sigma))
-                    sigmas.append(res.sigma)
+                    res_k = results[(dist, skew, fixed_name, seed)]
+                    found = search_sigma(lambda s: (res_k[s]["val_mse"], res_k[s]["test_mse"]),
+                                         grid, refine=refine)
+                    chosen.append(next(c.info for c in found.candidates
+                                       if c.sigma == found.sigma))
+                    sigmas.append(found.sigma)
                 rows.append(SigmaRow(
                     dist, skew, method,
-                    _mean_std([by_key[(dist, skew, fixed, s)]["test_mse"] for s in range(seeds)]),
+                    _mean_std([by_key[(dist, skew, fixed_name, s)]["test_mse"]
+                               for s in range(seeds)]),
                     _mean_std([by_key[(dist, skew, method, s)]["test_mse"] for s in range(seeds)]),
                     _mean_std(chosen), sigmas))
     seconds["total"] = time.perf_counter() - t0
-    return {"rows": rows, "seconds": seconds, "grid": grid, "seeds": seeds,
+    return {"rows": rows, "seconds": seconds, "grid": grid, "refine": refine, "seeds": seeds,
             "epochs": {"1-D": ep1, "2-D": ep2}}
 
 
@@ -131,7 +151,7 @@ def markdown(study: dict) -> str:
     for r in study["rows"]:
         lines.append(f"| {r.distribution} {r.skew} | {r.method.upper()} | {f(r.true)} | "
                      f"{f(r.learned)} | {f(r.chosen)} | "
-                     f"{', '.join(f'{s:.2g}' for s in r.sigmas)} | "
+                     f"{', '.join(f'{s:.3g}' for s in r.sigmas)} | "
                      f"{'yes' if r.within_2x else 'no'} | {'yes' if r.vs_learned_ok else 'no'} |")
     lines.append("")
     for method in TUNED:

@@ -81,3 +81,29 @@ def test_holdout_split_is_stratified_and_refuses_one_bin():
     with pytest.raises(DataError, match="covers 1 non-empty label bin"):
         validation_score({"bins": 1, "bmae": 2.0})
     assert validation_score({"bins": 3, "bmae": 2.0}) == 2.0
+
+
+def test_refine_converges_between_grid_points():
+    f = lambda s: (math.log(s) - math.log(0.37)) ** 2 + 0.1 * (math.log(s) - math.log(0.37)) ** 3  # noqa: E731
+    res = search_sigma(f, [0.1, 0.3, 1.0, 3.0], refine=3)
+    assert [c.stage for c in res.candidates] == ["grid"] * 4 + ["refine"] * 3
+    assert res.sigma == pytest.approx(0.37, rel=0.01)  # grid alone: 0.3
+    # a minimum at the end of the grid is not extrapolated
+    res = search_sigma(lambda s: s, [0.1, 0.3, 1.0], refine=3)
+    assert res.sigma == 0.1 and len(res.candidates) == 3
+
+
+def test_per_model_sigma_equals_separate_runs():
+    from ihmr.synthetic import spec as S
+    from ihmr.synthetic.benchmark import _train_family
+    from ihmr.synthetic.models import ModelSpec
+
+    groups = [("normal", "high", "linear", 0), ("normal", "high", "linear", 1)]
+    args = ("t", ModelSpec("linear", 1, 1), S.PROTOCOL_1D, groups, ("bmc_true",), 6, None, 0.5,
+            "torch")
+    both = _train_family(*args, sigma_true=np.array([0.5, 2.0])).result  # one sigma per group
+    for g, s in enumerate([0.5, 2.0]):
+        one = _train_family(*args, sigma_true=s).result
+        assert both.test_mse[g, 0] == pytest.approx(one.test_mse[g, 0], rel=1e-6)
+        assert both.sigma[g, 0] == pytest.approx(s)
+    assert both.test_mse[0, 0] != pytest.approx(both.test_mse[1, 0], rel=1e-3)
