@@ -52,6 +52,7 @@ def plot_curve(path: str | os.PathLike, search: SigmaSearch, metric: str, title:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
 
     from ..io import atomic_path
@@ -71,6 +72,8 @@ def plot_curve(path: str | os.PathLike, search: SigmaSearch, metric: str, title:
     if mse is not None:
         ax.axhline(mse, ls="--", color="0.5", lw=1, label="MSE start")
     ax.set_xscale("log")
+    ax.set_xticks(curve[:, 0], [f"{v:.3g}" for v in curve[:, 0]])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("sigma")
     ax.set_ylabel(f"validation {metric}")
     if title:
