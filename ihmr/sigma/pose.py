@@ -98,7 +98,8 @@ class PoseValidation:
 
 
 def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int | None,
-              fraction: float = 0.1, log: Callable[[str], None] = print) -> dict[str, Any]:
+              fraction: float = 0.1, log: Callable[[str], None] = print,
+              refine: int = 0) -> dict[str, Any]:
     """Search sigma for a pose config; writes ``out``; returns the outputs' paths and result."""
     import torch
 
@@ -153,7 +154,7 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
         m = val.score(head, bodies)
         return m["bMPVPE"]["all"], m
 
-    search = search_sigma(score, grid, warm_start=warm if budget_epochs else None)
+    search = search_sigma(score, grid, refine=refine, warm_start=warm if budget_epochs else None)
     learned = None
     if cfg.loss.learn_noise:  # the config's own learned-sigma run, marked on the plot
         log(f"learned sigma from {cfg.loss.init_noise_sigma:g}")

@@ -45,8 +45,8 @@ def detect_task(raw: dict) -> str:
 
 
 def tune(config: Path, *, task: str = "auto", grid: list[float] | None = None,
-         budget_epochs: int | None = None, out: Path | None = None, sets: list[str] = (),
-         log: Callable[[str], None] = print) -> dict[str, Any]:
+         budget_epochs: int | None = None, refine: int = 0, out: Path | None = None,
+         sets: list[str] = (), log: Callable[[str], None] = print) -> dict[str, Any]:
     """Load ``config`` (with ``--set`` overrides), run the search, write ``out``; the result."""
     from ..config import load_config, read_yaml
     from ..errors import check_choice
@@ -58,24 +58,27 @@ def tune(config: Path, *, task: str = "auto", grid: list[float] | None = None,
     grid = check_sigmas(grid if grid is not None else DEFAULT_GRIDS[task])
     if budget_epochs is not None and budget_epochs < 1:
         raise ConfigError(f"--budget-epochs must be >= 1, got {budget_epochs}")
+    if refine < 0:
+        raise ConfigError(f"--refine must be >= 0, got {refine}")
     if task == "pose":
         from ..pose.config import PoseTrainConfig
         from .pose import tune_pose
 
         cfg = load_config(PoseTrainConfig, config, list(sets))
         out = out or Path(f"{cfg.out}_tune_sigma")
-        return {"task": task, "out": out, **tune_pose(cfg, out, grid, budget_epochs, log=log)}
+        return {"task": task, "out": out, **tune_pose(cfg, out, grid, budget_epochs, log=log,
+                                                         refine=refine)}
     if task == "age":
         from ..age.config import AgeConfig
 
         cfg = load_config(AgeConfig, config, list(sets))
         out = out or Path(f"{cfg.out}_tune_sigma")
-        return {"task": task, "out": out, **_tune_age(cfg, out, grid, budget_epochs, log)}
+        return {"task": task, "out": out, **_tune_age(cfg, out, grid, budget_epochs, log, refine)}
     from ..depth.train import DepthTrainConfig
 
     cfg = load_config(DepthTrainConfig, config, list(sets))
     out = out or Path(f"{cfg.out}_tune_sigma")
-    return {"task": task, "out": out, **_tune_depth(cfg, out, grid, budget_epochs, log)}
+    return {"task": task, "out": out, **_tune_depth(cfg, out, grid, budget_epochs, log, refine)}
 
 
 def _finish(out: Path, search, metric: str, chosen: Any, title: str, learned, info,
@@ -86,17 +89,17 @@ def _finish(out: Path, search, metric: str, chosen: Any, title: str, learned, in
             "files": write_outputs(out, search, metric, chosen, title, learned, info, mse)}
 
 
-def _search(score, grid, budget_epochs, warm):
+def _search(score, grid, budget_epochs, warm, refine: int = 0):
     from .search import search_sigma
 
-    return search_sigma(score, grid, warm_start=warm if budget_epochs else None)
+    return search_sigma(score, grid, refine=refine, warm_start=warm if budget_epochs else None)
 
 
 # ------------------------------------------------------------------------------------------------
 # age: stage-2 RRT on the frozen stage-1 backbone
 
 def _tune_age(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
-              log: Callable[[str], None]) -> dict:
+              log: Callable[[str], None], refine: int = 0) -> dict:
     from ..age.train import load_age_checkpoint, train_rrt
     from ..runs import NonFiniteLossError
     from .validation import validation_score
@@ -137,7 +140,7 @@ def _tune_age(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
         except NonFiniteLossError:
             return math.inf
 
-    search = _search(score, grid, budget_epochs, warm)
+    search = _search(score, grid, budget_epochs, warm, refine)
     learned = None
     if cfg.rrt.learn_noise:
         t0 = time.perf_counter()
@@ -158,7 +161,7 @@ def _tune_age(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
 # depth
 
 def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
-                log: Callable[[str], None]) -> dict:
+                log: Callable[[str], None], refine: int = 0) -> dict:
     from ..depth.train import train_depth
     from ..runs import NonFiniteLossError
 
@@ -195,7 +198,7 @@ def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | Non
         except NonFiniteLossError:
             return math.inf
 
-    search = _search(score, grid, budget_epochs, warm)
+    search = _search(score, grid, budget_epochs, warm, refine)
     learned = None
     if cfg.loss.learn_sigma:
         t0 = time.perf_counter()
