@@ -103,6 +103,7 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
     """Search sigma for a pose config; writes ``out``; returns the outputs' paths and result."""
     import torch
 
+    from ..io import check_writable_dir
     from ..pose.split import GenderedBodies
     from ..pose.train import train
     from ..runs import NonFiniteLossError
@@ -114,15 +115,13 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
                           "config (e.g. configs/ihmr/demo_gai.yaml)")
     if budget_epochs is not None and budget_epochs < 1:
         raise ConfigError(f"--budget-epochs must be >= 1, got {budget_epochs}")
-    from ..io import check_writable_dir
-
-    out = check_writable_dir(out)
     _ensure_demo_prior(cfg, log)
     grid = grid or [0.02, 0.05, 0.1, 0.2, 0.5]
     bodies = GenderedBodies.load(cfg.smpl_dir)
     val = PoseValidation.build(cfg, bodies, fraction, cfg.seed)
     log(f"validation: {len(val.holdout)} held-out training samples "
         f"({val.n_train_bins} non-empty training regions)")
+    out = check_writable_dir(out)  # only once the data checked out: no empty folder on an error
 
     def run(name: str, pose: str, sigma: float, learn: bool, epochs: int, init: dict | None):
         c = copy.deepcopy(cfg)
