@@ -23,7 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--grid", default=DEFAULT_GRID, help="comma-separated sigmas")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--refine", type=int, default=2, help="parabolic refinement steps")
+    ap.add_argument("--refine", type=int, default=6, help="parabolic refinement steps")
     ap.add_argument("--distributions", default="normal,exponential,mvn")
     ap.add_argument("--epochs-scale", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=1)
