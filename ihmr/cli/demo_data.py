@@ -18,7 +18,7 @@ def demo_data(
     n_test: Optional[int] = typer.Option(None, help="Test samples (default 2000)."),
     seed: Optional[int] = typer.Option(None, help="Random seed (default 0)."),
 ) -> None:
-    """Long-tailed observed poses, label noise, random nonlinear features, on the open body."""
+    """Long-tailed poses; features see each through isotropic rotation noise (open body)."""
     from ihmr.config import load_config, save_config
     from ihmr.pose.demo_data import DemoConfig, make_demo
 
