@@ -132,6 +132,22 @@ def balanced_mask(depths: np.ndarray, per_bin: int, rng: np.random.Generator) ->
     return mask.reshape(depths.shape)
 
 
+def write_split_files(root: Path, rows: dict, test_depths: list, counts: np.ndarray,
+                      per_bin: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """The NYUD2-DIR files beside the images: ``data/test_balanced_mask.npy`` (equal pixels per
+    depth bin of the test maps), ``data/shots.json``, ``data/train_bin_counts.npz`` and the split
+    CSVs ``data/nyu2_{train,test}.csv`` of ``rows``. Returns the mask and the shots."""
+    mask = balanced_mask(np.stack(test_depths), per_bin, rng)
+    with atomic_path(root / "data" / "test_balanced_mask.npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, mask)
+    shots = D.shots_from_counts(counts)
+    write_text(root / "data" / "shots.json", json.dumps(shots) + "\n")
+    save_npz(root / "data" / "train_bin_counts.npz", counts=counts)
+    for split in ("train", "test"):
+        write_text(root / "data" / f"nyu2_{split}.csv", "\n".join(rows[split]) + "\n")
+    return mask, shots
+
+
 def _write_png(path: Path, img: np.ndarray) -> None:
     import cv2
 
@@ -180,14 +196,7 @@ def make_demo_dataset(out: str | Path, train_scenes: int = 30, test_scenes: int 
                 rows[split].append(f"{rel}/{v}.png,{rel}/{v}_depth.png")
     finally:
         del renderer  # the shared renderer lives until exit
-    mask = balanced_mask(np.stack(test_depths), per_bin, rng)
-    with atomic_path(root / "data" / "test_balanced_mask.npy") as tmp, open(tmp, "wb") as f:
-        np.save(f, mask)
-    shots = D.shots_from_counts(counts)
-    write_text(root / "data" / "shots.json", json.dumps(shots) + "\n")
-    save_npz(root / "data" / "train_bin_counts.npz", counts=counts)
-    for split in ("train", "test"):
-        write_text(root / "data" / f"nyu2_{split}.csv", "\n".join(rows[split]) + "\n")
+    mask, shots = write_split_files(root, rows, test_depths, counts, per_bin, rng)
     return {
         "root": str(root), "train_images": len(rows["train"]), "test_images": len(rows["test"]),
         "mask_pixels": int(mask.sum()), "seconds": round(time.perf_counter() - t0, 1),

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import check_writable_dir, save_npz, write_text
+from ..io import check_writable_dir, write_text
 from . import data as D
 
 IMAGE_WH = (320, 240)  # short side 240: the reader's resize is the identity
@@ -197,7 +197,7 @@ def make_haze_dataset(out: str | Path, settings: SceneSettings = SceneSettings()
 
     ``demo.json`` is written last, so a folder holding it is complete.
     """
-    from .demo_data import balanced_mask
+    from .demo_data import write_split_files
 
     st = settings
     root = check_writable_dir(out)
@@ -223,16 +223,7 @@ def make_haze_dataset(out: str | Path, settings: SceneSettings = SceneSettings()
                     test_depths.append(D.center_crop(D.decode_depth(raw, "test")))
                 _write_png(root / rel / f"{v}_depth.png", raw)
                 rows[split].append(f"{rel}/{v}.png,{rel}/{v}_depth.png")
-    mask = balanced_mask(np.stack(test_depths), st.per_bin, rng)
-    from ..io import atomic_path
-
-    with atomic_path(root / "data" / "test_balanced_mask.npy") as tmp, open(tmp, "wb") as f:
-        np.save(f, mask)
-    shots = D.shots_from_counts(counts)
-    write_text(root / "data" / "shots.json", json.dumps(shots) + "\n")
-    save_npz(root / "data" / "train_bin_counts.npz", counts=counts)
-    for split in ("train", "test"):
-        write_text(root / "data" / f"nyu2_{split}.csv", "\n".join(rows[split]) + "\n")
+    mask, shots = write_split_files(root, rows, test_depths, counts, st.per_bin, rng)
     write_text(root / "demo.json", json.dumps(asdict(st), indent=1) + "\n")
     return {
         "root": str(root), "train_images": len(rows["train"]), "test_images": len(rows["test"]),
