@@ -9,7 +9,8 @@ Layout (the DIR benchmark's, Yang et al. 2021), relative to a dataset ``root``::
     data/shots.json                optional {"many": [...], "medium": [...], "few": [...]} bin ids;
                                    absent = the NYUD2-DIR lists below
 
-Conventions (reference-protocols.md Sec. 7):
+Conventions (YyzHarry/imbalanced-regression, ``nyud2-dir/loaddata.py`` and ``util.py``;
+docs/protocols.md):
 - Training depth is an 8-bit PNG, metres = v / 255 * 10; test depth is a 16-bit PNG in mm,
   metres = v / 1000.
 - Images are resized so the short side is 240 px (long side ``int(240 * long / short)``), then

@@ -2,9 +2,9 @@
 
 Dataclasses with one docstring per field; load them with :func:`ihmr.config.load_config`
 (defaults < YAML < ``--set`` overrides, unknown keys rejected). The defaults are the released IHMR
-recipe (reference-protocols §5): Adam 1e-4 constant, 20 epochs, 128 samples per GPU, gradient
-clipping 35, sigma in its own optimizer group (lr 1e-2), keypoints 300 each, betas 0.06, camera
-prior 60, pose loss x 60 on flattened rotation matrices.
+recipe (mmhuman3d ``configs/balanced_mse``; docs/protocols.md): Adam 1e-4 constant, 20
+epochs, 128 samples per GPU, gradient clipping 35, sigma in its own optimizer group (lr 1e-2),
+keypoints 300 each, betas 0.06, camera prior 60, pose loss x 60 on flattened rotation matrices.
 """
 
 from __future__ import annotations
