@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..io import check_writable_dir
 
 TASKS = ("pose", "age", "depth")
@@ -168,6 +168,11 @@ def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | Non
     if cfg.loss.kind not in ("bni", "gai", "bmc"):
         raise ConfigError(f"loss.kind is {cfg.loss.kind!r}, which has no sigma; tune a bni, gai "
                           "or bmc config (e.g. configs/depth/demo.yaml --set loss.kind=bni)")
+    bins = _depth_validation_bins(cfg)
+    if bins < 2:
+        raise DataError(f"the depth validation scenes (data.val_fraction "
+                        f"{cfg.data.val_fraction:g}) cover {bins} non-empty 0.1 m depth bin(s); "
+                        "a balanced score needs at least 2: raise data.val_fraction or add scenes")
     out = check_writable_dir(out)
     epochs = cfg.optim.epochs
 
@@ -213,6 +218,23 @@ def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | Non
                    f"depth {cfg.loss.kind}: sigma on held-out training scenes", learned,
                    {"task": "depth", "budget_epochs": budget_epochs, "full_epochs": epochs},
                    ref.get("mse"))
+
+
+def _depth_validation_bins(cfg: Any) -> int:
+    """Non-empty 0.1 m depth bins over the valid pixels of the validation scenes the run will
+    carve from the training scenes (the same split :func:`ihmr.depth.train.train_depth` uses)."""
+    import numpy as np
+
+    from ..depth import data as D
+
+    kw = dict(input_wh=cfg.data.input_wh, val_fraction=cfg.data.val_fraction, seed=cfg.seed)
+    val = D.NYUD2DIR(D.Layout(cfg.data.root), "val", augment=False, **kw)
+    seen = np.zeros(D.N_BINS, bool)
+    for i in range(len(val)):
+        item = val[i]
+        d = item["depth"].numpy()[0][item["mask"].numpy().astype(bool)]
+        seen[D.depth_bins(d[d >= cfg.loss.min_depth])] = True
+    return int(seen.sum())
 
 
 def warm_state(run_dir: Path, task: str) -> dict:
