@@ -10,7 +10,7 @@ import typer
 
 def demo(
     data: Path = typer.Option(Path("data/demo"), "--data", help="Demo data folder (generated if absent)."),
-    runs: Path = typer.Option(Path("runs/demo"), "--runs", help="Folder of the three runs."),
+    runs: Path = typer.Option(Path("runs/demo"), "--runs", help="Folder of the runs (one sub-folder per run)."),
     kinds: str = typer.Option("mse,gai,bmc,gai_kp,bmc_kp", "--losses", help="Runs to train, comma-separated: mse, gai, bmc (Balanced MSE on the pose, keypoints MSE: the released composition), gai_kp, bmc_kp (keypoint losses balanced too)."),
     sets: Optional[List[str]] = typer.Option([], "--set", help="Override every run's config, e.g. --set optim.epochs=1."),
     render: bool = typer.Option(True, "--render/--no-render", help="Render the rarest test poses."),
