@@ -129,12 +129,6 @@ class HMR(nn.Module):
         load_checked(self.head, head, "regressor head")
 
 
-def cam_translation(cam: torch.Tensor, focal: float = 5000.0, res: int = 224) -> torch.Tensor:
-    """Weak-perspective [s, tx, ty] (..., 3) -> camera translation [tx, ty, 2 f / (res s)]."""
-    s = cam[..., 0]
-    return torch.stack([cam[..., 1], cam[..., 2], 2 * focal / (res * s + 1e-9)], -1)
-
-
 # ---------------------------------------------------------------------------------------------
 # checkpoints
 

@@ -7,7 +7,7 @@ Conventions (SPIN ``utils/imutils.py`` and ``datasets/base_dataset.py``):
   (pixel -> crop pixel, rotation sign included), used for the image (``cv2.warpAffine``) and the
   2-D keypoints alike, so they always agree.
 - Images are RGB in [0, 1] after the crop, multiplied per channel by the colour noise ``pn``
-  (clipped to [0, 1]) and normalised with the ImageNet mean and std.
+  (clipped to [0, 1]) and normalised with the ImageNet mean and std (:mod:`ihmr.spin`).
 - 2-D keypoints become normalised crop coordinates ``2 kp / res - 1`` in [-1, 1].
 - A flip mirrors the crop horizontally; keypoints are permuted left <-> right (SPIN's
   ``J24_FLIP_PERM``, ``J49_FLIP_PERM``) and their x negated (2-D keypoints also shifted by
@@ -25,8 +25,7 @@ import dataclasses
 
 import numpy as np
 
-IMG_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMG_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+from ..spin import CROP_BOX, IMG_NORM_MEAN, IMG_NORM_STD, IMG_RES
 
 SMPL_JOINTS_FLIP_PERM = [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18,
                          21, 20, 23, 22]
@@ -61,10 +60,10 @@ class Augment:
         return cls(flip, rot, scale, pn)
 
 
-def crop_matrix(center, scale: float, res: int = 224, rot: float = 0.0) -> np.ndarray:
+def crop_matrix(center, scale: float, res: int = IMG_RES, rot: float = 0.0) -> np.ndarray:
     """(3, 3) SPIN ``get_transform``: image pixel (x, y, 1) -> crop pixel, square crop of
     ``200 * scale`` px about ``center``, rotated by ``rot`` degrees."""
-    h = 200.0 * scale
+    h = CROP_BOX * scale
     t = np.array([[res / h, 0, res * (-float(center[0]) / h + 0.5)],
                   [0, res / h, res * (-float(center[1]) / h + 0.5)], [0, 0, 1.0]])
     if rot:
@@ -76,7 +75,7 @@ def crop_matrix(center, scale: float, res: int = 224, rot: float = 0.0) -> np.nd
     return t
 
 
-def crop_image(img: np.ndarray, center, scale: float, res: int = 224,
+def crop_image(img: np.ndarray, center, scale: float, res: int = IMG_RES,
                aug: Augment | None = None) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (res, res, 3) float32 RGB in [0, 1], SPIN's crop + augmentation."""
     import cv2
@@ -93,7 +92,7 @@ def crop_image(img: np.ndarray, center, scale: float, res: int = 224,
 
 def normalise(crop: np.ndarray) -> np.ndarray:
     """(res, res, 3) RGB in [0, 1] -> (3, res, res) ImageNet-normalised float32."""
-    return np.ascontiguousarray(((crop - IMG_MEAN) / IMG_STD).transpose(2, 0, 1))
+    return np.ascontiguousarray(((crop - IMG_NORM_MEAN) / IMG_NORM_STD).transpose(2, 0, 1))
 
 
 def flip_keypoints(kp: np.ndarray) -> np.ndarray:
@@ -117,7 +116,7 @@ def _inplane(rot: float) -> np.ndarray:
     return np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1.0]])
 
 
-def transform_keypoints2d(kp: np.ndarray, center, scale: float, res: int = 224,
+def transform_keypoints2d(kp: np.ndarray, center, scale: float, res: int = IMG_RES,
                           aug: Augment | None = None) -> np.ndarray:
     """(J, 3) pixel keypoints [x, y, vis] -> normalised crop coordinates (flip included)."""
     aug = aug or Augment()

@@ -34,6 +34,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError, ShapeError
+from ..spin import CROP_BOX
 
 SOURCES = ("boxes", "center_scale", "face", "profile_face", "upper_body", "full_body", "hog",
            "dnn", "whole_image")
@@ -69,19 +70,19 @@ def bbox_to_center_scale(bbox: Sequence[float],
     if not (np.isfinite(b).all() and w > 0 and h > 0):
         raise DataError(f"box {b.tolist()} must be finite with x2 > x1 and y2 > y1 "
                         "([x1, y1, x2, y2] pixels, not [x, y, w, h]?)")
-    return np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]), float(rescale * max(w, h) / 200.0)
+    return np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]), float(rescale * max(w, h) / CROP_BOX)
 
 
 def center_scale_to_bbox(center: Sequence[float], scale: float) -> np.ndarray:
     """The crop square of SPIN's ``center``/``scale`` as [x1, y1, x2, y2] (side 200 * scale)."""
-    c, half = np.asarray(center, dtype=np.float64), 100.0 * float(scale)
+    c, half = np.asarray(center, dtype=np.float64), CROP_BOX / 2 * float(scale)
     return np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half])
 
 
 def whole_image(height: int, width: int) -> Person:
     """SPIN's demo without a box: the image centre, scale = max(H, W) / 200."""
     return Person(np.array([0.0, 0.0, width, height]), np.array([width / 2.0, height / 2.0]),
-                  max(height, width) / 200.0, float("nan"), "whole_image")
+                  max(height, width) / CROP_BOX, float("nan"), "whole_image")
 
 
 # ---------------------------------------------------------------------------------- user boxes

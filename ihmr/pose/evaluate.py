@@ -356,6 +356,8 @@ def render_rarest(out_dir: str | os.PathLike, split: Split, labels, predictions:
         return f"renders skipped: {problem}"
     import torch
 
+    from ..spin import crop_focal_length
+
     idx = np.argsort(-split.distance, kind="stable")[:k]
     folder = Path(out_dir) / "renders"
     try:
@@ -365,7 +367,7 @@ def render_rarest(out_dir: str | os.PathLike, split: Split, labels, predictions:
             pv = bodies.neutral(betas=torch.as_tensor(predictions["betas"][idx]),
                                 pose=torch.as_tensor(predictions["rotmat"][idx])).vertices
         faces = np.asarray(bodies.neutral.faces)
-        focal = 5000.0 * size / 224
+        focal = crop_focal_length(size)
         renderer = MeshRenderer(size, size)
         try:
             for rank, i in enumerate(idx):

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import DataError
+from ..spin import IMG_RES
 from .crop import (Augment, crop_image, normalise, transform_keypoints2d, transform_keypoints3d,
                    transform_pose)
 
@@ -67,7 +68,7 @@ def dist_info() -> tuple[int, int, int]:
 def extract(labels_path: str | os.PathLike, images: str | os.PathLike, out: str | os.PathLike, *,
             checkpoint: str | os.PathLike | None = None, backbone: Any = None,
             fingerprint: str | None = None, batch_size: int = 64, device: str | None = None,
-            views: int = 0, shard_size: int = 2048, res: int = 224, seed: int = 0,
+            views: int = 0, shard_size: int = 2048, res: int = IMG_RES, seed: int = 0,
             workers: int = 4, overwrite: bool = False, progress: bool = False,
             on_shard: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Extract the features of every sample of a SPIN label file into a feature store.

@@ -33,15 +33,15 @@ from typing import Any
 
 import torch
 
-FOCAL = 5000.0
-IMG_RES = 224
+from ..spin import FOCAL_LENGTH, IMG_RES
+
 GMOF_SIGMA = 100.0
 #: indices (SPIN's 49-joint order) of the keypoints the release leaves out of the fitting loss
 IGNORED_KEYPOINTS = (1, 9, 12, 25 + 2, 25 + 3)
 
 
 def estimate_translation(joints: torch.Tensor, keypoints: torch.Tensor, conf: torch.Tensor,
-                         focal: float = FOCAL, img_res: int = IMG_RES) -> torch.Tensor:
+                         focal: float = FOCAL_LENGTH, img_res: int = IMG_RES) -> torch.Tensor:
     """Camera translation (B, 3) bringing ``joints`` (B, J, 3) m onto ``keypoints`` (B, J, 2) px
     with weights ``conf`` (B, J), by weighted least squares (float64). Rows whose system is
     singular (e.g. no visible joint) get NaN."""
@@ -65,7 +65,7 @@ def estimate_translation(joints: torch.Tensor, keypoints: torch.Tensor, conf: to
     return torch.where(bad[:, None], torch.full_like(t, math.nan), t)
 
 
-def fitting_loss(joints49: torch.Tensor, keypoints2d: torch.Tensor, focal: float = FOCAL,
+def fitting_loss(joints49: torch.Tensor, keypoints2d: torch.Tensor, focal: float = FOCAL_LENGTH,
                  img_res: int = IMG_RES, sigma: float = GMOF_SIGMA) -> torch.Tensor:
     """The release's 2-D fitting loss (B,) of fits with joints ``joints49`` (B, 49, 3) m against
     ``keypoints2d`` (B, 49, 3): crop coordinates in [-1, 1] plus confidence (the training rows'

@@ -41,18 +41,19 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError, check_choice
+from ..spin import FOCAL_LENGTH, IMG_RES, weak_perspective_to_translation
 
-FOCAL = 5000.0
-IMG_RES = 224
 POSE_DIM = 24 * 9
 POSE_LOSSES = ("mse", "gai", "bmc", "bmc_mmhuman3d")
 KEYPOINT_LOSSES = ("mse", "bmc")
 
 
-def project_joints(joints: torch.Tensor, cam: torch.Tensor, focal: float = FOCAL,
+def project_joints(joints: torch.Tensor, cam: torch.Tensor, focal: float = FOCAL_LENGTH,
                    res: int = IMG_RES) -> torch.Tensor:
-    """(B, J, 3) metres, (B, 3) [s, tx, ty] -> (B, J, 2) crop coordinates in [-1, 1] (SPIN)."""
-    t = torch.stack([cam[:, 1], cam[:, 2], 2 * focal / (res * cam[:, 0] + 1e-9)], -1)
+    """(B, J, 3) metres, (B, 3) [s, tx, ty] -> (B, J, 2) crop coordinates in [-1, 1]: SPIN's
+    ``perspective_projection`` of ``pred_cam_t`` (Eq. (1)-(2) of :mod:`ihmr.spin`), divided by
+    ``res / 2``."""
+    t = weak_perspective_to_translation(cam, focal, res)
     p = joints + t[:, None, :]
     return focal * p[..., :2] / p[..., 2:3] / (res / 2.0)
 

@@ -17,7 +17,7 @@ write to ``out``:
   sources used, the PNGs written; every image where nobody was found (``nobody``) and every
   image that could not be read or whose box lies outside it (``skipped``, with why);
 - ``overlays/<name>.png`` (all people over the image, front view; each person rendered with
-  the full-image camera of its own crop, Eq. (3) of :mod:`ihmr.render.camera`, nearer people
+  the full-image camera of its own crop, Eq. (3) of :mod:`ihmr.spin`, nearer people
   drawn last) and ``overlays/<name>_side.png`` (each body turned 90 degrees about its own centre,
   on white). With ``show_boxes`` the front overlay also shows each person's box labelled with
   its source and score (:func:`ihmr.pose.show.draw_boxes`); without rendering, the overlay is
@@ -129,8 +129,8 @@ def render_people(renderer: Any, image: np.ndarray, vertices: np.ndarray, faces:
     """
     import cv2
 
-    from ..render.camera import crop_intrinsics, weak_perspective_to_translation
     from ..render.mesh import side_view
+    from ..spin import crop_intrinsics, weak_perspective_to_translation
 
     h, w = image.shape[:2]
     r = min(1.0, max_side / max(h, w))

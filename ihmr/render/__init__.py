@@ -6,13 +6,12 @@ Importing this package is cheap: pyrender and OpenGL are imported on the first r
 
 from ihmr.render.backend import (RenderBackendError, backend_problem, render_available,
                                  setup_backend)
-from ihmr.render.camera import (crop_intrinsics, fit_translation, project,
-                                weak_perspective_to_translation)
+from ihmr.render.camera import fit_translation, project
 from ihmr.render.mesh import MeshRenderer, render_mesh, side_view
 from ihmr.render.strip import comparison_strip, grid, label_panel, read_image, save_png
 
 __all__ = [
-    "MeshRenderer", "RenderBackendError", "backend_problem", "comparison_strip", "crop_intrinsics",
-    "fit_translation", "grid", "label_panel", "project", "read_image", "render_available",
-    "render_mesh", "save_png", "setup_backend", "side_view", "weak_perspective_to_translation",
+    "MeshRenderer", "RenderBackendError", "backend_problem", "comparison_strip", "fit_translation",
+    "grid", "label_panel", "project", "read_image", "render_available", "render_mesh", "save_png",
+    "setup_backend", "side_view",
 ]

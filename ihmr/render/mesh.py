@@ -12,7 +12,8 @@ from typing import Sequence
 import numpy as np
 
 from ihmr.errors import ConfigError, ShapeError, check_shape
-from ihmr.render.camera import SPIN_FOCAL, SPIN_RES, _np, weak_perspective_to_translation
+from ihmr.render.camera import _np
+from ihmr.spin import FOCAL_LENGTH, crop_focal_length, weak_perspective_to_translation
 
 BODY_COLOR = (0.55, 0.66, 0.85)  # blue-grey
 GT_COLOR = (0.50, 0.78, 0.55)  # green
@@ -69,7 +70,7 @@ class MeshRenderer:
         self.close()
 
     def render(self, vertices, faces, translation=(0.0, 0.0, 0.0), *,
-               focal_length: float = SPIN_FOCAL, principal_point=None, image=None,
+               focal_length: float = FOCAL_LENGTH, principal_point=None, image=None,
                size: tuple[int, int] | None = None, color: Sequence[float] = BODY_COLOR,
                background: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
         """Render ``vertices`` (V, 3) + ``translation`` (3,) with triangles ``faces`` (F, 3).
@@ -130,10 +131,10 @@ def render_mesh(vertices, faces, cam=None, *, image=None, size: int | tuple[int,
                 renderer: MeshRenderer | None = None) -> np.ndarray:
     """One-call rendering with SPIN's weak-perspective camera.
 
-    ``cam`` (3,) = [s, tx, ty] for a square crop: the translation is Eq. (1) of
-    :mod:`ihmr.render.camera` and the focal length 5000 px scaled from 224 px to the output size
-    (the image's width when ``image`` is given, else ``size``). Alternatively pass ``translation``
-    (3,) and ``focal_length`` directly (e.g. from :func:`~ihmr.render.camera.crop_intrinsics`
+    ``cam`` (3,) = [s, tx, ty] for a square crop: the translation is Eq. (1) of :mod:`ihmr.spin`
+    and the focal length 5000 px scaled from 224 px to the output size (the image's width when
+    ``image`` is given, else ``size``; :func:`~ihmr.spin.crop_focal_length`). Alternatively pass
+    ``translation`` (3,) and ``focal_length`` directly (e.g. from :func:`~ihmr.spin.crop_intrinsics`
     for a full image). ``side=True`` renders the side view (:func:`side_view`) of the same mesh
     at the same depth. ``renderer`` (optional) is a :class:`MeshRenderer` to reuse.
     """
@@ -146,9 +147,7 @@ def render_mesh(vertices, faces, cam=None, *, image=None, size: int | tuple[int,
         if cam is None:
             raise ConfigError("give cam = [s, tx, ty] or translation (and focal_length)")
         translation = weak_perspective_to_translation(cam)
-        if focal_length is None:
-            focal_length = SPIN_FOCAL * hw[1] / SPIN_RES
-    focal_length = SPIN_FOCAL * hw[1] / SPIN_RES if focal_length is None else focal_length
+    focal_length = crop_focal_length(hw[1]) if focal_length is None else focal_length
     v = side_view(vertices) if side else _np(vertices)
     renderer = MeshRenderer(hw[1], hw[0]) if renderer is None else renderer
     return renderer.render(v, faces, translation, focal_length=focal_length,

@@ -9,7 +9,7 @@ A predictions file is an ``.npz`` with
 - optional ``imgname`` (N,): image paths relative to the image folder;
 - optional ``center`` (N, 2) and ``scale`` (N,): SPIN's crop of each image. With them a mesh is
   overlaid on the full image (focal length and principal point from the crop, see
-  :mod:`ihmr.render.camera`); without them the image is taken to be the crop itself;
+  :mod:`ihmr.spin`); without them the image is taken to be the crop itself;
 - optional ``gender`` (N,) ('m'/'f'/'n' or 0/1) for ground truth files.
 
 Several files make a comparison strip per sample: image | ground truth | method A | method B.
@@ -91,14 +91,14 @@ def panel_camera(vertices: np.ndarray, cam, image, crop, size: int):
 
     - no ``cam``: the mesh is framed automatically on white (``size`` x ``size``);
     - ``cam`` and an ``image`` with its SPIN ``crop`` = (center, scale): the full image, Eq. (3)
-      of :mod:`ihmr.render.camera`;
+      of :mod:`ihmr.spin`;
     - ``cam`` alone, or with an image that is the crop itself: a ``size`` x ``size`` crop, focal
       length 5000 px scaled from 224 px.
     """
-    from ihmr.render.camera import (SPIN_FOCAL, SPIN_RES, crop_intrinsics, fit_translation,
-                                    weak_perspective_to_translation)
+    from ihmr.render.camera import fit_translation
+    from ihmr.spin import crop_focal_length, crop_intrinsics, weak_perspective_to_translation
 
-    f = SPIN_FOCAL * size / SPIN_RES
+    f = crop_focal_length(size)
     if cam is None:
         return fit_translation(vertices, f, (size, size)), f, None, (size, size), None
     t = weak_perspective_to_translation(cam)

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from ihmr.pose.crop import (
-    IMG_MEAN, IMG_STD, SMPL_JOINTS_FLIP_PERM, Augment, crop_image, flip_pose, normalise,
-    transform_keypoints2d, transform_keypoints3d, transform_pose,
+    SMPL_JOINTS_FLIP_PERM, Augment, crop_image, flip_pose, normalise, transform_keypoints2d,
+    transform_keypoints3d, transform_pose,
 )
+from ihmr.spin import IMG_NORM_MEAN, IMG_NORM_STD
 
 from .helpers import rodrigues
 
@@ -43,7 +44,7 @@ def test_colour_noise_and_normalise():
     np.testing.assert_allclose(c[8, 8], [128 / 255 * 0.5, 128 / 255, 1.0], atol=1e-6)
     n = normalise(c)
     assert n.shape == (3, 16, 16)
-    np.testing.assert_allclose(n[:, 8, 8], (c[8, 8] - IMG_MEAN) / IMG_STD, rtol=1e-6)
+    np.testing.assert_allclose(n[:, 8, 8], (c[8, 8] - IMG_NORM_MEAN) / IMG_NORM_STD, rtol=1e-6)
 
 
 def test_flip_pose_mirrors_rotations(rng):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from ihmr.errors import ShapeError
-from ihmr.render.camera import (crop_intrinsics, fit_translation, project,
-                                weak_perspective_to_translation)
+from ihmr.render.camera import fit_translation, project
 from ihmr.render.strip import comparison_strip, grid, label_panel, read_image, save_png
+from ihmr.spin import crop_intrinsics, weak_perspective_to_translation
 
 
 def test_weak_perspective_closed_form():

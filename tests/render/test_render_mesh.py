@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from ihmr.render import backend_problem
-from ihmr.render.camera import crop_intrinsics, project, weak_perspective_to_translation
+from ihmr.render.camera import project
+from ihmr.spin import crop_intrinsics, weak_perspective_to_translation
 
 pytestmark = pytest.mark.render
 _problem = backend_problem()
