@@ -125,35 +125,54 @@ def load_bodies(model_dir: str | os.PathLike | None = None, **kwargs: Any) -> di
     return {g: load_body(g, model_dir, **kwargs) for g in GENDERS}
 
 
-def forward_gendered(bodies: Mapping[str, BodyModel], genders: Sequence[Any], betas, pose,
+def forward_gendered(bodies: Mapping[str, BodyModel], genders: Any, betas, pose,
                      joints_only: bool = False) -> BodyOutput:
     """Per-sample body choice: sample ``i`` goes through ``bodies[normalise_gender(genders[i])]``.
 
-    ``genders`` (B,) holds 'm'/'f'/'n', full names, or 0 = male / 1 = female as in SPIN's 3DPW
-    files. Outputs are in the input order. Bodies must share the vertex count.
+    ``genders`` (B,) holds 'm'/'f'/'n', full names, or codes 0 = male / 1 = female / -1 =
+    neutral as in SPIN's 3DPW files (a list, an array or a tensor on any device); ``betas``
+    (B, 10), ``pose`` (B, 24, 3, 3) or (B, 72). Samples whose genders map to the same body object
+    (e.g. the open body serving all three) go through one forward. Outputs are in the input
+    order. Bodies must share the vertex count.
     """
     import numpy as np
     import torch
 
     from ..errors import ShapeError
 
-    names = np.array([normalise_gender(g) for g in genders])
+    names = _gender_names(genders)
     if len(names) != betas.shape[0]:
         raise ShapeError(f"genders must have one entry per sample ({betas.shape[0]}), got "
                          f"{len(names)}")
     missing = sorted(set(names) - set(bodies))
     if missing:
         raise DataError(f"no body for gender(s) {missing}; bodies given: {sorted(bodies)}")
-    parts, index = [], []
+    groups: dict[int, tuple[Any, list]] = {}
     for g in sorted(set(names)):
-        idx = torch.as_tensor(np.flatnonzero(names == g), device=betas.device)
-        body = bodies[g]
+        groups.setdefault(id(bodies[g]), (bodies[g], []))[1].append(np.flatnonzero(names == g))
+    if len(groups) == 1:  # one body for the whole batch: no gather, no reorder
+        body = next(iter(groups.values()))[0]
+        return (body.joints_only if joints_only else body)(betas, pose)
+    parts, index = [], []
+    for body, sel in groups.values():
+        idx = torch.as_tensor(np.sort(np.concatenate(sel)), device=betas.device)
         run = body.joints_only if joints_only else body
         parts.append(run(betas[idx], pose[idx]))
         index.append(idx)
-    if len(parts) == 1:
-        return parts[0]
     from .model import _cat
 
     order = torch.argsort(torch.cat(index))
     return _cat(parts)[order]
+
+
+def _gender_names(genders: Any):
+    """(B,) genders in any accepted spelling -> (B,) numpy array of 'neutral'/'male'/'female'."""
+    import numpy as np
+
+    if hasattr(genders, "detach"):
+        genders = genders.detach().cpu().numpy()
+    arr = np.asarray(genders).ravel()
+    if arr.dtype == object:
+        return np.array([normalise_gender(g) for g in arr], dtype=str)
+    codes, inverse = np.unique(arr, return_inverse=True)  # one lookup per distinct spelling
+    return np.array([normalise_gender(c) for c in codes], dtype=str)[inverse.ravel()]

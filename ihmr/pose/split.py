@@ -42,7 +42,7 @@ class GenderedBodies:
 
     def __init__(self, neutral: Any, male: Any = None, female: Any = None) -> None:
         self.neutral = neutral
-        self.by_code = {-1: neutral, 0: male or neutral, 1: female or neutral}
+        self.by_gender = {"neutral": neutral, "male": male or neutral, "female": female or neutral}
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike | None = None) -> "GenderedBodies":
@@ -54,32 +54,20 @@ class GenderedBodies:
     @property
     def single(self) -> bool:
         """True when one body serves every gender (e.g. the open body, or no gendered bodies)."""
-        return all(b is self.neutral for b in self.by_code.values())
+        return all(b is self.neutral for b in self.by_gender.values())
 
     @property
     def name(self) -> str:
         return str(getattr(self.neutral, "name", type(self.neutral).__name__))
 
     def gt_forward(self, pose, betas, gender) -> tuple[Any, Any]:
-        """Ground-truth ``(vertices (b, V, 3), joints_h36m (b, 17, 3))`` with each sample's body."""
-        import torch
+        """Ground-truth ``(vertices (b, V, 3), joints_h36m (b, 17, 3))`` with each sample's body:
+        :func:`ihmr.body.forward_gendered` with the ``gender`` (b,) codes of SPIN's files (0 male,
+        1 female, -1 unknown: neutral)."""
+        from ..body import forward_gendered
 
-        gender = torch.as_tensor(gender)
-        if self.single:  # one body (e.g. the open body)
-            out = self.neutral(betas=betas, pose=pose)
-            return out.vertices, out.joints_h36m
-        verts = joints = None
-        for code, body in self.by_code.items():
-            sel = torch.nonzero(gender == code).flatten()
-            if sel.numel() == 0:
-                continue
-            out = body(betas=betas[sel], pose=pose[sel])
-            if verts is None:
-                verts = out.vertices.new_zeros((len(gender),) + tuple(out.vertices.shape[1:]))
-                joints = out.joints_h36m.new_zeros((len(gender), 17, 3))
-            verts[sel] = out.vertices
-            joints[sel] = out.joints_h36m
-        return verts, joints
+        out = forward_gendered(self.by_gender, gender, betas, pose)
+        return out.vertices, out.joints_h36m
 
 
 def mean_params_of(body: Any):

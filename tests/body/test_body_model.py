@@ -188,6 +188,35 @@ def test_forward_gendered_picks_body_per_sample(random_inputs):
         forward_gendered(bodies, ["m"], betas, pose)
 
 
+
+def test_forward_gendered_runs_each_body_once_and_takes_code_tensors(random_inputs):
+    neutral, female = (BodyModel(validate_body(random_body_arrays(120, seed=s), "neutral"),
+                                 mean_params_arrays(), dtype=torch.float64) for s in (0, 2))
+    calls = []
+
+    class Counting:
+        def __init__(self, body):
+            self.body = body
+
+        def __call__(self, betas, pose):
+            calls.append((self.body, betas.shape[0]))
+            return self.body(betas, pose)
+
+    shared, fem = Counting(neutral), Counting(female)
+    bodies = {"neutral": shared, "male": shared, "female": fem}  # no male body: neutral serves
+    betas, pose = random_inputs
+    codes = torch.tensor([0, 1, -1, 1, 0, 0, -1, 1, 0], dtype=torch.int8)  # SPIN's 3DPW coding
+    out = forward_gendered(bodies, codes, betas, pose)
+    assert sorted(n for _, n in calls) == [3, 6]  # one forward per distinct body, not per gender
+    for i, c in enumerate(codes.tolist()):
+        ref = (female if c == 1 else neutral)(betas[i:i + 1], pose[i:i + 1])
+        torch.testing.assert_close(out.vertices[i], ref.vertices[0], rtol=0, atol=1e-14)
+    calls.clear()
+    same = forward_gendered({"neutral": shared, "male": shared, "female": shared}, codes,
+                            betas, pose)
+    assert [n for _, n in calls] == [9]  # one body for all: the whole batch in input order
+    torch.testing.assert_close(same.vertices, neutral(betas, pose).vertices, rtol=0, atol=0)
+
 def test_body_output_indexing(body64, random_inputs):
     out = body64(*random_inputs)
     sub = out[2:4]

@@ -134,8 +134,9 @@ def test_evaluate_predictions_file(tmp_path, rng, toy_body):
     t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
     pred = toy_body(betas=t(betas), pose=rodrigues(t(pose).reshape(50, 24, 3)))
     gv, gj, pv = [], [], []
+    by_code = {-1: "neutral", 0: "male", 1: "female"}  # SPIN's 3DPW gender codes
     for i in range(50):
-        body = bodies.by_code[int(labels.gender[i])]
+        body = bodies.by_gender[by_code[int(labels.gender[i])]]
         o = body(betas=t(arrs["shape"][i:i + 1]), pose=rodrigues(t(arrs["pose"][i]).reshape(1, 24, 3)))
         gv.append(o.vertices[0].numpy()); gj.append(o.joints_h36m[0].numpy())
         # the IHMR release's MPVPE: the predicted mesh from the same gendered body

@@ -79,7 +79,8 @@ def test_vertex_distance_direct(rng, bodies):
     from scipy.spatial.transform import Rotation
 
     for i in range(n):
-        body = {-1: bodies.neutral, 0: bodies.by_code[0], 1: bodies.by_code[1]}[int(gender[i])]
+        body = {-1: bodies.neutral, 0: bodies.by_gender["male"],
+                1: bodies.by_gender["female"]}[int(gender[i])]
         rot = Rotation.from_rotvec(pose[i].reshape(24, 3)).as_matrix()
         v = body(betas=torch.tensor(betas[i:i + 1], dtype=torch.float32),
                  pose=torch.tensor(rot[None], dtype=torch.float32)).vertices[0].numpy()
