@@ -5,6 +5,18 @@ command-line overrides (``section.key=value``, values parsed as YAML scalars). U
 rejected with the closest valid key suggested. YAML is only ever read with ``yaml.safe_load``.
 The resolved config is saved beside every run with :func:`save_config`.
 
+Paths follow one rule, applied by every benchmark through :func:`resolve_path`:
+
+- a file *of the data set* is relative to ``data.root`` (pose: ``data.train[*].labels`` /
+  ``features`` / ``fits``, ``eval.labels`` / ``features`` / ``split`` and the GAI prior
+  ``loss.prior``; age: ``data.csv`` and the images it lists; depth: the NYUD2-DIR files);
+- every other path (``data.root`` itself, ``out``, ``smpl_dir``, and the checkpoints and feature
+  caches that runs write, e.g. age's stage-1 checkpoint and cached features) is relative to the
+  working directory.
+
+Absolute paths (and ``~``) are used as they are; the config file's own folder plays no part, so
+``--set data.root=/elsewhere`` moves a whole data set.
+
 Example::
 
     @dataclass
@@ -212,6 +224,19 @@ def load_config(
         data = _merge(data, extra)
     data = _merge(data, parse_overrides(overrides))
     return from_dict(cls, data)
+
+
+def resolve_path(path: str | os.PathLike | None, root: str | os.PathLike = ".") -> Path | None:
+    """The config path rule (module docstring): a file of the data set at ``path``, relative to
+    ``root`` (the config's ``data.root``, itself relative to the working directory).
+
+    ``None`` or ``""`` (an unset optional path) gives ``None``; ``~`` is expanded; an absolute
+    ``path`` is returned as it is, a relative one is joined to ``root``.
+    """
+    if path is None or str(path) == "":
+        return None
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else Path(root).expanduser() / p
 
 
 def save_config(cfg: Any, path: str | os.PathLike) -> Path:

@@ -1,5 +1,8 @@
 """Configuration of the age benchmark (``configs/age/*.yaml``); defaults follow the DIR / Balanced
-MSE recipe (YyzHarry/imbalanced-regression, agedb-dir/train.py; docs/protocols.md). Load with ``ihmr.config.load_config(AgeConfig, path, sets)``."""
+MSE recipe (YyzHarry/imbalanced-regression, agedb-dir/train.py; docs/protocols.md). Load with ``ihmr.config.load_config(AgeConfig, path, sets)``.
+Relative paths follow the one rule of :mod:`ihmr.config`: ``data.csv`` and the images it lists
+are read from ``data.root``, every other path (``out``, checkpoints, cached features) from the
+working directory."""
 
 from __future__ import annotations
 
@@ -11,10 +14,12 @@ RRT_LOSSES = ("mse", "l1", "bmc", "gai", "bni", "inverse", "sqrt_inv")
 
 @dataclass
 class DataConfig:
-    csv: str = "data/age-demo/demo.csv"
-    """DIR split file with the columns age,path,split (imdb_wiki.csv, agedb.csv or the demo's)."""
-    root: Optional[str] = None
-    """Folder the CSV's image paths are relative to; default: the CSV's folder."""
+    root: str = "data/age-demo"
+    """Folder of the data set, relative to the working directory; ``csv`` and the image paths in
+    it are read from here (the one path rule of :mod:`ihmr.config`)."""
+    csv: str = "demo.csv"
+    """DIR split file with the columns age,path,split, relative to ``root`` (imdb_wiki.csv,
+    agedb.csv or the demo's demo.csv)."""
     img_size: int = 224
     """Network input side in pixels (224 for the benchmarks, 32 for the demo)."""
     label_range: Tuple[float, float] = (0.0, 120.0)

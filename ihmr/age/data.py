@@ -21,7 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import DataError
+from ..config import resolve_path
+from ..errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 COLUMNS = ("age", "path", "split")
@@ -50,6 +51,20 @@ class AgeTable:
         return {s: int((self.splits == s).sum()) for s in SPLITS}
 
 
+def dataset_paths(csv: str | os.PathLike, root: str | os.PathLike | None) -> tuple[Path, Path]:
+    """``(split CSV, image root)`` of an age config's ``data.csv`` and ``data.root``.
+
+    The CSV and the images it lists are files of the data set, read from ``data.root`` (the
+    config path rule, :func:`ihmr.config.resolve_path`); ``data.root`` is relative to the
+    working directory.
+    """
+    if root is None or str(root) == "":
+        raise ConfigError("data.root is not set: give the folder of the age data set (data.csv "
+                          "and the image paths in it are read from there), e.g. "
+                          "--set data.root=data/imdb_wiki_dir")
+    return resolve_path(csv, root), Path(root).expanduser()
+
+
 def read_age_csv(
     csv_path: str | os.PathLike,
     label_range: tuple[float, float] = (0.0, 120.0),
@@ -63,8 +78,9 @@ def read_age_csv(
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
-        raise FileNotFoundError(f"split file {str(csv_path)!r} does not exist; pass the DIR CSV "
-                                "(e.g. imdb_wiki.csv) or generate the demo with `ihmr age demo-data`")
+        raise FileNotFoundError(f"split file {str(csv_path)!r} does not exist; set data.csv to the "
+                                "DIR CSV (e.g. imdb_wiki.csv, relative to data.root) or generate "
+                                "the demo with `ihmr age demo-data`")
     with open(csv_path, newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []

@@ -20,7 +20,8 @@ DEMO_LOSSES = ("mse", "bmc", "gai", "bni", "sqrt_inv_lds")
 def demo_config(out: Path, data_csv: Path, **overrides: Any) -> AgeConfig:
     """The stage-1 demo config: small CNN on 32 x 32 images, L1, Adam 1e-3, 12 epochs."""
     cfg = AgeConfig(stage="vanilla", out=str(out / "vanilla"), device="cpu", progress=False)
-    cfg.data.csv, cfg.data.img_size, cfg.data.workers = str(data_csv), 32, 0
+    cfg.data.root, cfg.data.csv = str(Path(data_csv).parent), Path(data_csv).name
+    cfg.data.img_size, cfg.data.workers = 32, 0
     cfg.model.backbone, cfg.model.width = "small", 16
     cfg.vanilla.epochs, cfg.vanilla.milestones, cfg.vanilla.batch_size = 12, [8, 11], 64
     return from_dict(AgeConfig, _merge(to_dict(cfg), overrides))
@@ -90,16 +91,16 @@ def run_demo(out_dir: str | os.PathLike = "runs/age-demo", data_dir: str | os.Pa
 def extract_features_to(checkpoint: str | os.PathLike, out_path: str | os.PathLike, *, csv_path: str | None = None,
                         root: str | None = None, device: str = "auto", batch_size: int = 256,
                         workers: int = 0, dtype: str = "float32", progress: bool = False) -> Path:
-    """Run a stage-1 checkpoint's frozen backbone over train/val/test and cache the features."""
-    from .data import SPLITS, read_age_csv
+    """Run a stage-1 checkpoint's frozen backbone over train/val/test and cache the features
+    (``csv_path`` / ``root`` replace the checkpoint config's ``data.csv`` / ``data.root``)."""
+    from .data import SPLITS, dataset_paths, read_age_csv
     from .features import extract_split, file_fingerprint, save_features, weights_fingerprint
     from .train import load_age_checkpoint, resolve_device
 
     device = resolve_device(device)
     model, payload = load_age_checkpoint(checkpoint, device)
     data = payload["config"]["data"]
-    csv_path = csv_path or data["csv"]
-    root = root or data["root"] or str(Path(csv_path).parent)
+    csv_path, root = dataset_paths(csv_path or data["csv"], root or data.get("root"))
     table = read_age_csv(csv_path, tuple(data["label_range"]))
     from .data import check_images
 

@@ -24,11 +24,13 @@ from .metrics import AgeMetrics, table1_markdown
 def predict_split(checkpoint: str | os.PathLike, split: str = "test", *, features: str | None = None,
                   csv_path: str | None = None, root: str | None = None, device: str = "auto",
                   batch_size: int = 256, workers: int = 0) -> dict[str, Any]:
-    """Predictions of a ``best.pt`` on one split, from cached features (fast) or from the images.
+    """Predictions of a ``best.pt`` on one split, from cached features (fast) or from the images
+    (``csv_path`` / ``root`` replace the checkpoint config's ``data.csv`` / ``data.root``, read
+    by the same rule: :func:`ihmr.age.data.dataset_paths`).
 
     Returns ``{"pred": (N,), "age": (N,), "paths": (N,), "payload": checkpoint dict}``.
     """
-    from .data import make_dataset, read_age_csv
+    from .data import dataset_paths, make_dataset, read_age_csv
     from .features import load_features, weights_fingerprint
     from .train import load_age_checkpoint, predict_head, predict_images, resolve_device
 
@@ -39,8 +41,7 @@ def predict_split(checkpoint: str | os.PathLike, split: str = "test", *, feature
         pred, ages, paths = predict_head(model.linear, f["x"], device), f["y"].numpy(), f["paths"]
     else:
         data = payload["config"]["data"]
-        csv_path = csv_path or data["csv"]
-        root = root or data["root"] or str(Path(csv_path).parent)
+        csv_path, root = dataset_paths(csv_path or data["csv"], root or data.get("root"))
         table = read_age_csv(csv_path, tuple(data["label_range"])).subset(split)
         ds = make_dataset(table, root, data["img_size"], train=False)
         pred, ages = predict_images(model, ds, device, batch_size, workers)

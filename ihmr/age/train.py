@@ -28,7 +28,7 @@ from ..errors import ConfigError, DataError
 from ..runs import (Progress, RunDir, check_loss, default_device, init_distributed, iter_batches,
                     load_checkpoint, log_scalars, tensorboard_writer, unwrap)
 from .config import AgeConfig
-from .data import make_dataset, read_age_csv
+from .data import dataset_paths, make_dataset, read_age_csv
 from .metrics import AgeMetrics, age_bins
 from .model import AgeRegressor, freeze_for_rrt
 
@@ -41,10 +41,6 @@ def resolve_device(name: str) -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available; use device=cpu")
     return name
-
-
-def data_root(cfg: AgeConfig) -> Path:
-    return Path(cfg.data.root) if cfg.data.root else Path(cfg.data.csv).parent
 
 
 def load_age_checkpoint(path: str | Path, device: str = "cpu") -> tuple[AgeRegressor, dict[str, Any]]:
@@ -203,8 +199,8 @@ def train_vanilla(cfg: AgeConfig, resume: bool = False, log: Callable[[str], Non
     info = init_distributed()
     device = resolve_device(cfg.device)
     _seed_all(cfg.seed)
-    table = read_age_csv(cfg.data.csv, tuple(cfg.data.label_range))
-    root, v = data_root(cfg), cfg.vanilla
+    csv_path, root = dataset_paths(cfg.data.csv, cfg.data.root)
+    table, v = read_age_csv(csv_path, tuple(cfg.data.label_range)), cfg.vanilla
     train_t = table.subset("train")
     train_ds = make_dataset(train_t, root, cfg.data.img_size, True, cfg.seed, cfg.data.check_images)
     val_ds = make_dataset(table.subset("val"), root, cfg.data.img_size, False, check=cfg.data.check_images)
@@ -284,8 +280,9 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
         def evaluate():
             return predict_head(model.linear, vx, device), vy
     else:
-        table = read_age_csv(cfg.data.csv, tuple(cfg.data.label_range))
-        root, train_t = data_root(cfg), table.subset("train")
+        csv_path, root = dataset_paths(cfg.data.csv, cfg.data.root)
+        table = read_age_csv(csv_path, tuple(cfg.data.label_range))
+        train_t = table.subset("train")
         train_ds = make_dataset(train_t, root, cfg.data.img_size, True, cfg.seed, cfg.data.check_images)
         val_ds = make_dataset(table.subset("val"), root, cfg.data.img_size, False, check=cfg.data.check_images)
         loader = torch.utils.data.DataLoader(train_ds, batch_size=r.batch_size, num_workers=cfg.data.workers,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from ..errors import DataError
 from .constants import GENDERS

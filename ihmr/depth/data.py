@@ -37,6 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..config import resolve_path
 from ..errors import ConfigError, DataError, ShapeError
 
 N_BINS = 100
@@ -236,8 +237,8 @@ def read_split_csv(csv_path: str | Path, root: str | Path, depth_kind: str,
             if len(row) != 2:
                 raise DataError(f"{csv_path}:{i}: expected 2 columns (rgb path, depth path), "
                                 f"got {len(row)}: {row!r}")
-            rgb.append(Path(root) / row[0].strip())
-            depth.append(Path(root) / row[1].strip())
+            rgb.append(resolve_path(row[0].strip(), root))
+            depth.append(resolve_path(row[1].strip(), root))
     if not rgb:
         raise DataError(f"split file {str(csv_path)!r} lists no images")
     if check_files:
@@ -333,7 +334,8 @@ def shots_from_counts(counts: np.ndarray, many_share: float = 0.01, few_share: f
 
 @dataclass
 class Layout:
-    """Where the NYUD2-DIR files are, relative to ``root``."""
+    """Where the NYUD2-DIR files are, relative to ``root`` (``data.root``; the config path rule of
+    :mod:`ihmr.config`)."""
 
     root: str
     train_csv: str = "data/nyu2_train.csv"
@@ -342,7 +344,7 @@ class Layout:
     shots: str = "data/shots.json"
 
     def path(self, rel: str) -> Path:
-        return Path(self.root) / rel
+        return resolve_path(rel, self.root)
 
 
 def _torch_dataset_base():

@@ -23,7 +23,9 @@ from .data import CROP_WH, MIN_DEPTH, N_BINS, depth_bins
 @dataclass
 class DataConfig:
     root: str = "demo/nyud2"
-    """Dataset root holding data/nyu2_train.csv, data/nyu2_test.csv, data/test_balanced_mask.npy."""
+    """Folder of the data set, relative to the working directory, holding data/nyu2_train.csv,
+    data/nyu2_test.csv and data/test_balanced_mask.npy; those files and the image paths in the
+    CSVs are read from here (the one path rule of :mod:`ihmr.config`)."""
     input_wh: tuple[int, int] = CROP_WH
     """Network input (W, H); the 304 x 228 crop is resized to it (smaller only for the CPU demo)."""
     val_fraction: float = 0.05

@@ -5,6 +5,8 @@ Dataclasses with one docstring per field; load them with :func:`ihmr.config.load
 recipe (mmhuman3d ``configs/balanced_mse``; docs/protocols.md): Adam 1e-4 constant, 20
 epochs, 128 samples per GPU, gradient clipping 35, sigma in its own optimizer group (lr 1e-2),
 keypoints 300 each, betas 0.06, camera prior 60, pose loss x 60 on flattened rotation matrices.
+Relative paths follow the one rule of :mod:`ihmr.config`: files of the data set (``data.train``,
+``eval``, ``loss.prior``) are read from ``data.root``, every other path from the working directory.
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ class DataConfig:
     """Training data: the dataset mix and its sampling."""
 
     train: List[DatasetConfig] = field(default_factory=list)
-    """Datasets of the mix; relative paths are read from ``root``."""
+    """Datasets of the mix; their relative paths are read from ``root``."""
     root: str = "."
-    """Folder that relative paths of ``train`` (and ``eval``) are resolved against."""
+    """Folder of the data set, relative to the working directory: the relative paths of
+    ``train``, ``eval`` and ``loss.prior`` are read from here (the one path rule of
+    :mod:`ihmr.config`)."""
     views: bool = True
     """Sample the cached augmented views of a store when it has them (one view per draw)."""
     samples_per_epoch: int = 0
@@ -85,7 +89,8 @@ class LossConfig:
     learn_noise: bool = True
     """Learn the balanced losses' sigmas jointly with the head (their own optimizer group)."""
     prior: Optional[str] = None
-    """GMM prior ``.npz`` (``ihmr fit-prior --pose-to-rotmat -k 16``) for pose: gai."""
+    """GMM prior ``.npz`` (``ihmr fit-prior --pose-to-rotmat -k 16``) for pose: gai; relative
+    to ``data.root``."""
     gather: bool = True
     """BMC under DDP: compare local predictions with the global batch of all ranks."""
 
@@ -115,7 +120,8 @@ class OptimConfig:
 
 @dataclass
 class EvalConfig:
-    """Test set evaluated after training (skipped when ``labels`` is empty)."""
+    """Test set evaluated after training (skipped when ``labels`` is empty); relative paths are
+    read from ``data.root``."""
 
     labels: str = ""
     """SPIN test label file (e.g. 3dpw_test.npz)."""
@@ -143,7 +149,8 @@ class PoseTrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Evaluation after training."""
     out: str = "runs/ihmr"
-    """Run folder (config.yaml, metrics.jsonl/csv, last.pt, head.pt)."""
+    """Run folder (config.yaml, metrics.jsonl/csv, last.pt, head.pt), relative to the working
+    directory."""
     seed: int = 0
     """Seed of the head initialisation, dropout and sampling."""
     device: str = "auto"

@@ -38,6 +38,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ..config import resolve_path
 from ..errors import ConfigError, NonFiniteError
 from ..losses import value_checks
 from .config import PoseTrainConfig
@@ -124,14 +125,12 @@ def build_loss(cfg: PoseTrainConfig, all_valid: bool) -> nn.Module:
     if lc.pose == "gai" and lc.prior:
         from ..priors import GMMPrior
 
-        path = Path(lc.prior)
-        if not path.is_absolute() and not path.exists():
-            path = Path(cfg.data.root) / path
+        path = resolve_path(lc.prior, cfg.data.root)
         if not path.is_file():
-            raise ConfigError(f"loss.prior {lc.prior!r} not found (looked in . and in "
-                              f"{cfg.data.root!r}); fit it with `ihmr fit-prior <train labels> "
-                              "--key pose --pose-to-rotmat -k 16 -o <file>` (`ihmr demo` does "
-                              "this for the demo data)")
+            raise ConfigError(f"loss.prior {lc.prior!r} not found: no file {str(path)!r} "
+                              "(a relative path is read from data.root); fit it with `ihmr "
+                              "fit-prior <train labels> --key pose --pose-to-rotmat -k 16 -o "
+                              "<file>` (`ihmr demo` does this for the demo data)")
         prior = GMMPrior.load(path)
     if lc.pose != "mse" and not lc.init_noise_sigma > 0:
         raise ConfigError(f"loss.init_noise_sigma must be > 0 (sigma of the balanced pose "
@@ -407,8 +406,7 @@ def evaluate_run(cfg: PoseTrainConfig, head_path: Path, bodies: Any = None,
     """``ihmr eval`` of a trained head on ``cfg.eval`` (written to ``<run>/eval``)."""
     from .jobs import eval_job
 
-    root = Path(cfg.data.root)
-    res = lambda p: None if not p else (Path(p) if Path(p).is_absolute() else root / p)  # noqa
+    res = lambda p: resolve_path(p, cfg.data.root)  # noqa: E731
     split = res(cfg.eval.split)
     if split is not None and not split.is_file():
         split = None  # computed by the evaluation and saved in its folder

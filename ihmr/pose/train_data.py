@@ -37,20 +37,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from ..config import resolve_path
 from ..errors import ConfigError, DataError
+from ..spin import CROP_BOX
 
 LABEL_KEYS = ("pose", "betas", "valid", "kp3d", "has3d", "kp2d")
 
 
 def crop_keypoints(kp: torch.Tensor, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """(N, J, 3) pixel keypoints [x, y, conf] -> crop coordinates in [-1, 1] (conf kept)."""
-    half = (100.0 * scale)[:, None, None]
+    half = (CROP_BOX / 2 * scale)[:, None, None]
     xy = (kp[..., :2] - center[:, None, :]) / half
     return torch.cat([xy, kp[..., 2:3]], -1)
 
@@ -139,13 +140,6 @@ def view_label_tensors(base: dict[str, torch.Tensor], labels: Any, views: dict[s
     return out
 
 
-def _resolve(root: str | os.PathLike, path: str | None) -> Path | None:
-    if not path:
-        return None
-    p = Path(path)
-    return p if p.is_absolute() else Path(root) / p
-
-
 @dataclass
 class TrainSet:
     """All training samples as tensors (host memory until :meth:`to`)."""
@@ -219,7 +213,8 @@ class TrainSet:
 def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
                    use_views: bool = True, body: Any = None, fit_loss_threshold: float = 10.0,
                    fit_betas_limit: float = 3.0) -> TrainSet:
-    """Read and check every dataset of the mix (``DatasetConfig`` entries).
+    """Read and check every dataset of the mix (``DatasetConfig`` entries); their relative paths
+    are read from ``root`` (``data.root``, :func:`ihmr.config.resolve_path`).
 
     With ``use_views`` a store's cached augmented views become extra rows (module docstring);
     without, only view 0 is read. A dataset with static fits gets its pose/betas labels by the
@@ -240,7 +235,7 @@ def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
     feats, labs, counts, mix, names, nviews = [], [], [], [], [], []
     source = None
     for ds in datasets:
-        lab_path, feat_path = _resolve(root, ds.labels), _resolve(root, ds.features)
+        lab_path, feat_path = resolve_path(ds.labels, root), resolve_path(ds.features, root)
         if lab_path is None or feat_path is None:
             raise ConfigError(f"dataset {ds.name!r} needs both labels and features paths")
         if not ds.weight > 0:
@@ -254,7 +249,7 @@ def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
             raise DataError(f"feature store {str(feat_path)!r} comes from backbone fingerprint "
                             f"{store.source_fingerprint}, the other datasets from {source}; extract "
                             "every dataset with the same checkpoint")
-        fits = _resolve(root, ds.fits)
+        fits = resolve_path(ds.fits, root)
         fit_labels = None
         if fits is not None:
             fit_pose, fit_betas = read_static_fits(fits, n=len(labels))

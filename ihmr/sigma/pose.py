@@ -40,7 +40,7 @@ class PoseValidation:
         from ..pose.features import FeatureStore
         from ..pose.spin_data import read_spin_npz
         from ..pose.split import assign_regions, vertex_distances
-        from ..pose.train_data import _resolve
+        from ..config import resolve_path
         from .validation import holdout_split
 
         if not cfg.data.train:
@@ -48,12 +48,12 @@ class PoseValidation:
                               "out; give at least one dataset")
         sets, offset, dist, glob = [], 0, [], []
         for ds in cfg.data.train:
-            labels = read_spin_npz(_resolve(cfg.data.root, ds.labels))
+            labels = read_spin_npz(resolve_path(ds.labels, cfg.data.root))
             # ground-truth SMPL only: static fits are pseudo labels, not a validation target
             valid = np.flatnonzero(np.asarray(labels.has_smpl) > 0)
             d = vertex_distances(bodies, labels.pose[valid], labels.betas[valid],
                                  labels.gender[valid])
-            sets.append((labels, FeatureStore(_resolve(cfg.data.root, ds.features)), valid))
+            sets.append((labels, FeatureStore(resolve_path(ds.features, cfg.data.root)), valid))
             dist.append(d)
             glob.append(offset + valid)
             offset += len(labels)
@@ -184,9 +184,9 @@ def _ensure_demo_prior(cfg: Any, log: Callable[[str], None]) -> None:
     """The demo's GAI prior is fitted by ``ihmr demo``; fit it here too when it is missing."""
     root = Path(cfg.data.root)
     if cfg.loss.pose == "gai" and cfg.loss.prior and (root / "demo.json").is_file():
-        p = Path(cfg.loss.prior)
-        if not p.is_absolute() and not p.exists() and not (root / p).is_file():
-            from ..pose.demo import PRIOR_FILE, ensure_prior
+        from ..config import resolve_path
+        from ..pose.demo import PRIOR_FILE, ensure_prior
 
-            if p.name == Path(PRIOR_FILE).name:
-                ensure_prior(root, echo=log)
+        path = resolve_path(cfg.loss.prior, root)
+        if path == root / PRIOR_FILE and not path.is_file():
+            ensure_prior(root, echo=log)

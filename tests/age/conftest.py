@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -11,7 +13,8 @@ def tiny_config(tmp, csv, **kw):
 
     cfg = to_dict(AgeConfig())
     cfg.update(stage="vanilla", out=str(tmp / "vanilla"), device="cpu", progress=False, tensorboard=False)
-    cfg["data"].update(csv=str(csv), img_size=16, workers=0)
+    # data.root is the demo's folder; data.csv is read from it (the config path rule)
+    cfg["data"].update(root=str(Path(csv).parent), csv=Path(csv).name, img_size=16, workers=0)
     cfg["model"].update(backbone="small", width=4)
     cfg["vanilla"].update(epochs=2, milestones=[1], batch_size=64)
     for k, v in kw.items():

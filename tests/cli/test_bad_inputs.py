@@ -205,8 +205,9 @@ def test_bad_counts_and_seeds_name_the_setting(tmp_path, ihmr_main, one_line_err
     if args[0] == "age" and args[1] == "train":
         from ihmr.age.demo_data import make_demo
 
-        csv = make_demo(tmp_path / "data", total=200, size=16, cap=2)["csv"]
-        args = [*args, "--set", f"data.csv={csv}", "--set", "device=cpu", "--out", tmp_path / "out"]
+        make_demo(tmp_path / "data", total=200, size=16, cap=2)  # demo.csv: the default data.csv
+        args = [*args, "--set", f"data.root={tmp_path / 'data'}", "--set", "device=cpu", "--out",
+                tmp_path / "out"]
     else:
         args = [*args, "--out", tmp_path / "out"]
     one_line_error(ihmr_main(*args), *needles)
