@@ -2,7 +2,9 @@
 
 Precedence is resolved in one place, :func:`load_config`: dataclass defaults < YAML file <
 command-line overrides (``section.key=value``, values parsed as YAML scalars). Unknown keys are
-rejected with the closest valid key suggested. YAML is only ever read with ``yaml.safe_load``.
+rejected with the closest valid key suggested; a key of an older vocabulary (:data:`RENAMED_KEYS`,
+:data:`RENAMED_VALUES`) is rejected with the key or value that replaced it. YAML is only ever read
+with ``yaml.safe_load``.
 The resolved config is saved beside every run with :func:`save_config`.
 
 Paths follow one rule, applied by every benchmark through :func:`resolve_path`:
@@ -47,6 +49,66 @@ from .errors import ConfigError
 T = TypeVar("T")
 
 
+#: Keys of the older, per-benchmark vocabularies and the key that replaced each (one table for the
+#: pose, age and depth configs). Looked up only for a key the config class does not have, so a
+#: valid key is never caught. A value that does not start with a key says what to do instead.
+RENAMED_KEYS: dict[str, str] = {
+    # pose
+    "loss.pose": "loss.kind",
+    # age: stage 1's section and stage 2's loss and optimisation fields
+    "vanilla.loss": "loss.kind",
+    "vanilla.lr": "optim.lr",
+    "vanilla.epochs": "optim.epochs",
+    "vanilla.milestones": "optim.milestones",
+    "vanilla.gamma": "optim.gamma",
+    "vanilla.batch_size": "optim.batch_size",
+    "vanilla.weight_decay": "optim.weight_decay",
+    "rrt.loss": "loss.kind",
+    "rrt.init_noise_sigma": "loss.init_noise_sigma",
+    "rrt.learn_noise": "loss.learn_noise",
+    "rrt.gmm_components": "loss.gmm_components",
+    "rrt.lds": "loss.lds",
+    "rrt.lds_kernel": "loss.lds_kernel",
+    "rrt.lds_ks": "loss.lds_ks",
+    "rrt.lds_sigma": "loss.lds_sigma",
+    "rrt.reweight_clip": "loss.reweight_clip",
+    "rrt.lr": "optim.lr",
+    "rrt.epochs": "optim.epochs",
+    "rrt.batch_size": "optim.batch_size",
+    "rrt.sigma_lr": "optim.sigma_lr",
+    # depth
+    "loss.sigma": "loss.init_noise_sigma",
+    "loss.learn_sigma": "loss.learn_noise",
+    "loss.sigma_lr": "optim.sigma_lr",
+    "loss.reweight": "loss.kind (inverse or sqrt_inv, which replace kind: reweight)",
+    "resume": "continue a run with the train command's --resume RUN_DIR option",
+}
+
+#: Choices of the older vocabularies, per key: ``{key: {old value: what to write instead}}``.
+RENAMED_VALUES: dict[str, dict[str, str]] = {
+    "loss.kind": {"reweight": "inverse or sqrt_inv (the former loss.reweight value)",
+                  "vanilla": "mse"},
+}
+
+
+def _renamed(path: str, value: Any) -> str | None:
+    """The error message for ``path`` if it (or, for a removed section, one of its keys) is a key
+    of an older vocabulary, else None."""
+    if path in RENAMED_KEYS:
+        new = RENAMED_KEYS[path]
+        key = new.partition(" ")[0]
+        if "." not in key:
+            return f"config key {path!r} was removed: {new}"
+        verb = "was renamed" if path.rpartition(".")[0] == key.rpartition(".")[0] else "moved to"
+        return f"config key {path!r} {verb} {new}"
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            msg = _renamed(f"{path}.{key}", sub)
+            if msg:
+                return msg
+    return None
+
+
 def _suggest(key: str, valid: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
     return f"; did you mean {close[0]!r}?" if close else ""
@@ -80,6 +142,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             words = ("on", "yes", "true") if value else ("off", "no", "false")
             value = next((a for a in args if a.lower() in words), value)
         if value not in args:
+            new = RENAMED_VALUES.get(where, {}).get(value) if isinstance(value, str) else None
+            if new is not None:
+                raise ConfigError(f"{where}: {value!r} was renamed {new}")
             raise ConfigError(
                 f"{where} must be one of {list(args)}, got {value!r}{_suggest(str(value), map(str, args))}"
             )
@@ -134,6 +199,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in fields:
+            renamed = _renamed(path, value)
+            if renamed:
+                raise ConfigError(renamed)
             raise ConfigError(f"unknown config key {path!r}{_suggest(str(key), fields)}")
         kwargs[key] = _coerce(value, hints[key], path)
         if key == "seed" and isinstance(kwargs[key], int) and kwargs[key] < 0:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import DataError, IhmrError
+from .errors import ConfigError, DataError, IhmrError
 from .io import check_writable_dir, torch_save, write_text
 
 CHECKPOINT_VERSION = 1
@@ -277,6 +277,22 @@ class RunDir:
     @property
     def metrics_jsonl(self) -> Path:
         return self.root / "metrics.jsonl"
+
+    def check_resume(self, resume: bool) -> None:
+        """The one resume rule of ``ihmr train``, ``ihmr age train`` and ``ihmr depth train``.
+
+        ``resume=True`` (``--resume RUN_DIR``) continues the run in this folder, so ``last.pt``
+        must exist (:class:`FileNotFoundError` otherwise); without it a folder that already holds
+        a run (``last.pt``) is refused (:class:`~ihmr.errors.ConfigError`), so a run is never
+        overwritten or silently continued. Call it before the first write to the folder.
+        """
+        if resume and not self.last.is_file():
+            raise FileNotFoundError(f"nothing to resume: {str(self.last)!r} does not exist (the "
+                                    "run never finished an epoch); start it again without "
+                                    "--resume")
+        if self.main and not resume and self.last.is_file():
+            raise ConfigError(f"{str(self.root)!r} already holds a run (last.pt); resume it with "
+                              "--resume or choose another --out")
 
     def save_config(self, cfg: Any) -> Path:
         from .config import save_config

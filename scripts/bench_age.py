@@ -68,12 +68,12 @@ def rrt_time(device: str, n: int, epochs: int, batch: int, loss: str) -> tuple[f
     vx, vy = tx[:11022].clone(), ages[:11022]
     tx, ty = tx.to(device), ty.to(device)
     cfg = AgeConfig(stage="rrt", device=device, progress=False, tensorboard=False)
-    cfg.rrt.loss, cfg.rrt.epochs, cfg.rrt.batch_size = loss, epochs, batch
+    cfg.loss.kind, cfg.optim.epochs, cfg.optim.batch_size = loss, epochs, batch
     model = AgeRegressor("small").to(device)  # the head sees 2048-d features: ResNet-50's linear
     model.linear = torch.nn.Linear(2048, 1).to(device)
     model.feature_dim = 2048
     freeze_for_rrt(model)
-    crit = build_criterion(cfg.rrt, ages, (0, 120)).to(device)
+    crit = build_criterion(cfg.loss, ages, (0, 120)).to(device)
     opt = torch.optim.Adam([{"params": list(model.linear.parameters()), "lr": 1e-4},
                             {"params": noise_parameters(crit), "lr": 1e-2}])
     shuffle = torch.Generator().manual_seed(0)

@@ -55,7 +55,7 @@ def bench_ours(train_set, body, batch: int, steps: int, device: torch.device, co
     from ihmr.runs import DistInfo, RunDir
 
     cfg = PoseTrainConfig()
-    cfg.loss.pose, cfg.optim.batch_size, cfg.progress, cfg.log_every = "bmc", batch, False, 10**9
+    cfg.loss.kind, cfg.optim.batch_size, cfg.progress, cfg.log_every = "bmc", batch, False, 10**9
     data = train_set.to(device)
     torch.manual_seed(0)
     head = HMRHead(train_set.feature_dim, body.mean_params).to(device)
@@ -86,7 +86,7 @@ def bench_straightforward(train_set, body, batch: int, steps: int, device: torch
     from ihmr.pose.train import build_loss
 
     cfg = PoseTrainConfig()
-    cfg.loss.pose = "bmc"
+    cfg.loss.kind = "bmc"
     keys = list(train_set.labels)
     ds = TensorDataset(train_set.features, *[train_set.labels[k] for k in keys])
     loader = DataLoader(ds, batch_size=batch, shuffle=True, drop_last=True)

@@ -70,3 +70,42 @@ def one_line_error():
         return lines[0]
 
     return check
+
+
+@pytest.fixture
+def resume_rule(ihmr_main, one_line_error, tmp_path):
+    """``check(command, config, out, epochs)``: the one resume rule of ``ihmr train``, ``ihmr age
+    train`` and ``ihmr depth train`` (``command`` the words before the options), checked through
+    the real entry point on a config of ``epochs`` epochs:
+
+    1. ``--config C --out O`` trains ``epochs`` metric rows;
+    2. the same again is refused (the error names --resume) and leaves the run untouched;
+    3. ``--resume O`` with ``--config`` is refused (the run's saved config.yaml is the config);
+    4. ``--resume`` of a folder without a run says there is nothing to resume;
+    5. ``--resume O --set optim.epochs=E+1`` continues the run to one more metric row and saves
+       the extended config in O.
+    """
+    import yaml
+
+    def rows(out):
+        return (out / "metrics.jsonl").read_text().splitlines()
+
+    def check(command: tuple, config, out, epochs: int) -> None:
+        code, said, err = ihmr_main(*command, "--config", config, "--out", out)
+        assert code == 0, err
+        assert f"run folder: {out}" in said and len(rows(out)) == epochs
+        before = (rows(out), (out / "last.pt").read_bytes())
+        one_line_error(ihmr_main(*command, "--config", config, "--out", out),
+                       "already holds a run", "--resume")
+        assert (rows(out), (out / "last.pt").read_bytes()) == before
+        one_line_error(ihmr_main(*command, "--resume", out, "--config", config),
+                       "config.yaml saved in that run folder", "drop --config")
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        one_line_error(ihmr_main(*command, "--resume", tmp_path / "empty"), "nothing to resume")
+        code, said, err = ihmr_main(*command, "--resume", out, "--set", f"optim.epochs={epochs + 1}")
+        assert code == 0, err
+        assert f"run folder: {out}" in said and len(rows(out)) == epochs + 1
+        assert rows(out)[:epochs] == before[0]  # continued, not retrained
+        assert yaml.safe_load((out / "config.yaml").read_text())["optim"]["epochs"] == epochs + 1
+
+    return check

@@ -54,7 +54,7 @@ def test_pose_reads_the_prior_from_data_root_only(tmp_path, monkeypatch):
     _prior(tmp_path / "ds" / "prior.npz")
     _prior(tmp_path / "cwd" / "prior.npz")
     monkeypatch.chdir(tmp_path / "cwd")
-    cfg = load_config(PoseTrainConfig, None, [f"data.root={tmp_path / 'ds'}", "loss.pose=gai",
+    cfg = load_config(PoseTrainConfig, None, [f"data.root={tmp_path / 'ds'}", "loss.kind=gai",
                                               "loss.prior=prior.npz"])
     assert build_loss(cfg, all_valid=True) is not None
     (tmp_path / "ds" / "prior.npz").unlink()  # only the working directory's copy is left

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import List, Literal, Optional, Tuple
 
 RRT_LOSSES = ("mse", "l1", "bmc", "gai", "bni", "inverse", "sqrt_inv")
+STAGE1_LOSSES = ("l1", "mse")
 
 
 @dataclass
@@ -39,48 +40,63 @@ class ModelConfig:
 
 
 @dataclass
-class VanillaConfig:
-    """Stage 1: the whole network with a plain loss (DIR: L1, Adam 1e-3, 90 epochs, x0.1 at 60, 80)."""
+class LossConfig:
+    """The loss of the run's stage. Stage 1 (vanilla) trains with l1 (DIR) or mse; stage 2 (RRT)
+    with any kind."""
 
-    loss: Literal["l1", "mse"] = "l1"
+    kind: Literal["mse", "l1", "bmc", "gai", "bni", "inverse", "sqrt_inv"] = "l1"
+    """bmc / gai / bni: Balanced MSE; inverse / sqrt_inv: MSE reweighted by p(y)^-1 / p(y)^-1/2
+    (with lds: RRT+LDS); mse / l1: plain (stage 1's DIR loss is l1; in stage 2 a control)."""
+    init_noise_sigma: float = 10.0
+    """Initial sigma of the label noise (years); Balanced MSE losses only."""
+    learn_noise: bool = True
+    """Learn sigma (own optimizer group, lr ``optim.sigma_lr``); false keeps it fixed."""
+    gmm_components: int = 8
+    """K of the GAI prior, fitted on the training ages in the run (paper: 8 for age)."""
+    lds: bool = False
+    """Smooth the histogram prior of bni / inverse / sqrt_inv with LDS."""
+    lds_kernel: Literal["gaussian", "triangular", "laplace"] = "gaussian"
+    """LDS kernel (DIR: gaussian)."""
+    lds_ks: int = 5
+    """LDS kernel size in bins (odd; DIR: 5)."""
+    lds_sigma: float = 2.0
+    """LDS kernel width in bins (DIR: 2)."""
+    reweight_clip: Optional[Tuple[float, float]] = (5.0, 1000.0)
+    """Clamp of the (smoothed) bin count before inverting (DIR: 5 .. 1000)."""
+
+
+@dataclass
+class OptimConfig:
+    """Adam on the trained parameters of the stage (stage 1: the whole network; stage 2: the
+    re-initialised ``linear``), sigma in its own group at ``sigma_lr`` (never scheduled).
+    Defaults: DIR's stage 1 (configs/age/vanilla.yaml adds its decay at epochs 60 and 80)."""
+
     lr: float = 1e-3
+    """Learning rate (DIR stage 1: 1e-3; RRT: 1e-4)."""
     epochs: int = 90
-    milestones: List[int] = field(default_factory=lambda: [60, 80])
-    """Epochs after which the learning rate is multiplied by gamma."""
-    gamma: float = 0.1
+    """Training epochs (DIR stage 1: 90; RRT: 10)."""
     batch_size: int = 256
+    """Samples per step."""
     weight_decay: float = 0.0
+    """Adam weight decay (not applied to sigma)."""
+    milestones: List[int] = field(default_factory=list)
+    """Epochs after which the learning rate is multiplied by ``gamma`` (DIR stage 1: [60, 80];
+    empty: constant)."""
+    gamma: float = 0.1
+    """Factor of each learning-rate decay."""
+    sigma_lr: float = 1e-2
+    """Adam learning rate of sigma (Balanced MSE losses with ``loss.learn_noise``)."""
 
 
 @dataclass
 class RRTConfig:
     """Stage 2, regressor re-training: only a re-initialised ``linear`` (and sigma) learn."""
 
-    loss: Literal["mse", "l1", "bmc", "gai", "bni", "inverse", "sqrt_inv"] = "bmc"
-    """bmc / gai / bni: Balanced MSE; inverse / sqrt_inv: reweighted MSE (with lds: RRT+LDS);
-    mse / l1: plain re-training (a control)."""
     pretrained: str = ""
     """Stage-1 checkpoint (the vanilla run's best.pt)."""
     features: str = ""
     """Cached features (.npz from `ihmr age extract-features`); empty: run the frozen backbone on
     the images every step (slow, but with the training augmentation)."""
-    lr: float = 1e-4
-    epochs: int = 10
-    batch_size: int = 256
-    init_noise_sigma: float = 10.0
-    """Initial sigma of the label noise (years); Balanced MSE losses only."""
-    learn_noise: bool = True
-    """Learn sigma (own optimizer group, lr sigma_lr); false keeps it fixed."""
-    sigma_lr: float = 1e-2
-    gmm_components: int = 8
-    """K of the GAI prior (paper: 8 for age)."""
-    lds: bool = False
-    """Smooth the histogram prior of bni / inverse / sqrt_inv with LDS."""
-    lds_kernel: Literal["gaussian", "triangular", "laplace"] = "gaussian"
-    lds_ks: int = 5
-    lds_sigma: float = 2.0
-    reweight_clip: Optional[Tuple[float, float]] = (5.0, 1000.0)
-    """Clamp of the (smoothed) bin count before inverting (DIR: 5 .. 1000)."""
 
 
 @dataclass
@@ -88,7 +104,8 @@ class AgeConfig:
     stage: Literal["vanilla", "rrt"] = "vanilla"
     """vanilla: train the whole network (stage 1); rrt: re-train the regressor (stage 2)."""
     out: str = "runs/age/vanilla"
-    """Run folder: config.yaml, metrics.jsonl/csv, last.pt (resume), best.pt (selected model)."""
+    """Run folder: config.yaml, metrics.jsonl/csv, last.pt (``--resume``), best.pt (selected
+    model)."""
     seed: int = 0
     device: str = "auto"
     """"auto" (cuda:LOCAL_RANK when available, else cpu), "cpu", "cuda", "cuda:1" ..."""
@@ -103,5 +120,9 @@ class AgeConfig:
     """Also log to TensorBoard when it is installed."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    vanilla: VanillaConfig = field(default_factory=VanillaConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    """The stage's loss and its prior."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """The stage's optimisation."""
     rrt: RRTConfig = field(default_factory=RRTConfig)
+    """Stage 2's inputs (ignored by stage 1)."""

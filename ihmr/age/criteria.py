@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .config import RRT_LOSSES, RRTConfig
+from .config import RRT_LOSSES, LossConfig
 
 
 def age_bin_edges(label_range: tuple[float, float]) -> np.ndarray:
@@ -28,7 +28,7 @@ def age_bin_edges(label_range: tuple[float, float]) -> np.ndarray:
     return np.arange(lo, hi + 2, dtype=np.float64) - 0.5
 
 
-def _histogram(train_ages: np.ndarray, cfg: RRTConfig, label_range: tuple[float, float]) -> Any:
+def _histogram(train_ages: np.ndarray, cfg: LossConfig, label_range: tuple[float, float]) -> Any:
     from ..priors import histogram_prior
 
     lds = {"kind": cfg.lds_kernel, "ks": cfg.lds_ks, "sigma": cfg.lds_sigma} if cfg.lds else None
@@ -73,33 +73,33 @@ class AgeCriterion(nn.Module):
         return self.inner(p, y)
 
 
-def build_criterion(cfg: RRTConfig, train_ages: Any, label_range: tuple[float, float],
+def build_criterion(cfg: LossConfig, train_ages: Any, label_range: tuple[float, float],
                     seed: int = 0) -> AgeCriterion:
-    """The stage-2 loss named by ``cfg.loss`` with its prior fitted on ``train_ages`` (N,)."""
+    """The stage-2 loss named by ``cfg.kind`` with its prior fitted on ``train_ages`` (N,)."""
     from ..losses import BMCLoss, BNILoss, GAILoss
 
-    if cfg.loss not in RRT_LOSSES:
-        raise ConfigError(f"rrt.loss must be one of {list(RRT_LOSSES)}, got {cfg.loss!r}")
+    if cfg.kind not in RRT_LOSSES:
+        raise ConfigError(f"loss.kind must be one of {list(RRT_LOSSES)}, got {cfg.kind!r}")
     ages = np.asarray(train_ages, dtype=np.float64).reshape(-1)
     kw = dict(init_noise_sigma=cfg.init_noise_sigma, learn_noise=cfg.learn_noise)
-    if cfg.loss in ("mse", "l1"):
-        return AgeCriterion(cfg.loss)
-    if cfg.loss == "bmc":
+    if cfg.kind in ("mse", "l1"):
+        return AgeCriterion(cfg.kind)
+    if cfg.kind == "bmc":
         return AgeCriterion("bmc", BMCLoss(**kw))
-    if cfg.loss == "gai":
+    if cfg.kind == "gai":
         from ..priors import fit_gmm
 
         prior = fit_gmm(ages[:, None], cfg.gmm_components, seed=seed)
         return AgeCriterion("gai", GAILoss(prior, **kw))
     hist = _histogram(ages, cfg, label_range)
-    if cfg.loss == "bni":
+    if cfg.kind == "bni":
         return AgeCriterion("bni", BNILoss(hist.centers, hist.density, **kw))
     from ..priors import reweighting_weights
 
     clip = tuple(cfg.reweight_clip) if cfg.reweight_clip is not None else None
-    w = reweighting_weights(ages, hist, cfg.loss, clip)
+    w = reweighting_weights(ages, hist, cfg.kind, clip)
     bins = hist.bin_index(ages)
     # every sample of a bin has the same weight; bins without training ages are never looked up
     bin_weight = np.ones(hist.n_bins)
     bin_weight[bins] = w
-    return AgeCriterion(cfg.loss, None, bin_weight, int(round(hist.centers[0])))
+    return AgeCriterion(cfg.kind, None, bin_weight, int(round(hist.centers[0])))

@@ -23,7 +23,7 @@ def demo_config(out: Path, data_csv: Path, **overrides: Any) -> AgeConfig:
     cfg.data.root, cfg.data.csv = str(Path(data_csv).parent), Path(data_csv).name
     cfg.data.img_size, cfg.data.workers = 32, 0
     cfg.model.backbone, cfg.model.width = "small", 16
-    cfg.vanilla.epochs, cfg.vanilla.milestones, cfg.vanilla.batch_size = 12, [8, 11], 64
+    cfg.optim.epochs, cfg.optim.milestones, cfg.optim.batch_size = 12, [8, 11], 64
     return from_dict(AgeConfig, _merge(to_dict(cfg), overrides))
 
 
@@ -43,8 +43,9 @@ def rrt_config(base: AgeConfig, loss: str, out: Path, pretrained: Path, features
     d = to_dict(base)
     d.update(stage="rrt", out=str(out / loss))
     lds = loss.endswith("_lds")
-    d["rrt"].update(loss=loss[:-4] if lds else loss, lds=lds, pretrained=str(pretrained),
-                    features=str(features), lr=3e-2, batch_size=256, epochs=150)
+    d["loss"].update(kind=loss[:-4] if lds else loss, lds=lds)
+    d["optim"].update(lr=3e-2, batch_size=256, epochs=150, milestones=[])
+    d["rrt"].update(pretrained=str(pretrained), features=str(features))
     return from_dict(AgeConfig, d)
 
 
@@ -62,13 +63,13 @@ def run_demo(out_dir: str | os.PathLike = "runs/age-demo", data_dir: str | os.Pa
 
     out = check_writable_dir(out_dir)
     data_csv = ensure_demo(data_dir or out / "data")
-    base = demo_config(out, data_csv, vanilla={"epochs": vanilla_epochs})
+    base = demo_config(out, data_csv, optim={"epochs": vanilla_epochs})
     vanilla, feats = Path(base.out) / "best.pt", out / "features.npz"
     if feats.is_file() and vanilla.is_file():  # written once stage 1 finished: reuse it
         log(f"stage 1 (vanilla): reusing {vanilla} and {feats}")
     else:
         log(f"stage 1 (vanilla) -> {base.out}")
-        train(base, resume=True, log=log)
+        train(base, resume=(Path(base.out) / "last.pt").is_file(), log=log)  # continue a killed one
         extract_features_to(vanilla, feats, device="cpu")
     rows: dict[str, Any] = {}
     res = evaluate_age_checkpoint(vanilla, out / "eval" / "vanilla", features=str(feats), device="cpu")
@@ -76,7 +77,8 @@ def run_demo(out_dir: str | os.PathLike = "runs/age-demo", data_dir: str | os.Pa
     for loss in losses:
         cfg = rrt_config(base, loss, out, vanilla, feats)
         log(f"stage 2 ({loss}) -> {cfg.out}")
-        best = train(cfg, log=lambda s: None) / "best.pt"
+        best = train(cfg, resume=(Path(cfg.out) / "last.pt").is_file(), log=lambda s: None)
+        best = best / "best.pt"
         res = evaluate_age_checkpoint(best, out / "eval" / loss, features=str(feats), vanilla=vanilla,
                                       device="cpu")
         name = next(n for n in res["rows"] if n != "Vanilla")

@@ -136,7 +136,10 @@ def evaluate_age_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.Pat
 def _method_name(payload: Mapping[str, Any]) -> str:
     if payload.get("stage") == "vanilla":
         return "Vanilla"
-    r = payload["config"]["rrt"]
+    c = payload["config"]
+    # checkpoints written before the loss section (rrt.loss, rrt.lds) are still read
+    lc = c["loss"] if "loss" in c else {"kind": c["rrt"]["loss"], "lds": c["rrt"].get("lds")}
+    kind, lds = lc["kind"], lc["lds"]
     names = {"bmc": "BMC", "gai": "GAI", "bni": "BNI", "inverse": "RRT (inv)", "sqrt_inv": "RRT (sqrt-inv)",
              "mse": "RRT (MSE)", "l1": "RRT (L1)"}
-    return names[r["loss"]] + (" + LDS" if r.get("lds") and r["loss"] in ("bni", "inverse", "sqrt_inv") else "")
+    return names[kind] + (" + LDS" if lds and kind in ("bni", "inverse", "sqrt_inv") else "")

@@ -2,12 +2,15 @@
 
 Stage 1 follows DIR: L1 (or MSE), Adam, step schedule, training augmentation. Stage 2 freezes the
 stage-1 backbone, re-initialises ``linear`` and trains it with a Balanced MSE loss (BMC, GAI, BNI)
-or a baseline; sigma has its own optimizer group (lr ``rrt.sigma_lr``, no schedule). Stage 2 runs
-either on cached features (``rrt.features``; seconds) or through the frozen backbone on the images.
+or a baseline (``loss.kind``); sigma has its own optimizer group (lr ``optim.sigma_lr``, no
+schedule). Both stages read ``optim`` (lr, epochs, batch size, weight decay, step decay at
+``optim.milestones``). Stage 2 runs either on cached features (``rrt.features``; seconds) or
+through the frozen backbone on the images.
 
 Both stages select the epoch on the *validation* split (bMAE by default) and never look at the test
-split. Every epoch writes ``last.pt`` (resumable: ``resume=True`` continues a killed run to the
-same result) and a metrics row; the selected model is ``best.pt``, a plain dict::
+split. Every epoch writes ``last.pt`` (``resume=True``, ``ihmr age train --resume RUN_DIR``,
+continues a killed run to the same result; :meth:`ihmr.runs.RunDir.check_resume` is the rule)
+and a metrics row; the selected model is ``best.pt``, a plain dict::
 
     {"kind": "age", "stage", "model": state_dict, "criterion": state_dict | {}, "config": dict,
      "epoch", "val": metrics, "train_counts": (n_bins,) training images per integer age}
@@ -27,7 +30,7 @@ from ..config import to_dict
 from ..errors import ConfigError, DataError
 from ..runs import (Progress, RunDir, check_loss, default_device, init_distributed, iter_batches,
                     load_checkpoint, log_scalars, tensorboard_writer, unwrap)
-from .config import AgeConfig
+from .config import STAGE1_LOSSES, AgeConfig
 from .data import dataset_paths, make_dataset, read_age_csv
 from .metrics import AgeMetrics, age_bins
 from .model import AgeRegressor, freeze_for_rrt
@@ -91,10 +94,7 @@ def _val_row(cfg: AgeConfig, pred: np.ndarray, ages: np.ndarray, train_ages: np.
 
 
 def _start(run: RunDir, objects: dict, generators: dict, resume: bool) -> tuple[int, dict]:
-    if run.last.is_file():
-        if not resume:
-            raise ConfigError(f"run folder {str(run.root)!r} already holds a checkpoint; pass --resume to "
-                              "continue it, or choose another --out")
+    if resume:
         ckpt = load_checkpoint(run.last, objects, generators=generators)
         run.truncate_metrics(ckpt["epoch"])
         return ckpt["epoch"], ckpt["best"]
@@ -200,7 +200,7 @@ def train_vanilla(cfg: AgeConfig, resume: bool = False, log: Callable[[str], Non
     device = resolve_device(cfg.device)
     _seed_all(cfg.seed)
     csv_path, root = dataset_paths(cfg.data.csv, cfg.data.root)
-    table, v = read_age_csv(csv_path, tuple(cfg.data.label_range)), cfg.vanilla
+    table, o = read_age_csv(csv_path, tuple(cfg.data.label_range)), cfg.optim
     train_t = table.subset("train")
     train_ds = make_dataset(train_t, root, cfg.data.img_size, True, cfg.seed, cfg.data.check_images)
     val_ds = make_dataset(table.subset("val"), root, cfg.data.img_size, False, check=cfg.data.check_images)
@@ -208,20 +208,21 @@ def train_vanilla(cfg: AgeConfig, resume: bool = False, log: Callable[[str], Non
     net: Any = model
     if info.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[info.local_rank] if "cuda" in device else None)
-    opt = torch.optim.Adam(model.parameters(), lr=v.lr, weight_decay=v.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(v.milestones), gamma=v.gamma)
+    opt = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(o.milestones), gamma=o.gamma)
     shuffle = torch.Generator().manual_seed(cfg.seed)
     if info.world_size > 1:
         sampler: Any = torch.utils.data.DistributedSampler(train_ds, seed=cfg.seed)
     else:
         sampler = torch.utils.data.RandomSampler(train_ds, generator=shuffle)
-    loader = torch.utils.data.DataLoader(train_ds, batch_size=max(1, v.batch_size // info.world_size),
+    loader = torch.utils.data.DataLoader(train_ds, batch_size=max(1, o.batch_size // info.world_size),
                                          sampler=sampler, num_workers=cfg.data.workers)
     run = RunDir(cfg.out)
+    run.check_resume(resume)
     run.save_config(cfg)
     objects = {"model": model, "optimizer": opt, "scheduler": sched}
     start, best = _start(run, objects, {"shuffle": shuffle}, resume)
-    crit = torch.nn.functional.l1_loss if v.loss == "l1" else torch.nn.functional.mse_loss
+    crit = torch.nn.functional.l1_loss if cfg.loss.kind == "l1" else torch.nn.functional.mse_loss
 
     def batches(epoch: int):
         train_ds.set_epoch(epoch)
@@ -235,9 +236,9 @@ def train_vanilla(cfg: AgeConfig, resume: bool = False, log: Callable[[str], Non
         return crit(net(x.to(device)).reshape(-1), y.to(device))
 
     def evaluate():
-        return predict_images(model, val_ds, device, v.batch_size, cfg.data.workers)
+        return predict_images(model, val_ds, device, o.batch_size, cfg.data.workers)
 
-    _epoch_loop(cfg, run, epochs=v.epochs, start=start, best=best, objects=objects,
+    _epoch_loop(cfg, run, epochs=o.epochs, start=start, best=best, objects=objects,
                 generators={"shuffle": shuffle}, batches=batches, n_batches=len(loader), step_fn=step_fn,
                 optimizer=opt, evaluate=evaluate, train_ages=train_t.ages, scheduler=sched,
                 payload=_payload(cfg, model, train_t.ages, "vanilla"), log=log)
@@ -254,7 +255,7 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
     from .criteria import build_criterion
     from .features import load_features, weights_fingerprint
 
-    r = cfg.rrt
+    r, o = cfg.rrt, cfg.optim
     if not r.pretrained:
         raise ConfigError("rrt.pretrained is empty; set it to the vanilla run's best.pt "
                           "(--set rrt.pretrained=runs/age/vanilla/best.pt)")
@@ -274,8 +275,8 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
             tx, ty = tx.to(device), ty.to(device)  # resident on the GPU: no host transfer per step
         vx, vy = feats["val"]["x"], feats["val"]["y"].numpy()
         train_ages = feats["train"]["y"].numpy().astype(np.float64)
-        n_batches = math.ceil(len(tx) / r.batch_size)
-        batches = feature_batches(tx, ty, r.batch_size, shuffle, info.rank, info.world_size)
+        n_batches = math.ceil(len(tx) / o.batch_size)
+        batches = feature_batches(tx, ty, o.batch_size, shuffle, info.rank, info.world_size)
 
         def evaluate():
             return predict_head(model.linear, vx, device), vy
@@ -285,7 +286,7 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
         train_t = table.subset("train")
         train_ds = make_dataset(train_t, root, cfg.data.img_size, True, cfg.seed, cfg.data.check_images)
         val_ds = make_dataset(table.subset("val"), root, cfg.data.img_size, False, check=cfg.data.check_images)
-        loader = torch.utils.data.DataLoader(train_ds, batch_size=r.batch_size, num_workers=cfg.data.workers,
+        loader = torch.utils.data.DataLoader(train_ds, batch_size=o.batch_size, num_workers=cfg.data.workers,
                                              sampler=torch.utils.data.RandomSampler(train_ds, generator=shuffle))
         train_ages, n_batches = train_t.ages, len(loader)
 
@@ -299,19 +300,28 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
                 yield f, y
 
         def evaluate():
-            return predict_images(model, val_ds, device, r.batch_size, cfg.data.workers)
+            return predict_images(model, val_ds, device, o.batch_size, cfg.data.workers)
 
-    criterion = build_criterion(r, train_ages, tuple(cfg.data.label_range), cfg.seed).to(device)
+    criterion = build_criterion(cfg.loss, train_ages, tuple(cfg.data.label_range),
+                                cfg.seed).to(device)
     if info.world_size > 1 and hasattr(criterion.inner, "gather"):
         criterion.inner.gather = True  # BMC: every rank's predictions meet the global batch's targets
     sigmas = noise_parameters(criterion)
-    groups = [{"params": list(model.linear.parameters()), "lr": r.lr}]
+    groups = [{"params": list(model.linear.parameters()), "lr": o.lr,
+               "weight_decay": o.weight_decay}]
     if sigmas:
-        groups.append({"params": sigmas, "lr": r.sigma_lr})
+        groups.append({"params": sigmas, "lr": o.sigma_lr, "weight_decay": 0.0})
     opt = torch.optim.Adam(groups)
+    sched = None
+    if o.milestones:  # the step decay of stage 1 on linear's rate; sigma's rate stays constant
+        decay = lambda e: o.gamma ** sum(e >= m for m in o.milestones)  # noqa: E731
+        sched = torch.optim.lr_scheduler.LambdaLR(opt,
+                                                  [decay] + [lambda e: 1.0] * (len(groups) - 1))
     run = RunDir(cfg.out)
+    run.check_resume(resume)
     run.save_config(cfg)
-    objects = {"linear": model.linear, "criterion": criterion, "optimizer": opt}
+    objects = {"linear": model.linear, "criterion": criterion, "optimizer": opt,
+               **({"scheduler": sched} if sched is not None else {})}
     start, best = _start(run, objects, {"shuffle": shuffle}, resume)
 
     head: Any = _Head(model.linear, criterion)
@@ -328,9 +338,9 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
             loss = loss * (n * info.world_size / total)
         return loss
 
-    _epoch_loop(cfg, run, epochs=r.epochs, start=start, best=best, objects=objects,
+    _epoch_loop(cfg, run, epochs=o.epochs, start=start, best=best, objects=objects,
                 generators={"shuffle": shuffle}, batches=batches, n_batches=n_batches, step_fn=step_fn,
-                optimizer=opt, evaluate=evaluate, train_ages=train_ages,
+                optimizer=opt, evaluate=evaluate, train_ages=train_ages, scheduler=sched,
                 payload=_payload(cfg, model, train_ages, "rrt", criterion),
                 sigma=lambda: criterion.sigma, log=log)
     return run.root
@@ -341,4 +351,8 @@ def train(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] = pri
     if cfg.few > cfg.many:  # checked before any work (the metrics would refuse it after an epoch)
         raise ConfigError(f"few ({cfg.few}) must not exceed many ({cfg.many}): a few-shot age has "
                           "fewer than `few` training images, a many-shot one more than `many`")
+    if cfg.stage == "vanilla" and cfg.loss.kind not in STAGE1_LOSSES:
+        raise ConfigError(f"stage vanilla trains the whole network with loss.kind l1 or mse, got "
+                          f"{cfg.loss.kind!r}; the balanced and reweighted losses are stage 2's "
+                          "(set stage=rrt and rrt.pretrained)")
     return (train_vanilla if cfg.stage == "vanilla" else train_rrt)(cfg, resume, log)

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .options import ConfigOption, SetOption, config_args
+from .options import ConfigOption, OutOption, ResumeOption, SetOption, run_config_args
 
 age = typer.Typer(help="Age estimation (IMDB-WIKI-DIR, AgeDB-DIR) with Balanced MSE.", no_args_is_help=True)
 
@@ -24,16 +24,15 @@ def demo_data(out: Path = typer.Option(Path("data/age-demo"), help="Output folde
 
 @age.command("train")
 def train(config: Optional[Path] = ConfigOption, sets: List[str] = SetOption,
-          out: Optional[Path] = typer.Option(None, help="Run folder (overrides the config's out)."),
-          resume: bool = typer.Option(False, help="Continue the run in --out from its last.pt.")) -> None:
+          out: Optional[Path] = OutOption, resume: Optional[Path] = ResumeOption) -> None:
     """Stage 1 (stage: vanilla) or stage 2 RRT (stage: rrt) from configs/age/*.yaml."""
     from ihmr.age.config import AgeConfig
     from ihmr.age.train import train as run_train
     from ihmr.config import load_config
 
-    path, overrides = config_args(config, sets)
-    cfg = load_config(AgeConfig, path, overrides, {"out": str(out)} if out else None)
-    root = run_train(cfg, resume=resume, log=typer.echo)
+    path, overrides, extra = run_config_args(config, sets, out, resume)
+    cfg = load_config(AgeConfig, path, overrides, extra)
+    root = run_train(cfg, resume=resume is not None, log=typer.echo)
     typer.echo(f"run folder: {root} (selected model: {root / 'best.pt'})")
 
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .options import ConfigOption, SetOption, config_args
+from .options import ConfigOption, OutOption, ResumeOption, SetOption, run_config_args
 
 depth = typer.Typer(help="Depth estimation (NYUD2-DIR) with per-pixel Balanced MSE.",
                     no_args_is_help=True)
@@ -28,13 +28,15 @@ def demo_data(out: Path = typer.Option(Path("demo/nyud2"), help="Dataset root to
 
 
 @depth.command("train")
-def train(config: Optional[Path] = ConfigOption, sets: List[str] = SetOption) -> None:
+def train(config: Optional[Path] = ConfigOption, sets: List[str] = SetOption,
+          out: Optional[Path] = OutOption, resume: Optional[Path] = ResumeOption) -> None:
     """Train the Hu et al. network with the loss of the config (configs/depth/*.yaml)."""
     from ihmr.config import load_config
     from ihmr.depth.train import DepthTrainConfig, train_depth
 
-    path, overrides = config_args(config, sets)
-    r = train_depth(load_config(DepthTrainConfig, path, overrides))
+    path, overrides, extra = run_config_args(config, sets, out, resume)
+    cfg = load_config(DepthTrainConfig, path, overrides, extra)
+    r = train_depth(cfg, resume=resume is not None)
     typer.echo(f"run folder: {r['run']} (best epoch {r['best']['epoch'] + 1}, val bRMSE "
                f"{r['best']['value']:.3f} m, {r['seconds']} s)")
 

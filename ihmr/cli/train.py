@@ -7,14 +7,14 @@ from typing import List, Optional
 
 import typer
 
-from .options import ConfigOption, SetOption
+from .options import ConfigOption, OutOption, ResumeOption, SetOption, run_config_args
 
 
 def train(
     config: Optional[Path] = ConfigOption,
     sets: Optional[List[str]] = SetOption,
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Run folder to continue (its config.yaml is used)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: the config's out)."),
+    resume: Optional[Path] = ResumeOption,
+    out: Optional[Path] = OutOption,
 ) -> None:
     """Retrain the HMR head; with no arguments, the MSE demo (demo data generated if absent)."""
     from ihmr.config import load_config, to_dict
@@ -22,22 +22,21 @@ def train(
     from ihmr.pose.demo import demo_config, ensure_demo_data
     from ihmr.pose.train import train as run_train
 
-    extra = {"out": str(resume or out)} if (resume or out) else None
-    if resume is not None:
-        cfg = load_config(PoseTrainConfig, resume / "config.yaml", sets or [], extra)
-    elif config is not None:
-        cfg = load_config(PoseTrainConfig, config, sets or [], extra)
+    path, overrides, extra = run_config_args(config, sets, out, resume)
+    if path is not None:
+        cfg = load_config(PoseTrainConfig, path, overrides, extra)
     else:
         typer.echo("no --config given: training the demo (configs/ihmr/demo_mse.yaml)")
-        cfg = load_config(PoseTrainConfig, None, sets or [], {**to_dict(demo_config("mse")), **(extra or {})})
+        demo = {**to_dict(demo_config("mse")), **(extra or {})}
+        cfg = load_config(PoseTrainConfig, None, overrides, demo)
         ensure_demo_data(cfg.data.root, typer.echo)
     res = run_train(cfg, resume=resume is not None)
     last = res.history[-1] if res.history else {}
-    typer.echo(f"trained {cfg.loss.pose} for {cfg.optim.epochs} epochs in {res.seconds:.0f} s; "
+    typer.echo(f"trained {cfg.loss.kind} for {cfg.optim.epochs} epochs in {res.seconds:.0f} s; "
                f"final loss {last.get('loss_total', float('nan')):.4g}")
     typer.echo(f"run folder: {res.run_dir} (head.pt, last.pt, metrics.jsonl, metrics.csv, config.yaml)")
     if res.eval_metrics:
         from ihmr.pose.evaluate import markdown_table
 
-        typer.echo(markdown_table(res.eval_metrics, f"{cfg.loss.pose} on the test set"))
+        typer.echo(markdown_table(res.eval_metrics, f"{cfg.loss.kind} on the test set"))
         typer.echo(f"evaluation: {res.run_dir / 'eval'}")

@@ -54,9 +54,9 @@ def head_config(loss: str, seed: int, sigma: float, epochs: int = 10):
     from .rrt import HeadConfig
 
     cfg = HeadConfig(seed=seed, epochs=epochs)
-    cfg.loss.kind = "reweight" if loss == "reweight_lds" else loss
+    cfg.loss.kind = "inverse" if loss == "reweight_lds" else loss
     cfg.loss.lds = loss == "reweight_lds"
-    cfg.loss.sigma = sigma
+    cfg.loss.init_noise_sigma = sigma
     return cfg
 
 
@@ -134,7 +134,7 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
         log(f"stage 1: reusing {s1} (finished)")
     else:
         log(f"stage 1 (MSE, whole network, {stage1_epochs} epochs) -> {s1}")
-        r1 = train_depth(cfg1)
+        r1 = train_depth(cfg1, resume=(s1 / "last.pt").is_file())  # continue a killed stage 1
         log(f"  best epoch {r1['best']['epoch'] + 1}, val bRMSE {r1['best']['value']:.3f} m")
 
     feats_path = out / "features.npz"

@@ -31,10 +31,27 @@ def load_depth_model(checkpoint: str | Path, device: str = "cpu"):
     state, cfg_dict = ck["state"].get("model"), ck.get("extra", {}).get("config")
     if state is None or cfg_dict is None:
         raise DataError(f"{checkpoint} is not a depth checkpoint (no model weights and config)")
-    cfg = from_dict(DepthTrainConfig, cfg_dict)
+    cfg = from_dict(DepthTrainConfig, _current_words(cfg_dict))
     model = build_model(cfg.model)
     model.load_state_dict(state)
     return model.to(device).eval(), cfg
+
+
+def _current_words(cfg: dict) -> dict:
+    """A checkpoint's config in today's words: checkpoints saved before the shared vocabulary
+    (``loss.sigma``, ``loss.learn_sigma``, ``loss.sigma_lr``, ``kind: reweight`` with
+    ``loss.reweight``, ``resume``) still load."""
+    cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items() if k != "resume"}
+    loss, optim = cfg.get("loss", {}), cfg.get("optim", {})
+    for old, new in (("sigma", "init_noise_sigma"), ("learn_sigma", "learn_noise")):
+        if old in loss:
+            loss[new] = loss.pop(old)
+    if "sigma_lr" in loss:
+        optim["sigma_lr"] = loss.pop("sigma_lr")
+    mode = loss.pop("reweight", "inverse")
+    if loss.get("kind") == "reweight":
+        loss["kind"] = mode
+    return cfg
 
 
 def evaluate_depth_checkpoint(checkpoint: str | Path, out: str | Path,

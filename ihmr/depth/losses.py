@@ -4,8 +4,9 @@ Every loss acts on the pixels whose ground truth is at least ``min_depth`` (0.7 
 protocol), flattened to labels of shape (P,), P up to B x 114 x 152 (138,624 at batch 8):
 
 - ``mse``: mean (p - y)^2 over the valid pixels.
-- ``reweight``: mean w(y) (p - y)^2 with w = (smoothed) bin count^-1 or ^-1/2 of the 0.1 m depth
-  bin, normalised to mean 1 over the *training pixels* (``lds`` smooths the counts first).
+- ``inverse`` / ``sqrt_inv``: mean w(y) (p - y)^2 with w = (smoothed) bin count^-1 or ^-1/2 of the
+  0.1 m depth bin, normalised to mean 1 over the *training pixels* (``lds`` smooths the counts
+  first).
 - ``bni``: Balanced MSE with the 100-bin histogram prior (paper Eq. 3.16).
 - ``gai``: Balanced MSE with a 16-component 1-D GMM prior of the pixel depths (Eq. 3.12).
 - ``bmc``: Balanced MSE with batch Monte-Carlo (Eq. 3.13) over random groups of ``chunk`` pixels
@@ -33,7 +34,8 @@ from torch import nn
 from ..errors import ConfigError, ShapeError, check_choice, check_positive
 from .data import BIN_WIDTH, MIN_DEPTH, N_BINS
 
-KINDS = ("mse", "reweight", "bni", "gai", "bmc")
+KINDS = ("mse", "inverse", "sqrt_inv", "bni", "gai", "bmc")
+REWEIGHTED = ("inverse", "sqrt_inv")
 DEFAULT_CHUNK = 32768
 
 
@@ -89,17 +91,19 @@ def _chunked_sum(fn, p: torch.Tensor, y: torch.Tensor, v: torch.Tensor, chunk: i
     return _ChunkedSum.apply(fn, chunk, p, y.detach(), v)
 
 
-def reweight_table(counts, mode: str = "inverse", lds: bool = False) -> np.ndarray:
+def reweight_table(counts, mode: str = "inverse", lds: bool = False,
+                   kernel: np.ndarray | None = None) -> np.ndarray:
     """Per-bin pixel weights (N_BINS,) ~ count^-1 (``inverse``) or ^-1/2 (``sqrt_inv``), with the
-    counts LDS-smoothed first if asked (gaussian, ks 5, sigma 2), normalised so the mean weight
-    over the training pixels is 1. Empty bins get the largest weight (they hold no training pixel)."""
+    counts LDS-smoothed first if asked (``kernel``: an :func:`ihmr.priors.lds_kernel` window;
+    default gaussian, ks 5, sigma 2), normalised so the mean weight over the training pixels is 1.
+    Empty bins get the largest weight (they hold no training pixel)."""
     from ..priors import lds_kernel, smooth_counts
 
-    check_choice(mode, ("inverse", "sqrt_inv"), "reweight mode")
+    check_choice(mode, REWEIGHTED, "reweighting kind")
     counts = np.asarray(counts, dtype=np.float64)
     if counts.shape != (N_BINS,) or counts.sum() <= 0:
         raise ShapeError(f"counts must be ({N_BINS},) with a positive sum, got {counts.shape}")
-    eff = smooth_counts(counts, lds_kernel()) if lds else counts
+    eff = smooth_counts(counts, lds_kernel() if kernel is None else kernel) if lds else counts
     pos = eff[eff > 0]
     eff = np.where(eff > 0, eff, pos.min())
     w = eff ** (-1.0 if mode == "inverse" else -0.5)
@@ -118,7 +122,7 @@ def depth_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, *, noise_var
         noise_var: v = sigma^2 (number or 0-d tensor; learnable if it requires grad).
         bin_centers, bin_weights: (N_BINS,) BNI prior (centres in metres, probabilities).
         gmm: a :class:`ihmr.losses.gai.PreparedGMM` (1-D) for GAI.
-        pixel_weights: (N_BINS,) per-bin weights for ``reweight``.
+        pixel_weights: (N_BINS,) per-bin weights for ``inverse`` / ``sqrt_inv``.
         chunk: pixels per chunk of the balancing term.
     Returns: 0-d tensor; 0 (attached to the graph) when no pixel is valid.
     """
@@ -131,9 +135,9 @@ def depth_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, *, noise_var
         return pred.sum() * 0.0
     if kind == "mse":
         return (p - y).pow(2).mean()
-    if kind == "reweight":
+    if kind in REWEIGHTED:
         if pixel_weights is None:
-            raise ValueError("kind='reweight' needs pixel_weights (see reweight_table)")
+            raise ValueError(f"kind={kind!r} needs pixel_weights (see reweight_table)")
         bins = torch.clamp((y / BIN_WIDTH).long(), max=N_BINS - 1)
         return (pixel_weights.to(p.dtype)[bins] * (p - y).pow(2)).mean()
     if kind == "bni":
@@ -166,40 +170,45 @@ class DepthLoss(nn.Module):
         kind: one of ``KINDS``.
         bin_counts: (N_BINS,) training pixel counts per 0.1 m bin (BNI prior, reweighting).
         gmm: a fitted 1-D :class:`ihmr.priors.GMMPrior` (GAI).
-        sigma: noise sigma in metres (1.0 for NYUD2-DIR); ``learn_sigma`` makes it a parameter.
-        reweight, lds: reweighting mode and LDS smoothing (``reweight``; ``lds`` also smooths the
-            BNI histogram).
+        init_noise_sigma: noise sigma in metres (1.0 for NYUD2-DIR); ``learn_noise`` makes it a
+            parameter (the names of :class:`ihmr.losses.BMCLoss`).
+        lds: LDS-smooth the bin counts of ``inverse`` / ``sqrt_inv`` and the BNI histogram, with
+            the kernel ``lds_kernel`` of ``lds_ks`` bins and width ``lds_sigma`` bins
+            (:func:`ihmr.priors.lds_kernel`; DIR: gaussian, 5, 2).
     """
 
-    def __init__(self, kind: str = "mse", bin_counts=None, gmm: Any = None, sigma: float = 1.0,
-                 learn_sigma: bool = False, reweight: str = "inverse", lds: bool = False,
-                 min_depth: float = MIN_DEPTH, chunk: int = DEFAULT_CHUNK) -> None:
+    def __init__(self, kind: str = "mse", bin_counts=None, gmm: Any = None,
+                 init_noise_sigma: float = 1.0, learn_noise: bool = False, lds: bool = False,
+                 min_depth: float = MIN_DEPTH, chunk: int = DEFAULT_CHUNK, *,
+                 lds_kernel: str = "gaussian", lds_ks: int = 5, lds_sigma: float = 2.0) -> None:
         super().__init__()
         check_choice(kind, KINDS, "loss kind")
-        check_positive(sigma, "sigma")
+        check_positive(init_noise_sigma, "init_noise_sigma")
         self.kind, self.min_depth, self.chunk = kind, float(min_depth), int(chunk)
-        log_sigma = torch.tensor(math.log(sigma), dtype=torch.float64)
-        if learn_sigma:
+        log_sigma = torch.tensor(math.log(init_noise_sigma), dtype=torch.float64)
+        if learn_noise:
             self.log_sigma = nn.Parameter(log_sigma)
         else:
             self.register_buffer("log_sigma", log_sigma)
-        if kind in ("bni", "reweight") and bin_counts is None:
+        if kind in ("bni", *REWEIGHTED) and bin_counts is None:
             raise ValueError(f"kind={kind!r} needs bin_counts (training pixel counts per bin)")
         if kind == "gai" and gmm is None:
             raise ValueError("kind='gai' needs a fitted GMM prior of the training pixel depths")
         if bin_counts is not None:
-            from ..priors import lds_kernel, smooth_counts
+            from ..priors import lds_kernel as make_kernel
+            from ..priors import smooth_counts
 
             counts = np.asarray(bin_counts, dtype=np.float64)
-            prob = smooth_counts(counts, lds_kernel()) if lds else counts
+            window = make_kernel(lds_kernel, lds_ks, lds_sigma) if lds else None
+            prob = smooth_counts(counts, window) if lds else counts
             # Priors are kept in float64 (a float() / half() of the module leaves them alone:
             # buffers are cast) and follow the prediction's dtype at each call.
             self.register_buffer("bin_centers", (torch.arange(N_BINS, dtype=torch.float64) + 0.5)
                                  * BIN_WIDTH)
             self.register_buffer("bin_weights", torch.from_numpy(prob / prob.sum()))
-            if kind == "reweight":
+            if kind in REWEIGHTED:
                 self.register_buffer("pixel_weights", torch.from_numpy(
-                    reweight_table(counts, reweight, lds)))
+                    reweight_table(counts, kind, lds, window)))
         if gmm is not None:
             from ..losses.gai import prepare_gmm
 

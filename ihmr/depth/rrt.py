@@ -44,6 +44,8 @@ class HeadConfig:
     """Channel multiplier of R (must match the frozen network's)."""
     lr: float = 3e-3
     weight_decay: float = 1e-4
+    sigma_lr: float = 1e-2
+    """Adam learning rate of sigma when learnable (``loss.learn_noise``)."""
     epochs: int = 10
     batch_size: int = 16
     seed: int = 0
@@ -183,12 +185,13 @@ def train_head(feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None,
     lc = cfg.loss
     if counts is None or (lc.kind == "gai" and gmm is None):
         counts, gmm = head_priors(feats["train_y"], lc, cfg.seed)
-    criterion = DepthLoss(lc.kind, counts, gmm if lc.kind == "gai" else None, lc.sigma,
-                          lc.learn_sigma, lc.reweight, lc.lds, lc.min_depth, lc.chunk_pixels)
+    criterion = DepthLoss(lc.kind, counts, gmm if lc.kind == "gai" else None, lc.init_noise_sigma,
+                          lc.learn_noise, lc.lds, lc.min_depth, lc.chunk_pixels,
+                          lds_kernel=lc.lds_kernel, lds_ks=lc.lds_ks, lds_sigma=lc.lds_sigma)
     head = refinement(cfg.width)
     groups = [{"params": head.parameters(), "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
-    if lc.learn_sigma:
-        groups.append({"params": criterion.parameters(), "lr": lc.sigma_lr, "weight_decay": 0.0})
+    if lc.learn_noise:
+        groups.append({"params": criterion.parameters(), "lr": cfg.sigma_lr, "weight_decay": 0.0})
     opt = torch.optim.Adam(groups)
     x, y = feats["train_x"], feats["train_y"]
     n = len(x)

@@ -50,20 +50,23 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    kind: Literal["mse", "reweight", "bni", "gai", "bmc"] = "mse"
-    """Per-pixel loss."""
-    sigma: float = 1.0
+    kind: Literal["mse", "inverse", "sqrt_inv", "bni", "gai", "bmc"] = "mse"
+    """Per-pixel loss: mse; inverse / sqrt_inv: MSE reweighted by the depth bin's count^-1 /
+    count^-1/2; bni / gai / bmc: Balanced MSE."""
+    init_noise_sigma: float = 1.0
     """Noise sigma in metres (fixed at 1 for NYUD2-DIR)."""
-    learn_sigma: bool = False
-    """Learn sigma (own parameter group, not scheduled)."""
-    sigma_lr: float = 1e-2
-    """Adam learning rate of sigma when learnable."""
-    reweight: Literal["inverse", "sqrt_inv"] = "inverse"
-    """Reweighting mode (kind = reweight)."""
+    learn_noise: bool = False
+    """Learn sigma (own parameter group at ``optim.sigma_lr``, not scheduled)."""
     lds: bool = False
-    """LDS-smooth the bin counts (reweight, bni)."""
+    """LDS-smooth the bin counts (inverse, sqrt_inv, bni)."""
+    lds_kernel: Literal["gaussian", "triangular", "laplace"] = "gaussian"
+    """LDS kernel (DIR: gaussian)."""
+    lds_ks: int = 5
+    """LDS kernel size in 0.1 m bins (odd; DIR: 5)."""
+    lds_sigma: float = 2.0
+    """LDS kernel width in bins (DIR: 2)."""
     gmm_components: int = 16
-    """GMM components of the GAI prior."""
+    """GMM components of the GAI prior, fitted on the training pixel depths in the run."""
     chunk_pixels: int = 32768
     """Pixels per chunk of the balancing term (memory bound)."""
     min_depth: float = MIN_DEPTH
@@ -81,6 +84,8 @@ class OptimConfig:
     batch_size: int = 32
     max_steps_per_epoch: Optional[int] = None
     """Cap on steps per epoch (smoke tests); None = the whole training split."""
+    sigma_lr: float = 1e-2
+    """Adam learning rate of sigma when learnable (``loss.learn_noise``)."""
 
 
 @dataclass
@@ -96,8 +101,6 @@ class DepthTrainConfig:
     """"auto" (CUDA if available), "cpu", "cuda", "cuda:1" ..."""
     threads: int = 0
     """torch CPU threads (0 = torch's default)."""
-    resume: bool = True
-    """Continue from out/last.pt when it exists."""
 
 
 def build_model(cfg: ModelConfig):
@@ -150,11 +153,14 @@ def evaluate_loader(model, loader, device, shots) -> dict:
     return acc.compute()
 
 
-def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None) -> dict:
+def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None,
+                resume: bool = False) -> dict:
     """Train one model; return {"run": folder, "best": record, "seconds": wall time}.
 
     ``init_model``: a model state dict to start from (a fine-tune from a shared start,
-    :mod:`ihmr.sigma.tasks`) instead of the fresh initialisation."""
+    :mod:`ihmr.sigma.tasks`) instead of the fresh initialisation. ``resume``: continue the run in
+    ``cfg.out`` from its ``last.pt`` (``ihmr depth train --resume RUN_DIR``); without it a folder
+    that already holds a run is refused (:meth:`ihmr.runs.RunDir.check_resume`)."""
     import torch
 
     from .. import runs
@@ -172,6 +178,7 @@ def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None) -> dict:
     val_ds = D.NYUD2DIR(layout, "val", augment=False, **kw)
     shots = D.load_shots(layout.path(layout.shots))
     run = runs.RunDir(cfg.out)  # created only once the data checked out
+    run.check_resume(resume)
     run.save_config(cfg)
     counts, sample = training_priors(train_ds, cfg, cfg.seed)
     edges = np.linspace(0.0, N_BINS * D.BIN_WIDTH, N_BINS + 1)
@@ -182,15 +189,17 @@ def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None) -> dict:
         gmm = fit_gmm(sample, cfg.loss.gmm_components, seed=cfg.seed, max_samples=200_000)
         gmm.save(Path(cfg.out) / "prior_gmm.npz")
     lc = cfg.loss
-    criterion = DepthLoss(lc.kind, counts, gmm, lc.sigma, lc.learn_sigma, lc.reweight, lc.lds,
-                          lc.min_depth, lc.chunk_pixels).to(device)
+    criterion = DepthLoss(lc.kind, counts, gmm, lc.init_noise_sigma, lc.learn_noise, lc.lds,
+                          lc.min_depth, lc.chunk_pixels, lds_kernel=lc.lds_kernel,
+                          lds_ks=lc.lds_ks, lds_sigma=lc.lds_sigma).to(device)
     model = build_model(cfg.model).to(device)
     if init_model is not None:
         model.load_state_dict(init_model)
     groups = [{"params": model.parameters(), "lr": cfg.optim.lr,
                "weight_decay": cfg.optim.weight_decay}]
-    if lc.learn_sigma:
-        groups.append({"params": criterion.parameters(), "lr": lc.sigma_lr, "weight_decay": 0.0})
+    if lc.learn_noise:
+        groups.append({"params": criterion.parameters(), "lr": cfg.optim.sigma_lr,
+                       "weight_decay": 0.0})
     opt = torch.optim.Adam(groups)
     step_decay = lambda e: cfg.optim.gamma ** (e // cfg.optim.decay_every)  # noqa: E731
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -198,7 +207,7 @@ def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed)
     objects = {"model": model, "loss": criterion, "optim": opt, "sched": sched}
     start, best = 0, {"metric": "val_brmse", "value": float("inf"), "epoch": -1}
-    if cfg.resume and run.last.is_file():
+    if resume:
         ck = runs.load_checkpoint(run.last, objects, generators={"shuffle": gen})
         start, best = ck["epoch"], dict(ck["best"])
         run.truncate_metrics(start)

@@ -60,7 +60,7 @@ class DataConfig:
 class LossConfig:
     """The released IHMR loss composition (see :mod:`ihmr.pose.losses`)."""
 
-    pose: PoseLoss = "mse"
+    kind: PoseLoss = "mse"
     """Pose loss on the flattened rotation matrices of valid fits: mse (x ``pose_weight``), gai,
     bmc (paper Eq. 3.14) or bmc_mmhuman3d (the released BMCLossMD)."""
     pose_weight: float = 60.0

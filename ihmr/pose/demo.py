@@ -68,7 +68,7 @@ def demo_config(kind: str = "mse", data: str | os.PathLike = DEMO_DATA,
     cfg = PoseTrainConfig()
     cfg.data.root = str(data)
     cfg.data.train = [DatasetConfig("demo", "dataset_extras/demo_train.npz", "features/demo_train")]
-    cfg.loss.pose = pose
+    cfg.loss.kind = pose
     cfg.loss.keypoints = keypoints
     cfg.loss.init_noise_sigma = d["init_noise_sigma"]
     cfg.loss.keypoints3d_init_noise_sigma = d["keypoints3d_init_noise_sigma"]

@@ -128,7 +128,7 @@ def make_pose_criterion(kind: str, *, prior: Any = None, init_noise_sigma: float
     """The balanced pose loss module (None for ``mse``); checks the prior's dimension (216)."""
     from ..losses import BMCLoss, GAILoss
 
-    check_choice(kind, POSE_LOSSES, "loss.pose")
+    check_choice(kind, POSE_LOSSES, "loss.kind")
     if kind == "mse":
         return None
     if kind == "bmc":
@@ -136,7 +136,7 @@ def make_pose_criterion(kind: str, *, prior: Any = None, init_noise_sigma: float
     if kind == "bmc_mmhuman3d":
         return BMCLoss.mmhuman3d(init_noise_sigma, learn_noise, gather=gather)
     if prior is None:
-        raise ConfigError("loss.pose=gai needs loss.prior: a GMM fitted on the training poses as "
+        raise ConfigError("loss.kind=gai needs loss.prior: a GMM fitted on the training poses as "
                           "rotation matrices, e.g. `ihmr fit-prior train.npz --key pose "
                           "--pose-to-rotmat -k 16 -o prior.npz`")
     d = int(getattr(prior, "means").shape[-1]) if getattr(prior, "means").ndim == 2 else 1
@@ -189,7 +189,7 @@ class IHMRLoss(nn.Module):
                  criterion: nn.Module | None = None, all_valid: bool = False,
                  keypoint_criteria: tuple[nn.Module, nn.Module] | None = None) -> None:
         super().__init__()
-        check_choice(pose, POSE_LOSSES, "loss.pose")
+        check_choice(pose, POSE_LOSSES, "loss.kind")
         if (pose == "mse") != (criterion is None):
             raise ConfigError(f"pose loss {pose!r} needs {'no' if pose == 'mse' else 'a'} "
                               "balanced criterion; build it with make_pose_criterion")

@@ -122,7 +122,7 @@ def build_loss(cfg: PoseTrainConfig, all_valid: bool) -> nn.Module:
 
     lc = cfg.loss
     prior = None
-    if lc.pose == "gai" and lc.prior:
+    if lc.kind == "gai" and lc.prior:
         from ..priors import GMMPrior
 
         path = resolve_path(lc.prior, cfg.data.root)
@@ -132,10 +132,10 @@ def build_loss(cfg: PoseTrainConfig, all_valid: bool) -> nn.Module:
                               "fit-prior <train labels> --key pose --pose-to-rotmat -k 16 -o "
                               "<file>` (`ihmr demo` does this for the demo data)")
         prior = GMMPrior.load(path)
-    if lc.pose != "mse" and not lc.init_noise_sigma > 0:
+    if lc.kind != "mse" and not lc.init_noise_sigma > 0:
         raise ConfigError(f"loss.init_noise_sigma must be > 0 (sigma of the balanced pose "
                           f"loss), got {lc.init_noise_sigma}")
-    crit = make_pose_criterion(lc.pose, prior=prior, init_noise_sigma=lc.init_noise_sigma,
+    crit = make_pose_criterion(lc.kind, prior=prior, init_noise_sigma=lc.init_noise_sigma,
                                learn_noise=lc.learn_noise, gather=lc.gather)
     kp = make_keypoint_criteria(lc.keypoints, init_noise_sigma=(
         lc.keypoints3d_init_noise_sigma, lc.keypoints2d_init_noise_sigma),
@@ -143,7 +143,7 @@ def build_loss(cfg: PoseTrainConfig, all_valid: bool) -> nn.Module:
     weights = {"pose": lc.pose_weight, "betas": lc.betas_weight, "cam": lc.cam_weight,
                "keypoints3d": lc.keypoints3d_weight, "keypoints2d": lc.keypoints2d_weight,
                "openpose": lc.openpose_weight}
-    return IHMRLoss(lc.pose, weights, crit, all_valid=all_valid, keypoint_criteria=kp)
+    return IHMRLoss(lc.kind, weights, crit, all_valid=all_valid, keypoint_criteria=kp)
 
 
 def _check_cfg(cfg: PoseTrainConfig) -> None:
@@ -186,12 +186,7 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
     info = init_distributed()
     device = resolve_device(cfg.device)
     run = RunDir(cfg.out, main=info.is_main)
-    if resume and not run.last.is_file():
-        raise FileNotFoundError(f"nothing to resume: {str(run.last)!r} does not exist (the run "
-                                "never finished an epoch); start it again without --resume")
-    if info.is_main and not resume and run.last.is_file():
-        raise ConfigError(f"{str(run.root)!r} already holds a run (last.pt); resume it with "
-                          "--resume or choose another --out")
+    run.check_resume(resume)
     run.save_config(cfg)
 
     if body is None:
@@ -252,7 +247,7 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
     for epoch in range(start, epochs):
         row = _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run,
                          ema)
-        run.save(objects, epoch=epoch + 1, extra={"loss": cfg.loss.pose,
+        run.save(objects, epoch=epoch + 1, extra={"loss": cfg.loss.kind,
                                                   "features_fingerprint": data.source_fingerprint})
         run.log_metrics(epoch + 1, row)
         log_scalars(tb, epoch + 1, row, "train/")
@@ -395,7 +390,7 @@ def _save_head(path: Path, head: nn.Module, loss: nn.Module, cfg: PoseTrainConfi
     from ..models.hmr import head_checkpoint
 
     sigma = None if loss.sigma is None else float(loss.sigma.detach())
-    state = head_checkpoint(head, features_fingerprint=fingerprint, loss=cfg.loss.pose,
+    state = head_checkpoint(head, features_fingerprint=fingerprint, loss=cfg.loss.kind,
                             sigma=sigma, epochs=epochs, config=to_dict(cfg))
     state["head"] = {k: v.detach().cpu() for k, v in state["head"].items()}
     return torch_save(path, state)

@@ -110,8 +110,8 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
     from .report import write_outputs
     from .search import search_sigma
 
-    if cfg.loss.pose not in ("gai", "bmc", "bmc_mmhuman3d"):
-        raise ConfigError(f"loss.pose is {cfg.loss.pose!r}, which has no sigma; tune a gai or bmc "
+    if cfg.loss.kind not in ("gai", "bmc", "bmc_mmhuman3d"):
+        raise ConfigError(f"loss.kind is {cfg.loss.kind!r}, which has no sigma; tune a gai or bmc "
                           "config (e.g. configs/ihmr/demo_gai.yaml)")
     if budget_epochs is not None and budget_epochs < 1:
         raise ConfigError(f"--budget-epochs must be >= 1, got {budget_epochs}")
@@ -126,7 +126,7 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
     def run(name: str, pose: str, sigma: float, learn: bool, epochs: int, init: dict | None):
         c = copy.deepcopy(cfg)
         c.out, c.progress, c.tensorboard = str(out / "runs" / name), False, False
-        c.loss.pose, c.loss.init_noise_sigma, c.loss.learn_noise = pose, sigma, learn
+        c.loss.kind, c.loss.init_noise_sigma, c.loss.learn_noise = pose, sigma, learn
         c.optim.epochs, c.eval.labels = epochs, ""
         shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
         res = train(c, body=bodies.neutral, bodies=bodies, holdout=val.holdout, init_head=init)
@@ -146,7 +146,7 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
     def score(sigma: float, start: dict | None = None):
         log(f"sigma {sigma:g}: {budget_epochs or epochs} epochs")
         try:
-            head, _ = run(f"sigma_{sigma:g}", cfg.loss.pose, sigma, False,
+            head, _ = run(f"sigma_{sigma:g}", cfg.loss.kind, sigma, False,
                           budget_epochs or epochs, start)
         except NonFiniteLossError:
             return float("inf"), None
@@ -159,7 +159,7 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
         log(f"learned sigma from {cfg.loss.init_noise_sigma:g}")
         t0 = time.perf_counter()
         init = _load_head(out / "runs" / "mse_start") if budget_epochs else None
-        head, sig = run("learned", cfg.loss.pose, cfg.loss.init_noise_sigma, True,
+        head, sig = run("learned", cfg.loss.kind, cfg.loss.init_noise_sigma, True,
                         budget_epochs or epochs, init)
         learned = {"sigma": float(sig), "score": val.score(head, bodies)["bMPVPE"]["all"],
                    "seconds": time.perf_counter() - t0}
@@ -167,7 +167,7 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
     chosen.loss.init_noise_sigma, chosen.loss.learn_noise = search.sigma, False
     chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
     files = write_outputs(out, search, "bMPVPE (mm)", chosen,
-                          f"{cfg.loss.pose}: sigma on held-out training samples", learned,
+                          f"{cfg.loss.kind}: sigma on held-out training samples", learned,
                           {"task": "pose", "validation_samples": int(len(val.holdout)),
                            "budget_epochs": budget_epochs, "full_epochs": epochs},
                           mse=ref.get("mse"))
@@ -183,7 +183,7 @@ def _load_head(run_dir: Path) -> dict:
 def _ensure_demo_prior(cfg: Any, log: Callable[[str], None]) -> None:
     """The demo's GAI prior is fitted by ``ihmr demo``; fit it here too when it is missing."""
     root = Path(cfg.data.root)
-    if cfg.loss.pose == "gai" and cfg.loss.prior and (root / "demo.json").is_file():
+    if cfg.loss.kind == "gai" and cfg.loss.prior and (root / "demo.json").is_file():
         from ..config import resolve_path
         from ..pose.demo import PRIOR_FILE, ensure_prior
 

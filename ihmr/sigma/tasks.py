@@ -32,16 +32,19 @@ DEFAULT_GRIDS = {"pose": [0.02, 0.05, 0.1, 0.2, 0.5], "age": [1.0, 2.0, 4.0, 8.0
 
 
 def detect_task(raw: dict) -> str:
-    """The task of a config from its keys: age (``stage``/``rrt``), depth (``loss.kind``), pose."""
-    loss = raw.get("loss") or {}
+    """The task of a config from its sections (every benchmark has ``loss.kind``): age
+    (``stage`` / ``rrt``), pose (``eval``, or ``data.train`` / ``data.samples_per_epoch``), depth
+    (``model`` with ``data.input_wh`` or ``data.root`` only)."""
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     if "stage" in raw or "rrt" in raw:
         return "age"
-    if isinstance(loss, dict) and "kind" in loss:
-        return "depth"
-    if isinstance(loss, dict) and "pose" in loss or "eval" in raw:
+    if "eval" in raw or "train" in data or "samples_per_epoch" in data:
         return "pose"
-    raise ConfigError("cannot tell the task of this config (no loss.pose, loss.kind or rrt "
-                      "section); pass --task pose|age|depth")
+    if "input_wh" in data or "model" in raw:
+        return "depth"
+    raise ConfigError("cannot tell the task of this config (no stage or rrt section for age, no "
+                      "eval section or data.train for pose, no model or data.input_wh for "
+                      "depth); pass --task pose|age|depth")
 
 
 def tune(config: Path, *, task: str = "auto", grid: list[float] | None = None,
@@ -104,17 +107,18 @@ def _tune_age(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
     from ..runs import NonFiniteLossError
     from .validation import validation_score
 
-    if cfg.stage != "rrt" or cfg.rrt.loss not in ("bmc", "gai", "bni"):
-        raise ConfigError(f"tune-sigma needs a stage-2 config with a Balanced MSE loss (rrt.loss "
-                          f"bmc, gai or bni), got stage {cfg.stage!r} with rrt.loss "
-                          f"{cfg.rrt.loss!r} (e.g. configs/age/demo_bmc.yaml)")
+    if cfg.stage != "rrt" or cfg.loss.kind not in ("bmc", "gai", "bni"):
+        raise ConfigError(f"tune-sigma needs a stage-2 config with a Balanced MSE loss (loss.kind "
+                          f"bmc, gai or bni), got stage {cfg.stage!r} with loss.kind "
+                          f"{cfg.loss.kind!r} (e.g. configs/age/demo_bmc.yaml)")
     out = check_writable_dir(out)
-    epochs = cfg.rrt.epochs
+    epochs = cfg.optim.epochs
 
     def run(name: str, loss: str, sigma: float, learn: bool, n: int, init: dict | None):
         c = copy.deepcopy(cfg)
         c.out, c.progress, c.tensorboard = str(out / "runs" / name), False, False
-        c.rrt.loss, c.rrt.init_noise_sigma, c.rrt.learn_noise, c.rrt.epochs = loss, sigma, learn, n
+        c.loss.kind, c.loss.init_noise_sigma, c.loss.learn_noise = loss, sigma, learn
+        c.optim.epochs = n
         shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
         _, best = load_age_checkpoint(train_rrt(c, log=lambda m: None, init_linear=init)
                                       / "best.pt")
@@ -128,31 +132,31 @@ def _tune_age(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
 
     def warm():
         log(f"shared start: MSE re-training, {epochs} epochs")
-        ref["mse"], lin, _ = run("mse_start", "mse", cfg.rrt.init_noise_sigma, False, epochs,
+        ref["mse"], lin, _ = run("mse_start", "mse", cfg.loss.init_noise_sigma, False, epochs,
                                  None)
         return lin
 
     def score(sigma: float, start: dict | None = None):
         log(f"sigma {sigma:g}: {budget_epochs or epochs} epochs")
         try:
-            return run(f"sigma_{sigma:g}", cfg.rrt.loss, sigma, False, budget_epochs or epochs,
+            return run(f"sigma_{sigma:g}", cfg.loss.kind, sigma, False, budget_epochs or epochs,
                        start)[0]
         except NonFiniteLossError:
             return math.inf
 
     search = _search(score, grid, budget_epochs, warm, refine)
     learned = None
-    if cfg.rrt.learn_noise:
+    if cfg.loss.learn_noise:
         t0 = time.perf_counter()
         init = warm_state(out / "runs" / "mse_start", "age") if budget_epochs else None
-        s, _, crit = run("learned", cfg.rrt.loss, cfg.rrt.init_noise_sigma, True,
+        s, _, crit = run("learned", cfg.loss.kind, cfg.loss.init_noise_sigma, True,
                          budget_epochs or epochs, init)
         learned = {"sigma": _sigma_of(crit), "score": s, "seconds": time.perf_counter() - t0}
     chosen = copy.deepcopy(cfg)
-    chosen.rrt.init_noise_sigma, chosen.rrt.learn_noise = search.sigma, False
+    chosen.loss.init_noise_sigma, chosen.loss.learn_noise = search.sigma, False
     chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
     return _finish(out, search, "bMAE (years)", chosen,
-                   f"age {cfg.rrt.loss}: sigma on the validation split", learned,
+                   f"age {cfg.loss.kind}: sigma on the validation split", learned,
                    {"task": "age", "budget_epochs": budget_epochs, "full_epochs": epochs},
                    ref.get("mse"))
 
@@ -178,8 +182,9 @@ def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | Non
 
     def run(name: str, kind: str, sigma: float, learn: bool, n: int, init: dict | None):
         c = copy.deepcopy(cfg)
-        c.out, c.resume = str(out / "runs" / name), False
-        c.loss.kind, c.loss.sigma, c.loss.learn_sigma, c.optim.epochs = kind, sigma, learn, n
+        c.out = str(out / "runs" / name)
+        c.loss.kind, c.loss.init_noise_sigma, c.loss.learn_noise = kind, sigma, learn
+        c.optim.epochs = n
         shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
         res = train_depth(c, init_model=init)
         value = float(res["best"]["value"])
@@ -192,7 +197,7 @@ def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | Non
 
     def warm():
         log(f"shared start: MSE, {epochs} epochs")
-        ref["mse"] = run("mse_start", "mse", cfg.loss.sigma, False, epochs, None)
+        ref["mse"] = run("mse_start", "mse", cfg.loss.init_noise_sigma, False, epochs, None)
         return warm_state(out / "runs" / "mse_start", "depth")
 
     def score(sigma: float, start: dict | None = None):
@@ -205,14 +210,15 @@ def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | Non
 
     search = _search(score, grid, budget_epochs, warm, refine)
     learned = None
-    if cfg.loss.learn_sigma:
+    if cfg.loss.learn_noise:
         t0 = time.perf_counter()
         init = warm_state(out / "runs" / "mse_start", "depth") if budget_epochs else None
-        s = run("learned", cfg.loss.kind, cfg.loss.sigma, True, budget_epochs or epochs, init)
+        s = run("learned", cfg.loss.kind, cfg.loss.init_noise_sigma, True, budget_epochs or epochs,
+                init)
         learned = {"sigma": _depth_sigma(out / "runs" / "learned"), "score": s,
                    "seconds": time.perf_counter() - t0}
     chosen = copy.deepcopy(cfg)
-    chosen.loss.sigma, chosen.loss.learn_sigma = search.sigma, False
+    chosen.loss.init_noise_sigma, chosen.loss.learn_noise = search.sigma, False
     chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
     return _finish(out, search, "bRMSE (m)", chosen,
                    f"depth {cfg.loss.kind}: sigma on held-out training scenes", learned,

@@ -16,7 +16,11 @@ def tiny_config(tmp, csv, **kw):
     # data.root is the demo's folder; data.csv is read from it (the config path rule)
     cfg["data"].update(root=str(Path(csv).parent), csv=Path(csv).name, img_size=16, workers=0)
     cfg["model"].update(backbone="small", width=4)
-    cfg["vanilla"].update(epochs=2, milestones=[1], batch_size=64)
+    if kw.get("stage") == "rrt":  # the stage-2 recipe: BMC, Adam 1e-4 constant, batch 256
+        cfg["loss"].update(kind="bmc")
+        cfg["optim"].update(lr=1e-4, epochs=10, milestones=[], batch_size=256)
+    else:
+        cfg["optim"].update(epochs=2, milestones=[1], batch_size=64)
     for k, v in kw.items():
         cfg[k] = {**cfg[k], **v} if isinstance(v, dict) else v
     return from_dict(AgeConfig, cfg)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ihmr.age.config import RRT_LOSSES, RRTConfig
+from ihmr.age.config import RRT_LOSSES, LossConfig
 
 
 @pytest.mark.parametrize("kind", RRT_LOSSES)
@@ -15,8 +15,7 @@ def test_age_step_has_no_graph_break(kind):
     from ihmr.age.train import _Head
 
     torch._dynamo.reset()
-    cfg = RRTConfig()
-    cfg.loss = kind
+    cfg = LossConfig(kind=kind)
     ages = np.random.default_rng(0).uniform(0, 100, 400)
     head = _Head(torch.nn.Linear(16, 1), build_criterion(cfg, ages, (0, 101)))
     g = torch.Generator().manual_seed(0)

@@ -53,8 +53,8 @@ torch.save({"linear": {k: v.detach().clone() for k, v in model.linear.state_dict
 
 def _cfg(tiny_run, out, batch_size):
     return tiny_config(tiny_run["tmp"], tiny_run["csv"], stage="rrt", out=str(out),
-                       rrt={"pretrained": str(tiny_run["vanilla"]), "features": str(tiny_run["features"]),
-                            "loss": "bmc", "epochs": 3, "batch_size": batch_size, "lr": 1e-2})
+                       rrt={"pretrained": str(tiny_run["vanilla"]), "features": str(tiny_run["features"])},
+                       loss={"kind": "bmc"}, optim={"epochs": 3, "batch_size": batch_size, "lr": 1e-2})
 
 
 
@@ -135,7 +135,7 @@ def test_vanilla_two_gloo_processes_stay_in_sync(tiny_run, tmp_path):
     yet end with identical weights, and only rank 0 writes the run folder."""
     from ihmr.config import save_config
 
-    cfg = tiny_config(tmp_path, tiny_run["csv"], vanilla={"epochs": 1})
+    cfg = tiny_config(tmp_path, tiny_run["csv"], optim={"epochs": 1})
     save_config(cfg, tmp_path / "cfg.yaml")
     _launch_two_ranks(VANILLA_WORKER, tmp_path)
     s0, s1 = (torch.load(tmp_path / f"state{r}.pt", weights_only=True) for r in range(2))

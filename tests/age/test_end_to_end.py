@@ -55,8 +55,8 @@ def check_against_naive(metrics, best, features):
 def test_end_to_end_outputs(tiny_run):
     tmp = tiny_run["tmp"]
     cfg = tiny_config(tmp, tiny_run["csv"], stage="rrt", out=str(tmp / "bni"),
-                      rrt={"loss": "bni", "lds": True, "pretrained": str(tiny_run["vanilla"]),
-                           "features": str(tiny_run["features"]), "epochs": 2, "lr": 1e-2})
+                      rrt={"pretrained": str(tiny_run["vanilla"]), "features": str(tiny_run["features"])},
+                      loss={"kind": "bni", "lds": True}, optim={"epochs": 2, "lr": 1e-2})
     best = train(cfg, log=lambda m: None) / "best.pt"
     rows = [json.loads(x) for x in (tmp / "bni" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1] and all("sigma" in r and "val_bmae" in r for r in rows)
@@ -87,8 +87,8 @@ def test_cli_eval_and_bad_config(tiny_run, tmp_path):
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     check_against_naive(m["metrics"]["Vanilla"], tiny_run["vanilla"], tiny_run["features"])
     assert f"| Vanilla | {m['metrics']['Vanilla']['overall']['bmae']:.3f} |" in r.output
-    r = CliRunner().invoke(app, ["age", "train", "--set", "rrt.los=bmc"])
-    assert r.exit_code != 0 and "did you mean 'loss'" in str(r.exception)
+    r = CliRunner().invoke(app, ["age", "train", "--set", "loss.knd=bmc"])
+    assert r.exit_code != 0 and "did you mean 'kind'" in str(r.exception)
 
 
 def test_features_from_other_model_rejected(tiny_run, tmp_path):

@@ -17,10 +17,10 @@ from .conftest import tiny_config
 
 def _cfg(tiny_run, out, stage):
     if stage == "vanilla":
-        return tiny_config(tiny_run["tmp"], tiny_run["csv"], out=str(out), vanilla={"epochs": 2})
+        return tiny_config(tiny_run["tmp"], tiny_run["csv"], out=str(out), optim={"epochs": 2})
     return tiny_config(tiny_run["tmp"], tiny_run["csv"], stage="rrt", out=str(out),
-                       rrt={"pretrained": str(tiny_run["vanilla"]), "loss": "bmc", "epochs": 3,
-                            "features": str(tiny_run["features"]), "batch_size": 32, "lr": 1e-2})
+                       rrt={"pretrained": str(tiny_run["vanilla"]), "features": str(tiny_run["features"])},
+                       loss={"kind": "bmc"}, optim={"epochs": 3, "batch_size": 32, "lr": 1e-2})
 
 
 def _rows(run):
@@ -74,3 +74,12 @@ def test_nan_loss_stops_with_location_and_keeps_last_checkpoint(tiny_run, tmp_pa
     ck = read_checkpoint(tmp_path / "run" / "last.pt")
     assert ck["epoch"] == 1  # the last good checkpoint is intact
     assert all(torch.isfinite(v).all() for v in ck["state"]["linear"].values())
+
+
+def test_age_train_resume_rule(tiny_run, tmp_path, resume_rule):
+    """`ihmr age train` follows the resume rule shared with `ihmr train` and `ihmr depth train`."""
+    from ihmr.config import save_config
+
+    cfg = _cfg(tiny_run, tmp_path / "unused", "rrt")
+    cfg.optim.epochs = 1
+    resume_rule(("age", "train"), save_config(cfg, tmp_path / "cfg.yaml"), tmp_path / "run", 1)

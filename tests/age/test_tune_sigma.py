@@ -13,11 +13,11 @@ from ihmr.config import save_config
 from .conftest import tiny_config
 
 
-def _config(tiny_run, tmp_path, **rrt):
+def _config(tiny_run, tmp_path, **loss):
     cfg = tiny_config(tiny_run["tmp"], tiny_run["csv"], stage="rrt", out=str(tmp_path / "bmc"),
                       rrt={"pretrained": str(tiny_run["vanilla"]),
-                           "features": str(tiny_run["features"]), "loss": "bmc", "epochs": 2,
-                           "batch_size": 64, "lr": 1e-2, **rrt})
+                           "features": str(tiny_run["features"])},
+                      loss={"kind": "bmc", **loss}, optim={"epochs": 2, "batch_size": 64, "lr": 1e-2})
     return save_config(cfg, tmp_path / "bmc.yaml")
 
 
@@ -44,16 +44,16 @@ def test_tune_sigma_age_writes_table_plot_and_chosen_config(tiny_run, tmp_path, 
     for c in info["candidates"]:
         _, best = load_age_checkpoint(out / "runs" / f"sigma_{c['sigma']:g}" / "best.pt")
         assert c["score"] == pytest.approx(best["val"]["overall"]["bmae"])
-        assert best["config"]["rrt"]["learn_noise"] is False
-        assert best["config"]["rrt"]["init_noise_sigma"] == c["sigma"]
-        assert best["config"]["rrt"]["epochs"] == 1
+        assert best["config"]["loss"]["learn_noise"] is False
+        assert best["config"]["loss"]["init_noise_sigma"] == c["sigma"]
+        assert best["config"]["optim"]["epochs"] == 1
     assert info["sigma"] == min(info["candidates"], key=lambda c: c["score"])["sigma"]
     assert info["learned"] is not None and info["learned"]["sigma"] > 0
     _, mse = load_age_checkpoint(out / "runs" / "mse_start" / "best.pt")
     assert info["mse_start_score"] == pytest.approx(mse["val"]["overall"]["bmae"])
-    assert mse["config"]["rrt"]["loss"] == "mse" and mse["config"]["rrt"]["epochs"] == 2
+    assert mse["config"]["loss"]["kind"] == "mse" and mse["config"]["optim"]["epochs"] == 2
     chosen = yaml.safe_load((out / "chosen.yaml").read_text())
-    assert chosen["rrt"]["init_noise_sigma"] == info["sigma"] and not chosen["rrt"]["learn_noise"]
+    assert chosen["loss"]["init_noise_sigma"] == info["sigma"] and not chosen["loss"]["learn_noise"]
     assert (out / "curve.png").stat().st_size > 1000 and (out / "table.csv").is_file()
     assert all("test" not in s for s in seen_splits)  # nothing is ever read from the test split
     assert res["search"].sigma == info["sigma"]
@@ -76,6 +76,6 @@ def test_tune_sigma_cli_bad_input(tiny_run, tmp_path, monkeypatch, capsys):
     assert code == 2 and "sigma must be a finite number > 0, got -1" in err
     code, err = _main(monkeypatch, capsys, "tune-sigma", path, "--grid", "a,b")
     assert code == 2 and "comma-separated numbers" in err
-    code, err = _main(monkeypatch, capsys, "tune-sigma", path, "--set", "rrt.loss=mse")
+    code, err = _main(monkeypatch, capsys, "tune-sigma", path, "--set", "loss.kind=mse")
     assert code == 2 and "Balanced MSE loss" in err
     assert not (tmp_path / "bmc_tune_sigma").exists()  # refused before any folder was made

@@ -153,7 +153,7 @@ def test_demo_resumes_and_retrains_only_what_changed(demo_run):
     assert sum("reusing" in line for line in logs) == 2 + 4  # data, stage 1 and the four R runs
     assert not any(line.startswith(("features: caching", "stage 1 (MSE")) for line in logs)
     rec = json.loads((out / "heads/bni_s1.json").read_text())
-    rec["key"]["config"]["loss"]["sigma"] = 9.0  # as if made with another sigma: not reused
+    rec["key"]["config"]["loss"]["init_noise_sigma"] = 9.0  # as if made with another sigma: not reused
     (out / "heads/bni_s1.json").write_text(json.dumps(rec))
     logs.clear()
     res3 = run_depth_demo(out, seeds=(0, 1), stage1_epochs=1, head_epochs=2, threads=1,

@@ -30,6 +30,16 @@ def tiny_sets(root, out, *more):
             "threads=1", "device=cpu", *more]
 
 
+def test_depth_train_resume_rule(demo_root, tmp_path, resume_rule):
+    """`ihmr depth train` follows the resume rule shared with `ihmr train` and `ihmr age train`."""
+    from ihmr.config import load_config, save_config
+    from ihmr.depth.train import DepthTrainConfig
+
+    root, _ = demo_root
+    cfg = load_config(DepthTrainConfig, None, tiny_sets(root, tmp_path / "unused", "optim.epochs=1"))
+    resume_rule(("depth", "train"), save_config(cfg, tmp_path / "cfg.yaml"), tmp_path / "run", 1)
+
+
 def test_demo_layout_and_depth_distribution(demo_root):
     from ihmr.depth import data as D
 
@@ -86,6 +96,7 @@ def test_cli_train_kill_resume_and_evaluate(demo_root, tmp_path, ihmr_main, monk
 
     from ihmr.config import load_config
     from ihmr.depth.train import DepthTrainConfig, train_depth
+    from ihmr.errors import ConfigError
     from ihmr.runs import RunDir
 
     root, _ = demo_root
@@ -105,7 +116,10 @@ def test_cli_train_kill_resume_and_evaluate(demo_root, tmp_path, ihmr_main, monk
         train_depth(cfg)
     monkeypatch.setattr(RunDir, "save", save)
     assert len(_rows(tmp_path / "killed")) == 1
-    train_depth(cfg)  # resume=True by default: continues from last.pt
+    with pytest.raises(ConfigError, match="already holds a run.*--resume"):
+        train_depth(cfg)  # never continued or overwritten without --resume
+    code, out, _ = ihmr_main("depth", "train", "--resume", tmp_path / "killed")
+    assert code == 0 and f"run folder: {tmp_path / 'killed'}" in out
     assert _rows(tmp_path / "killed") == _rows(tmp_path / "full")
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["state"]["model"]
     b = torch.load(tmp_path / "killed" / "last.pt", weights_only=True)["state"]["model"]

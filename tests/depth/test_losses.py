@@ -43,7 +43,7 @@ def test_reweight_table_normalised_over_training_pixels():
 def test_bni_matches_numpy_formula_and_chunking_is_exact(maps):
     p, y = maps
     counts = _counts(y)
-    loss = DepthLoss("bni", counts, sigma=1.0)
+    loss = DepthLoss("bni", counts, init_noise_sigma=1.0)
     full = loss(p, y)
     (g_full,) = torch.autograd.grad(full, p)
     loss.chunk = 50  # 4 chunks
@@ -69,7 +69,7 @@ def test_gai_matches_closed_form(maps):
     gmm = GMMPrior(weights=np.array([0.3, 0.7]), means=np.array([[2.0], [4.0]]),
                    covariances=np.array([[[0.5]], [[1.5]]]))
     v = 0.64
-    loss = DepthLoss("gai", gmm=gmm, sigma=0.8)
+    loss = DepthLoss("gai", gmm=gmm, init_noise_sigma=0.8)
     got = float(loss(p, y).detach())
     m = (y >= 0.7).numpy()
     pp, yy = p.detach().numpy()[m], y.numpy()[m]
@@ -99,7 +99,7 @@ def test_balanced_losses_push_predictions_towards_rare_depths():
 
 def test_learnable_sigma_gets_gradient_and_empty_is_zero(maps):
     p, y = maps
-    loss = DepthLoss("bni", _counts(y), sigma=1.0, learn_sigma=True).double()
+    loss = DepthLoss("bni", _counts(y), init_noise_sigma=1.0, learn_noise=True).double()
     loss(p, y).backward()
     assert loss.log_sigma.grad is not None and torch.isfinite(loss.log_sigma.grad)
     z = depth_loss(p, torch.zeros_like(y), "bni", bin_centers=torch.ones(3, dtype=torch.float64),
@@ -128,7 +128,7 @@ def test_chunked_graph_saves_no_pixels_x_bins_tensor(maps):
 
     for chunk, bound in ((10_000, None), (16, p.numel())):
         biggest.clear()
-        module = DepthLoss("bni", counts, sigma=1.3, learn_sigma=True, chunk=chunk)
+        module = DepthLoss("bni", counts, init_noise_sigma=1.3, learn_noise=True, chunk=chunk)
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             loss = module(p, y)
         grads = torch.autograd.grad(loss, [p, module.log_sigma])

@@ -34,7 +34,7 @@ def test_tune_sigma_depth(tmp_path):
         rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         assert len(rows) == 1 and c["score"] == pytest.approx(rows[0]["val_brmse"])
         cfg = read_checkpoint(run / "best.pt")["extra"]["config"]
-        assert cfg["loss"]["sigma"] == c["sigma"] and cfg["loss"]["learn_sigma"] is False
+        assert cfg["loss"]["init_noise_sigma"] == c["sigma"] and cfg["loss"]["learn_noise"] is False
     assert res["search"].sigma in (0.3, 1.0)
 
 

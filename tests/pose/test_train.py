@@ -57,7 +57,7 @@ def config(data: Path, out: Path, **kw) -> PoseTrainConfig:
     cfg.optim.epochs, cfg.optim.batch_size = 3, 16
     cfg.data.samples_per_epoch = 64  # 4 steps per epoch: the tests stay fast
     cfg.out, cfg.smpl_dir, cfg.progress, cfg.device = str(out), str(data / "smpl"), False, "cpu"
-    cfg.loss.pose = kw.pop("pose", "bmc")
+    cfg.loss.kind = kw.pop("kind", "bmc")
     for k, v in kw.items():
         section, key = k.split("__")
         setattr(getattr(cfg, section), key, v)
@@ -72,7 +72,7 @@ def test_end_to_end_train_and_eval(data, tmp_path):
     from ihmr.models.hmr import load_head
     from ihmr.pose.train import train
 
-    cfg = config(data, tmp_path / "run", pose="mse", eval__labels="3dpw_test.npz",
+    cfg = config(data, tmp_path / "run", kind="mse", eval__labels="3dpw_test.npz",
                  eval__features="3dpw_test_feats")
     res = train(cfg)
     assert [r["epoch"] for r in res.history] == [1, 2, 3]
@@ -158,7 +158,7 @@ def test_nan_loss_stops_with_location_and_keeps_last_checkpoint(data, tmp_path, 
         terms = forward(self, features, batch)
         return terms * float("nan") if state["epoch"] >= 1 else terms
     monkeypatch.setattr(train_mod.TrainStep, "forward", poisoned)
-    cfg = config(data, tmp_path / "run", pose="mse")
+    cfg = config(data, tmp_path / "run", kind="mse")
     cfg.log_every = 2
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, global step \d+, batch 0.*last.pt"):
         train_mod.train(cfg, callback=lambda e, r: state.update(epoch=e))
@@ -178,7 +178,7 @@ def test_only_non_finite_values_are_reported_as_such(data, tmp_path, monkeypatch
 
     monkeypatch.setattr(train_mod.TrainStep, "forward", bug)
     with pytest.raises(ValueError, match="broadcast") as exc:
-        train_mod.train(config(data, tmp_path / "a", pose="mse"))
+        train_mod.train(config(data, tmp_path / "a", kind="mse"))
     assert not isinstance(exc.value, NonFiniteLossError)
 
     def nan_input(self, features, batch):
@@ -187,7 +187,7 @@ def test_only_non_finite_values_are_reported_as_such(data, tmp_path, monkeypatch
     monkeypatch.setattr(train_mod.TrainStep, "forward", nan_input)
     with pytest.raises(NonFiniteLossError, match=r"non-finite values at epoch 1, global step 1, "
                                                  r"batch 0 \(pred contains 3"):
-        train_mod.train(config(data, tmp_path / "b", pose="mse"))
+        train_mod.train(config(data, tmp_path / "b", kind="mse"))
 
 
 def test_features_of_other_samples_are_rejected(data, tmp_path):
@@ -219,7 +219,7 @@ def test_gai_prior_of_wrong_dimension_is_rejected(data, tmp_path):
     # a prior fitted on axis-angle poses (72-d), not on rotation matrices (216-d)
     prior = GMMPrior(np.ones(2) / 2, np.zeros((2, 72)), np.tile(np.eye(72), (2, 1, 1)))
     prior.save(tmp_path / "prior.npz")
-    cfg = config(data, tmp_path / "run", pose="gai", loss__prior=str(tmp_path / "prior.npz"))
+    cfg = config(data, tmp_path / "run", kind="gai", loss__prior=str(tmp_path / "prior.npz"))
     with pytest.raises(DataError, match="dimension 72"):
         train(cfg)
 
@@ -259,7 +259,7 @@ def test_bf16_autocast_path_runs_on_cpu_and_matches_float32(data, tmp_path):
 
     runs = {}
     for amp in ("off", "bf16"):
-        cfg = config(data, tmp_path / amp, pose="mse")
+        cfg = config(data, tmp_path / amp, kind="mse")
         cfg.optim.epochs, cfg.amp = 1, amp
         runs[amp] = train(cfg)
     assert runs["bf16"].info["amp"] and not runs["off"].info["amp"]
@@ -300,7 +300,7 @@ def test_ddp_two_cpu_processes_match_one_process(data, tmp_path, monkeypatch):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "ddp"
-    cfg = config(data, out, pose="bmc")
+    cfg = config(data, out, kind="bmc")
     cfg.optim.epochs, cfg.optim.batch_size = 2, 8
     save_config(cfg, tmp_path / "cfg.yaml")
     procs = []
@@ -318,7 +318,7 @@ def test_ddp_two_cpu_processes_match_one_process(data, tmp_path, monkeypatch):
     assert (out / "head.pt").is_file() and len((out / "metrics.jsonl").read_text().splitlines()) == 2
 
     monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
-    one_cfg = config(data, tmp_path / "one", pose="bmc")
+    one_cfg = config(data, tmp_path / "one", kind="bmc")
     one_cfg.optim.epochs, one_cfg.optim.batch_size = 2, 16
     one = train(one_cfg)
     assert one.history[-1]["sigma"] == pytest.approx(s0["sigma"], rel=1e-4)
@@ -349,7 +349,7 @@ def test_ema_head_is_the_average_of_the_steps_and_resumes_exactly(data, tmp_path
     monkeypatch.setattr(torch.optim.Adam, "step", record)
     monkeypatch.setattr(train_mod, "_save_head", lambda path, head, *a: saved.append(
         [p.detach().clone() for p in head.parameters()]) or save_head(path, head, *a))
-    full = train_mod.train(config(data, tmp_path / "full", optim__ema=0.9, pose="mse"))
+    full = train_mod.train(config(data, tmp_path / "full", optim__ema=0.9, kind="mse"))
     ema = seen[0]
     for t, w in enumerate(seen[1:]):
         d = min(0.9, (1 + t) / (10 + t))
@@ -362,9 +362,9 @@ def test_ema_head_is_the_average_of_the_steps_and_resumes_exactly(data, tmp_path
         if epoch == 1:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        train_mod.train(config(data, tmp_path / "killed", optim__ema=0.9, pose="mse"),
+        train_mod.train(config(data, tmp_path / "killed", optim__ema=0.9, kind="mse"),
                         callback=kill)
-    resumed = train_mod.train(config(data, tmp_path / "killed", optim__ema=0.9, pose="mse"),
+    resumed = train_mod.train(config(data, tmp_path / "killed", optim__ema=0.9, kind="mse"),
                               resume=True)
     a = torch.load(full.head_path, weights_only=True)["head"]
     b = torch.load(resumed.head_path, weights_only=True)["head"]

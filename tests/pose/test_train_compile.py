@@ -18,12 +18,12 @@ from ihmr.pose.config import PoseTrainConfig
 from .test_train import config, make_set
 
 LOSS_CASES = {
-    "mse": {"pose": "mse"},
-    "gai": {"pose": "gai", "prior": "prior216.npz"},
-    "bmc": {"pose": "bmc"},
-    "bmc_mmhuman3d": {"pose": "bmc_mmhuman3d"},
-    "bmc+keypoints_bmc": {"pose": "bmc", "keypoints": "bmc"},
-    "mse+keypoints_bmc": {"pose": "mse", "keypoints": "bmc"},
+    "mse": {"kind": "mse"},
+    "gai": {"kind": "gai", "prior": "prior216.npz"},
+    "bmc": {"kind": "bmc"},
+    "bmc_mmhuman3d": {"kind": "bmc_mmhuman3d"},
+    "bmc+keypoints_bmc": {"kind": "bmc", "keypoints": "bmc"},
+    "mse+keypoints_bmc": {"kind": "mse", "keypoints": "bmc"},
 }
 B = 8
 
@@ -182,7 +182,7 @@ def test_trainer_compiles_once_and_reads_the_device_only_at_log_steps(masked_dat
         counting[0] = epoch == 1  # the window: epoch 2 (the graph is compiled by then)
 
     monkeypatch.setattr(torch, "compile", fake_compile)
-    cfg = config(masked_data, tmp_path / "run", pose="bmc", loss__keypoints="bmc",
+    cfg = config(masked_data, tmp_path / "run", kind="bmc", loss__keypoints="bmc",
                  optim__ema=0.9)
     cfg.optim.epochs, cfg.optim.schedule, cfg.log_every = 2, "cosine", 2
     cfg.compile = "reduce-overhead"

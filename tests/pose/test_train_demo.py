@@ -31,7 +31,7 @@ def test_released_configs_hold_the_released_recipe(kind):
     assert all(d.fits for d in cfg.data.train)  # static fits as pseudo ground truth
     o, lo = cfg.optim, cfg.loss
     assert (o.epochs, o.batch_size, o.lr, o.sigma_lr, o.grad_clip) == (20, 128, 1e-4, 1e-2, 35)
-    assert (lo.pose, lo.pose_weight, lo.betas_weight, lo.keypoints3d_weight,
+    assert (lo.kind, lo.pose_weight, lo.betas_weight, lo.keypoints3d_weight,
             lo.keypoints2d_weight, lo.openpose_weight, lo.cam_weight) == (
         kind, 60, 0.06, 300, 300, 0, 60)
     assert (lo.prior is not None) == (kind == "gai")
@@ -77,7 +77,7 @@ def test_cli_train_then_resume(data, tmp_path):  # noqa: F811
     from ihmr.config import save_config
 
     _register()
-    cfg = config(data, tmp_path / "unused", pose="mse")
+    cfg = config(data, tmp_path / "unused", kind="mse")
     cfg.optim.epochs = 1
     save_config(cfg, tmp_path / "cfg.yaml")
     runner = CliRunner()
@@ -90,6 +90,15 @@ def test_cli_train_then_resume(data, tmp_path):  # noqa: F811
     assert res.exit_code == 0, res.output
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
     assert re.search(r"trained mse for 2 epochs", res.output)
+
+
+def test_train_resume_rule(data, tmp_path, resume_rule):  # noqa: F811
+    """`ihmr train` follows the resume rule shared with `ihmr age train` and `ihmr depth train`."""
+    from ihmr.config import save_config
+
+    cfg = config(data, tmp_path / "unused", kind="mse")
+    cfg.optim.epochs = 1
+    resume_rule(("train",), save_config(cfg, tmp_path / "cfg.yaml"), tmp_path / "run", 1)
 
 
 def _write_meta(root, **changes):

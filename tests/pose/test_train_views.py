@@ -91,7 +91,7 @@ def config(data: Path, out: Path) -> PoseTrainConfig:
     cfg.data.root, cfg.data.train = str(data), datasets()
     cfg.optim.epochs, cfg.optim.batch_size, cfg.data.samples_per_epoch = 3, 16, 64
     cfg.out, cfg.smpl_dir, cfg.progress, cfg.device = str(out), str(data / "smpl"), False, "cpu"
-    cfg.loss.pose = "bmc"
+    cfg.loss.kind = "bmc"
     return cfg
 
 

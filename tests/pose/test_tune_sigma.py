@@ -46,13 +46,13 @@ def test_tune_pose_holds_out_scores_and_writes(data, tmp_path, monkeypatch):
 
     def spy(cfg, **kw):
         res = orig(cfg, **kw)
-        calls.append((cfg.loss.pose, cfg.loss.init_noise_sigma, cfg.optim.epochs,
+        calls.append((cfg.loss.kind, cfg.loss.init_noise_sigma, cfg.optim.epochs,
                       kw["init_head"] is not None, res.info["samples"], cfg.eval.labels))
         return res
 
     monkeypatch.setattr(T, "train", spy)
-    cfg = config(data, tmp_path / "run", pose="gai", optim__epochs=2)
-    cfg.loss.pose, cfg.loss.learn_noise = "bmc", False
+    cfg = config(data, tmp_path / "run", kind="gai", optim__epochs=2)
+    cfg.loss.kind, cfg.loss.learn_noise = "bmc", False
     res = tune_pose(cfg, tmp_path / "tune", [0.1, 1.0], budget_epochs=1, log=lambda m: None)
     held = json.loads((tmp_path / "tune" / "search.json").read_text())["validation_samples"]
     assert held >= 2
