@@ -23,14 +23,15 @@ def main() -> None:
     ap.add_argument("--losses", default="bni,gai")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--head", default="pixel", choices=("pixel", "hu"), help="R (see ihmr.depth.rrt)")
     a = ap.parse_args()
 
     import torch
 
     from ihmr.depth.data import Layout, depth_bins, load_shots
     from ihmr.depth.demo import head_config
-    from ihmr.depth.model import refinement
-    from ihmr.depth.rrt import head_priors, load_head_features, predict_pixels, train_head
+    from ihmr.depth.rrt import (head_inputs, head_priors, head_targets, load_head_features, make_head,
+                                predict_pixels, train_head)
 
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -40,12 +41,12 @@ def main() -> None:
     ranges = [(0.7, 1.5), (1.5, 2.0), (2.0, 4.0), (4.0, 6.0), (6.0, 8.0), (8.0, 10.0)]
 
     def run(loss: str, sigma: float, seed: int) -> tuple[float, list[float]]:
-        cfg = head_config(loss, seed, sigma)
-        counts, gmm = head_priors(feats["train_y"], cfg.loss, 0)
+        cfg = head_config(loss, seed, sigma, head=a.head)
+        counts, gmm = head_priors(head_targets(feats, cfg), cfg.loss, 0)
         r = train_head(feats, cfg, shots, gmm=gmm, counts=counts)
-        head = refinement(cfg.width)
+        head = make_head(cfg)
         head.load_state_dict(r["state"])
-        err = predict_pixels(head, feats["test_x"], feats["test_idx"]) - feats["test_t"]
+        err = predict_pixels(head, head_inputs(feats, cfg, "test"), feats["test_idx"]) - feats["test_t"]
         bias = [float(err[(bins >= 10 * lo) & (bins < 10 * hi)].mean()) for lo, hi in ranges]
         return r["test"]["balanced"]["overall"]["rmse"], bias
 

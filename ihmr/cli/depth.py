@@ -64,7 +64,11 @@ def demo(out: Path = typer.Option(Path("runs/depth-demo"), help="Output folder (
                                              "rendered if it holds no demo.json)."),
          seeds: int = typer.Option(3, help="Seeds 0..N-1 of each R run."),
          stage1_epochs: int = typer.Option(6, help="Epochs of the whole network (MSE)."),
-         head_epochs: int = typer.Option(10, help="Epochs of each R run on cached features."),
+         head: str = typer.Option("pixel", help="R: 'pixel' (a per-pixel regressor on the image "
+                                  "at the input resolution) or 'hu' (Hu et al.'s R on the cached "
+                                  "features)."),
+         head_epochs: Optional[int] = typer.Option(None, help="Epochs of each R run (default: 3 "
+                                                   "over the pixels for 'pixel', 10 for 'hu')."),
          sigma: Optional[float] = typer.Option(None, help="BNI / GAI noise sigma in metres "
                                                "(default: the data's depth-read noise)."),
          threads: int = typer.Option(1, help="torch CPU threads (one is fastest on a shared machine)."),
@@ -77,5 +81,5 @@ def demo(out: Path = typer.Option(Path("runs/depth-demo"), help="Output folder (
 
     res = run_depth_demo(out, data, seeds=tuple(range(seeds)), stage1_epochs=stage1_epochs,
                          head_epochs=head_epochs, sigma=sigma, threads=threads,
-                         read_noise=read_noise, log=typer.echo)
+                         read_noise=read_noise, head=head, log=typer.echo)
     typer.echo(f"report: {res['report']} ({res['seconds']} s)")

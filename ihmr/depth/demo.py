@@ -49,11 +49,16 @@ def stage1_config(root: Path, out: Path, epochs: int = 6, threads: int = 1):
     return cfg
 
 
-def head_config(loss: str, seed: int, sigma: float, epochs: int = 10):
+HEAD_EPOCHS = {"pixel": 3, "hu": 10}
+"""R's default epochs: passes over the training pixels (``pixel``) or images (``hu``)."""
+
+
+def head_config(loss: str, seed: int, sigma: float, epochs: int | None = None, head: str = "pixel"):
     """R's config for a demo loss name (``reweight_lds`` = inverse reweighting with LDS)."""
     from .rrt import HeadConfig
 
-    cfg = HeadConfig(seed=seed, epochs=epochs)
+    cfg = HeadConfig(seed=seed, epochs=HEAD_EPOCHS.get(head, 3) if epochs is None else epochs,
+                     head=head)
     cfg.loss.kind = "inverse" if loss == "reweight_lds" else loss
     cfg.loss.lds = loss == "reweight_lds"
     cfg.loss.init_noise_sigma = sigma
@@ -80,23 +85,26 @@ def _ensure_data(root: Path, log, read_noise: float | None = None) -> dict:
 def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
                    data_dir: str | os.PathLike | None = None, seeds: Sequence[int] = (0, 1, 2),
                    losses: Sequence[str] = DEMO_LOSSES, stage1_epochs: int = 6,
-                   head_epochs: int = 10, sigma: float | None = None, threads: int = 1,
-                   read_noise: float | None = None,
+                   head_epochs: int | None = None, sigma: float | None = None, threads: int = 1,
+                   read_noise: float | None = None, head: str = "pixel",
                    log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the demo (module docstring) in ``out_dir``; return {"results", "report", "verdict"}.
 
     ``sigma`` (metres) is the noise scale of BNI and GAI; None = the data's ``noise_sigma_m``, the
-    true depth-read noise of the generator. ``read_noise`` (metres) is the generator's
+    true depth-read noise of the generator. ``head``: R is a per-pixel regressor on the image
+    (``pixel``) or Hu et al.'s R on the cached features (``hu``), see :class:`HeadConfig`;
+    ``head_epochs`` None = :data:`HEAD_EPOCHS` of that head. ``read_noise`` (metres) is the generator's
     ``noise_sigma_m`` when the data is rendered (None = 0.4); existing data is used as it is.
     """
     import torch
 
     from .data import Layout, load_shots
     from .evaluate import evaluate_depth_checkpoint
-    from .rrt import extract_head_features, head_priors, load_head_features, train_head
+    from .rrt import (extract_head_features, head_priors, head_targets, load_head_features,
+                      train_head)
     from .train import train_depth
 
-    from ..errors import ConfigError, check_at_least
+    from ..errors import ConfigError, check_at_least, check_choice
 
     bad = [x for x in losses if x not in DEMO_LOSSES]
     if bad or not losses:
@@ -104,7 +112,9 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
     if not seeds or any(int(s) < 0 for s in seeds):
         raise ConfigError(f"seeds must be one or more integers >= 0, got {list(seeds)}")
     check_at_least(stage1_epochs, 1, "stage1_epochs")
-    check_at_least(head_epochs, 1, "head_epochs")
+    check_choice(head, tuple(HEAD_EPOCHS), "head")
+    if head_epochs is not None:
+        check_at_least(head_epochs, 1, "head_epochs")
     if sigma is not None and not sigma > 0:
         raise ConfigError(f"sigma must be > 0 metres, got {sigma}")
     if read_noise is not None and not read_noise > 0:
@@ -156,7 +166,7 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
     priors: dict[str, tuple] = {}
     for loss in losses:
         for seed in seeds:
-            cfg = head_config(loss, seed, sigma, head_epochs)
+            cfg = head_config(loss, seed, sigma, head_epochs, head)
             key = {"features": fp, "config": _plain(asdict(cfg))}
             path = out / "heads" / f"{loss}_s{seed}.json"
             if (path.is_file() and path.with_suffix(".pt").is_file()
@@ -166,7 +176,7 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
                 continue
             kind = cfg.loss.kind
             if kind not in priors:
-                priors[kind] = head_priors(feats["train_y"], cfg.loss, 0)
+                priors[kind] = head_priors(head_targets(feats, cfg), cfg.loss, 0)
             counts, gmm = priors[kind]
             r = train_head(feats, cfg, shots, gmm=gmm, counts=counts)
             rec = {"key": key, "loss": loss, "seed": seed, "test": r["test"],
@@ -179,10 +189,12 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
             log(f"R with {loss}, seed {seed}: RMSE {t['overall']['rmse']:.3f} m, bRMSE "
                 f"{t['balanced']['overall']['rmse']:.3f} m, delta1 {t['overall']['delta1']:.3f} "
                 f"({r['seconds']} s)")
-    counts = head_priors(feats["train_y"], head_config("mse", 0, sigma).loss)[0]  # for the plot
+    plot_cfg = head_config("mse", 0, sigma, head=head)
+    counts = head_priors(head_targets(feats, plot_cfg), plot_cfg.loss)[0]  # for the plot
     summary = summarise(rows, res1)
     verdict = verdict_lines(rows)
-    report = report_markdown(summary, rows, verdict, settings, sigma, r1, time.perf_counter() - t0)
+    report = report_markdown(summary, rows, verdict, settings, sigma, r1, time.perf_counter() - t0,
+                             head)
     write_json(out / "results.json", {"summary": summary, "verdict": verdict, "sigma": sigma,
                                       "runs": rows, "stage1": {k: res1[k] for k in SHOTS + ("balanced",)}})
     write_text(out / "report.md", report)
@@ -226,7 +238,8 @@ def _load_matching_features(path: Path, checkpoint: Path):
         data = _hash_files([lay.path(lay.train_csv), lay.path(lay.test_csv), lay.path(lay.test_mask)])
     except OSError:
         return None
-    return feats if fp["weights"] == _hash_state(state) and fp["data"] == data else None
+    same = fp["weights"] == _hash_state(state) and fp["data"] == data
+    return feats if same and "train_img" in feats else None  # older files lack the images
 
 
 def _stat(values: list) -> list | None:
@@ -290,11 +303,13 @@ def _fmt(v, spread: bool = True) -> str:
 
 
 def report_markdown(summary: dict, rows: dict, verdict: list[str], settings: dict, sigma: float,
-                    r1: dict, seconds: float) -> str:
+                    r1: dict, seconds: float, head: str = "pixel") -> str:
     n = max((len(v) for v in rows.values()), default=0)
     seeds = sorted({r["seed"] for v in rows.values() for r in v})
     heads = ["All", "Many", "Med.", "Few"]
-    lines = [f"# Depth demo: R re-trained on frozen features, seeds {seeds} (mean ± std over {n})", "",
+    what = ("a per-pixel regressor on the image" if head == "pixel"
+            else "Hu et al.'s R on the frozen stage-1 features")
+    lines = [f"# Depth demo: R ({what}) re-trained per loss, seeds {seeds} (mean ± std over {n})", "",
              f"Haze rooms, depth-read noise sigma {settings['noise_sigma_m']} m; BNI / GAI sigma "
              f"{sigma} m; test pixels balanced over 0.1 m bins; metres.", ""]
     for metric, title in (("rmse", "RMSE (m) ↓"), ("delta1", "δ1 ↑"), ("brmse", "balanced RMSE (m) ↓")):

@@ -138,6 +138,15 @@ def refinement(width: float = 1.0) -> nn.Sequential:
                          nn.Conv2d(c(128), 1, 5, padding=2, bias=True))
 
 
+def pixel_regressor(in_channels: int = 3, hidden: int = 32) -> nn.Sequential:
+    """A per-pixel depth regressor: three 1x1 convs (``hidden`` channels, ReLU), (B, C, H, W) ->
+    (B, 1, H, W) metres. It sees one pixel at a time, so it can be trained on random pixels. The
+    depth demo's R (:mod:`ihmr.depth.rrt`, ``head="pixel"``) reads the haze cue with it at the
+    input resolution."""
+    return nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
+                         nn.Conv2d(hidden, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1))
+
+
 def upsample_to(pred: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Bilinear upsampling of (B, 1, h, w) predictions to the test resolution (align_corners,
     as the DIR evaluation)."""

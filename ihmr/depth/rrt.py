@@ -8,8 +8,14 @@ from a fresh initialisation with each per-pixel loss (:class:`ihmr.depth.losses.
 Only R sees the loss, so the comparison between losses is not blurred by the encoder's own
 training noise, and one run takes seconds on a CPU.
 
-Feature file (``.npz``): ``{split}_x`` (N, C, h, w) float32 features; ``train_y`` (N, 1, h, w)
-training targets at the output resolution; for ``val`` and ``test`` the evaluated pixels of the
+``head="pixel"`` (the demo's default) replaces R by a per-pixel regressor on the input image
+(:func:`ihmr.depth.model.pixel_regressor`) at the input resolution, twice the features' one,
+trained on random batches of training pixels. The demo's haze cue is per pixel by design, and at
+the features' resolution a perfect depth map already loses a tenth of delta1 to blurred edges.
+
+Feature file (``.npz``): ``{split}_x`` (N, C, h, w) float32 features; ``{split}_img`` (N, 3, H, W)
+the network's input images; ``train_y`` (N, 1, h, w) and ``train_y_img`` (N, 1, H, W) training
+targets at the features' and at the input resolution (bilinear, as the training targets); for ``val`` and ``test`` the evaluated pixels of the
 full 228 x 304 crop as flat indices ``{split}_idx`` into (N, 228, 304) and depths ``{split}_t``
 (test: the balanced mask; val: a seeded sample of the pixels >= 0.7 m); ``fingerprint`` (JSON:
 a hash of the frozen weights and of the split files), so features of another model or dataset are
@@ -42,6 +48,12 @@ class HeadConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     width: float = 0.125
     """Channel multiplier of R (must match the frozen network's)."""
+    head: str = "pixel"
+    """``pixel``: a per-pixel regressor on the image at the input resolution
+    (:func:`ihmr.depth.model.pixel_regressor`), trained on random pixels; ``hu``: Hu et al.'s R on
+    the cached features, at their resolution."""
+    pixel_batch: int = 8192
+    """Training pixels per step of the ``pixel`` head (below the loss's chunk size)."""
     lr: float = 3e-3
     weight_decay: float = 1e-4
     sigma_lr: float = 1e-2
@@ -89,14 +101,18 @@ def extract_head_features(checkpoint: str | Path, out_path: str | Path, batch_si
     with torch.no_grad():
         for split in ("train", "val", "test"):
             ds = D.NYUD2DIR(layout, split, **kw)
-            xs, ys, idx, ts = [], [], [], []
+            xs, imgs, ys, ys_img, idx, ts = [], [], [], [], [], []
             for s in range(0, len(ds), batch_size):
                 items = [ds[i] for i in range(s, min(s + batch_size, len(ds)))]
-                xs.append(model.refine_input(torch.stack([it["image"] for it in items])).numpy())
+                img = torch.stack([it["image"] for it in items])
+                xs.append(model.refine_input(img).numpy())
+                imgs.append(img.numpy())
                 for k, it in enumerate(items):
                     depth, mask = it["depth"][0].numpy(), it["mask"].numpy()
                     if split == "train":
                         ys.append(depth[None])
+                        full = np.ascontiguousarray(ds.load(s + k)[1], dtype=np.float32)
+                        ys_img.append(D.resize(full, cfg.data.input_wh)[None])
                         continue
                     flat = np.flatnonzero(mask)
                     if split == "val" and flat.size > VAL_PIXELS_PER_IMAGE:
@@ -104,8 +120,10 @@ def extract_head_features(checkpoint: str | Path, out_path: str | Path, batch_si
                     idx.append(flat + (s + k) * mask.size)
                     ts.append(depth.ravel()[flat])
             arrays[f"{split}_x"] = np.concatenate(xs).astype(np.float32)
+            arrays[f"{split}_img"] = np.concatenate(imgs).astype(np.float32)
             if split == "train":
                 arrays["train_y"] = np.stack(ys).astype(np.float32)
+                arrays["train_y_img"] = np.stack(ys_img).astype(np.float32)
             else:
                 arrays[f"{split}_idx"] = np.concatenate(idx).astype(np.int64)
                 arrays[f"{split}_t"] = np.concatenate(ts).astype(np.float32)
@@ -128,13 +146,39 @@ def load_head_features(path: str | Path) -> dict:
         out: dict[str, Any] = {"fingerprint": json.loads(str(z["fingerprint"]))}
         for k in z.files:
             if k != "fingerprint":
-                out[k] = torch.from_numpy(z[k]) if k.endswith(("_x", "_y")) else z[k]
+                out[k] = torch.from_numpy(z[k]) if k.endswith(("_x", "_y", "_img")) else z[k]
     return out
 
 
+def make_head(cfg: "HeadConfig"):
+    """A fresh R for ``cfg.head``."""
+    from ..errors import check_choice
+    from .model import pixel_regressor, refinement
+
+    check_choice(cfg.head, ("pixel", "hu"), "head")
+    return pixel_regressor() if cfg.head == "pixel" else refinement(cfg.width)
+
+
+def head_inputs(feats: dict, cfg: "HeadConfig", split: str):
+    """R's input for ``split``: the images (``pixel`` head) or the cached features (``hu``)."""
+    key = f"{split}_img" if cfg.head == "pixel" else f"{split}_x"
+    if key not in feats:
+        raise DataError(f"the feature file has no {key!r}; extract it again")
+    return feats[key]
+
+
+def head_targets(feats: dict, cfg: "HeadConfig"):
+    """R's training targets: at the input resolution (``pixel`` head), else the features'."""
+    key = "train_y_img" if cfg.head == "pixel" else "train_y"
+    if key not in feats:
+        raise DataError(f"the feature file has no {key!r}; extract it again")
+    return feats[key]
+
+
 def predict_pixels(head, x, idx: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Depth of the evaluated pixels: R on features (N, C, h, w), bilinear upsampling to the
-    228 x 304 crop (as the DIR evaluation), gathered at the flat indices ``idx`` -> (P,)."""
+    """Depth of the evaluated pixels: R on its input (N, C, h, w) (:func:`head_inputs`), bilinear
+    upsampling to the 228 x 304 crop (as the DIR evaluation), gathered at the flat indices
+    ``idx`` -> (P,)."""
     import torch
 
     from .model import upsample_to
@@ -173,7 +217,6 @@ def train_head(feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None,
     import torch
 
     from .losses import DepthLoss
-    from .model import refinement
 
     from ..errors import NonFiniteError, check_at_least, check_choice
 
@@ -184,18 +227,25 @@ def train_head(feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None,
     torch.manual_seed(cfg.seed)
     lc = cfg.loss
     if counts is None or (lc.kind == "gai" and gmm is None):
-        counts, gmm = head_priors(feats["train_y"], lc, cfg.seed)
+        counts, gmm = head_priors(head_targets(feats, cfg), lc, cfg.seed)
     criterion = DepthLoss(lc.kind, counts, gmm if lc.kind == "gai" else None, lc.init_noise_sigma,
                           lc.learn_noise, lc.lds, lc.min_depth, lc.chunk_pixels,
                           lds_kernel=lc.lds_kernel, lds_ks=lc.lds_ks, lds_sigma=lc.lds_sigma)
-    head = refinement(cfg.width)
+    head = make_head(cfg)
     groups = [{"params": head.parameters(), "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
     if lc.learn_noise:
         groups.append({"params": criterion.parameters(), "lr": cfg.sigma_lr, "weight_decay": 0.0})
     opt = torch.optim.Adam(groups)
-    x, y = feats["train_x"], feats["train_y"]
+    x, y = head_inputs(feats, cfg, "train"), head_targets(feats, cfg)
+    per_pixel = cfg.head == "pixel"
+    if per_pixel:  # one row per training pixel with ground truth: (P, C) and (P,)
+        x, y = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]), y.reshape(-1)
+        keep = y >= lc.min_depth
+        x, y = x[keep].contiguous(), y[keep].contiguous()
+    batch = cfg.pixel_batch if per_pixel else cfg.batch_size
+    check_at_least(batch, 1, "pixel_batch" if per_pixel else "batch_size")
     n = len(x)
-    steps_per_epoch = max(1, n // cfg.batch_size)
+    steps_per_epoch = max(1, n // batch)
     total = steps_per_epoch * cfg.epochs
     cosine = lambda s: 0.5 * (1 + math.cos(math.pi * s / total))  # noqa: E731
     sched = torch.optim.lr_scheduler.LambdaLR(opt, [cosine] + [lambda s: 1.0] * (len(groups) - 1))
@@ -205,8 +255,11 @@ def train_head(feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None,
         head.train()
         perm = torch.randperm(n, generator=gen)
         for i in range(steps_per_epoch):
-            b = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            loss = criterion(head(x[b]), y[b])
+            b = perm[i * batch : (i + 1) * batch]
+            if per_pixel:  # the pixels as a (1, C, 1, B) image
+                loss = criterion(head(x[b].T[None, :, None]), y[b].view(1, 1, 1, -1))
+            else:
+                loss = criterion(head(x[b]), y[b])
             if not torch.isfinite(loss):
                 raise NonFiniteError(f"non-finite {lc.kind} loss in epoch {epoch + 1}, step {i} of "
                                      "R's training; lower the learning rate")
@@ -214,7 +267,7 @@ def train_head(feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None,
             loss.backward()
             opt.step()
             sched.step()
-        val, _ = pixel_metrics(predict_pixels(head, feats["val_x"], feats["val_idx"]),
+        val, _ = pixel_metrics(predict_pixels(head, head_inputs(feats, cfg, "val"), feats["val_idx"]),
                                feats["val_t"], shots)
         brmse = val["balanced"]["overall"]["rmse"]
         log(f"  epoch {epoch + 1}/{cfg.epochs}: val bRMSE {brmse:.3f} m")
@@ -222,7 +275,8 @@ def train_head(feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None,
             best = {"val_brmse": brmse, "epoch": epoch,
                     "state": {k: v.clone() for k, v in head.state_dict().items()}}
     head.load_state_dict(best["state"])
-    test, per_bin = pixel_metrics(predict_pixels(head, feats["test_x"], feats["test_idx"]),
+    test, per_bin = pixel_metrics(predict_pixels(head, head_inputs(feats, cfg, "test"),
+                                                 feats["test_idx"]),
                                   feats["test_t"], shots)
     return {"test": test, "per_bin_rmse": per_bin, "best_epoch": best["epoch"],
             "val_brmse": best["val_brmse"], "sigma": float(criterion.sigma),

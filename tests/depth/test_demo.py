@@ -98,7 +98,7 @@ def test_demo_numbers_recomputed_from_files(demo_run):
     import torch.nn.functional as F
 
     from ihmr.depth.evaluate import load_depth_model
-    from ihmr.depth.model import refinement
+    from ihmr.depth.model import pixel_regressor
 
     out, _, res, _ = demo_run
     results = json.loads((out / "results.json").read_text())
@@ -114,7 +114,7 @@ def test_demo_numbers_recomputed_from_files(demo_run):
 
     model, _ = load_depth_model(out / "stage1/best.pt")
     with np.load(out / "features.npz") as z:
-        test_x = torch.from_numpy(z["test_x"])
+        test_x, test_img = torch.from_numpy(z["test_x"]), torch.from_numpy(z["test_img"])
     with torch.no_grad():
         up = lambda y: F.interpolate(y, size=(228, 304), mode="bilinear", align_corners=True)  # noqa: E731
         pred1 = up(model.refine(test_x))[:, 0].double().numpy()
@@ -123,10 +123,10 @@ def test_demo_numbers_recomputed_from_files(demo_run):
         assert results["stage1"]["overall"]["delta1"] == pytest.approx(d1, abs=1e-6)
         for loss in ("mse", "bni"):
             for seed in (0, 1):
-                head = refinement(0.125)
+                head = pixel_regressor()  # R of the demo reads the 64 x 48 input image
                 head.load_state_dict(torch.load(out / f"heads/{loss}_s{seed}.pt", weights_only=True))
                 head.eval()
-                rmse, d1 = metrics(up(head(test_x))[:, 0].double().numpy())
+                rmse, d1 = metrics(up(head(test_img))[:, 0].double().numpy())
                 rec = json.loads((out / f"heads/{loss}_s{seed}.json").read_text())
                 assert rec["test"]["overall"]["rmse"] == pytest.approx(rmse, rel=1e-5)
                 assert rec["test"]["overall"]["delta1"] == pytest.approx(d1, abs=1e-6)
@@ -162,9 +162,61 @@ def test_demo_resumes_and_retrains_only_what_changed(demo_run):
     assert res3["results"]["bni"] == res["results"]["bni"]  # retrained the same way, same numbers
 
 
+def _linear_feats(n=6, wh=(16, 12), seed=0):
+    """A feature file in memory where depth is a known linear function of the image's first
+    channel, at the input resolution and, averaged 2 x 2, at the features' resolution."""
+    import torch
+    import torch.nn.functional as F
+
+    from ihmr.depth.data import CROP_WH
+
+    rng = np.random.default_rng(seed)
+    feats = {}
+    for split in ("train", "val", "test"):
+        img = torch.from_numpy(rng.uniform(-1, 1, (n, 3, wh[1], wh[0])).astype(np.float32))
+        img = F.interpolate(F.avg_pool2d(img, 2), scale_factor=2.0, mode="nearest")  # 2x2 blocks
+        y = 4.0 + 2.5 * img[:, :1]  # 1.5-6.5 m
+        feats[f"{split}_img"], feats[f"{split}_x"] = img, F.avg_pool2d(img, 2).repeat(1, 16 // 3 + 1, 1, 1)[:, :16]
+        if split == "train":
+            feats["train_y_img"], feats["train_y"] = y, F.avg_pool2d(y, 2)
+        else:  # all pixels of the 228 x 304 crop, upsampled as the evaluation does
+            up = F.interpolate(y, size=(CROP_WH[1], CROP_WH[0]), mode="bilinear", align_corners=True)
+            feats[f"{split}_idx"] = np.arange(up.numel(), dtype=np.int64)
+            feats[f"{split}_t"] = up.numpy().ravel().astype(np.float32)
+    return feats
+
+
+def test_pixel_head_learns_a_per_pixel_cue_and_hu_head_still_trains():
+    from ihmr.depth.demo import head_config
+    from ihmr.depth.rrt import head_inputs, head_targets, make_head, predict_pixels, train_head
+
+    feats = _linear_feats()
+    shots = {"many": list(range(100)), "medium": [], "few": []}
+    cfg = head_config("mse", 0, 0.4, epochs=40)
+    cfg.pixel_batch = 256
+    assert head_targets(feats, cfg) is feats["train_y_img"] and head_inputs(feats, cfg, "test") is feats["test_img"]
+    r = train_head(feats, cfg, shots)
+    # the per-pixel regressor reads depth = 4 + 2.5 x back on unseen images: the depths spread by
+    # 1.4 m (std), a regressor fed the wrong pixels' targets would miss by as much
+    assert r["test"]["overall"]["rmse"] < 0.25 and r["test"]["overall"]["delta1"] > 0.97
+    head = make_head(cfg)
+    head.load_state_dict(r["state"])
+    pred = predict_pixels(head, feats["test_img"], feats["test_idx"])
+    assert np.sqrt(np.mean((pred - feats["test_t"]) ** 2)) == pytest.approx(r["test"]["overall"]["rmse"], rel=1e-5)
+    # pixels below 0.7 m carry no loss: training on targets with garbage there changes nothing
+    low = dict(feats, train_y_img=feats["train_y_img"].clone())
+    low["train_y_img"][:, :, :2] = 0.1
+    r2 = train_head(low, cfg, shots)
+    assert r2["test"]["overall"]["rmse"] < 0.3
+    hu = head_config("mse", 0, 0.4, epochs=2, head="hu")
+    assert hu.epochs == 2 and head_targets(feats, hu) is feats["train_y"]
+    assert np.isfinite(train_head(feats, hu, shots)["test"]["overall"]["rmse"])
+
+
 @pytest.mark.parametrize("kw, word", [({"losses": ("mse", "l1")}, "losses"),
                                       ({"seeds": ()}, "seeds"), ({"head_epochs": 0}, "head_epochs"),
-                                      ({"sigma": -1.0}, "sigma"), ({"read_noise": 0.0}, "read_noise")])
+                                      ({"sigma": -1.0}, "sigma"), ({"read_noise": 0.0}, "read_noise"),
+                                      ({"head": "conv"}, "head")])
 def test_demo_refuses_bad_settings_before_any_work(tmp_path, kw, word):
     from ihmr.depth.demo import run_depth_demo
     from ihmr.errors import IhmrError
