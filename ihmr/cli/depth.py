@@ -75,7 +75,7 @@ def demo(out: Path = typer.Option(Path("runs/depth-demo"), help="Output folder (
          read_noise: Optional[float] = typer.Option(None, help="Depth-read noise of the rendered "
                                                     "data in metres (default 0.4; new data only).")
          ) -> None:
-    """Whole benchmark on the haze-room demo: data, stage 1 (MSE), cached features, R re-trained
+    """Whole benchmark on the haze-room demo: data, stage 1 (MSE), cached inputs, R re-trained
     with MSE / reweighting + LDS / BNI / GAI over seeds, report.md and error_per_bin.png."""
     from ihmr.depth.demo import run_depth_demo
 

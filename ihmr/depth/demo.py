@@ -3,8 +3,12 @@
 1. Data (:mod:`ihmr.depth.demo_scenes`), written once in the NYUD2-DIR layout.
 2. Stage 1: the small Hu et al. network trained end to end with MSE (:func:`train_depth`),
    resumable from its ``last.pt``.
-3. Its frozen features at the input of the refinement R, cached once (:mod:`ihmr.depth.rrt`).
-4. R re-trained with each loss (MSE, inverse reweighting with LDS, BNI, GAI) and seed.
+3. Cached once (:mod:`ihmr.depth.rrt`): the 64 x 48 input images, the training depths at that
+   resolution, and stage 1's frozen features at the input of its refinement R.
+4. R re-trained with each loss (MSE, inverse reweighting with LDS, BNI, GAI) and seed: by
+   default a per-pixel regressor on the image (the haze cue is per pixel, and at the features'
+   32 x 24 a perfect map loses 0.04 of delta1 to blurred edges), or Hu et al.'s R on the
+   features (``head="hu"``).
 5. Test metrics on the balanced pixels, ``report.md`` (mean +- std over seeds, paired differences
    and a verdict computed from them), ``results.json`` and ``error_per_bin.png``.
 
