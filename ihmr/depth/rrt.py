@@ -11,15 +11,16 @@ training noise, and one run takes seconds on a CPU.
 ``head="pixel"`` (the demo's default) replaces R by a per-pixel regressor on the input image
 (:func:`ihmr.depth.model.pixel_regressor`) at the input resolution, twice the features' one,
 trained on random batches of training pixels. The demo's haze cue is per pixel by design, and at
-the features' resolution a perfect depth map already loses a tenth of delta1 to blurred edges.
+the features' resolution a perfect depth map already loses delta1 to blurred edges (0.957 on the
+demo's balanced test pixels, against 0.981 at the input resolution).
 
 Feature file (``.npz``): ``{split}_x`` (N, C, h, w) float32 features; ``{split}_img`` (N, 3, H, W)
 the network's input images; ``train_y`` (N, 1, h, w) and ``train_y_img`` (N, 1, H, W) training
-targets at the features' and at the input resolution (bilinear, as the training targets); for ``val`` and ``test`` the evaluated pixels of the
-full 228 x 304 crop as flat indices ``{split}_idx`` into (N, 228, 304) and depths ``{split}_t``
-(test: the balanced mask; val: a seeded sample of the pixels >= 0.7 m); ``fingerprint`` (JSON:
-a hash of the frozen weights and of the split files), so features of another model or dataset are
-rejected.
+targets at the features' and at the input resolution (bilinear, as the training targets); for
+``val`` and ``test`` the evaluated pixels of the full 228 x 304 crop as flat indices
+``{split}_idx`` into (N, 228, 304) and depths ``{split}_t`` (test: the balanced mask; val: a seeded
+sample of the pixels >= 0.7 m); ``fingerprint`` (JSON: a hash of the frozen weights and of the
+split files), so features of another model or dataset are rejected.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def load_head_features(path: str | Path) -> dict:
     return out
 
 
-def make_head(cfg: "HeadConfig"):
+def make_head(cfg: HeadConfig):
     """A fresh R for ``cfg.head``."""
     from ..errors import check_choice
     from .model import pixel_regressor, refinement
@@ -161,7 +162,7 @@ def make_head(cfg: "HeadConfig"):
     return pixel_regressor() if cfg.head == "pixel" else refinement(cfg.width)
 
 
-def head_inputs(feats: dict, cfg: "HeadConfig", split: str):
+def head_inputs(feats: dict, cfg: HeadConfig, split: str):
     """R's input for ``split``: the images (``pixel`` head) or the cached features (``hu``)."""
     key = f"{split}_img" if cfg.head == "pixel" else f"{split}_x"
     if key not in feats:
@@ -169,7 +170,7 @@ def head_inputs(feats: dict, cfg: "HeadConfig", split: str):
     return feats[key]
 
 
-def head_targets(feats: dict, cfg: "HeadConfig"):
+def head_targets(feats: dict, cfg: HeadConfig):
     """R's training targets: at the input resolution (``pixel`` head), else the features'."""
     key = "train_y_img" if cfg.head == "pixel" else "train_y"
     if key not in feats:

@@ -176,7 +176,8 @@ def _linear_feats(n=6, wh=(16, 12), seed=0):
         img = torch.from_numpy(rng.uniform(-1, 1, (n, 3, wh[1], wh[0])).astype(np.float32))
         img = F.interpolate(F.avg_pool2d(img, 2), scale_factor=2.0, mode="nearest")  # 2x2 blocks
         y = 4.0 + 2.5 * img[:, :1]  # 1.5-6.5 m
-        feats[f"{split}_img"], feats[f"{split}_x"] = img, F.avg_pool2d(img, 2).repeat(1, 16 // 3 + 1, 1, 1)[:, :16]
+        feats[f"{split}_img"] = img
+        feats[f"{split}_x"] = F.avg_pool2d(img, 2).repeat(1, 6, 1, 1)[:, :16]  # 16 channels
         if split == "train":
             feats["train_y_img"], feats["train_y"] = y, F.avg_pool2d(y, 2)
         else:  # 4,000 pixels of the 228 x 304 crops, upsampled as the evaluation does
@@ -194,7 +195,8 @@ def test_pixel_head_learns_a_per_pixel_cue_and_hu_head_still_trains():
     shots = {"many": list(range(100)), "medium": [], "few": []}
     cfg = head_config("mse", 0, 0.4, epochs=40)
     cfg.pixel_batch = 256
-    assert head_targets(feats, cfg) is feats["train_y_img"] and head_inputs(feats, cfg, "test") is feats["test_img"]
+    assert head_targets(feats, cfg) is feats["train_y_img"]
+    assert head_inputs(feats, cfg, "test") is feats["test_img"]
     r = train_head(feats, cfg, shots)
     # the per-pixel regressor reads depth = 4 + 2.5 x back on unseen images: the depths spread by
     # 1.4 m (std), a regressor fed the wrong pixels' targets would miss by as much
@@ -202,7 +204,8 @@ def test_pixel_head_learns_a_per_pixel_cue_and_hu_head_still_trains():
     head = make_head(cfg)
     head.load_state_dict(r["state"])
     pred = predict_pixels(head, feats["test_img"], feats["test_idx"])
-    assert np.sqrt(np.mean((pred - feats["test_t"]) ** 2)) == pytest.approx(r["test"]["overall"]["rmse"], rel=1e-5)
+    rmse = np.sqrt(np.mean((pred - feats["test_t"]) ** 2))
+    assert rmse == pytest.approx(r["test"]["overall"]["rmse"], rel=1e-5)
     # pixels below 0.7 m carry no loss: training on targets with garbage there changes nothing
     low = dict(feats, train_y_img=feats["train_y_img"].clone())
     low["train_y_img"][:, :, :2] = 0.1
