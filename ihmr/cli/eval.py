@@ -1,8 +1,9 @@
 """``ihmr eval``: balanced metrics of any method's predictions or of a checkpoint.
 
-Tasks plug in through :data:`TASKS` (task name -> "module:function" taking the command's options).
 The task comes from ``--task`` or, for ``auto``, from the checkpoint: its ``task`` entry, else its
 ``kind`` (:data:`KINDS`), else pose (SPIN checkpoints carry neither). Predictions files are pose.
+Each task is one small function below that imports its evaluation when called (so that
+``ihmr --help`` imports no torch).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from typing import Optional
 
 import typer
 
-TASKS = {"pose": "ihmr.pose.jobs:eval_job", "age": "ihmr.cli.eval:_age", "depth": "ihmr.cli.eval:_depth"}
+TASKS = ("pose", "age", "depth")
 KINDS = {"ihmr-pose-head": "pose", "age": "age", "depth": "depth"}
 
 
-def _age(labels, out, *, checkpoint=None, features=None, device=None, **_):
+def _age(checkpoint: Path, out: Path, features: Optional[Path], device: Optional[str]) -> None:
     """Age checkpoints (``kind: age``): DIR and balanced metrics, Table 1 layout."""
     from ihmr.age.evaluate import evaluate_age_checkpoint
 
@@ -26,12 +27,25 @@ def _age(labels, out, *, checkpoint=None, features=None, device=None, **_):
     typer.echo(f"wrote {out}/metrics.json, table.md, per_sample.csv")
 
 
-def _depth(labels, out, *, checkpoint=None, device=None, **_):
+def _depth(checkpoint: Path, out: Path, device: Optional[str]) -> None:
     """Depth checkpoints (``kind: depth``): NYUD2-DIR metrics on the balanced mask, Table 2 layout."""
     from ihmr.depth.evaluate import evaluate_depth_checkpoint
 
     evaluate_depth_checkpoint(checkpoint, out, device=device or "auto")
     typer.echo(f"wrote {out}/metrics.json and the Table 2 style report")
+
+
+def _pose(labels: Path, out: Path, **options) -> None:
+    """Pose (a head checkpoint, a SPIN checkpoint or a predictions file): the balanced mesh and
+    joint errors, printed as a markdown table."""
+    from ihmr.pose.evaluate import markdown_table
+    from ihmr.pose.jobs import eval_job
+
+    metrics, info = eval_job(labels, out, progress=True, **options)
+    typer.echo(markdown_table(metrics, info.get("title", "")))
+    if info.get("renders"):
+        typer.echo(info["renders"])
+    typer.echo(f"wrote {out}/metrics.json, metrics.md, per_sample.npz, per_region.png")
 
 
 def _task_of(checkpoint: Optional[Path]) -> str:
@@ -66,8 +80,6 @@ def eval(  # noqa: A001 - the command is called eval
     mpvpe_body: Optional[str] = typer.Option(None, help="Pose: body of the predicted meshes for MPVPE: gendered (IHMR release, default) or neutral (SPIN)."),
 ) -> None:
     """Balanced metrics (bMPVPE, bMPJPE, bPA-MPJPE; all / tail 10% / tail 5%) and plain means."""
-    import importlib
-
     from ihmr.errors import ConfigError, check_choice
 
     check_choice(task, ["auto", *TASKS], "--task")
@@ -85,22 +97,14 @@ def eval(  # noqa: A001 - the command is called eval
             raise ConfigError(f"{', '.join(given)} {'does' if one else 'do'} not apply to the "
                               f"{resolved} checkpoint {str(checkpoint)!r}; leave "
                               f"{'it' if one else 'them'} out (pose evaluation only)")
-        module, func = TASKS[resolved].split(":")
-        getattr(importlib.import_module(module), func)(labels, out, checkpoint=checkpoint,
-                                                       features=features, device=device)
+        if resolved == "age":
+            _age(checkpoint, out, features, device)
+        else:
+            _depth(checkpoint, out, device)
         return
     if labels is None:
         raise ConfigError("pose evaluation needs --labels (the test set's SPIN .npz, e.g. 3dpw_test.npz)")
-    module, func = TASKS["pose"].split(":")
-    job = getattr(importlib.import_module(module), func)
-    metrics, info = job(labels, out, predictions=predictions, checkpoint=checkpoint,
-                        features=features, images=images, split=split, smpl_dir=smpl_dir,
-                        device=device, chunk=1024 if chunk is None else chunk,
-                        renders=4 if renders is None else renders, progress=True,
-                        mpvpe_body=mpvpe_body or "gendered")
-    from ihmr.pose.evaluate import markdown_table
-
-    typer.echo(markdown_table(metrics, info.get("title", "")))
-    if info.get("renders"):
-        typer.echo(info["renders"])
-    typer.echo(f"wrote {out}/metrics.json, metrics.md, per_sample.npz, per_region.png")
+    _pose(labels, out, predictions=predictions, checkpoint=checkpoint, features=features,
+          images=images, split=split, smpl_dir=smpl_dir, device=device,
+          chunk=1024 if chunk is None else chunk, renders=4 if renders is None else renders,
+          mpvpe_body=mpvpe_body or "gendered")
