@@ -12,6 +12,12 @@ Every training job in ``ihmr`` (IHMR head, age, depth) uses the same pieces:
   from the end of epoch ``k`` and ends with the weights the uninterrupted run would have.
 - :func:`check_loss`: the NaN guard; raises :class:`NonFiniteLossError` naming the epoch, step,
   batch and the last good checkpoint.
+- :func:`fit`: the epoch loop the three trainers share (train, validate and select, log a row,
+  checkpoint); :func:`train_steps`: one epoch of plain optimiser steps with the NaN guard;
+  :class:`TrainResult`: what every trainer returns. Epochs are numbered from 1 everywhere a user
+  sees them (metrics rows, messages, the best record); a checkpoint's ``epoch`` counts the epochs
+  done, so it is the number of the last one.
+- :func:`resolve_device`: the one reading of a ``device`` setting (``auto``, ``cpu``, ``cuda[:N]``).
 - :class:`Progress`: a rich progress bar (disabled off rank 0 or on request).
 - :func:`tensorboard_writer`: a ``SummaryWriter`` when TensorBoard is installed, else ``None``.
 - :func:`dist_info`, :func:`init_distributed`, :func:`is_main`: ``torchrun`` / DDP helpers.
@@ -22,11 +28,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .errors import ConfigError, DataError, IhmrError
 from .io import check_writable_dir, torch_save, write_text
@@ -99,6 +106,36 @@ def default_device(info: DistInfo | None = None) -> str:
 
     info = info or dist_info()
     return f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_device(spec: Any) -> Any:
+    """The ``torch.device`` a ``device`` setting names; the one resolver of the package.
+
+    ``auto`` (or ``None``) -> ``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``; ``cpu``,
+    ``cuda``, ``cuda:N`` (or a ``torch.device``) are checked: a name torch does not know, CUDA
+    asked for on a machine without it, or a GPU index past the last one raise
+    :class:`~ihmr.errors.ConfigError` saying what to use instead.
+    """
+    import torch
+
+    from .errors import ConfigError
+
+    if spec is None or spec == "auto":
+        return torch.device(default_device())
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {spec!r} is not a device name; use auto, cpu, cuda or "
+                          "cuda:N") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {str(spec)!r} asked for but torch.cuda.is_available() is "
+                              "False; use --device cpu (in a config: --set device=cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {str(spec)!r} asked for but this machine has "
+                              f"{torch.cuda.device_count()} GPU(s) (cuda:0 ..); use cuda or "
+                              "auto")
+    return dev
 
 
 def unwrap(model: Any) -> Any:
@@ -177,7 +214,7 @@ def save_checkpoint(
         path: destination, e.g. ``run/last.pt``.
         objects: name -> object with ``state_dict()`` (model, optimiser, scheduler, loss module with
             sigma ...). DDP / compile wrappers are unwrapped.
-        epoch: number of completed epochs (resume starts at this epoch index).
+        epoch: number of completed epochs (the number of the last one; resume starts after it).
         best: best-so-far record, e.g. ``{"metric": "val_bmae", "value": 7.1, "epoch": 3}``.
         generators: extra ``torch.Generator`` s (data shuffling) whose state must be resumed.
         extra: plain data (config dict, label range, feature dimension ...).
@@ -309,7 +346,8 @@ class RunDir:
         return [json.loads(line) for line in self.metrics_jsonl.read_text().splitlines() if line]
 
     def log_metrics(self, epoch: int, metrics: Mapping[str, Any]) -> None:
-        """Record one row for ``epoch`` in ``metrics.jsonl`` and ``metrics.csv`` (atomically).
+        """Record one row for ``epoch`` (numbered from 1) in ``metrics.jsonl`` and ``metrics.csv``
+        (atomically).
 
         Rows for ``epoch`` or later (left by a killed run that is being resumed) are replaced, so
         the logs of a resumed run equal those of an uninterrupted one.
@@ -329,9 +367,10 @@ class RunDir:
         write_text(self.root / "metrics.csv", buf.getvalue())
 
     def truncate_metrics(self, epochs_done: int) -> None:
-        """Drop rows of epochs not covered by the checkpoint being resumed from."""
+        """Keep the rows of epochs 1 .. ``epochs_done`` (those the checkpoint being resumed from
+        covers); drop the later ones a killed run left."""
         if self.main and self.metrics_jsonl.is_file():
-            rows = [r for r in self.read_metrics() if r.get("epoch", -1) < epochs_done]
+            rows = [r for r in self.read_metrics() if r.get("epoch", 0) <= epochs_done]
             write_text(self.metrics_jsonl, "".join(json.dumps(r) + "\n" for r in rows))
 
     def save(self, objects: Mapping[str, Any], **kwargs: Any) -> Path | None:
@@ -349,6 +388,141 @@ def _plain(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
     return v
+
+
+# --------------------------------------------------------------------------- the epoch loop
+@dataclass
+class TrainResult:
+    """What every trainer returns (pose :func:`ihmr.pose.train.train`, age
+    :func:`ihmr.age.train.train`, depth :func:`ihmr.depth.train.train_depth`).
+
+    Attributes:
+        run_dir: the run folder.
+        checkpoint: the model to evaluate or fine-tune from: ``best.pt`` where an epoch is
+            selected on validation (age, depth), ``head.pt`` where the last (or EMA) weights are
+            kept (pose).
+        history: the ``metrics.jsonl`` rows, epoch 1 first (a resumed run's earlier rows too).
+        best: the selected epoch's record ``{"metric", "value", "epoch"}`` (``{}`` for pose).
+        seconds: wall time of the call.
+        eval_metrics: test metrics when the trainer evaluates its result (pose ``eval.labels``).
+        info: facts of the trainer (pose: device, amp, compile, samples ...).
+    """
+
+    run_dir: Path
+    checkpoint: Path
+    history: list[dict[str, Any]]
+    best: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    eval_metrics: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epochs(self) -> int:
+        """Epochs done: the last row's epoch (0 before the first)."""
+        return int(self.history[-1]["epoch"]) if self.history else 0
+
+    @property
+    def last_metrics(self) -> dict[str, Any]:
+        """The last epoch's row (``{}`` before the first)."""
+        return self.history[-1] if self.history else {}
+
+
+Evaluation = tuple[dict[str, Any], float, Callable[[], Mapping[str, Any]]]
+
+
+def fit(
+    run: RunDir,
+    objects: Mapping[str, Any],
+    *,
+    epochs: int,
+    start: int,
+    train_epoch: Callable[[int], dict[str, Any]],
+    evaluate: Callable[[int, dict[str, Any]], Evaluation] | None = None,
+    best: Mapping[str, Any] | None = None,
+    metric: str = "",
+    generators: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    writer: Any = None,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The epoch loop of every trainer: epochs ``start + 1`` .. ``epochs``, numbered from 1.
+
+    Each epoch: ``row = train_epoch(epoch)`` (one pass over the training data, NaN guard
+    included); with ``evaluate``, ``row, score, state = evaluate(epoch, row)`` adds validation
+    metrics to the row, and an epoch whose ``score`` is below the best so far becomes ``best``
+    and writes ``state()`` to ``best.pt``; the row goes to ``metrics.jsonl`` / ``metrics.csv`` and
+    TensorBoard (``writer``); ``last.pt`` holds ``objects``, the RNG states (and ``generators``),
+    ``best`` and ``extra``; then ``on_epoch(epoch, row)``. The row is logged before the
+    checkpoint: a run killed between the two redoes the epoch and replaces the row, so a resumed
+    run's logs and weights equal those of an uninterrupted one.
+
+    Data pipelines that draw by epoch keep drawing with the 0-based index ``epoch - 1``.
+
+    Args:
+        start: epochs already done (0, or the ``epoch`` of the checkpoint resumed from); rows of
+            later epochs (left by a killed run) are dropped, the earlier ones open the history.
+        best: the best-so-far record to continue from (the resumed checkpoint's ``best``).
+        metric: the name recorded in ``best`` (e.g. ``val_bmae``).
+
+    Returns:
+        (history: the rows, epoch 1 first; best: ``{"metric", "value", "epoch"}`` of the
+        selected epoch (epoch 0, value inf while none has a finite score; ``{}`` without
+        ``evaluate``)).
+    """
+    if start:
+        run.truncate_metrics(start)
+    history = run.read_metrics() if start else []
+    best = dict(best or ({"metric": metric, "value": math.inf, "epoch": 0} if evaluate else {}))
+    for epoch in range(start + 1, epochs + 1):
+        row = train_epoch(epoch)
+        if evaluate is not None:
+            row, score, state = evaluate(epoch, row)
+            if score < best.get("value", math.inf):
+                best = {"metric": metric, "value": score, "epoch": epoch}
+                run.save_best(state())
+        run.log_metrics(epoch, row)
+        log_scalars(writer, epoch, row)
+        run.save(objects, epoch=epoch, best=best, generators=generators, extra=extra)
+        history.append({"epoch": epoch, **row})
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+    return history, best
+
+
+def train_steps(
+    batches: Iterable[Any],
+    loss_of: Callable[[Any], Any],
+    optimizer: Any,
+    *,
+    run: RunDir,
+    epoch: int,
+    steps: int,
+    description: str = "",
+    progress: bool = True,
+    fields: Callable[[], Mapping[str, float]] | None = None,
+) -> float:
+    """One epoch of plain optimiser steps; returns the mean loss.
+
+    For each of at most ``steps`` batches: ``loss = loss_of(batch)``, the NaN guard
+    (:func:`check_loss`, naming epoch ``epoch``, the global step counted from 1 and the batch),
+    backward, ``optimizer.step()``. ``progress``: show a bar (rank 0 only); ``fields``: more values
+    for it (e.g. sigma; read only when the bar is shown, as reading a GPU value is a host sync).
+    """
+    total, count = 0.0, 0
+    with Progress(steps, description, enabled=progress and run.main) as bar:
+        for b, batch in enumerate(batches):
+            if b >= steps:
+                break
+            loss = loss_of(batch)
+            value = check_loss(loss, epoch=epoch, step=(epoch - 1) * steps + b + 1, batch=b,
+                               last_checkpoint=run.last)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, count = total + value, count + 1
+            if bar.enabled:
+                bar.advance(loss=value, **(fields() if fields is not None else {}))
+    return total / max(count, 1)
 
 
 # --------------------------------------------------------------------------- progress & logging
@@ -420,8 +594,8 @@ def iter_batches(n: int, batch_size: int, generator: Any, drop_last: bool = Fals
 
 
 __all__ = [
-    "DistInfo", "NonFiniteLossError", "Progress", "RunDir", "check_loss", "default_device",
-    "dist_info", "init_distributed", "is_main", "iter_batches", "load_checkpoint", "log_scalars",
-    "read_checkpoint", "rng_state", "save_checkpoint", "set_rng_state", "tensorboard_writer",
-    "unwrap",
+    "DistInfo", "NonFiniteLossError", "Progress", "RunDir", "TrainResult", "check_loss",
+    "default_device", "dist_info", "fit", "init_distributed", "is_main", "iter_batches",
+    "load_checkpoint", "log_scalars", "read_checkpoint", "resolve_device", "rng_state",
+    "save_checkpoint", "set_rng_state", "tensorboard_writer", "train_steps", "unwrap",
 ]

@@ -72,7 +72,7 @@ def bench_ours(train_set, body, batch: int, steps: int, device: torch.device, co
     for n_steps in (2, steps):  # warm-up epoch (lazy init, compilation), then the timed one
         cfg.data.samples_per_epoch = n_steps * batch
         t0 = time.perf_counter()
-        _run_epoch(cfg, 0, step, head, loss, opt, data, True, device, DistInfo(), run)
+        _run_epoch(cfg, 1, step, head, loss, opt, data, True, device, DistInfo(), run)
         times.append((time.perf_counter() - t0) / n_steps)
     return times[-1], 2 * times[0]
 
@@ -132,7 +132,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from ihmr.body import load_body
-    from ihmr.pose.train import resolve_device, warm_body
+    from ihmr.pose.train import warm_body
+    from ihmr.runs import resolve_device
 
     device = resolve_device(args.device)
     modes = [m for m in args.compile.split(",") if m] if args.compile != "auto" else [

@@ -48,7 +48,7 @@ def _train(run: RunDir, epochs: int, crash_in_epoch: int | None = None, resume: 
         run.truncate_metrics(start)
     x, y = _data()
     step = 0
-    for epoch in range(start, epochs):
+    for epoch in range(start + 1, epochs + 1):  # numbered from 1
         model.train()
         for b, idx in enumerate(iter_batches(len(x), 16, shuffle)):
             if crash_in_epoch == epoch and b == 2:
@@ -67,7 +67,7 @@ def _train(run: RunDir, epochs: int, crash_in_epoch: int | None = None, resume: 
         if val < best["value"]:
             best = {"value": val, "epoch": epoch}
         run.log_metrics(epoch, {"val_mse": val, "lr": sched.get_last_lr()[0]})
-        run.save(objects, epoch=epoch + 1, best=best, generators={"shuffle": shuffle})
+        run.save(objects, epoch=epoch, best=best, generators={"shuffle": shuffle})
     return model, best
 
 
@@ -75,7 +75,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     full, best_full = _train(RunDir(tmp_path / "a", main=True), epochs=5)
     run_b = RunDir(tmp_path / "b", main=True)
     with pytest.raises(KeyboardInterrupt):
-        _train(run_b, epochs=5, crash_in_epoch=2)
+        _train(run_b, epochs=5, crash_in_epoch=3)
     assert read_checkpoint(run_b.last)["epoch"] == 2
     resumed, best_res = _train(run_b, epochs=5, resume=True)
     for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
@@ -92,7 +92,7 @@ def test_resume_without_rng_restore_differs(tmp_path):
     full, _ = _train(RunDir(tmp_path / "a", main=True), epochs=3)
     run_b = RunDir(tmp_path / "b", main=True)
     with pytest.raises(KeyboardInterrupt):
-        _train(run_b, epochs=3, crash_in_epoch=1)
+        _train(run_b, epochs=3, crash_in_epoch=2)
     ckpt = read_checkpoint(run_b.last)
     ckpt["rng"]["torch"] = torch.manual_seed(31337).get_state()
     torch.save(ckpt, run_b.last)
@@ -158,12 +158,12 @@ def test_rng_state_round_trip():
 
 def test_metrics_logs_and_non_main_rank_writes_nothing(tmp_path):
     run = RunDir(tmp_path / "r", main=True)
-    run.log_metrics(0, {"loss": 1.0})
-    run.log_metrics(1, {"loss": 0.5, "sigma": torch.tensor(2.0)})
+    run.log_metrics(1, {"loss": 1.0})
+    run.log_metrics(2, {"loss": 0.5, "sigma": torch.tensor(2.0)})
     rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
-    assert rows == [{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5, "sigma": 2.0}]
+    assert rows == [{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.5, "sigma": 2.0}]
     csv_lines = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
-    assert csv_lines == ["epoch,loss,sigma", "0,1.0,", "1,0.5,2.0"]
+    assert csv_lines == ["epoch,loss,sigma", "1,1.0,", "2,0.5,2.0"]
     other = RunDir(tmp_path / "other", main=False)
     other.log_metrics(0, {"loss": 1.0})
     assert other.save({"m": nn.Linear(1, 1)}, epoch=1) is None
@@ -227,3 +227,117 @@ def test_torchrun_env_decides_the_writer(tmp_path, monkeypatch):
 
     with pytest.raises(IhmrError, match="torchrun"):
         init_distributed()
+
+
+# --------------------------------------------------------------------------- the shared epoch loop
+def _fit(run: RunDir, epochs: int, resume: bool = False):
+    """A tiny trainer on runs.fit + runs.train_steps: dropout, shuffling, a schedule, selection on
+    validation; what the three benchmark trainers do, in 20 lines."""
+    from ihmr.runs import fit, train_steps
+
+    torch.manual_seed(123 if not resume else 999)  # a resumed process starts from other states
+    model = Tiny()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    shuffle = torch.Generator().manual_seed(7 if not resume else 8)
+    objects = {"model": model, "optimizer": opt, "scheduler": sched}
+    start, best = 0, None
+    if resume:
+        ckpt = load_checkpoint(run.last, objects, generators={"shuffle": shuffle})
+        start, best = ckpt["epoch"], ckpt["best"]
+    x, y = _data()
+
+    def train_epoch(epoch):
+        model.train()
+        loss = train_steps(iter_batches(len(x), 16, shuffle), lambda i: ((model(x[i]) - y[i]) ** 2).mean(),
+                           opt, run=run, epoch=epoch, steps=4, progress=False)
+        sched.step()
+        return {"train_loss": loss}
+
+    def evaluate(epoch, row):
+        with torch.no_grad():
+            val = float(((model.eval()(x) - y) ** 2).mean())
+        return {**row, "val_mse": val}, val, lambda: {"model": model.state_dict(), "epoch": epoch}
+
+    history, best = fit(run, objects, epochs=epochs, start=start, train_epoch=train_epoch,
+                        evaluate=evaluate, best=best, metric="val_mse", generators={"shuffle": shuffle})
+    return model, history, best
+
+
+def test_fit_numbers_epochs_from_1_selects_on_validation_and_resumes_exactly(tmp_path, monkeypatch):
+    full, history, best = _fit(RunDir(tmp_path / "a", main=True), epochs=4)
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    vals = [r["val_mse"] for r in history]
+    assert best == {"metric": "val_mse", "value": min(vals), "epoch": 1 + int(np.argmin(vals))}
+    assert torch.load(tmp_path / "a" / "best.pt", weights_only=True)["epoch"] == best["epoch"]
+    assert read_checkpoint(tmp_path / "a" / "last.pt")["epoch"] == 4  # epochs done
+
+    # killed after epoch 3's metrics row, before its checkpoint: the resumed run redoes epoch 3
+    run_b, save = RunDir(tmp_path / "b", main=True), RunDir.save
+
+    def die_at_3(self, objects, **kw):
+        if kw["epoch"] == 3:
+            raise KeyboardInterrupt
+        return save(self, objects, **kw)
+
+    monkeypatch.setattr(RunDir, "save", die_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(run_b, epochs=4)
+    monkeypatch.setattr(RunDir, "save", save)
+    assert [r["epoch"] for r in run_b.read_metrics()] == [1, 2, 3]
+    assert read_checkpoint(run_b.last)["epoch"] == 2
+    resumed, history_b, best_b = _fit(run_b, epochs=4, resume=True)
+    for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert history_b == history and best_b == best
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+
+
+def test_train_steps_names_epoch_and_global_step_from_1(tmp_path):
+    from ihmr.runs import train_steps
+
+    run = RunDir(tmp_path, main=True)
+    model = nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    batches = [torch.ones(1, 2), torch.ones(1, 2), torch.full((1, 2), float("nan"))]
+    with pytest.raises(NonFiniteLossError, match=r"epoch 3, global step 9, batch 2"):
+        train_steps(batches, lambda b: model(b).sum(), opt, run=run, epoch=3, steps=3, progress=False)
+    # at most `steps` batches; the mean of the losses seen
+    model = nn.Linear(2, 1, bias=False)
+    nn.init.ones_(model.weight)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    mean = train_steps([torch.ones(1, 2), 2 * torch.ones(1, 2), torch.full((1, 2), float("nan"))],
+                       lambda b: model(b).sum(), opt, run=run, epoch=1, steps=2, progress=False)
+    assert mean == pytest.approx(3.0)  # (2 + 4) / 2; the third (NaN) batch is never used
+
+
+def test_truncate_metrics_keeps_the_epochs_done(tmp_path):
+    run = RunDir(tmp_path, main=True)
+    for e in (1, 2, 3):
+        run.log_metrics(e, {"loss": float(e)})
+    run.truncate_metrics(2)
+    assert [r["epoch"] for r in run.read_metrics()] == [1, 2]
+
+
+# --------------------------------------------------------------------------- device
+def test_resolve_device_auto_cpu_and_errors(monkeypatch):
+    from ihmr.errors import ConfigError
+    from ihmr.runs import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu") and resolve_device(None).type == "cpu"
+    for name in ("cuda", "cuda:1"):
+        with pytest.raises(ConfigError, match=r"torch\.cuda\.is_available\(\) is False; use "
+                                              r"--device cpu"):
+            resolve_device(name)
+    with pytest.raises(ConfigError, match="'gpu' is not a device name; use auto, cpu, cuda"):
+        resolve_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert resolve_device("auto") == torch.device("cuda:1")  # this torchrun rank's GPU
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ConfigError, match="has 2 GPU"):
+        resolve_device("cuda:2")

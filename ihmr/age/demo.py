@@ -77,8 +77,8 @@ def run_demo(out_dir: str | os.PathLike = "runs/age-demo", data_dir: str | os.Pa
     for loss in losses:
         cfg = rrt_config(base, loss, out, vanilla, feats)
         log(f"stage 2 ({loss}) -> {cfg.out}")
-        best = train(cfg, resume=(Path(cfg.out) / "last.pt").is_file(), log=lambda s: None)
-        best = best / "best.pt"
+        best = train(cfg, resume=(Path(cfg.out) / "last.pt").is_file(),
+                     log=lambda s: None).checkpoint
         res = evaluate_age_checkpoint(best, out / "eval" / loss, features=str(feats), vanilla=vanilla,
                                       device="cpu")
         name = next(n for n in res["rows"] if n != "Vanilla")
@@ -95,9 +95,10 @@ def extract_features_to(checkpoint: str | os.PathLike, out_path: str | os.PathLi
                         workers: int = 0, dtype: str = "float32", progress: bool = False) -> Path:
     """Run a stage-1 checkpoint's frozen backbone over train/val/test and cache the features
     (``csv_path`` / ``root`` replace the checkpoint config's ``data.csv`` / ``data.root``)."""
+    from ..runs import resolve_device
     from .data import SPLITS, dataset_paths, read_age_csv
     from .features import extract_split, file_fingerprint, save_features, weights_fingerprint
-    from .train import load_age_checkpoint, resolve_device
+    from .train import load_age_checkpoint
 
     device = resolve_device(device)
     model, payload = load_age_checkpoint(checkpoint, device)

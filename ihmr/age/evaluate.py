@@ -30,9 +30,10 @@ def predict_split(checkpoint: str | os.PathLike, split: str = "test", *, feature
 
     Returns ``{"pred": (N,), "age": (N,), "paths": (N,), "payload": checkpoint dict}``.
     """
+    from ..runs import resolve_device
     from .data import dataset_paths, make_dataset, read_age_csv
     from .features import load_features, weights_fingerprint
-    from .train import load_age_checkpoint, predict_head, predict_images, resolve_device
+    from .train import load_age_checkpoint, predict_head, predict_images
 
     device = resolve_device(device)
     model, payload = load_age_checkpoint(checkpoint, device)

@@ -10,16 +10,17 @@ through the frozen backbone on the images.
 Both stages select the epoch on the *validation* split (bMAE by default) and never look at the test
 split. Every epoch writes ``last.pt`` (``resume=True``, ``ihmr age train --resume RUN_DIR``,
 continues a killed run to the same result; :meth:`ihmr.runs.RunDir.check_resume` is the rule)
-and a metrics row; the selected model is ``best.pt``, a plain dict::
+and a metrics row (epochs numbered from 1); the selected model is ``best.pt``, a plain dict::
 
     {"kind": "age", "stage", "model": state_dict, "criterion": state_dict | {}, "config": dict,
-     "epoch", "val": metrics, "train_counts": (n_bins,) training images per integer age}
+     "epoch" (from 1), "val": metrics, "train_counts": (n_bins,) training images per integer age}
 """
 
 from __future__ import annotations
 
 import math
 import random
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -28,22 +29,14 @@ import torch
 
 from ..config import to_dict
 from ..errors import ConfigError, DataError
-from ..runs import (Progress, RunDir, check_loss, default_device, init_distributed, iter_batches,
-                    load_checkpoint, log_scalars, tensorboard_writer, unwrap)
+from ..runs import (RunDir, TrainResult, fit, init_distributed, iter_batches, load_checkpoint,
+                    resolve_device, tensorboard_writer, train_steps, unwrap)
 from .config import STAGE1_LOSSES, AgeConfig
 from .data import dataset_paths, make_dataset, read_age_csv
 from .metrics import AgeMetrics, age_bins
 from .model import AgeRegressor, freeze_for_rrt
 
 N_AGE_BINS = 201  # integer ages 0 .. 200: IMDB-WIKI-DIR trains on ages up to 200
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return default_device()
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available; use device=cpu")
-    return name
 
 
 def load_age_checkpoint(path: str | Path, device: str = "cpu") -> tuple[AgeRegressor, dict[str, Any]]:
@@ -96,7 +89,6 @@ def _val_row(cfg: AgeConfig, pred: np.ndarray, ages: np.ndarray, train_ages: np.
 def _start(run: RunDir, objects: dict, generators: dict, resume: bool) -> tuple[int, dict]:
     if resume:
         ckpt = load_checkpoint(run.last, objects, generators=generators)
-        run.truncate_metrics(ckpt["epoch"])
         return ckpt["epoch"], ckpt["best"]
     return 0, {}
 
@@ -114,42 +106,36 @@ def _epoch_loop(
     evaluate: Callable[[], tuple[np.ndarray, np.ndarray]], train_ages: np.ndarray,
     payload: Callable[[int, dict], dict], scheduler: Any = None, sigma: Callable[[], Any] = lambda: None,
     log: Callable[[str], None] = print,
-) -> dict:
-    """The epoch loop shared by both stages: train, NaN guard, validate, select, log, checkpoint."""
+) -> tuple[list[dict], dict]:
+    """Both stages' epochs through :func:`ihmr.runs.fit`: train (NaN guard), validate, select,
+    log, checkpoint. ``batches(i)`` yields epoch ``i + 1``'s batches. Returns (history, best)."""
     writer = tensorboard_writer(run.root / "tb", cfg.tensorboard)
-    step = start * n_batches
-    for epoch in range(start, epochs):
-        total, count = 0.0, 0
-        with Progress(n_batches, f"epoch {epoch + 1}/{epochs}", enabled=cfg.progress and run.main) as bar:
-            for b, batch in enumerate(batches(epoch)):
-                loss = step_fn(batch)
-                value = check_loss(loss, epoch=epoch, step=step, batch=b, last_checkpoint=run.last)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                total, count = total + value, count + 1
-                if bar.enabled:  # reading sigma is a host sync: only for a visible bar
-                    s = sigma()
-                    bar.advance(loss=value, **({} if s is None else {"sigma": s}))
+    sigma_row = lambda: {} if sigma() is None else {"sigma": sigma()}  # noqa: E731
+
+    def train_epoch(epoch: int) -> dict:
+        loss = train_steps(batches(epoch - 1), step_fn, optimizer, run=run, epoch=epoch,
+                           steps=n_batches, description=f"epoch {epoch}/{epochs}",
+                           progress=cfg.progress, fields=sigma_row)
         if scheduler is not None:
             scheduler.step()
-        pred, ages = evaluate()
-        row, score, res = _val_row(cfg, pred, ages, train_ages)
-        row = {"train_loss": total / max(count, 1), "lr": optimizer.param_groups[0]["lr"],
-               **({} if sigma() is None else {"sigma": sigma()}), **row}
-        if score is not None and score < best.get("value", math.inf):
-            best = {"metric": f"val_{cfg.select_metric}", "value": score, "epoch": epoch}
-            run.save_best(payload(epoch, res))
-        run.log_metrics(epoch, row)
-        log_scalars(writer, epoch, row)
-        run.save(objects, epoch=epoch + 1, best=best, generators=generators)
+        return {"train_loss": loss, "lr": optimizer.param_groups[0]["lr"], **sigma_row()}
+
+    def validate(epoch: int, row: dict) -> tuple[dict, float, Callable[[], dict]]:
+        val, score, res = _val_row(cfg, *evaluate(), train_ages)
+        return {**row, **val}, score, lambda: payload(epoch, res)
+
+    def report(epoch: int, row: dict) -> None:
         if run.main:
-            log(f"epoch {epoch + 1}/{epochs}: loss {row['train_loss']:.4g}, val bMAE {row['val_bmae']:.3f}, "
-                f"val MAE {row['val_mae']:.3f}" + ("" if sigma() is None else f", sigma {sigma():.3f}"))
-    if writer is not None:
-        writer.close()
-    return best
+            log(f"epoch {epoch}/{epochs}: loss {row['train_loss']:.4g}, val bMAE {row['val_bmae']:.3f}, "
+                f"val MAE {row['val_mae']:.3f}" + (f", sigma {row['sigma']:.3f}" if "sigma" in row else ""))
+
+    try:
+        return fit(run, objects, epochs=epochs, start=start, train_epoch=train_epoch, evaluate=validate,
+                   best=best, metric=f"val_{cfg.select_metric}", generators=generators, writer=writer,
+                   on_epoch=report)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 class _Head(torch.nn.Module):
@@ -194,8 +180,10 @@ def _payload(cfg: AgeConfig, model: AgeRegressor, train_ages: np.ndarray, stage:
     return make
 
 
-def train_vanilla(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Stage 1: train the whole regressor on the images; returns the run folder."""
+def train_vanilla(cfg: AgeConfig, resume: bool = False,
+                  log: Callable[[str], None] = print) -> TrainResult:
+    """Stage 1: train the whole regressor on the images (``checkpoint``: the selected best.pt)."""
+    t0 = time.perf_counter()
     info = init_distributed()
     device = resolve_device(cfg.device)
     _seed_all(cfg.seed)
@@ -207,7 +195,7 @@ def train_vanilla(cfg: AgeConfig, resume: bool = False, log: Callable[[str], Non
     model = AgeRegressor(cfg.model.backbone, cfg.model.width).to(device)
     net: Any = model
     if info.world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[info.local_rank] if "cuda" in device else None)
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[info.local_rank] if device.type == "cuda" else None)
     opt = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(o.milestones), gamma=o.gamma)
     shuffle = torch.Generator().manual_seed(cfg.seed)
@@ -238,15 +226,16 @@ def train_vanilla(cfg: AgeConfig, resume: bool = False, log: Callable[[str], Non
     def evaluate():
         return predict_images(model, val_ds, device, o.batch_size, cfg.data.workers)
 
-    _epoch_loop(cfg, run, epochs=o.epochs, start=start, best=best, objects=objects,
-                generators={"shuffle": shuffle}, batches=batches, n_batches=len(loader), step_fn=step_fn,
-                optimizer=opt, evaluate=evaluate, train_ages=train_t.ages, scheduler=sched,
-                payload=_payload(cfg, model, train_t.ages, "vanilla"), log=log)
-    return run.root
+    history, best = _epoch_loop(
+        cfg, run, epochs=o.epochs, start=start, best=best, objects=objects,
+        generators={"shuffle": shuffle}, batches=batches, n_batches=len(loader), step_fn=step_fn,
+        optimizer=opt, evaluate=evaluate, train_ages=train_t.ages, scheduler=sched,
+        payload=_payload(cfg, model, train_t.ages, "vanilla"), log=log)
+    return TrainResult(run.root, run.best, history, best, time.perf_counter() - t0)
 
 
 def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] = print,
-              init_linear: dict | None = None) -> Path:
+              init_linear: dict | None = None) -> TrainResult:
     """Stage 2: re-train ``linear`` (and sigma) on top of the frozen stage-1 backbone.
 
     ``init_linear``: a ``linear`` state dict to start from instead of the re-initialised layer
@@ -259,6 +248,7 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
     if not r.pretrained:
         raise ConfigError("rrt.pretrained is empty; set it to the vanilla run's best.pt "
                           "(--set rrt.pretrained=runs/age/vanilla/best.pt)")
+    t0 = time.perf_counter()
     info = init_distributed()
     device = resolve_device(cfg.device)
     _seed_all(cfg.seed)
@@ -271,7 +261,7 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
     if r.features:
         feats = load_features(r.features, {"backbone": weights_fingerprint(stage1["model"])}, ("train", "val"))
         tx, ty = feats["train"]["x"], feats["train"]["y"]
-        if device.startswith("cuda"):
+        if device.type == "cuda":
             tx, ty = tx.to(device), ty.to(device)  # resident on the GPU: no host transfer per step
         vx, vy = feats["val"]["x"], feats["val"]["y"].numpy()
         train_ages = feats["train"]["y"].numpy().astype(np.float64)
@@ -326,7 +316,7 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
 
     head: Any = _Head(model.linear, criterion)
     if info.world_size > 1:  # one DDP module over linear and sigma: both get rank-averaged gradients
-        head = torch.nn.parallel.DistributedDataParallel(head, device_ids=[info.local_rank] if "cuda" in device else None)
+        head = torch.nn.parallel.DistributedDataParallel(head, device_ids=[info.local_rank] if device.type == "cuda" else None)
 
     def step_fn(batch):
         f, y = batch
@@ -338,16 +328,18 @@ def train_rrt(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] =
             loss = loss * (n * info.world_size / total)
         return loss
 
-    _epoch_loop(cfg, run, epochs=o.epochs, start=start, best=best, objects=objects,
-                generators={"shuffle": shuffle}, batches=batches, n_batches=n_batches, step_fn=step_fn,
-                optimizer=opt, evaluate=evaluate, train_ages=train_ages, scheduler=sched,
-                payload=_payload(cfg, model, train_ages, "rrt", criterion),
-                sigma=lambda: criterion.sigma, log=log)
-    return run.root
+    history, best = _epoch_loop(
+        cfg, run, epochs=o.epochs, start=start, best=best, objects=objects,
+        generators={"shuffle": shuffle}, batches=batches, n_batches=n_batches, step_fn=step_fn,
+        optimizer=opt, evaluate=evaluate, train_ages=train_ages, scheduler=sched,
+        payload=_payload(cfg, model, train_ages, "rrt", criterion),
+        sigma=lambda: criterion.sigma, log=log)
+    return TrainResult(run.root, run.best, history, best, time.perf_counter() - t0)
 
 
-def train(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Run the stage named by ``cfg.stage``; returns the run folder (``best.pt`` inside)."""
+def train(cfg: AgeConfig, resume: bool = False, log: Callable[[str], None] = print) -> TrainResult:
+    """Run the stage named by ``cfg.stage``; the result's ``checkpoint`` is the run's ``best.pt``
+    (the epoch selected on validation)."""
     if cfg.few > cfg.many:  # checked before any work (the metrics would refuse it after an epoch)
         raise ConfigError(f"few ({cfg.few}) must not exceed many ({cfg.many}): a few-shot age has "
                           "fewer than `few` training images, a many-shot one more than `many`")

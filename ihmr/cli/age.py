@@ -32,8 +32,9 @@ def train(config: Optional[Path] = ConfigOption, sets: List[str] = SetOption,
 
     path, overrides, extra = run_config_args(config, sets, out, resume)
     cfg = load_config(AgeConfig, path, overrides, extra)
-    root = run_train(cfg, resume=resume is not None, log=typer.echo)
-    typer.echo(f"run folder: {root} (selected model: {root / 'best.pt'})")
+    res = run_train(cfg, resume=resume is not None, log=typer.echo)
+    typer.echo(f"run folder: {res.run_dir} (selected model: {res.checkpoint}, epoch "
+               f"{res.best['epoch']})")
 
 
 @age.command("extract-features")

@@ -37,8 +37,8 @@ def train(config: Optional[Path] = ConfigOption, sets: List[str] = SetOption,
     path, overrides, extra = run_config_args(config, sets, out, resume)
     cfg = load_config(DepthTrainConfig, path, overrides, extra)
     r = train_depth(cfg, resume=resume is not None)
-    typer.echo(f"run folder: {r['run']} (best epoch {r['best']['epoch'] + 1}, val bRMSE "
-               f"{r['best']['value']:.3f} m, {r['seconds']} s)")
+    typer.echo(f"run folder: {r.run_dir} (best epoch {r.best['epoch']}, val bRMSE "
+               f"{r.best['value']:.3f} m, {r.seconds} s)")
 
 
 @depth.command("eval")

@@ -148,8 +148,9 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
         log(f"stage 1: reusing {s1} (finished)")
     else:
         log(f"stage 1 (MSE, whole network, {stage1_epochs} epochs) -> {s1}")
-        r1 = train_depth(cfg1, resume=(s1 / "last.pt").is_file())  # continue a killed stage 1
-        log(f"  best epoch {r1['best']['epoch'] + 1}, val bRMSE {r1['best']['value']:.3f} m")
+        resume = (s1 / "last.pt").is_file()  # continue a killed stage 1
+        r1 = {"best": train_depth(cfg1, resume=resume).best}
+        log(f"  best epoch {r1['best']['epoch']}, val bRMSE {r1['best']['value']:.3f} m")
 
     feats_path = out / "features.npz"
     feats = _load_matching_features(feats_path, s1 / "best.pt")
@@ -330,7 +331,7 @@ def report_markdown(summary: dict, rows: dict, verdict: list[str], settings: dic
         lines.append(f"- {LABELS.get(loss, loss)}: {vals}")
     lines += ["", "Verdict (paired by seed, from the numbers above):", ""]
     lines += [f"- {v}" for v in verdict]
-    lines += ["", f"Stage 1 best epoch {r1['best']['epoch'] + 1}; whole demo {seconds:.0f} s."]
+    lines += ["", f"Stage 1 best epoch {r1['best']['epoch']}; whole demo {seconds:.0f} s."]
     return "\n".join(lines) + "\n"
 
 

@@ -64,12 +64,12 @@ def evaluate_depth_checkpoint(checkpoint: str | Path, out: str | Path,
     import torch
 
     from ..io import check_writable_dir, write_json, write_text
+    from ..runs import resolve_device
     from . import data as D
     from .metrics import DepthMetrics, table2_markdown
     from .model import upsample_to
-    from .train import _device
 
-    device = _device(device)
+    device = resolve_device(device)
     out = check_writable_dir(out)
     model, cfg = load_depth_model(checkpoint, device)
     layout = D.Layout(data_root or cfg.data.root)

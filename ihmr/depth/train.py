@@ -4,8 +4,8 @@ Protocol (paper App. B.3, DIR): Adam lr 1e-4, weight decay 1e-4, x0.1 every 5 ep
 10 epochs (the paper: 20). sigma, when learnable, has its own parameter group that the schedule
 does not touch. Model selection uses the balanced RMSE on the validation scenes carved from the
 training set (never the test set). The run folder (``ihmr.runs``) holds config.yaml,
-metrics.jsonl/csv, last.pt (resumable, every epoch), best.pt and the priors (prior_bins.npz,
-prior_gmm.npz).
+metrics.jsonl/csv (epochs numbered from 1), last.pt (resumable, every epoch), best.pt and the
+priors (prior_bins.npz, prior_gmm.npz).
 """
 
 from __future__ import annotations
@@ -129,14 +129,6 @@ def training_priors(ds, cfg: DepthTrainConfig, seed: int = 0):
     return counts, np.concatenate(sample)
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def evaluate_loader(model, loader, device, shots) -> dict:
     """DepthMetrics over a loader whose targets are the full-resolution crops."""
     import torch
@@ -153,9 +145,9 @@ def evaluate_loader(model, loader, device, shots) -> dict:
     return acc.compute()
 
 
-def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None,
-                resume: bool = False) -> dict:
-    """Train one model; return {"run": folder, "best": record, "seconds": wall time}.
+def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None, resume: bool = False):
+    """Train one model; returns a :class:`~ihmr.runs.TrainResult` whose ``checkpoint`` is
+    ``best.pt`` (the epoch with the lowest validation balanced RMSE, ``best``).
 
     ``init_model``: a model state dict to start from (a fine-tune from a shared start,
     :mod:`ihmr.sigma.tasks`) instead of the fresh initialisation. ``resume``: continue the run in
@@ -171,7 +163,7 @@ def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    device = _device(cfg.device)
+    device = runs.resolve_device(cfg.device)
     layout = D.Layout(cfg.data.root)
     kw = dict(input_wh=cfg.data.input_wh, val_fraction=cfg.data.val_fraction, seed=cfg.seed)
     train_ds = D.NYUD2DIR(layout, "train", augment=cfg.data.augment, **kw)
@@ -206,53 +198,45 @@ def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None,
         opt, [step_decay] + [lambda e: 1.0] * (len(groups) - 1))  # sigma's lr is not scheduled
     gen = torch.Generator().manual_seed(cfg.seed)
     objects = {"model": model, "loss": criterion, "optim": opt, "sched": sched}
-    start, best = 0, {"metric": "val_brmse", "value": float("inf"), "epoch": -1}
+    start, best = 0, {}
     if resume:
         ck = runs.load_checkpoint(run.last, objects, generators={"shuffle": gen})
         start, best = ck["epoch"], dict(ck["best"])
-        run.truncate_metrics(start)
     loader = torch.utils.data.DataLoader(train_ds, cfg.optim.batch_size, shuffle=True,
                                          generator=gen, num_workers=cfg.data.workers,
                                          drop_last=len(train_ds) > cfg.optim.batch_size)
     val_loader = torch.utils.data.DataLoader(val_ds, cfg.optim.batch_size,
                                              num_workers=cfg.data.workers)
-    t0, step = time.perf_counter(), start * len(loader)
-    for epoch in range(start, cfg.optim.epochs):
-        train_ds.set_epoch(epoch)
+    t0 = time.perf_counter()
+    n_steps = min(len(loader), cfg.optim.max_steps_per_epoch or len(loader))
+
+    def train_epoch(epoch: int) -> dict:
+        train_ds.set_epoch(epoch - 1)
         model.train()
-        n_steps = min(len(loader), cfg.optim.max_steps_per_epoch or len(loader))
-        total, seen = 0.0, 0
-        with runs.Progress(n_steps, f"epoch {epoch + 1}/{cfg.optim.epochs}") as bar:
-            for i, batch in enumerate(loader):
-                if i >= n_steps:
-                    break
-                pred = model(batch["image"].to(device))
-                loss = criterion(pred, batch["depth"].to(device))
-                value = runs.check_loss(loss, epoch=epoch, step=step, batch=i,
-                                        last_checkpoint=run.last)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                total, seen = total + value, seen + 1
-                bar.advance(loss=value)
+        loss = runs.train_steps(loader, lambda b: criterion(model(b["image"].to(device)),
+                                                            b["depth"].to(device)),
+                                opt, run=run, epoch=epoch, steps=n_steps,
+                                description=f"epoch {epoch}/{cfg.optim.epochs}")
         lr = opt.param_groups[0]["lr"]  # the rate this epoch trained with
         sched.step()
+        return {"train_loss": loss, "lr": lr}
+
+    def validate(epoch: int, row: dict):
         val = evaluate_loader(model, val_loader, device, shots)
-        row = {"train_loss": total / max(seen, 1), "val_rmse": val["overall"]["rmse"],
+        row = {**row, "val_rmse": val["overall"]["rmse"],
                "val_brmse": val["balanced"]["overall"]["rmse"], "sigma": float(criterion.sigma),
-               "lr": lr, "seconds": round(time.perf_counter() - t0, 1)}
-        for s in ("many", "medium", "few"):
-            if val.get(s):
-                row[f"val_rmse_{s}"] = val[s]["rmse"]
-        run.log_metrics(epoch, row)
-        if row["val_brmse"] < best["value"]:
-            best = {"metric": "val_brmse", "value": row["val_brmse"], "epoch": epoch}
-            run.save_best({"state": {"model": model.state_dict(), "loss": criterion.state_dict()},
-                           "extra": {"config": _cfg_dict(cfg)}, "epoch": epoch, "kind": "depth"})
-        run.save(objects, epoch=epoch + 1, best=best, generators={"shuffle": gen},
-                 extra={"config": _cfg_dict(cfg)})
-    return {"run": str(cfg.out), "best": best, "seconds": round(time.perf_counter() - t0, 1)}
+               "seconds": round(time.perf_counter() - t0, 1),
+               **{f"val_rmse_{s}": val[s]["rmse"] for s in ("many", "medium", "few") if val.get(s)}}
+        return row, row["val_brmse"], lambda: {
+            "state": {"model": model.state_dict(), "loss": criterion.state_dict()},
+            "extra": {"config": _cfg_dict(cfg)}, "epoch": epoch, "kind": "depth"}
+
+    history, best = runs.fit(run, objects, epochs=cfg.optim.epochs, start=start,
+                             train_epoch=train_epoch, evaluate=validate, best=best,
+                             metric="val_brmse", generators={"shuffle": gen},
+                             extra={"config": _cfg_dict(cfg)})
+    return runs.TrainResult(run.root, run.best, history, best,
+                            round(time.perf_counter() - t0, 1))
 
 
 def _cfg_dict(cfg: DepthTrainConfig) -> dict:

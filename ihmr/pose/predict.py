@@ -72,18 +72,6 @@ def overlay_stems(names: list[str]) -> dict[str, str]:
             for n, v in plain.items()}
 
 
-def resolve_device(spec: str) -> Any:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
-    import torch
-
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(spec)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DataError(f"device {spec!r} asked for but CUDA is not available; use --device cpu")
-    return dev
-
-
 def run_model(model: Any, crops: np.ndarray, device: Any, batch_size: int,
               timing: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Backbone + head on normalised crops (B, 3, 224, 224) -> numpy ``rotmat``, ``pose``
@@ -200,7 +188,7 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
 
     from ..io import check_writable_dir, save_npz, write_json
     from ..render.strip import read_image, save_png
-    from ..runs import Progress
+    from ..runs import Progress, resolve_device
     from . import detect as D
     from .detectors import DetectSettings, build_detector
     from .show import draw_boxes

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,21 +40,10 @@ from torch import nn
 from ..config import resolve_path
 from ..errors import ConfigError, NonFiniteError
 from ..losses import value_checks
+from ..runs import TrainResult
 from .config import PoseTrainConfig
 
 TERMS = ("total", "pose", "betas", "keypoints3d", "keypoints2d", "cam")
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` produced."""
-
-    run_dir: Path
-    head_path: Path
-    history: list[dict[str, Any]]
-    eval_metrics: dict[str, Any] | None = None
-    seconds: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 class TrainStep(nn.Module):
@@ -94,18 +82,6 @@ def compile_step(step_fn: nn.Module, mode: str, backend: str = "inductor",
     if backend != "inductor":
         return torch.compile(step_fn, backend=backend, fullgraph=fullgraph)
     return torch.compile(step_fn, mode=None if mode == "default" else mode, fullgraph=fullgraph)
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` -> cuda:LOCAL_RANK when CUDA is available, else cpu; otherwise checked."""
-    from ..runs import default_device
-
-    if spec == "auto":
-        return torch.device(default_device())
-    dev = torch.device(spec)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={spec!r} but CUDA is not available here; use device=cpu")
-    return dev
 
 
 def _resident(train_set: Any, device: torch.device, limit_gib: float) -> bool:
@@ -164,20 +140,25 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
           init_head: dict | None = None) -> TrainResult:
     """Train the head as ``cfg`` says; write the run folder ``cfg.out``; evaluate if configured.
 
+    Returns a :class:`~ihmr.runs.TrainResult` whose ``checkpoint`` is ``head.pt`` (the last
+    epoch's head, or its EMA) and, with ``cfg.eval.labels``, whose ``eval_metrics`` are the test
+    metrics.
+
     Args:
         cfg: the resolved config.
         resume: continue from ``cfg.out/last.pt`` (same config, same final weights and metrics as
             an uninterrupted run).
         body: the neutral body (default: ``load_body("neutral", cfg.smpl_dir)``).
         bodies: :class:`~ihmr.pose.split.GenderedBodies` for the evaluation (default: loaded).
-        callback: called as ``callback(epoch, metrics_row)`` after each epoch's checkpoint.
+        callback: called as ``callback(epoch, metrics_row)`` (epoch from 1) after each epoch's
+            checkpoint.
         holdout: sample indices over the whole mix left out of training (a validation split,
             :mod:`ihmr.sigma.pose`).
         init_head: a head state dict to start from instead of the mean-pose initialisation
             (a fine-tune from a shared start).
     """
     from ..models.hmr import HMRHead
-    from ..runs import (RunDir, init_distributed, load_checkpoint, log_scalars,
+    from ..runs import (RunDir, fit, init_distributed, load_checkpoint, resolve_device,
                         tensorboard_writer)
     from .train_data import load_train_set
 
@@ -225,12 +206,9 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
 
         ema = copy.deepcopy(head).requires_grad_(False)
         objects["ema"] = ema
-    start, history = 0, []
+    start = 0
     if resume:
-        ckpt = load_checkpoint(run.last, objects, map_location=device)
-        start = int(ckpt["epoch"])
-        run.truncate_metrics(start + 1)  # rows are numbered from 1
-        history = run.read_metrics()
+        start = int(load_checkpoint(run.last, objects, map_location=device)["epoch"])
 
     model: nn.Module = head
     if info.world_size > 1:
@@ -244,26 +222,21 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
     tb = tensorboard_writer(run.root / "tb", cfg.tensorboard)
 
     epochs = cfg.optim.epochs
-    for epoch in range(start, epochs):
-        row = _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run,
-                         ema)
-        run.save(objects, epoch=epoch + 1, extra={"loss": cfg.loss.kind,
-                                                  "features_fingerprint": data.source_fingerprint})
-        run.log_metrics(epoch + 1, row)
-        log_scalars(tb, epoch + 1, row, "train/")
-        history.append({"epoch": epoch + 1, **row})
-        if callback is not None:
-            callback(epoch + 1, row)
+    history, _ = fit(
+        run, objects, epochs=epochs, start=start, writer=tb, on_epoch=callback,
+        train_epoch=lambda epoch: _run_epoch(cfg, epoch, step_fn, head, loss, opt, data,
+                                             resident, device, info, run, ema),
+        extra={"loss": cfg.loss.kind, "features_fingerprint": data.source_fingerprint})
 
     result = TrainResult(run.root, run.root / "head.pt", history, info={
         "device": str(device), "features_resident": resident, "amp": amp,
         "compile": cfg.compile, "world_size": info.world_size, "samples": len(train_set),
         "views": train_set.views})
     if info.is_main:
-        _save_head(result.head_path, head if ema is None else ema, loss, cfg,
+        _save_head(result.checkpoint, head if ema is None else ema, loss, cfg,
                    data.source_fingerprint, epochs)
         if cfg.eval.labels:
-            result.eval_metrics = evaluate_run(cfg, result.head_path, bodies=bodies)
+            result.eval_metrics = evaluate_run(cfg, result.checkpoint, bodies=bodies)
     result.seconds = time.perf_counter() - t_start
     return result
 
@@ -280,13 +253,16 @@ def ema_decay(decay: float, step: int) -> float:
 
 def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run,
                ema=None) -> dict:
-    """One epoch; returns its metrics row (means of the loss terms, sigmas, timing)."""
+    """Epoch ``epoch`` (from 1); returns its metrics row (means of the loss terms, sigmas, timing).
+
+    Its draws and its steps' place in the schedules use the 0-based index ``epoch - 1``."""
     from ..runs import Progress, check_loss
     from .train_data import epoch_draws
 
     t0 = time.perf_counter()
     bs = cfg.optim.batch_size
-    idx, view = epoch_draws(data, epoch, cfg.seed, bs, cfg.data.samples_per_epoch,
+    e0 = epoch - 1  # epochs before this one
+    idx, view = epoch_draws(data, e0, cfg.seed, bs, cfg.data.samples_per_epoch,
                             info.world_size, info.rank)
     idx = data.rows(idx, view)  # rows of the drawn (sample, view) pairs
     steps = idx.shape[0]
@@ -309,17 +285,17 @@ def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, inf
         b = int(b)
         if b >= 0:
             last = run.last if run.last.is_file() else None
-            check_loss(float("nan"), epoch=epoch + 1, step=epoch * steps + b + 1, batch=b,
+            check_loss(float("nan"), epoch=epoch, step=e0 * steps + b + 1, batch=b,
                        last_checkpoint=last)
 
     # On a GPU the loss library's input checks would cost a host sync per step; ``bad`` below
     # tracks non-finite losses on the device instead (same error, at the next log step).
     on_gpu = torch.device(device).type == "cuda"
-    with value_checks(not on_gpu), Progress(steps, f"epoch {epoch + 1}/{cfg.optim.epochs}",
+    with value_checks(not on_gpu), Progress(steps, f"epoch {epoch}/{cfg.optim.epochs}",
                                             enabled=cfg.progress and info.is_main) as bar:
         for s in range(steps):
             if cfg.optim.schedule == "cosine":
-                opt.param_groups[0]["lr"] = cosine_lr(cfg.optim.lr, epoch * steps + s,
+                opt.param_groups[0]["lr"] = cosine_lr(cfg.optim.lr, e0 * steps + s,
                                                       cfg.optim.epochs * steps)
             f = data.features.index_select(0, idx_feat[s])
             if not resident:
@@ -329,7 +305,7 @@ def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, inf
             try:
                 terms = step_fn(f, batch)
             except NonFiniteError as exc:  # the loss library's value check (NaN/inf, sigma)
-                _stop_non_finite(exc, epoch, epoch * steps + s + 1, s, run)
+                _stop_non_finite(exc, epoch, e0 * steps + s + 1, s, run)
             opt.zero_grad(set_to_none=True)
             terms[0].backward()
             if info.world_size > 1 and sigmas:
@@ -338,7 +314,7 @@ def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, inf
                 torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip, foreach=True)
             opt.step()
             if ema_params is not None:
-                w = 1.0 - ema_decay(cfg.optim.ema, epoch * steps + s)
+                w = 1.0 - ema_decay(cfg.optim.ema, e0 * steps + s)
                 torch._foreach_lerp_(ema_params, [p.detach() for p in params], w)
             t = terms.detach().double()
             sums += t
@@ -369,7 +345,7 @@ def _stop_non_finite(exc: Exception, epoch: int, step: int, batch: int, run: Any
 
     last = (f"last good checkpoint: {str(run.last)!r} (resume from it with a lower learning rate)"
             if run.last.is_file() else "no checkpoint written yet (the first epoch failed)")
-    raise NonFiniteLossError(f"non-finite values at epoch {epoch + 1}, global step {step}, batch "
+    raise NonFiniteLossError(f"non-finite values at epoch {epoch}, global step {step}, batch "
                              f"{batch} ({exc}); training stopped; {last}") from exc
 
 

@@ -130,7 +130,7 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
         c.optim.epochs, c.eval.labels = epochs, ""
         shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
         res = train(c, body=bodies.neutral, bodies=bodies, holdout=val.holdout, init_head=init)
-        state = torch.load(res.head_path, map_location="cpu", weights_only=True)
+        state = torch.load(res.checkpoint, map_location="cpu", weights_only=True)
         return state["head"], state.get("sigma")
 
     epochs = cfg.optim.epochs

@@ -120,8 +120,8 @@ def _tune_age(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
         c.loss.kind, c.loss.init_noise_sigma, c.loss.learn_noise = loss, sigma, learn
         c.optim.epochs = n
         shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
-        _, best = load_age_checkpoint(train_rrt(c, log=lambda m: None, init_linear=init)
-                                      / "best.pt")
+        _, best = load_age_checkpoint(train_rrt(c, log=lambda m: None,
+                                                init_linear=init).checkpoint)
         lin = {k[len("linear."):]: v for k, v in best["model"].items() if k.startswith("linear.")}
         crit = best.get("criterion") or {}
         res = best["val"]["overall"]
@@ -186,8 +186,7 @@ def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | Non
         c.loss.kind, c.loss.init_noise_sigma, c.loss.learn_noise = kind, sigma, learn
         c.optim.epochs = n
         shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
-        res = train_depth(c, init_model=init)
-        value = float(res["best"]["value"])
+        value = float(train_depth(c, init_model=init).best["value"])
         if math.isnan(value):
             raise ConfigError(f"validation bRMSE of {c.out!r} is NaN: the validation scenes "
                               "hold no valid pixels; raise data.val_fraction")

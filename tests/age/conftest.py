@@ -35,6 +35,6 @@ def tiny_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("age")
     s = make_demo(tmp / "data", total=400, size=16, cap=3)
     cfg = tiny_config(tmp, s["csv"])
-    root = train(cfg, log=lambda m: None)
-    feats = extract_features_to(root / "best.pt", tmp / "features.npz", device="cpu")
-    return {"tmp": tmp, "csv": s["csv"], "vanilla": root / "best.pt", "features": feats, "cfg": cfg}
+    best = train(cfg, log=lambda m: None).checkpoint
+    feats = extract_features_to(best, tmp / "features.npz", device="cpu")
+    return {"tmp": tmp, "csv": s["csv"], "vanilla": best, "features": feats, "cfg": cfg}

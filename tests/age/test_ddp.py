@@ -102,7 +102,7 @@ def test_rrt_two_gloo_processes_match_one_process(tiny_run, tmp_path):
 
     # the same run in one process: same final linear and sigma (last.pt holds the last epoch)
     one = train(_cfg(tiny_run, tmp_path / "single", batch_size), log=lambda m: None)
-    last = torch.load(one / "last.pt", weights_only=True)
+    last = torch.load(one.run_dir / "last.pt", weights_only=True)
     for k, v in s0["linear"].items():
         torch.testing.assert_close(last["state"]["linear"][k], v, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(last["state"]["criterion"]["inner.noise_sigma"],
@@ -145,5 +145,5 @@ def test_vanilla_two_gloo_processes_stay_in_sync(tiny_run, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(p0, s0["init"]))  # and it trained
     assert not (tmp_path / "out1").exists()
     _, payload = load_age_checkpoint(tmp_path / "out0" / "best.pt")
-    assert payload["stage"] == "vanilla" and payload["epoch"] == 0
+    assert payload["stage"] == "vanilla" and payload["epoch"] == 1
 

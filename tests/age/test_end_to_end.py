@@ -57,9 +57,9 @@ def test_end_to_end_outputs(tiny_run):
     cfg = tiny_config(tmp, tiny_run["csv"], stage="rrt", out=str(tmp / "bni"),
                       rrt={"pretrained": str(tiny_run["vanilla"]), "features": str(tiny_run["features"])},
                       loss={"kind": "bni", "lds": True}, optim={"epochs": 2, "lr": 1e-2})
-    best = train(cfg, log=lambda m: None) / "best.pt"
+    best = train(cfg, log=lambda m: None).checkpoint
     rows = [json.loads(x) for x in (tmp / "bni" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [0, 1] and all("sigma" in r and "val_bmae" in r for r in rows)
+    assert [r["epoch"] for r in rows] == [1, 2] and all("sigma" in r and "val_bmae" in r for r in rows)
     res = evaluate_age_checkpoint(best, tmp / "eval", features=str(tiny_run["features"]),
                                   vanilla=tiny_run["vanilla"], device="cpu")
     m = json.loads((tmp / "eval" / "metrics.json").read_text())

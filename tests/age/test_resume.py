@@ -44,9 +44,10 @@ def test_resume_after_kill_equals_uninterrupted(tiny_run, tmp_path, monkeypatch,
     assert len(_rows(tmp_path / "killed")) == 1
     resumed = train(_cfg(tiny_run, tmp_path / "killed", stage), resume=True, log=lambda m: None)
 
-    assert _rows(resumed) == _rows(full) and len(_rows(full)) == (2 if stage == "vanilla" else 3)
-    a = torch.load(full / "last.pt", weights_only=True)["state"]
-    b = torch.load(resumed / "last.pt", weights_only=True)["state"]
+    assert _rows(resumed.run_dir) == _rows(full.run_dir)
+    assert len(_rows(full.run_dir)) == (2 if stage == "vanilla" else 3)
+    a = torch.load(full.run_dir / "last.pt", weights_only=True)["state"]
+    b = torch.load(resumed.run_dir / "last.pt", weights_only=True)["state"]
     assert a.keys() == b.keys()
     for part in a:
         for k, v in a[part].items():
@@ -69,7 +70,7 @@ def test_nan_loss_stops_with_location_and_keeps_last_checkpoint(tiny_run, tmp_pa
     n_batches = -(-len(np.load(tiny_run["features"])["train_y"]) // 32)  # batch_size 32
     monkeypatch.setattr(T._Head, "forward", poisoned)
     with pytest.raises(NonFiniteLossError,
-                       match=rf"epoch 1, global step {n_batches}, batch 0.*last\.pt"):
+                       match=rf"epoch 2, global step {n_batches + 1}, batch 0.*last\.pt"):
         train(_cfg(tiny_run, tmp_path / "run", "rrt"), log=lambda m: None)
     ck = read_checkpoint(tmp_path / "run" / "last.pt")
     assert ck["epoch"] == 1  # the last good checkpoint is intact

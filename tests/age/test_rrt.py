@@ -22,7 +22,7 @@ def test_rrt_changes_only_linear_and_sigma(tiny_run, use_features):
     name = "rrt_feat" if use_features else "rrt_img"
     cfg = _rrt(tiny_run, name, "bmc", features=str(tiny_run["features"]) if use_features else "")
     before, _ = load_age_checkpoint(tiny_run["vanilla"])
-    best = train(cfg, log=lambda m: None) / "best.pt"
+    best = train(cfg, log=lambda m: None).checkpoint
     after, payload = load_age_checkpoint(best)
     sb, sa = before.state_dict(), after.state_dict()
     for k in sb:
@@ -43,7 +43,7 @@ def test_rrt_resume_matches_uninterrupted(tiny_run):
     train(cut, log=lambda m: None)
     cut.optim.epochs = 3
     resumed = train(cut, resume=True, log=lambda m: None)
-    a, b = read_checkpoint(full / "last.pt"), read_checkpoint(resumed / "last.pt")
+    a, b = read_checkpoint(full.run_dir / "last.pt"), read_checkpoint(resumed.run_dir / "last.pt")
     for k in a["state"]["linear"]:
         assert torch.equal(a["state"]["linear"][k], b["state"]["linear"][k])
     assert torch.equal(a["state"]["criterion"]["inner.noise_sigma"], b["state"]["criterion"]["inner.noise_sigma"])

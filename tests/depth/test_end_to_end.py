@@ -160,7 +160,7 @@ def test_nan_loss_stops_with_location_and_keeps_last_checkpoint(demo_root, tmp_p
 
     monkeypatch.setattr(DepthLoss, "forward", poisoned)
     cfg = load_config(DepthTrainConfig, None, tiny_sets(root, tmp_path / "run"))
-    with pytest.raises(NonFiniteLossError, match=r"epoch 1, global step 1, batch 0.*last\.pt"):
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, global step 2, batch 0.*last\.pt"):
         train_depth(cfg)
     ck = read_checkpoint(tmp_path / "run" / "last.pt")
     assert ck["epoch"] == 1  # the last good checkpoint is intact

@@ -80,7 +80,7 @@ def test_end_to_end_train_and_eval(data, tmp_path):
     assert len(lines) == 3 and (tmp_path / "run" / "metrics.csv").is_file()
     assert (tmp_path / "run" / "config.yaml").is_file()
     # the saved head is what was trained, and eval used it on the test features
-    head = load_head(res.head_path)
+    head = load_head(res.checkpoint)
     assert head.feature_dim == D
     assert set(res.eval_metrics) >= {"bMPVPE", "bMPJPE", "bPA-MPJPE", "MPJPE"}
     assert (tmp_path / "run" / "eval" / "metrics.json").is_file()
@@ -120,8 +120,8 @@ def test_resume_after_kill_equals_uninterrupted(data, tmp_path, schedule):
     resumed = train(config(data, tmp_path / "killed", optim__schedule=schedule), resume=True)
 
     assert _rows(resumed.history) == _rows(full.history)
-    a = torch.load(full.head_path, weights_only=True)
-    b = torch.load(resumed.head_path, weights_only=True)
+    a = torch.load(full.checkpoint, weights_only=True)
+    b = torch.load(resumed.checkpoint, weights_only=True)
     for k in a["head"]:
         torch.testing.assert_close(b["head"][k], a["head"][k], rtol=0, atol=0)
     assert a["sigma"] == b["sigma"] and a["sigma"] != 1.0  # sigma was learned and resumed
@@ -323,7 +323,7 @@ def test_ddp_two_cpu_processes_match_one_process(data, tmp_path, monkeypatch):
     one = train(one_cfg)
     assert one.history[-1]["sigma"] == pytest.approx(s0["sigma"], rel=1e-4)
     assert one.history[-1]["loss_total"] == pytest.approx(s0["loss"], rel=1e-4)
-    a = torch.load(one.head_path, weights_only=True)
+    a = torch.load(one.checkpoint, weights_only=True)
     b = torch.load(out / "head.pt", weights_only=True)
     for k in a["head"]:
         torch.testing.assert_close(b["head"][k], a["head"][k], rtol=1e-4, atol=1e-5)
@@ -366,8 +366,8 @@ def test_ema_head_is_the_average_of_the_steps_and_resumes_exactly(data, tmp_path
                         callback=kill)
     resumed = train_mod.train(config(data, tmp_path / "killed", optim__ema=0.9, kind="mse"),
                               resume=True)
-    a = torch.load(full.head_path, weights_only=True)["head"]
-    b = torch.load(resumed.head_path, weights_only=True)["head"]
+    a = torch.load(full.checkpoint, weights_only=True)["head"]
+    b = torch.load(resumed.checkpoint, weights_only=True)["head"]
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=0)
 

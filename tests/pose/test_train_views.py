@@ -232,8 +232,8 @@ def test_resume_with_views_equals_uninterrupted_and_no_view0_warning(data, tmp_p
     drop = ("seconds", "samples_per_s")
     rows = lambda h: [{k: v for k, v in r.items() if k not in drop} for r in h]  # noqa: E731
     assert rows(resumed.history) == rows(full.history)
-    a = torch.load(full.head_path, weights_only=True)
-    b = torch.load(resumed.head_path, weights_only=True)
+    a = torch.load(full.checkpoint, weights_only=True)
+    b = torch.load(resumed.checkpoint, weights_only=True)
     for k in a["head"]:
         torch.testing.assert_close(b["head"][k], a["head"][k], rtol=0, atol=0)
     # views change what is trained on: the run differs from the view-0-only run
