@@ -86,6 +86,6 @@ def test_rrt_follows_optim_milestones_and_leaves_sigma_rate_alone(tiny_run):
 
     cfg = _rrt(tiny_run, "bmc_steps", "bmc", features=str(tiny_run["features"]), epochs=2)
     cfg.optim.milestones, cfg.optim.gamma, cfg.optim.weight_decay = [1], 0.1, 1e-3
-    groups = read_checkpoint(train(cfg, log=lambda m: None) / "last.pt")["state"]["optimizer"]["param_groups"]
+    groups = read_checkpoint(train(cfg, log=lambda m: None).run_dir / "last.pt")["state"]["optimizer"]["param_groups"]
     assert [g["lr"] for g in groups] == [pytest.approx(1e-3), pytest.approx(cfg.optim.sigma_lr)]
     assert [g["weight_decay"] for g in groups] == [1e-3, 0.0]
