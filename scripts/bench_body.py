@@ -7,7 +7,7 @@ plus noise) through the neutral body, streamed in chunks as an evaluation would;
     OMP_NUM_THREADS=2 .venv/bin/python scripts/bench_body.py            # CPU, 2 threads
     .venv/bin/python scripts/bench_body.py --device cuda --chunk 4096    # GPU
 
-Targets (issue 4): <= 30 s and <= 3 GB peak RSS on 2 CPU cores; joints-only >= 5x faster.
+Targets: <= 30 s and <= 3 GB peak RSS on 2 CPU cores; joints-only >= 5x faster.
 Prints figures and ratios; nothing is asserted.
 """
 

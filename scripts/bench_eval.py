@@ -4,7 +4,7 @@ One full evaluation: HMR head forward on the features, body forward for the pred
 gendered ground truth and the mean mesh, the 100-region split built in the same pass, the three
 per-sample metrics, balanced/tail/plain aggregation and all output files (no renders). Prints the
 wall time, a per-stage breakdown on one chunk, and the peak resident memory.
-Targets (issue 5): at most 60 s and 3 GB on 2 CPU cores; under 2 s on a GPU.
+Targets: at most 60 s and 3 GB on 2 CPU cores; under 2 s on a GPU.
 
     python scripts/bench_eval.py                 # CPU, 35,515 samples
     python scripts/bench_eval.py --device cuda   # GPU figure

@@ -44,7 +44,7 @@ NEEDED = {"numpy": "numpy", "scipy": "scipy", "sklearn": "scikit-learn", "typer"
           "rich": "rich", "yaml": "PyYAML", "matplotlib": "matplotlib"}
 CUDA_TORCH = ("pip install torch --index-url https://download.pytorch.org/whl/cu128  "
               "(or the CUDA build matching the driver: https://pytorch.org/get-started/locally/)")
-BUDGET_S = 470  # the 8 minutes, less the checks and the report
+BUDGET_S = 470  # an 8-minute device budget, less the checks and the report
 
 
 def _device_present() -> str | None:
