@@ -41,9 +41,9 @@ DEMO_SETTINGS: dict[str, Any] = {
     "samples_per_epoch": 10000,  # 6 x 10,000 draws = three passes over the 20,000 samples
     "batch_size": 128,  # as released
     "lr": 2e-4,  # released: 1e-4; 1e-3 diverges (the camera scale flips sign within 3 steps)
-    # released: constant. With it one run's tail error moved by up to 55 mm between epochs;
+    # released: constant, under which the evaluated epoch's tail error swung by tens of mm;
     # a cosine decay of the head's rate (sigma's group untouched) and an EMA of the weights
-    # make the evaluated head stable (docs/ihmr_train_demo.md)
+    # make the evaluated head stable (docs/studies/ihmr_demo_label_noise.md)
     "schedule": "cosine",
     "ema": 0.99,
     # sigma fixed at the demo data's noise, as the paper's true-sigma rows: per rotation-matrix
@@ -123,7 +123,7 @@ def ensure_prior(root: str | os.PathLike = DEMO_DATA, components: int = 16,
     Rotation matrices fill a curved low-dimensional set of the 216-d space, so most covariance
     eigenvalues are tiny; where they are far below sigma^2, GAI's balancing term cancels the MSE
     term's pull and leaves a constant push. The ridge ``reg_covar`` = 1e-2 keeps every eigenvalue
-    above sigma^2 (measured on the demo: bMPVPE tail 5% 150.7 mm with 1e-4, 143.2 mm with 1e-2).
+    above sigma^2 (docs/studies/ihmr_demo_label_noise.md, "Why these settings").
     """
     from ..priors import fit_gmm, pose_to_rotmat_labels
     from .spin_data import read_spin_npz

@@ -4,7 +4,7 @@ Runs on the features an ``ihmr depth demo`` run cached (``OUT/features.npz``), s
 repeated; each R run takes seconds. Prints balanced RMSE (mean +- std over seeds), the paired
 difference to MSE, and the mean signed error in a few depth ranges (where the bias goes).
 
-    python scripts/depth_demo_sigma.py --out runs/depth-demo --sigmas 0.2,0.4,0.6,0.8
+    python docs/studies/depth_demo_sigma.py --out runs/depth-demo --sigmas 0.2,0.4,0.6,0.8
 """
 
 from __future__ import annotations
