@@ -47,15 +47,6 @@ def shape_str(shape: Sequence[Any]) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ")"
 
 
-def check_ndim(x: Any, ndims: Sequence[int], name: str) -> None:
-    """Raise :class:`ShapeError` unless ``x.ndim`` is one of ``ndims``."""
-    if x.ndim not in tuple(ndims):
-        raise ShapeError(
-            f"{name} must have {' or '.join(str(n) for n in ndims)} dimensions, "
-            f"got shape {shape_str(x.shape)}"
-        )
-
-
 def check_shape(x: Any, expected: Sequence[int | None], name: str, hint: str = "") -> None:
     """Raise :class:`ShapeError` unless ``x.shape`` matches ``expected`` (``None`` = any size)."""
     shape = tuple(x.shape)

@@ -58,16 +58,6 @@ def _cat(outs: Sequence[BodyOutput]) -> BodyOutput:
                       torch.cat([o.joints_h36m for o in outs]), torch.cat([o.joints49 for o in outs]))
 
 
-def matmul3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) @ (..., 3, 3) as broadcast products: much faster than batched tiny GEMMs on CPU."""
-    return (a[..., :, :, None] * b[..., None, :, :]).sum(-2)
-
-
-def matvec3(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) @ (..., 3) -> (..., 3)."""
-    return (a * v[..., None, :]).sum(-1)
-
-
 def _mm_bl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Batch-last (n, 3, 3, B) @ (n, 3, 3, B) -> (n, 3, 3, B), as three fused multiply-adds."""
     out = a[:, :, 0, None] * b[:, None, 0]

@@ -45,7 +45,6 @@ BIN_WIDTH = 0.1  # metres
 MIN_DEPTH = 0.7  # metres; pixels below are ignored by the losses (NYUD2-DIR protocol)
 SHORT_SIDE = 240
 CROP_WH = (304, 228)
-OUT_WH = (152, 114)
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 # PCA lighting noise of AlexNet / Hu et al. (eigenvalues and eigenvectors of ImageNet RGB).

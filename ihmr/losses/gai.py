@@ -17,7 +17,6 @@ and a step costs one batched projection ``U_k^T (p - mu_k)``.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, NamedTuple
 
@@ -201,15 +200,6 @@ def gai_loss(
             reduction=reduction,
             valid=keep,
         )
-
-
-def gmm_log_integral(p: torch.Tensor, gmm: PreparedGMM, v: torch.Tensor) -> torch.Tensor:
-    """``log sum_k phi_k N(p; mu_k, Sigma_k + vI)`` for ``p`` (B, d): ``(B,)`` (Eq. 3.11).
-
-    Equal to ``log int N(y; p, vI) p_train(y) dy``. No checks: internal helper.
-    """
-    d = p.shape[1]
-    return torch.logsumexp(_component_logits(p, gmm, v), dim=1) - 0.5 * d * math.log(2 * math.pi)
 
 
 def _component_logits(p: torch.Tensor, gmm: PreparedGMM, v: torch.Tensor) -> torch.Tensor:

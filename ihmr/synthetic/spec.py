@@ -102,10 +102,6 @@ def protocol_for(distribution: str) -> Protocol:
     return PROTOCOL_2D if distribution == "mvn" else PROTOCOL_1D
 
 
-def label_dim(distribution: str) -> int:
-    return 2 if distribution == "mvn" else 1
-
-
 def label_range(distribution: str) -> tuple[float, float]:
     """Per-dimension label range ``[lo, hi]``: [0, 10] in 1-D, [-5, 5]^2 for MVN."""
     return (-5.0, 5.0) if distribution == "mvn" else (0.0, 10.0)
