@@ -31,6 +31,11 @@ class DataError(IhmrError, ValueError):
     """A data file is missing, corrupt or inconsistent."""
 
 
+class DataFileNotFoundError(DataError, FileNotFoundError):
+    """A data file (an image, a label file) is not where it was expected: a :class:`DataError`
+    and a ``FileNotFoundError``."""
+
+
 class NonFiniteError(IhmrError, ValueError):
     """Values that must be finite hold NaN or inf (inputs, predictions, a learned noise scale)."""
 

@@ -5,7 +5,7 @@ killed run never leaves a half-written file behind. Folders are created through
 :func:`make_dirs`, which records them inside :func:`remove_created_dirs_on_failure` (the ``ihmr``
 entry point wraps every command in it), so a failed command leaves no empty folder it created.
 Output folders are checked with :func:`check_writable_dir` before the work starts, and user
-checkpoints are read with :func:`load_torch_file`.
+checkpoints are read with :func:`load_torch_file`; images with :func:`read_image`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import contextvars
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import OutputPathError
+from .errors import AssetNotFoundError, DataError, DataFileNotFoundError, OutputPathError
 
 
 _CREATED: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar(
@@ -161,8 +162,6 @@ def load_torch_file(path: str | os.PathLike, what: str = "checkpoint", *, mmap: 
     it can fail: a missing file, or "checkpoint X is truncated or not a checkpoint"."""
     import torch
 
-    from .errors import AssetNotFoundError, DataError
-
     path = Path(path)
     if not path.is_file():
         raise AssetNotFoundError(f"{what} {str(path)!r} does not exist"
@@ -181,11 +180,7 @@ def load_torch_file(path: str | os.PathLike, what: str = "checkpoint", *, mmap: 
 def open_npz(path: str | os.PathLike, what: str = "file") -> Any:
     """``np.load(path, allow_pickle=False)`` of a user ``.npz`` with clear errors: a missing file,
     a file that is not an ``.npz`` archive at all, a corrupt archive. Use as a context manager."""
-    import zipfile
-
     import numpy as np
-
-    from .errors import AssetNotFoundError, DataError
 
     path = Path(path)
     if not path.is_file():
@@ -214,3 +209,27 @@ def read_npz(path: str | os.PathLike, what: str = "file") -> dict[str, Any]:
                             ) from exc
         except Exception as exc:  # noqa: BLE001 - truncated member, bad CRC ...
             raise DataError(f"{what} {str(path)!r} is a corrupt .npz archive ({exc})") from exc
+
+
+def read_image(path: str | os.PathLike, *, unchanged: bool = False, hint: str = "") -> Any:
+    """Read an image file with OpenCV: ``(H, W, 3)`` uint8 RGB (contiguous), or with
+    ``unchanged`` the stored pixels as they are (channels and bit depth kept, e.g. a 16-bit depth
+    PNG as ``(H, W)`` uint16; OpenCV's channel order).
+
+    Raises :class:`~ihmr.errors.DataFileNotFoundError` (a ``DataError`` and a
+    ``FileNotFoundError``) when there is no file at ``path``, and
+    :class:`~ihmr.errors.DataError` when OpenCV cannot read it as an image. Both messages name
+    the path and end with ``hint`` (what the user should check), when given.
+    """
+    import cv2
+    import numpy as np
+
+    path = Path(path)
+    tail = f"; {hint}" if hint else ""
+    if not path.is_file():
+        raise DataFileNotFoundError(f"image {str(path)!r} not found{tail}")
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR)
+    if img is None:
+        raise DataError(f"could not read {str(path)!r} as an image (corrupt, or not an image "
+                        f"file){tail}")
+    return img if unchanged else np.ascontiguousarray(img[..., ::-1])

@@ -31,6 +31,8 @@ PHOTOS = [("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
 def load_photos(side: int) -> dict[str, np.ndarray]:
     import cv2
 
+    from ihmr.io import read_image
+
     out = {}
     for package, rel in PHOTOS:
         spec = importlib.util.find_spec(package)
@@ -42,7 +44,7 @@ def load_photos(side: int) -> dict[str, np.ndarray]:
             with np.load(path) as z:
                 img = np.repeat(z["data"].astype(np.uint8)[..., None], 3, axis=2)
         else:
-            img = cv2.imread(str(path))[..., ::-1]
+            img = read_image(path)
         f = side / max(img.shape[:2]) if side else 1.0
         img = img if f == 1.0 else cv2.resize(np.ascontiguousarray(img), (round(img.shape[1] * f),
                                                      round(img.shape[0] * f)),

@@ -85,3 +85,26 @@ def test_read_npz_errors(tmp_path):
     (tmp_path / "cut.npz").write_bytes(data[:-30])
     with pytest.raises(DataError, match="(corrupt|not an .npz)"):
         read_npz(tmp_path / "cut.npz")
+
+
+def test_read_image_rgb_order_bit_depth_and_errors(tmp_path):
+    import cv2
+
+    from ihmr.io import read_image
+
+    bgr = np.zeros((4, 5, 3), np.uint8)
+    bgr[..., 0] = 200  # blue in OpenCV's order
+    cv2.imwrite(str(tmp_path / "blue.png"), bgr)
+    rgb = read_image(tmp_path / "blue.png")
+    assert rgb.shape == (4, 5, 3) and rgb.dtype == np.uint8 and rgb.flags.c_contiguous
+    assert rgb[..., 2].min() == 200 and rgb[..., :2].max() == 0
+    depth = (np.arange(20, dtype=np.uint16) * 3000).reshape(4, 5)
+    cv2.imwrite(str(tmp_path / "d.png"), depth)
+    np.testing.assert_array_equal(read_image(tmp_path / "d.png", unchanged=True), depth)
+    with pytest.raises(DataError, match="missing.png.*not found; check the folder") as err:
+        read_image(tmp_path / "missing.png", hint="check the folder")
+    assert isinstance(err.value, FileNotFoundError)
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(DataError, match="could not read .*text.png") as err:
+        read_image(tmp_path / "text.png")
+    assert not isinstance(err.value, FileNotFoundError)

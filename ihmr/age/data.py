@@ -23,6 +23,7 @@ import numpy as np
 
 from ..config import resolve_path
 from ..errors import ConfigError, DataError
+from ..io import read_image
 
 SPLITS = ("train", "val", "test")
 COLUMNS = ("age", "path", "split")
@@ -135,16 +136,6 @@ def check_images(root: str | os.PathLike, paths: Sequence[str], show: int = 5) -
                         f"e.g. {missing[:show]}; re-download or re-extract the images, or fix data.root")
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as (H, W, 3) uint8 RGB; a clear error for unreadable files."""
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DataError(f"cannot decode image {str(path)!r}; the file is corrupt or not an image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def transform(img: np.ndarray, size: int, train: bool, rng: np.random.Generator | None = None) -> np.ndarray:
     """DIR transform of an (H, W, 3) uint8 RGB image -> (3, size, size) float32 in [-1, 1].
 
@@ -192,7 +183,8 @@ class AgeImages:
         import torch
 
         rng = np.random.default_rng([self.seed, self.epoch, int(i)]) if self.train else None
-        x = transform(load_image(self.root / self.table.paths[i]), self.size, self.train, rng)
+        x = transform(read_image(self.root / self.table.paths[i], hint="check data.root"),
+                      self.size, self.train, rng)
         return torch.from_numpy(x), torch.tensor(self.table.ages[i], dtype=torch.float32)
 
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..config import resolve_path
 from ..errors import ConfigError, DataError, ShapeError
+from ..io import read_image
 
 N_BINS = 100
 BIN_WIDTH = 0.1  # metres
@@ -100,19 +101,10 @@ def decode_depth(raw: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
 
 
-def read_image(path: str | Path, depth_kind: str | None = None) -> np.ndarray:
-    """Read an RGB image (H, W, 3) uint8, or a depth PNG decoded to metres when ``depth_kind``."""
-    import cv2
-
-    flag = cv2.IMREAD_UNCHANGED if depth_kind else cv2.IMREAD_COLOR
-    img = cv2.imread(str(path), flag)
-    if img is None:
-        raise DataError(f"cannot read image {str(path)!r} (missing or not an image file)")
-    if depth_kind:
-        if img.ndim == 3:
-            img = img[..., 0]
-        return decode_depth(img, depth_kind)
-    return np.ascontiguousarray(img[..., ::-1])
+def read_depth(path: str | Path, kind: str) -> np.ndarray:
+    """A depth PNG of split ``kind`` decoded to metres (:func:`decode_depth`), (H, W) float32."""
+    img = read_image(path, unchanged=True, hint="check data.root")
+    return decode_depth(img[..., 0] if img.ndim == 3 else img, kind)
 
 
 def short_side_size(h: int, w: int, short: int = SHORT_SIDE) -> tuple[int, int]:
@@ -401,8 +393,8 @@ class NYUD2DIR(_torch_dataset_base()):
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Item ``i``: (rgb (228, 304, 3) uint8, depth (228, 304) metres) after resize and crop."""
         j = self.index[i]
-        rgb = resize_short_side(read_image(self.files.rgb[j]))
-        depth = resize_short_side(read_image(self.files.depth[j], self.files.depth_kind), nearest=True)
+        rgb = resize_short_side(read_image(self.files.rgb[j], hint="check data.root"))
+        depth = resize_short_side(read_depth(self.files.depth[j], self.files.depth_kind), nearest=True)
         if rgb.shape[:2] != depth.shape[:2]:
             raise DataError(f"image and depth sizes differ for {self.files.rgb[j]}: "
                             f"{rgb.shape[:2]} vs {depth.shape[:2]}")
@@ -412,8 +404,8 @@ class NYUD2DIR(_torch_dataset_base()):
         import torch
 
         j = self.index[i]
-        rgb = resize_short_side(read_image(self.files.rgb[j]))
-        depth = resize_short_side(read_image(self.files.depth[j], self.files.depth_kind), nearest=True)
+        rgb = resize_short_side(read_image(self.files.rgb[j], hint="check data.root"))
+        depth = resize_short_side(read_depth(self.files.depth[j], self.files.depth_kind), nearest=True)
         if self.augment:
             rng = np.random.default_rng([self._epoch_seed, j])
             rgb, depth = augment(rgb, depth, rng)

@@ -36,6 +36,7 @@ import numpy as np
 from ..errors import DataError, shape_str
 from ..metrics.balanced import BinnedMean
 from ..metrics.regression import tail_indices
+from ..runs import Progress
 from .split import GenderedBodies, Split, as_rotmats
 
 METRICS = ("MPVPE", "MPJPE", "PA-MPJPE")
@@ -244,8 +245,7 @@ def run_metrics(source: Callable, labels, split: Split | None, bodies: GenderedB
     kept: dict[str, list] = {k: [] for k in keep}
     gt_rot = as_rotmats(labels.pose)
     device = device or "cpu"
-    bar = _progress(progress, n)
-    with torch.no_grad():
+    with Progress(n, "evaluating", enabled=progress) as bar, torch.no_grad():
         ref = mean_mesh(bodies.neutral).to(device) if split is None else None
         for a in range(0, n, chunk):
             b = min(a + chunk, n)
@@ -261,30 +261,12 @@ def run_metrics(source: Callable, labels, split: Split | None, bodies: GenderedB
             for k in kept:
                 if k in pred:
                     kept[k].append(_np(pred[k]).astype(np.float32))
-            bar(b - a)
-    bar(None)
+            bar.advance(b - a)
     if split is None:
         split = split_from_distances(dist, body=bodies.name)
     acc = BalancedPoseMetrics(split)
     acc.update(slice(0, n), errors)
     return acc, {k: np.concatenate(v) for k, v in kept.items() if v}
-
-
-def _progress(enabled: bool, total: int) -> Callable:
-    if not enabled:
-        return lambda step: None
-    from rich.progress import Progress
-
-    p = Progress(transient=True)
-    task = p.add_task("evaluating", total=total)
-    p.start()
-
-    def step(k):
-        if k is None:
-            p.stop()
-        else:
-            p.advance(task, k)
-    return step
 
 
 def write_outputs(out_dir: str | os.PathLike, acc: BalancedPoseMetrics, info: dict[str, Any],

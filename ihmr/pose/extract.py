@@ -19,19 +19,11 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import DataError
+from ..io import read_image
+from ..runs import Progress
 from ..spin import IMG_RES
 from .crop import (Augment, crop_image, normalise, transform_keypoints2d, transform_keypoints3d,
                    transform_pose)
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR) if Path(path).is_file() else None
-    if img is None:
-        raise DataError(f"cannot read image {str(path)!r} (missing or not an image); check "
-                        "--images (the dataset root the label file's imgname is relative to)")
-    return img[..., ::-1]
 
 
 def view_augments(seed: int, index: int, views: int) -> list[Augment]:
@@ -41,7 +33,8 @@ def view_augments(seed: int, index: int, views: int) -> list[Augment]:
 
 
 def _sample_inputs(labels, root: Path, i: int, res: int, views: int, seed: int):
-    img = read_rgb(root / str(labels.imgname[i]))
+    img = read_image(root / str(labels.imgname[i]),
+                     hint="check --images (the dataset root the label file's imgname is relative to)")
     center, scale = labels.center[i].numpy(), float(labels.scale[i])
     augs = [Augment()] + view_augments(seed, i, views)
     crops = np.stack([normalise(crop_image(img, center, scale, res, a)) for a in augs])
@@ -106,8 +99,9 @@ def extract(labels_path: str | os.PathLike, images: str | os.PathLike, out: str 
         overwrite=overwrite, extra={"res": res, "seed": seed})
     todo = [p for p in writer.pending() if p[0] % world == rank]
     root, t0, done = Path(images), time.perf_counter(), 0
-    bar = _bar(progress, sum(b - a for _, a, b in todo))
-    with ThreadPoolExecutor(max(1, workers)) as pool, torch.no_grad():
+    total = sum(b - a for _, a, b in todo)
+    with Progress(total, "extracting features", enabled=progress) as bar, \
+            ThreadPoolExecutor(max(1, workers)) as pool, torch.no_grad():
         for shard, a, b in todo:
             feats, vls = [], []
             for s in range(a, b, batch_size):
@@ -118,27 +112,15 @@ def extract(labels_path: str | os.PathLike, images: str | os.PathLike, out: str 
                 f = backbone.features(x).float().cpu().numpy()
                 feats.append(f.reshape(len(idx), 1 + views, -1))
                 vls += [v for _, v in items]
-                bar(len(idx))
+                bar.advance(len(idx))
             vl = {k: np.stack([v[k] for v in vls]) for k in vls[0]} if views else None
             writer.write_shard(shard, np.concatenate(feats), vl)
             done += 1
             if on_shard:
                 on_shard(shard)
-    bar(None)
     complete = not writer.pending()
     if complete:
         writer.finalize()
         FeatureStore(out).check_labels(labels)
     return {"store": str(out), "shards_written": done, "complete": complete,
             "seconds": round(time.perf_counter() - t0, 2), "device": str(device)}
-
-
-def _bar(enabled: bool, total: int) -> Callable:
-    if not enabled:
-        return lambda k: None
-    from rich.progress import Progress
-
-    p = Progress(transient=False)
-    task = p.add_task("extracting features", total=total)
-    p.start()
-    return lambda k: p.stop() if k is None else p.advance(task, k)

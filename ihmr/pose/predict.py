@@ -187,7 +187,8 @@ def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
     import torch
 
     from ..io import check_writable_dir, save_npz, write_json
-    from ..render.strip import read_image, save_png
+    from ..io import read_image
+    from ..render.strip import save_png
     from ..runs import Progress, resolve_device
     from . import detect as D
     from .detectors import DetectSettings, build_detector

@@ -8,10 +8,10 @@ from ihmr.render.backend import (RenderBackendError, backend_problem, render_ava
                                  setup_backend)
 from ihmr.render.camera import fit_translation, project
 from ihmr.render.mesh import MeshRenderer, render_mesh, side_view
-from ihmr.render.strip import comparison_strip, grid, label_panel, read_image, save_png
+from ihmr.render.strip import comparison_strip, grid, label_panel, save_png
 
 __all__ = [
     "MeshRenderer", "RenderBackendError", "backend_problem", "comparison_strip", "fit_translation",
-    "grid", "label_panel", "project", "read_image", "render_available", "render_mesh", "save_png",
+    "grid", "label_panel", "project", "render_available", "render_mesh", "save_png",
     "setup_backend", "side_view",
 ]

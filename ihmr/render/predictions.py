@@ -26,6 +26,8 @@ import numpy as np
 from ihmr.errors import ConfigError, DataError, ShapeError, check_finite_rows
 
 NUM_BETAS = 10
+#: what to check when an image named by a predictions file is missing or unreadable
+IMAGES_HINT = "check --images and the imgname entries of the predictions file"
 
 
 def load_params(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -124,9 +126,9 @@ def render_params(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike
     The camera of a panel is its file's ``cam``, else the first predictions file's, else the
     mesh is framed automatically on white.
     """
-    from ihmr.io import check_writable_dir
+    from ihmr.io import check_writable_dir, read_image
     from ihmr.render.mesh import GT_COLOR, METHOD_COLORS, MeshRenderer, side_view
-    from ihmr.render.strip import comparison_strip, grid, read_image, save_png
+    from ihmr.render.strip import comparison_strip, grid, save_png
 
     if not files:
         raise ConfigError("give at least one predictions file")
@@ -153,7 +155,8 @@ def render_params(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike
     written = []
     with MeshRenderer(size, size) as renderer:
         for k, i in enumerate(idx):
-            image = read_image(Path(image_dir) / names[i]) if image_dir is not None else None
+            image = (read_image(Path(image_dir) / names[i], hint=IMAGES_HINT)
+                     if image_dir is not None else None)
             crop = next((p for _, p, _, _ in sets if "center" in p and "scale" in p), None)
             front, back = [], []
             for (_, p, color, _), (v, faces) in zip(sets, verts):

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ihmr.errors import ConfigError, DataError, ShapeError
+from ihmr.errors import ConfigError, ShapeError
 
 
 def _check_panel(p, i: int) -> np.ndarray:
@@ -95,15 +95,3 @@ def save_png(path: str | os.PathLike, rgb: np.ndarray, compression: int = 9) -> 
     return Path(path)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as uint8 (H, W, 3) RGB; a clear error when it is missing or unreadable."""
-    import cv2
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image {str(path)!r} not found; check --images and the imgname "
-                                "entries of the predictions file")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DataError(f"OpenCV could not read {str(path)!r} as an image")
-    return np.ascontiguousarray(bgr[..., ::-1])

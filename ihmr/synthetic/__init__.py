@@ -8,6 +8,7 @@ figures. ``ihmr synth --out DIR`` does both with a progress display.
 from __future__ import annotations
 
 from ..errors import ConfigError
+from ..runs import Progress
 from .benchmark import BenchmarkResult, SynthConfig, run_benchmark, summarize
 from .report import check_ordering, write_outputs
 
@@ -26,23 +27,39 @@ def set_threads(threads: int) -> None:
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
-def run_with_progress(config: SynthConfig, threads: int | None = None) -> BenchmarkResult:
-    """:func:`run_benchmark` with a rich progress bar per family of models."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+class _FamilyBars:
+    """``progress(family, epochs_done, epochs_total)`` for :func:`run_benchmark`: one
+    :class:`ihmr.runs.Progress` bar per family of models, the families one after another."""
 
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self.bar: Progress | None = None
+        self.done = 0
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        if name != self.name:
+            self.close()
+            self.name, self.done = name, 0
+            self.bar = Progress(total, f"{name} (epochs)", enabled=True).__enter__()
+        if done % 10 == 0 or done == total:
+            self.bar.advance(done - self.done)
+            self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def run_with_progress(config: SynthConfig, threads: int | None = None) -> BenchmarkResult:
+    """:func:`run_benchmark` with a progress bar per family of models."""
     if threads is not None:
         set_threads(threads)
-    with Progress(TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} epochs"), TimeElapsedColumn()) as bar:
-        tasks: dict = {}
-
-        def progress(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(name, total=total)
-            if done % 10 == 0 or done == total:
-                bar.update(tasks[name], completed=done)
-
-        return run_benchmark(config, progress=progress)
+    bars = _FamilyBars()
+    try:
+        return run_benchmark(config, progress=bars)
+    finally:
+        bars.close()
 
 
 __all__ = ["BenchmarkResult", "SynthConfig", "check_ordering", "run_benchmark",

@@ -64,7 +64,7 @@ def test_transform_normalisation_crop_and_flip():
 
 
 def test_demo_data_long_tailed_and_readable(tmp_path):
-    from ihmr.age.data import load_image
+    from ihmr.io import read_image
     from ihmr.age.demo_data import age_pool_counts, make_demo
 
     counts = age_pool_counts()  # the default demo's images per age: many adults, few children/elderly
@@ -72,7 +72,7 @@ def test_demo_data_long_tailed_and_readable(tmp_path):
     s = make_demo(tmp_path, total=300, size=16, cap=3)
     t = read_age_csv(s["csv"])
     check_images(tmp_path, list(t.paths))
-    assert load_image(tmp_path / t.paths[0]).shape == (16, 16, 3)
+    assert read_image(tmp_path / t.paths[0]).shape == (16, 16, 3)
     # visible content determines the label: mean brightness grows with age
-    imgs = np.array([load_image(tmp_path / p).mean() for p in t.paths])
+    imgs = np.array([read_image(tmp_path / p).mean() for p in t.paths])
     assert np.corrcoef(imgs, t.ages)[0, 1] > 0.8

@@ -28,7 +28,7 @@ def test_decode_rejects_swapped_bit_depths():
 def test_png_round_trip_keeps_bit_depth(tmp_path):
     raw = np.arange(12, dtype=np.uint16).reshape(3, 4) * 1000
     cv2.imwrite(str(tmp_path / "d.png"), raw)
-    np.testing.assert_allclose(D.read_image(tmp_path / "d.png", "test"), raw / 1000.0, atol=1e-6)
+    np.testing.assert_allclose(D.read_depth(tmp_path / "d.png", "test"), raw / 1000.0, atol=1e-6)
 
 
 def test_resize_short_side_and_centre_crop_offsets():

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from ihmr.errors import ShapeError
+from ihmr.io import read_image
 from ihmr.render.camera import fit_translation, project
-from ihmr.render.strip import comparison_strip, grid, label_panel, read_image, save_png
+from ihmr.render.predictions import IMAGES_HINT
+from ihmr.render.strip import comparison_strip, grid, label_panel, save_png
 from ihmr.spin import crop_intrinsics, weak_perspective_to_translation
 
 
@@ -87,7 +89,7 @@ def test_save_png_round_trip_and_no_partial_file(tmp_path, rng):
         save_png(tmp_path / "b.png", img[..., 0])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
     with pytest.raises(FileNotFoundError, match="--images"):
-        read_image(tmp_path / "missing.png")
+        read_image(tmp_path / "missing.png", hint=IMAGES_HINT)
 
 
 def test_panel_camera_cases(rng):

@@ -42,7 +42,7 @@ def _quiet():
 
 
 def test_parameters_alone_to_png(tmp_path):
-    from ihmr.render import read_image
+    from ihmr.io import read_image
 
     np.savez(tmp_path / "p.npz", **_params(n=2, cam=False, names=False))
     res = runner.invoke(_app(), ["render", str(tmp_path / "p.npz"), "--out", str(tmp_path / "o"),
@@ -59,7 +59,8 @@ def test_parameters_alone_to_png(tmp_path):
 
 
 def test_comparison_strip_over_images(tmp_path):
-    from ihmr.render import read_image, save_png
+    from ihmr.io import read_image
+    from ihmr.render import save_png
 
     images = tmp_path / "imgs"
     for i in range(2):
