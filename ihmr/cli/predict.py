@@ -32,17 +32,17 @@ def predict(
     """Find people in images, predict SMPL pose/shape/camera, write predictions and overlays."""
     from ihmr.errors import check_choice
     from ihmr.pose.detectors import DETECTORS
-    from ihmr.pose.predict import predict_images
+    from ihmr.pose.predict import PredictOptions, predict_images
 
     check_choice(detector, list(DETECTORS), "--detector")
     check_choice(fallback, ["none", "whole-image"], "--fallback")
-    s = predict_images(images, checkpoint, out, backbone=backbone, boxes=boxes, centers=centers,
-                       detector=detector, detector_model=detector_model,
-                       person_class=person_class, score_threshold=score_threshold,
-                       min_size=min_size, max_people=max_people, fallback=fallback,
-                       show_boxes=show_boxes, device=device, batch_size=batch_size,
-                       render=render, smpl_dir=smpl_dir, allow_mismatch=allow_mismatch,
-                       progress=True)
+    opts = PredictOptions(backbone=backbone, boxes=boxes, centers=centers, detector=detector,
+                          detector_model=detector_model, person_class=person_class,
+                          score_threshold=score_threshold, min_size=min_size,
+                          max_people=max_people, fallback=fallback, show_boxes=show_boxes,
+                          device=device, batch_size=batch_size, render=render,
+                          smpl_dir=smpl_dir, allow_mismatch=allow_mismatch, progress=True)
+    s = predict_images(images, checkpoint, out, opts)
     for entry in s["per_image"]:
         typer.echo(image_line(entry))
     for item in s["skipped"]:

@@ -89,7 +89,7 @@ def run(tmp_path_factory, spin_ckpt):
     """One predict run: a user box (img0), a SPIN centre/scale (sub/img1), nothing (img2: the
     automatic detector, else the whole image as the fallback), an unreadable file."""
     from ihmr.render import render_available
-    from ihmr.pose.predict import predict_images
+    from ihmr.pose.predict import PredictOptions, predict_images
 
     root = tmp_path_factory.mktemp("run")
     images = root / "images"
@@ -110,9 +110,9 @@ def run(tmp_path_factory, spin_ckpt):
                                                  "gone.png": [[0, 0, 10, 10]]}))
     np.savez(root / "centers.npz", imgname=np.array(["sub/img1.png"]),
              center=np.array([[160.0, 120.0]]), scale=np.array([1.2]))
-    summary = predict_images(images, spin_ckpt, root / "out", boxes=root / "boxes.json",
-                             centers=root / "centers.npz", batch_size=2, render=rendered,
-                             device="cpu", fallback="whole-image", show_boxes=True)
+    summary = predict_images(images, spin_ckpt, root / "out", PredictOptions(
+        boxes=root / "boxes.json", centers=root / "centers.npz", batch_size=2, render=rendered,
+        device="cpu", fallback="whole-image", show_boxes=True))
     with np.load(root / "out" / "predictions.npz", allow_pickle=False) as z:
         preds = {k: z[k] for k in z.files}
     return {"root": root, "images": images, "out": root / "out", "summary": summary,
