@@ -122,6 +122,71 @@ def _mse(spec: ModelSpec, theta_net: torch.Tensor, x: torch.Tensor, y: torch.Ten
     return ((P - y.unsqueeze(1)) ** 2).mean((-1, -2))
 
 
+@dataclasses.dataclass
+class _Models:
+    """The state of every model, ``(G, R, ...)`` tensors: parameters (the regressor's in the
+    layout of :mod:`.models`, then sigma), optimiser moments, and the model selection so far.
+    The compiled path updates them in place through ``.numpy()`` views."""
+
+    theta: torch.Tensor
+    state1: torch.Tensor
+    """Momentum buffer (SGD) or first moment (Adam)."""
+    state2: torch.Tensor
+    """Second moment (Adam)."""
+    best_theta: torch.Tensor
+    best_val: torch.Tensor
+    best_epoch: torch.Tensor
+
+    @classmethod
+    def start(cls, spec: ModelSpec, data: TrainSet, learnable: np.ndarray,
+              sigma_true: float | np.ndarray, sigma_init: float, dtype: torch.dtype) -> "_Models":
+        """Initial weights of every group, sigma at ``sigma_init`` where it is learnable and at
+        ``sigma_true`` elsewhere, zero moments, nothing selected yet."""
+        G, R, npar = data.x_train.shape[0], len(learnable), spec.n_params
+        theta = torch.empty(G, R, npar + 1, dtype=dtype)
+        theta[..., :npar] = torch.as_tensor(data.init, dtype=dtype).unsqueeze(1)
+        theta[..., npar] = torch.as_tensor(
+            np.where(learnable[None, :], sigma_init, _per_model(sigma_true)), dtype=dtype)
+        return cls(theta=theta, state1=torch.zeros_like(theta), state2=torch.zeros_like(theta),
+                   best_theta=theta.clone(),
+                   best_val=torch.full((G, R), math.inf, dtype=torch.float64),
+                   best_epoch=torch.zeros(G, R, dtype=torch.long))
+
+
+@dataclasses.dataclass
+class _Run:
+    """What both training paths share besides the models: the data as arrays, the schedule,
+    when to select and what to report."""
+
+    spec: ModelSpec
+    protocol: Protocol
+    blocks: dict
+    data: TrainSet
+    n_epochs: int
+    chunk_epochs: int
+    select_from: int
+    progress: Callable[[int], None] | None
+    history: np.ndarray | None
+    dtype: torch.dtype
+
+    def __post_init__(self) -> None:
+        G, n_train = self.data.x_train.shape[:2]
+        self.u_train = np.concatenate([self.data.x_train, np.ones((G, n_train, 1))], axis=-1)
+        self.inv_density = np.asarray(self.data.inv_density, dtype=np.float64)
+        self.rngs = [np.random.default_rng(k) for k in self.data.shuffle_keys]
+        self.lrs = cosine_lrs(self.protocol.lr, self.n_epochs)
+        bs = self.protocol.batch_size
+        self.batches = [(s, min(s + bs, n_train)) for s in range(0, n_train, bs)]
+        self.x_val = torch.as_tensor(self.data.x_val, dtype=self.dtype)
+        self.y_val = torch.as_tensor(self.data.y_val, dtype=self.dtype)
+        self.val_stats = (_val_stats(self.x_val, self.y_val) if self.spec.kind == "linear"
+                          else None)
+
+    def epoch_done(self, epoch: int) -> None:
+        if self.progress is not None:
+            self.progress(epoch)
+
+
 def train_batched(
     spec: ModelSpec,
     protocol: Protocol,
@@ -161,123 +226,126 @@ def train_batched(
     """
     blocks = _blocks(methods)
     n_epochs = int(epochs or protocol.epochs)
-    G, n_train, d_in = data.x_train.shape
-    d = data.y_train.shape[-1]
-    R = len(methods)
-    bs = protocol.batch_size
-    npar = spec.n_params
-    tt = dict(dtype=dtype)
-
-    theta = torch.empty(G, R, npar + 1, **tt)
-    theta[..., :npar] = torch.as_tensor(data.init, **tt).unsqueeze(1)
-    theta[..., npar] = torch.as_tensor(
-        np.where(blocks["learnable"][None, :], sigma_init, _per_model(sigma_true)), **tt)
-    learn_mask = torch.as_tensor(blocks["learnable"], **tt)
-    grad = torch.zeros_like(theta)
-    state1 = torch.zeros_like(theta)  # momentum buffer / Adam first moment
-    state2 = torch.zeros_like(theta)  # Adam second moment
-    lr_vec = torch.full((npar + 1,), 0.0, **tt)
-    lrs = cosine_lrs(protocol.lr, n_epochs)
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-
+    G = data.x_train.shape[0]
+    models = _Models.start(spec, data, blocks["learnable"], sigma_true, sigma_init, dtype)
     if blocks["gai"] is not None and data.priors is None:
         raise ValueError("the GAI methods need one prior per group (TrainSet.priors)")
-    compiled = use_compiled(backend, dtype, d)
-
-    u_train = np.concatenate([data.x_train, np.ones((G, n_train, 1))], axis=-1)
-    inv_density = np.asarray(data.inv_density, dtype=np.float64)
-    rngs = [np.random.default_rng(k) for k in data.shuffle_keys]
-    x_val = torch.as_tensor(data.x_val, **tt)
-    y_val = torch.as_tensor(data.y_val, **tt)
-    val_stats = _val_stats(x_val, y_val) if spec.kind == "linear" else None
-
-    best_val = torch.full((G, R), math.inf, dtype=torch.float64)
-    best_theta = theta.clone()
-    best_epoch = torch.zeros(G, R, dtype=torch.long)
-    history = np.zeros((n_epochs, G, R)) if keep_history else None
-    batches = [(s, min(s + bs, n_train)) for s in range(0, n_train, bs)]
-    garange = np.arange(G)[None, :, None]
-
-    if compiled:  # whole chunks of epochs in compiled code
-        from .compiled import train_chunk
-
-        codes, n_comp, prior = compiled_inputs(
-            methods, data.priors if blocks["gai"] is not None else None, G, d)
-        arrays = dict(u_train=u_train.astype(np.float32),
-                      y_train=np.ascontiguousarray(data.y_train, dtype=np.float32),
-                      inv_density=inv_density.astype(np.float32))
-        if val_stats is not None:
-            validation = tuple(np.ascontiguousarray(x.numpy()) for x in val_stats)
-        else:
-            validation = (np.concatenate([data.x_val, np.ones(data.x_val.shape[:2] + (1,))],
-                                         axis=-1).astype(np.float32),
-                          np.ascontiguousarray(data.y_val, dtype=np.float32))
-        epoch = 0
-        while epoch < n_epochs:
-            n_chunk = min(chunk_epochs, n_epochs - epoch)
-            hist = np.zeros((n_chunk if keep_history else 0, G, R))
-            train_chunk(
-                theta.numpy(), state1.numpy(), state2.numpy(), best_theta.numpy(),
-                best_val.numpy(), best_epoch.numpy(), hist, **arrays,
-                perm=_permutations(rngs, n_chunk, n_train), lrs=lrs[epoch:epoch + n_chunk],
-                first_epoch=epoch, first_step=epoch * len(batches), codes=codes,
-                learnable=blocks["learnable"], n_comp=n_comp, prior=prior,
-                validation=validation, select_from=select_from, optimizer=protocol.optimizer,
-                momentum=protocol.momentum, sigma_lr=protocol.sigma_lr, batch_size=bs,
-                hidden=spec.hidden if spec.kind == "mlp" else 0)
-            if history is not None:
-                history[epoch:epoch + n_chunk] = hist
-            for _ in range(n_chunk):
-                epoch += 1
-                if progress is not None:
-                    progress(epoch)
+    compiled = use_compiled(backend, dtype, data.y_train.shape[-1])
+    history = np.zeros((n_epochs, G, len(methods))) if keep_history else None
+    run = _Run(spec, protocol, blocks, data, n_epochs, chunk_epochs, select_from, progress,
+               history, dtype)
+    if compiled:
+        _train_compiled(run, models, methods)
     else:
-        step = TorchStep(blocks, data.priors, dtype)
+        _train_torch(run, models)
+    return _result(spec, methods, models, data, history)
 
-    epoch = n_epochs if compiled else 0
-    n_steps = 0
-    while epoch < n_epochs:
-        n_chunk = min(chunk_epochs, n_epochs - epoch)
-        perm = _permutations(rngs, n_chunk, n_train)  # (E, G, N)
-        U = torch.as_tensor(u_train[garange, perm], **tt)
-        Yc = torch.as_tensor(data.y_train[garange, perm], **tt)
-        Wc = torch.as_tensor(inv_density[garange, perm], **tt)
-        for ec in range(n_chunk):
-            lr_vec[:npar] = lrs[epoch]
-            lr_vec[npar] = protocol.sigma_lr
-            for s, t in batches:
-                u, y = U[ec, :, s:t], Yc[ec, :, s:t]
-                step(spec, theta, u, y, Wc[ec, :, s:t], learn_mask, grad)
-                n_steps += 1
-                _optimizer_step(protocol, theta, grad, state1, state2, lr_vec, n_steps,
-                                (beta1, beta2, eps))
+
+def _train_compiled(run: _Run, models: _Models, methods: Sequence[str]) -> None:
+    """All epochs in chunks of :func:`.compiled.train_chunk` (whole chunks in compiled code)."""
+    from .compiled import train_chunk
+
+    data, G, R = run.data, *models.best_val.shape
+    n_train, d = data.x_train.shape[1], data.y_train.shape[-1]
+    codes, n_comp, prior = compiled_inputs(
+        methods, data.priors if run.blocks["gai"] is not None else None, G, d)
+    arrays = dict(u_train=run.u_train.astype(np.float32),
+                  y_train=np.ascontiguousarray(data.y_train, dtype=np.float32),
+                  inv_density=run.inv_density.astype(np.float32))
+    if run.val_stats is not None:
+        validation = tuple(np.ascontiguousarray(x.numpy()) for x in run.val_stats)
+    else:
+        validation = (np.concatenate([data.x_val, np.ones(data.x_val.shape[:2] + (1,))],
+                                     axis=-1).astype(np.float32),
+                      np.ascontiguousarray(data.y_val, dtype=np.float32))
+    protocol, spec = run.protocol, run.spec
+    epoch = 0
+    while epoch < run.n_epochs:
+        n_chunk = min(run.chunk_epochs, run.n_epochs - epoch)
+        hist = np.zeros((n_chunk if run.history is not None else 0, G, R))
+        train_chunk(
+            models.theta.numpy(), models.state1.numpy(), models.state2.numpy(),
+            models.best_theta.numpy(), models.best_val.numpy(), models.best_epoch.numpy(), hist,
+            **arrays, perm=_permutations(run.rngs, n_chunk, n_train),
+            lrs=run.lrs[epoch:epoch + n_chunk], first_epoch=epoch,
+            first_step=epoch * len(run.batches), codes=codes, learnable=run.blocks["learnable"],
+            n_comp=n_comp, prior=prior, validation=validation, select_from=run.select_from,
+            optimizer=protocol.optimizer, momentum=protocol.momentum,
+            sigma_lr=protocol.sigma_lr, batch_size=protocol.batch_size,
+            hidden=spec.hidden if spec.kind == "mlp" else 0)
+        if run.history is not None:
+            run.history[epoch:epoch + n_chunk] = hist
+        for _ in range(n_chunk):
             epoch += 1
-            if epoch >= select_from or keep_history:
-                if val_stats is not None:
-                    val = _linear_val_mse(theta[..., :npar], spec, val_stats)
-                else:
-                    val = _mse(spec, theta[..., :npar], x_val, y_val).double()
-                if history is not None:
-                    history[epoch - 1] = val.numpy()
-            if epoch >= select_from:
-                better = val < best_val
-                best_val = torch.where(better, val, best_val)
-                best_theta = torch.where(better.unsqueeze(-1), theta, best_theta)
-                best_epoch = torch.where(better, epoch, best_epoch)
-            if progress is not None:
-                progress(epoch)
+            run.epoch_done(epoch)
 
+
+def _train_torch(run: _Run, models: _Models) -> None:
+    """All epochs as batched torch operations (:mod:`.steps`), one step at a time."""
+    spec, protocol, data, tt = run.spec, run.protocol, run.data, dict(dtype=run.dtype)
+    G, n_train = data.x_train.shape[:2]
+    npar = spec.n_params
+    step = TorchStep(run.blocks, data.priors, run.dtype)
+    learn_mask = torch.as_tensor(run.blocks["learnable"], **tt)
+    grad = torch.zeros_like(models.theta)
+    lr_vec = torch.full((npar + 1,), 0.0, **tt)
+    garange = np.arange(G)[None, :, None]
+    epoch = n_steps = 0
+    while epoch < run.n_epochs:
+        n_chunk = min(run.chunk_epochs, run.n_epochs - epoch)
+        perm = _permutations(run.rngs, n_chunk, n_train)  # (E, G, N)
+        U = torch.as_tensor(run.u_train[garange, perm], **tt)
+        Yc = torch.as_tensor(data.y_train[garange, perm], **tt)
+        Wc = torch.as_tensor(run.inv_density[garange, perm], **tt)
+        for ec in range(n_chunk):
+            lr_vec[:npar] = run.lrs[epoch]
+            lr_vec[npar] = protocol.sigma_lr
+            for s, t in run.batches:
+                step(spec, models.theta, U[ec, :, s:t], Yc[ec, :, s:t], Wc[ec, :, s:t],
+                     learn_mask, grad)
+                n_steps += 1
+                _optimizer_step(protocol, models.theta, grad, models.state1, models.state2,
+                                lr_vec, n_steps, (0.9, 0.999, 1e-8))
+            epoch += 1
+            _validate_and_select(run, models, epoch)
+            run.epoch_done(epoch)
+
+
+def _validate_and_select(run: _Run, models: _Models, epoch: int) -> None:
+    """After ``epoch`` (1-based): the validation MSE of every model where selection or the
+    history needs it, and the best parameters so far."""
+    if epoch < run.select_from and run.history is None:
+        return
+    theta_net = models.theta[..., :run.spec.n_params]
+    if run.val_stats is not None:
+        val = _linear_val_mse(theta_net, run.spec, run.val_stats)
+    else:
+        val = _mse(run.spec, theta_net, run.x_val, run.y_val).double()
+    if run.history is not None:
+        run.history[epoch - 1] = val.numpy()
+    if epoch >= run.select_from:
+        better = val < models.best_val
+        models.best_val = torch.where(better, val, models.best_val)
+        models.best_theta = torch.where(better.unsqueeze(-1), models.theta, models.best_theta)
+        models.best_epoch = torch.where(better, epoch, models.best_epoch)
+
+
+def _result(spec: ModelSpec, methods: Sequence[str], models: _Models, data: TrainSet,
+            history: np.ndarray | None) -> TrainResult:
+    """Test MSE (float64) of the selected and of the last models, and their sigmas."""
+    npar = spec.n_params
     x_test = torch.as_tensor(data.x_test, dtype=torch.float64)
     y_test = torch.as_tensor(data.y_test, dtype=torch.float64)
+    best, last = models.best_theta, models.theta
     return TrainResult(
         methods=tuple(methods),
-        best_epoch=best_epoch.numpy(),
-        best_val_mse=best_val.numpy(),
-        test_mse=_mse(spec, best_theta[..., :npar].double(), x_test, y_test).numpy(),
-        last_test_mse=_mse(spec, theta[..., :npar].double(), x_test, y_test).numpy(),
-        sigma=best_theta[..., npar].double().numpy(),
-        last_sigma=theta[..., npar].double().numpy(),
-        params=best_theta[..., :npar].double().numpy(),
+        best_epoch=models.best_epoch.numpy(),
+        best_val_mse=models.best_val.numpy(),
+        test_mse=_mse(spec, best[..., :npar].double(), x_test, y_test).numpy(),
+        last_test_mse=_mse(spec, last[..., :npar].double(), x_test, y_test).numpy(),
+        sigma=best[..., npar].double().numpy(),
+        last_sigma=last[..., npar].double().numpy(),
+        params=best[..., :npar].double().numpy(),
         val_history=history,
     )
 

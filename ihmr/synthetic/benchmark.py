@@ -46,7 +46,7 @@ class SynthConfig:
     """Model selection picks the best validation epoch among the last ``1 - select_after`` of
     training (validation after every epoch there). 0 selects over all epochs: the validation
     set is drawn from the uniform test distribution, so selecting during the first epochs picks
-    the moment a still-training line crosses the oracle (see docs/sections/synthetic.md)."""
+    the moment a still-training line crosses the oracle (see docs/synthetic.md)."""
     backend: str = "auto"
     """How models train: "compiled" (numba kernels, float32), "torch" (batched torch
     operations, the reference) or "auto" (compiled where numba is installed)."""
