@@ -15,6 +15,7 @@ dimensions.
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numba
 import numpy as np
@@ -23,6 +24,19 @@ from numba import njit, prange
 from .kernels import _JIT, _bmc_model, _gai_model, _gai_tables, _LOG2E
 
 OPTIMIZER_CODES = {"sgd": 0, "adam": 1}
+
+# The kernel's arguments, grouped (numba passes named tuples of arrays and scalars as they are).
+#: every model's state, updated in place (see :func:`train_chunk` for shapes)
+Models = namedtuple("Models", "theta state1 state2 best_theta best_val best_epoch history")
+#: the training data of every group and the chunk's sample orders and learning rates
+Batches = namedtuple("Batches", "u_train y_train inv_density perm lrs")
+#: the GAI prior of every group: components, log weights, means, covariance eigen-decomposition
+Prior = namedtuple("Prior", "n_comp log_w means eigvals eigvecs")
+#: validation data: moments (linear models) or samples (MLPs); the unused pair is a dummy
+Validation = namedtuple("Validation", "suu syu syy u_val y_val")
+#: per-method loss codes and learnable sigma, where the chunk starts, optimiser and model
+Settings = namedtuple("Settings", "codes learnable first_epoch first_step select_from optimizer "
+                                  "momentum sigma_lr batch_size hidden")
 
 
 def train_chunk(theta, state1, state2, best_theta, best_val, best_epoch, history, u_train,
@@ -48,7 +62,6 @@ def train_chunk(theta, state1, state2, best_theta, best_val, best_epoch, history
         select_from: first epoch (1-based) model selection may pick.
         hidden: 0 for linear models, else the hidden width of the one-hidden-layer ReLU MLP.
     """
-    lrs = np.asarray(lrs, np.float64)
     if hidden:
         u_val, y_val = validation
         suu = np.zeros((1, 1, 1))
@@ -58,13 +71,15 @@ def train_chunk(theta, state1, state2, best_theta, best_val, best_epoch, history
         suu, syu, syy = validation
         u_val = np.zeros((1, 1, 1), np.float32)
         y_val = np.zeros((1, 1, 1), np.float32)
+    models = Models(theta, state1, state2, best_theta, best_val, best_epoch, history)
+    batches = Batches(u_train, y_train, inv_density, perm, np.asarray(lrs, np.float64))
+    settings = Settings(codes, learnable, int(first_epoch), int(first_step), int(select_from),
+                        OPTIMIZER_CODES[optimizer], float(momentum), float(sigma_lr),
+                        int(batch_size), int(hidden))
     previous = numba.set_parallel_chunksize(1)  # models differ in cost: hand them out singly
     try:
-        _train(theta, state1, state2, best_theta, best_val, best_epoch, history, u_train,
-               y_train, inv_density, perm, lrs, int(first_epoch), int(first_step), codes,
-               learnable, n_comp, *prior, suu, syu, syy, u_val, y_val, int(select_from),
-               OPTIMIZER_CODES[optimizer], float(momentum), float(sigma_lr), int(batch_size),
-               int(hidden))
+        _train(models, batches, Prior(n_comp, *prior), Validation(suu, syu, syy, u_val, y_val),
+               settings)
     finally:
         numba.set_parallel_chunksize(previous)
 
@@ -144,10 +159,17 @@ def _backward(th, ut, gp, hid, gh, grad, B, hidden):
 
 
 @njit(parallel=True, **_JIT)
-def _train(theta, state1, state2, best_theta, best_val, best_epoch, history, u_train, y_train,
-           inv_density, perm, lrs, first_epoch, first_step, codes, learnable, n_comp, log_w,
-           means, eigvals, eigvecs, suu, syu, syy, u_val, y_val, select_from, optimizer,
-           momentum, sigma_lr, batch_size, hidden):
+def _train(models, batches, prior, validation, settings):
+    """Every model of the (G, R) grid through the chunk's epochs, one model per parallel job."""
+    # unpacked before the parallel loop: numba's parallel loops drop writes made through a named
+    # tuple's field (``t.b[j] = x``), and the plain names give the same machine code as before
+    # the grouping (results bit-identical to the flat 32-argument kernel, checked)
+    theta, state1, state2, best_theta, best_val, best_epoch, history = models
+    u_train, y_train, inv_density, perm, lrs = batches
+    n_comp, log_w, means, eigvals, eigvecs = prior
+    suu, syu, syy, u_val, y_val = validation
+    (codes, learnable, first_epoch, first_step, select_from, optimizer, momentum, sigma_lr,
+     batch_size, hidden) = settings
     G, R, n1 = theta.shape
     N, q = u_train.shape[1], u_train.shape[2]
     d = y_train.shape[2]
@@ -180,60 +202,19 @@ def _train(theta, state1, state2, best_theta, best_val, best_epoch, history, u_t
         for e in range(n_epochs):
             for s in range(0, N, batch_size):
                 B = min(batch_size, N - s)
-                for i in range(B):
-                    idx = perm[e, g, s + i]
-                    for c in range(q):
-                        ut[c, i] = u_train[g, idx, c]
-                    for k in range(d):
-                        yt[k, i] = y_train[g, idx, k]
-                    wb[i] = inv_density[g, idx]
+                _gather(perm, u_train, y_train, inv_density, e, g, s, B, ut, yt, wb)
                 _forward(th, ut, pt, hid, B, hidden)
                 v = th[n1 - 1] * th[n1 - 1]
-                gv = 0.0
-                if code == 3:
-                    for j in range(B):
-                        ysq[j] = yt[0, j] * yt[0, j]
-                        if d == 2:
-                            ysq[j] += yt[1, j] * yt[1, j]
-                    gv = _bmc_model(pt, yt, ysq, np.float32(_LOG2E / (2.0 * v)), buf, gp, B) / v
-                elif code == 2:
-                    _gai_tables(log_w[g, :K], means[g, :K], eigvals[g, :K], eigvecs[g, :K],
-                                float(v), tab)
-                    gv = _gai_model(pt, yt, v, tab, buf, gp, B)
-                else:
-                    wsum = np.float32(0.0)
-                    for i in range(B):
-                        wsum += wb[i]
-                    for k in range(d):
-                        for i in range(B):
-                            scale = np.float32(2.0 / B) if code == 0 else np.float32(2.0) * wb[i] / wsum
-                            gp[k, i] = (pt[k, i] - yt[k, i]) * scale
+                gv = _loss_grad(code, log_w[g, :K], means[g, :K], eigvals[g, :K], eigvecs[g, :K],
+                                pt, yt, wb, ysq, v, tab, buf, gp, B)
                 _backward(th, ut, gp, hid, gh, grad, B, hidden)
                 grad[n1 - 1] = np.float32(gv * 2.0 * th[n1 - 1]) if learnable[r] else 0.0
                 step += 1
                 _optimizer_step(th, grad, m1, m2, lrs[e], sigma_lr, step, optimizer, momentum)
-            val = 0.0  # validation MSE: mean over samples and dims of ||f(x) - y||^2
-            if hidden == 0:  # closed form from the moments of u = [x, 1] and y
-                val = syy[g]
-                for k in range(d):
-                    for c in range(q):
-                        a = float(th[k * q + c])
-                        val -= 2.0 * a * syu[g, k, c]
-                        for c2 in range(q):
-                            val += a * float(th[k * q + c2]) * suu[g, c, c2]
-                val /= d
+            if hidden == 0:
+                val = _linear_val_mse(th, suu[g], syu[g], syy[g], q, d)
             else:
-                for s in range(0, n_val, vb):
-                    B = min(vb, n_val - s)
-                    for i in range(B):
-                        for c in range(q):
-                            uv[c, i] = u_val[g, s + i, c]
-                    _forward(th, uv, pv, hid, B, hidden)
-                    for k in range(d):
-                        for i in range(B):
-                            err = float(pv[k, i] - y_val[g, s + i, k])
-                            val += err * err
-                val /= n_val * d
+                val = _mlp_val_mse(th, u_val[g], y_val[g], uv, pv, hid, vb, hidden)
             epoch = first_epoch + e + 1
             if keep_history:
                 history[e, g, r] = val
@@ -241,6 +222,81 @@ def _train(theta, state1, state2, best_theta, best_val, best_epoch, history, u_t
                 best_val[g, r] = val
                 best_epoch[g, r] = epoch
                 best_theta[g, r, :] = th
+
+
+@njit(inline="always", **_JIT)
+def _gather(perm, u_train, y_train, inv_density, e, g, s, B, ut, yt, wb):
+    """Batch ``s:s+B`` of epoch ``e`` of group ``g``: inputs ut (q, B), labels yt (d, B) and
+    inverse densities wb (B,), in the epoch's sample order ``perm[e, g]``."""
+    q = ut.shape[0]
+    d = yt.shape[0]
+    for i in range(B):
+        idx = perm[e, g, s + i]
+        for c in range(q):
+            ut[c, i] = u_train[g, idx, c]
+        for k in range(d):
+            yt[k, i] = y_train[g, idx, k]
+        wb[i] = inv_density[g, idx]
+
+
+@njit(inline="always", **_JIT)
+def _loss_grad(code, log_w, means, eigvals, eigvecs, pt, yt, wb, ysq, v, tab, buf, gp, B):
+    """dL/dp of the batch into gp (d, B) for loss ``code`` (GAI: the group's prior ``log_w``,
+    ``means``, ``eigvals``, ``eigvecs``); returns dL/dv (0 for the losses without sigma)."""
+    d = pt.shape[0]
+    gv = 0.0
+    if code == 3:
+        for j in range(B):
+            ysq[j] = yt[0, j] * yt[0, j]
+            if d == 2:
+                ysq[j] += yt[1, j] * yt[1, j]
+        gv = _bmc_model(pt, yt, ysq, np.float32(_LOG2E / (2.0 * v)), buf, gp, B) / v
+    elif code == 2:
+        _gai_tables(log_w, means, eigvals, eigvecs, float(v), tab)
+        gv = _gai_model(pt, yt, v, tab, buf, gp, B)
+    else:
+        wsum = np.float32(0.0)
+        for i in range(B):
+            wsum += wb[i]
+        for k in range(d):
+            for i in range(B):
+                scale = np.float32(2.0 / B) if code == 0 else np.float32(2.0) * wb[i] / wsum
+                gp[k, i] = (pt[k, i] - yt[k, i]) * scale
+    return gv
+
+
+@njit(inline="always", **_JIT)
+def _linear_val_mse(th, suu, syu, syy, q, d):
+    """Validation MSE (mean over samples and dims of ||A u - y||^2) of a linear model, in
+    closed form from the moments ``suu`` (q, q), ``syu`` (d, q), ``syy`` of u = [x, 1] and y."""
+    val = syy
+    for k in range(d):
+        for c in range(q):
+            a = float(th[k * q + c])
+            val -= 2.0 * a * syu[k, c]
+            for c2 in range(q):
+                val += a * float(th[k * q + c2]) * suu[c, c2]
+    return val / d
+
+
+@njit(inline="always", **_JIT)
+def _mlp_val_mse(th, u_val, y_val, uv, pv, hid, vb, hidden):
+    """Validation MSE of an MLP on ``u_val`` (M, q), ``y_val`` (M, d), in blocks of ``vb``."""
+    q = uv.shape[0]
+    d = pv.shape[0]
+    n_val = u_val.shape[0]
+    val = 0.0
+    for s in range(0, n_val, vb):
+        B = min(vb, n_val - s)
+        for i in range(B):
+            for c in range(q):
+                uv[c, i] = u_val[s + i, c]
+        _forward(th, uv, pv, hid, B, hidden)
+        for k in range(d):
+            for i in range(B):
+                err = float(pv[k, i] - y_val[s + i, k])
+                val += err * err
+    return val / (n_val * d)
 
 
 @njit(inline="always", **_JIT)
