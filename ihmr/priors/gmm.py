@@ -306,36 +306,10 @@ def fit_gmm(
         A non-converged EM is reported as a :class:`PriorFitWarning` with advice.
     """
     import sklearn
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.mixture import GaussianMixture
 
-    y = np.asarray(labels)
-    if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
-        raise DataError(f"labels must be real numbers, got dtype {y.dtype}")
-    y = y.astype(np.float64)
-    if y.ndim == 1:
-        y = y[:, None]
-    if y.ndim != 2:
-        raise ShapeError(
-            f"labels must have shape (N,) or (N, d), got {shape_str(y.shape)}; flatten each "
-            "label first, e.g. labels.reshape(len(labels), -1)"
-        )
+    y = _label_matrix(labels)
+    _check_fit_settings(n_components, covariance_type, max_samples, reg_covar, max_iter, n_init)
     n_total = y.shape[0]
-    bad_rows = int((~np.isfinite(y)).any(axis=1).sum())
-    if bad_rows:
-        raise DataError(
-            f"labels contain {bad_rows} of {n_total} row(s) with NaN or inf; drop them first, "
-            "e.g. labels[np.isfinite(labels).all(axis=1)]"
-        )
-    if not isinstance(n_components, (int, np.integer)) or n_components < 1:
-        raise ConfigError(f"n_components must be an integer >= 1, got {n_components!r}")
-    check_choice(covariance_type, ("full", "diag"), "covariance_type")
-    if max_samples is not None and max_samples < 1:
-        raise ConfigError(f"max_samples must be >= 1 or None, got {max_samples!r}")
-    if not (reg_covar >= 0 and math.isfinite(reg_covar)):
-        raise ConfigError(f"reg_covar must be a finite number >= 0, got {reg_covar!r}")
-    if max_iter < 1 or n_init < 1:
-        raise ConfigError(f"max_iter and n_init must be >= 1, got {max_iter} and {n_init}")
     if max_samples is not None and n_total > max_samples:
         idx = np.random.default_rng(seed).choice(n_total, size=int(max_samples), replace=False)
         y = y[np.sort(idx)]
@@ -346,23 +320,7 @@ def fit_gmm(
             f"sample per component; lower n_components or give more labels"
             + (f" (or raise max_samples={max_samples})" if n < n_total else "")
         )
-
-    gm = GaussianMixture(n_components=int(n_components), covariance_type=covariance_type,
-                         reg_covar=reg_covar, max_iter=int(max_iter), n_init=int(n_init),
-                         random_state=seed)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        gm.fit(y)
-    for w in caught:
-        if issubclass(w.category, ConvergenceWarning):
-            warnings.warn(
-                f"the GMM fit (K={n_components}, N={n}, d={y.shape[1]}) did not converge in "
-                f"{max_iter} EM iterations; raise max_iter, lower n_components, or raise "
-                f"reg_covar (now {reg_covar:g}). The prior is usable but may be poor.",
-                PriorFitWarning, stacklevel=2,
-            )
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    gm = _run_em(y, n_components, covariance_type, reg_covar, max_iter, n_init, seed)
     cov = gm.covariances_
     if covariance_type == "diag":
         cov = np.stack([np.diag(c) for c in cov])
@@ -375,3 +333,65 @@ def fit_gmm(
     }
     meta.update(dict(metadata or {}))
     return GMMPrior(gm.weights_, gm.means_, cov, meta)
+
+
+def _label_matrix(labels: Any) -> np.ndarray:
+    """``labels`` (N,) or (N, d) as a finite float64 (N, d) array, or a clear error."""
+    y = np.asarray(labels)
+    if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
+        raise DataError(f"labels must be real numbers, got dtype {y.dtype}")
+    y = y.astype(np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2:
+        raise ShapeError(
+            f"labels must have shape (N,) or (N, d), got {shape_str(y.shape)}; flatten each "
+            "label first, e.g. labels.reshape(len(labels), -1)"
+        )
+    bad_rows = int((~np.isfinite(y)).any(axis=1).sum())
+    if bad_rows:
+        raise DataError(
+            f"labels contain {bad_rows} of {y.shape[0]} row(s) with NaN or inf; drop them first, "
+            "e.g. labels[np.isfinite(labels).all(axis=1)]"
+        )
+    return y
+
+
+def _check_fit_settings(n_components: Any, covariance_type: str, max_samples: int | None,
+                        reg_covar: float, max_iter: int, n_init: int) -> None:
+    """Raise :class:`~ihmr.errors.ConfigError` naming the first invalid setting of :func:`fit_gmm`."""
+    if not isinstance(n_components, (int, np.integer)) or n_components < 1:
+        raise ConfigError(f"n_components must be an integer >= 1, got {n_components!r}")
+    check_choice(covariance_type, ("full", "diag"), "covariance_type")
+    if max_samples is not None and max_samples < 1:
+        raise ConfigError(f"max_samples must be >= 1 or None, got {max_samples!r}")
+    if not (reg_covar >= 0 and math.isfinite(reg_covar)):
+        raise ConfigError(f"reg_covar must be a finite number >= 0, got {reg_covar!r}")
+    if max_iter < 1 or n_init < 1:
+        raise ConfigError(f"max_iter and n_init must be >= 1, got {max_iter} and {n_init}")
+
+
+def _run_em(y: np.ndarray, n_components: int, covariance_type: str, reg_covar: float,
+            max_iter: int, n_init: int, seed: int) -> Any:
+    """scikit-learn's ``GaussianMixture`` fitted to ``y`` (N, d); a non-converged EM becomes a
+    :class:`PriorFitWarning` with advice, other warnings pass through."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+
+    gm = GaussianMixture(n_components=int(n_components), covariance_type=covariance_type,
+                         reg_covar=reg_covar, max_iter=int(max_iter), n_init=int(n_init),
+                         random_state=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        gm.fit(y)
+    for w in caught:
+        if issubclass(w.category, ConvergenceWarning):
+            warnings.warn(
+                f"the GMM fit (K={n_components}, N={y.shape[0]}, d={y.shape[1]}) did not converge "
+                f"in {max_iter} EM iterations; raise max_iter, lower n_components, or raise "
+                f"reg_covar (now {reg_covar:g}). The prior is usable but may be poor.",
+                PriorFitWarning, stacklevel=3,
+            )
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return gm
