@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
+import torch
 
 from ..config import resolve_path
 from ..errors import ConfigError, DataError
@@ -145,8 +147,6 @@ def transform(img: np.ndarray, size: int, train: bool, rng: np.random.Generator 
         train: add the random crop with 16-pixel zero padding and the horizontal flip.
         rng: numpy generator for the augmentation (required when ``train``).
     """
-    import cv2
-
     x = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
     if train:
         if rng is None:
@@ -180,8 +180,6 @@ class AgeImages:
         return len(self.table)
 
     def __getitem__(self, i: int):
-        import torch
-
         rng = np.random.default_rng([self.seed, self.epoch, int(i)]) if self.train else None
         x = transform(read_image(self.root / self.table.paths[i], hint="check data.root"),
                       self.size, self.train, rng)

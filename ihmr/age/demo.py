@@ -13,6 +13,13 @@ from typing import Any, Callable, Sequence
 from ..config import from_dict, to_dict
 from ..io import check_writable_dir, write_json, write_text
 from .config import AgeConfig
+from .data import SPLITS, check_images, dataset_paths, read_age_csv
+from .demo_data import ensure_demo
+from .evaluate import evaluate_age_checkpoint
+from .features import extract_split, file_fingerprint, save_features, weights_fingerprint
+from .metrics import table1_markdown
+from ..runs import resolve_device
+from .train import load_age_checkpoint, train
 
 DEMO_LOSSES = ("mse", "bmc", "gai", "bni", "sqrt_inv_lds")
 
@@ -54,13 +61,6 @@ def run_demo(out_dir: str | os.PathLike = "runs/age-demo", data_dir: str | os.Pa
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Generate (if needed) the demo data, train vanilla, extract features, re-train with each loss,
     evaluate all on the test split; writes ``report.md`` and ``results.json`` in ``out_dir``."""
-    import torch
-
-    from .demo_data import ensure_demo
-    from .evaluate import evaluate_age_checkpoint
-    from .metrics import table1_markdown
-    from .train import train
-
     out = check_writable_dir(out_dir)
     data_csv = ensure_demo(data_dir or out / "data")
     base = demo_config(out, data_csv, optim={"epochs": vanilla_epochs})
@@ -95,17 +95,11 @@ def extract_features_to(checkpoint: str | os.PathLike, out_path: str | os.PathLi
                         workers: int = 0, dtype: str = "float32", progress: bool = False) -> Path:
     """Run a stage-1 checkpoint's frozen backbone over train/val/test and cache the features
     (``csv_path`` / ``root`` replace the checkpoint config's ``data.csv`` / ``data.root``)."""
-    from ..runs import resolve_device
-    from .data import SPLITS, dataset_paths, read_age_csv
-    from .features import extract_split, file_fingerprint, save_features, weights_fingerprint
-    from .train import load_age_checkpoint
-
     device = resolve_device(device)
     model, payload = load_age_checkpoint(checkpoint, device)
     data = payload["config"]["data"]
     csv_path, root = dataset_paths(csv_path or data["csv"], root or data.get("root"))
     table = read_age_csv(csv_path, tuple(data["label_range"]))
-    from .data import check_images
 
     check_images(root, list(table.paths))
     feats = {}

@@ -20,8 +20,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from ..errors import check_at_least
 from ..io import atomic_path, check_writable_dir, write_text
 
 MAX_AGE = 100
@@ -67,10 +69,6 @@ def make_demo(out_dir: str | os.PathLike, *, total: int = 7500, size: int = 32,
         cap: at most this many validation (and test) images per integer age.
         seed: everything is a function of it.
     """
-    import cv2
-
-    from ..errors import check_at_least
-
     for value, name, least in ((total, "total", 1), (size, "size", 8), (cap, "cap", 1),
                                (seed, "--seed", 0)):
         check_at_least(value, least, name)

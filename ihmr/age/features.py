@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..io import save_npz
+from ..io import open_npz, save_npz
+from ..runs import Progress
 from .data import SPLITS, AgeTable, make_dataset
 
 
@@ -40,8 +41,6 @@ def file_fingerprint(path: str | os.PathLike) -> str:
 def extract_split(model: Any, table: AgeTable, root: str | os.PathLike, img_size: int, device: str,
                   batch_size: int = 256, workers: int = 0, progress: bool = False) -> np.ndarray:
     """(N, F) float32 features of ``table``'s images (backbone in eval mode, no augmentation)."""
-    from ..runs import Progress
-
     ds = make_dataset(table, root, img_size, train=False, check=False)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     model.eval()
@@ -74,7 +73,6 @@ def load_features(path: str | os.PathLike, expect: dict[str, str] | None = None,
     if not path.is_file():
         raise FileNotFoundError(f"feature file {str(path)!r} does not exist; create it with "
                                 "`ihmr age extract-features`")
-    from ..io import open_npz
 
     with open_npz(path, "feature file") as z:
         fp = json.loads(str(z["fingerprint"]))

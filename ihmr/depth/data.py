@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from ..config import resolve_path
@@ -134,8 +135,6 @@ def resize_short_side(img: np.ndarray, short: int = SHORT_SIDE, nearest: bool = 
 
     Bilinear (OpenCV) for images; ``nearest=True`` (depth maps) uses :func:`pil_nearest_resize`,
     the rule of DIR's ``Scale(240)`` for depth."""
-    import cv2
-
     h, w = img.shape[:2]
     size = short_side_size(h, w, short)
     if (w, h) == size:
@@ -156,8 +155,6 @@ def center_crop(img: np.ndarray, wh: Sequence[int] = CROP_WH) -> np.ndarray:
 
 
 def resize(img: np.ndarray, wh: Sequence[int]) -> np.ndarray:
-    import cv2
-
     if (img.shape[1], img.shape[0]) == tuple(wh):
         return img
     return cv2.resize(img, tuple(int(v) for v in wh), interpolation=cv2.INTER_LINEAR)
@@ -168,8 +165,6 @@ def augment(rgb: np.ndarray, depth: np.ndarray, rng: np.random.Generator):
 
     Depth is rotated with nearest-neighbour interpolation so no mixed depths appear at edges.
     """
-    import cv2
-
     if rng.random() < 0.5:
         rgb, depth = rgb[:, ::-1], depth[:, ::-1]
     angle = rng.uniform(-5.0, 5.0)

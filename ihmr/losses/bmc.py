@@ -217,8 +217,6 @@ def _weighted_bmc(p, y, w, v, mse_weight, balance_weight, normalize_by_dim, redu
     Plain autograd over the (B, N) distance matrix (keypoint-sized problems); no host
     synchronisation and no data-dependent shapes (masks are applied as weights).
     """
-    import math
-
     d = p.shape[1]
     offset = 0
     if distributed:

@@ -8,12 +8,11 @@ of all ranks are gathered and every local prediction is compared with the *globa
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 
 
 def world_info() -> tuple[int, int]:
     """``(rank, world_size)`` of the default process group, ``(0, 1)`` when none is set up."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -28,8 +27,6 @@ def gather_targets(target: torch.Tensor) -> tuple[torch.Tensor, int]:
     ranks' rows are constants. Without an initialised process group (or with one rank) this
     returns ``(target, 0)``. Every rank must call it (it is a collective).
     """
-    import torch.distributed as dist
-
     rank, world = world_info()
     if world == 1:
         return target, 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from ..errors import DataError, NonFiniteError, ShapeError, shape_str
@@ -58,7 +59,6 @@ class PreparedGMM(NamedTuple):
 def _f64(x: Any, name: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x.detach().to(device="cpu", dtype=torch.float64)
-    import numpy as np
 
     try:
         return torch.from_numpy(np.array(x, dtype=np.float64))

@@ -26,6 +26,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import DataError
+from ..io import check_writable_file, torch_save
+from ..models.hmr import (HEAD_KIND, HMR, NPOSE, HMRHead, checkpoint_kind, load_checked,
+                          read_checkpoint, split_spin_state_dict)
+from .features import file_fingerprint
 
 EXPORT_KIND = "ihmr-hmr-model"
 
@@ -40,15 +44,11 @@ class LoadedModel:
 
 
 def _fingerprint(path: str | os.PathLike) -> str:
-    from .features import file_fingerprint
-
     return file_fingerprint(path)
 
 
 def _head_state(ckpt: Mapping[str, Any]) -> tuple[dict, str | None] | None:
     """``(head state, features fingerprint)`` of an ``ihmr train`` head or run checkpoint."""
-    from ..models.hmr import HEAD_KIND
-
     if ckpt.get("kind") == HEAD_KIND:
         return dict(ckpt["head"]), ckpt.get("features_fingerprint")
     state = ckpt.get("state")
@@ -60,8 +60,6 @@ def _head_state(ckpt: Mapping[str, Any]) -> tuple[dict, str | None] | None:
 def _load_both(model: Any, state: Mapping[str, Any], where: str) -> None:
     """Load a SPIN-layout state dict into backbone and head; one error naming what does not fit
     in either part (missing / unexpected keys, wrong shapes)."""
-    from ..models.hmr import load_checked, split_spin_state_dict
-
     bb, hd = split_spin_state_dict(state)
     problems = []
     for module, part, what in ((model.backbone, bb, "backbone"),
@@ -118,8 +116,6 @@ def load_model(checkpoint: str | os.PathLike, backbone: str | os.PathLike | None
         allow_mismatch: accept a backbone whose fingerprint differs from the head's record
             (predictions are then not what the head was trained for; recorded in ``info``).
     """
-    from ..models.hmr import HMR, HMRHead, NPOSE, checkpoint_kind, load_checked, read_checkpoint
-
     ckpt = read_checkpoint(checkpoint)
     info: dict[str, Any] = {"checkpoint": str(checkpoint), "fingerprint": _fingerprint(checkpoint)}
     head = _head_state(ckpt)
@@ -160,7 +156,6 @@ def load_model(checkpoint: str | os.PathLike, backbone: str | os.PathLike | None
                 "matching checkpoint (or --allow-mismatch to run anyway)")
         info["fingerprint_mismatch"] = True
     model = HMR(mean_params)
-    from ..models.hmr import split_spin_state_dict
 
     bb_state, _ = split_spin_state_dict(bb_ckpt["model"] if "model" in bb_ckpt else bb_ckpt)
     load_checked(model.backbone, bb_state, "backbone")
@@ -183,8 +178,6 @@ def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike,
     (``head_source``, ``backbone_source``) and the backbone fingerprint that a head's
     ``features_fingerprint`` is checked against.
     """
-    from ..io import check_writable_file, torch_save
-
     check_writable_file(out, "export file (--out)")
 
     loaded = load_model(checkpoint, backbone, allow_mismatch=allow_mismatch)

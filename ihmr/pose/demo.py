@@ -20,7 +20,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..config import _merge, from_dict, parse_overrides, to_dict
+from ..errors import ConfigError
+from ..io import save_npz, write_json, write_text
+from ..priors import fit_gmm, pose_to_rotmat_labels
 from .config import DatasetConfig, PoseTrainConfig
+from .demo_data import DemoConfig, load_demo_meta, make_demo
+from .jobs import split_job
+from .spin_data import read_spin_npz
+from .split import GenderedBodies, load_split
+from .train import train
 
 DEMO_DATA = "data/demo"
 DEMO_RUNS = "runs/demo"
@@ -59,8 +68,6 @@ DEMO_SETTINGS: dict[str, Any] = {
 def demo_config(kind: str = "mse", data: str | os.PathLike = DEMO_DATA,
                 runs: str | os.PathLike = DEMO_RUNS) -> PoseTrainConfig:
     """The demo's training config of run ``kind`` (a key of :data:`DEMO_RECIPES`)."""
-    from ..errors import ConfigError
-
     if kind not in DEMO_RECIPES:
         raise ConfigError(f"demo run must be one of {list(DEMO_RECIPES)}, got {kind!r}")
     pose, keypoints = DEMO_RECIPES[kind]
@@ -94,8 +101,6 @@ def ensure_demo_data(root: str | os.PathLike = DEMO_DATA, echo: Callable[[str], 
     """Generate the demo data under ``root`` unless it is there; returns its metadata. Data made
     with settings other than the current defaults (custom ones, or an earlier version's) is used
     as it is, with a note naming each setting that differs and how to regenerate it."""
-    from .demo_data import DemoConfig, load_demo_meta, make_demo
-
     meta = load_demo_meta(root)
     if meta is None:
         echo(f"generating the demo data in {root} (ihmr demo-data) ...")
@@ -125,9 +130,6 @@ def ensure_prior(root: str | os.PathLike = DEMO_DATA, components: int = 16,
     term's pull and leaves a constant push. The ridge ``reg_covar`` = 1e-2 keeps every eigenvalue
     above sigma^2 (docs/studies/ihmr_demo_label_noise.md, "Why these settings").
     """
-    from ..priors import fit_gmm, pose_to_rotmat_labels
-    from .spin_data import read_spin_npz
-
     path = Path(root) / PRIOR_FILE
     if not path.is_file() or _older_than_data(path, root):
         echo(f"fitting the {components}-component GMM prior on the training poses ...")
@@ -141,8 +143,6 @@ def ensure_prior(root: str | os.PathLike = DEMO_DATA, components: int = 16,
 
 def ensure_split(root: str | os.PathLike = DEMO_DATA, bodies: Any = None) -> Path:
     """The balanced split of the demo test set (``ihmr split``), computed once and shared."""
-    from .jobs import split_job
-
     path = Path(root) / "split.npz"
     if not path.is_file() or _older_than_data(path, root):
         split_job(Path(root) / "dataset_extras" / "demo_test.npz", path, bodies=bodies)
@@ -217,10 +217,7 @@ def render_comparison(root: str | os.PathLike, runs: dict[str, Path], out: str |
         problem = backend_problem()
         if problem:
             return f"renders skipped: {problem}"
-        from ..io import save_npz
         from ..render.predictions import render_params
-        from .split import load_split
-        from .spin_data import read_spin_npz
 
         split = load_split(Path(root) / "split.npz")
         idx = np.argsort(-split.distance, kind="stable")[:k]
@@ -262,11 +259,6 @@ def run_demo(data: str | os.PathLike = DEMO_DATA, runs: str | os.PathLike = DEMO
              kinds: Sequence[str] = DEMO_KINDS, overrides: Sequence[str] = (),
              echo: Callable[[str], None] = print, render: bool = True) -> dict[str, Any]:
     """The whole demo; returns ``{"metrics": {kind: metrics}, "table": str, ...}``."""
-    from ..config import from_dict, parse_overrides, to_dict, _merge
-    from ..io import write_json, write_text
-    from .split import GenderedBodies
-    from .train import train
-
     t0 = time.perf_counter()
     ensure_demo_data(data, echo)
     if any(DEMO_RECIPES.get(k, ("",))[0] == "gai" for k in kinds):

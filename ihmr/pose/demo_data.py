@@ -41,6 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+
+from ..errors import ConfigError, check_at_least
+from ..geometry import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_rot6d
+from ..io import check_writable_dir, save_npz, write_json
+from .features import write_feature_store
+from .spin_data import labels_fingerprint
 
 FAMILIES = ("arms_raised", "squat", "turned_torso", "kick", "forward_bend")
 _STAND = {16: (0, 0, -1.2), 17: (0, 0, 1.2)}  # arms down from SMPL's T-pose
@@ -77,8 +84,6 @@ class DemoConfig:
     def check(self) -> None:
         """Raise :class:`~ihmr.errors.ConfigError` naming the first invalid noise or tail
         setting (counts and the seed are checked by :func:`make_demo`)."""
-        from ..errors import ConfigError
-
         for name in ("obs_noise", "jitter", "severity_noise", "joint_noise", "betas_noise",
                      "feature_noise"):
             v = getattr(self, name)
@@ -129,10 +134,6 @@ def _family_pose(family: np.ndarray, s: np.ndarray, mirror: np.ndarray) -> np.nd
 
 def _global_orient(n: int, rng: np.random.Generator) -> np.ndarray:
     """Camera-facing orientation (pi about x, SMPL's y up -> image y down) with some yaw."""
-    import torch
-
-    from ..geometry import axis_angle_to_matrix, matrix_to_axis_angle
-
     flip = axis_angle_to_matrix(torch.tensor([np.pi, 0.0, 0.0], dtype=torch.float64))
     yaw = np.zeros((n, 3))
     yaw[:, 1] = rng.normal(0, 0.35, n)
@@ -146,8 +147,6 @@ def sample_poses(n: int, rng: np.random.Generator, cfg: DemoConfig, train: bool)
     The features see the label pose with every joint turned by ``exp(w)``,
     ``w ~ N(0, obs_noise^2 I_3)`` (training and test), after the optional training label noise
     (``severity_noise``, ``joint_noise``)."""
-    from ..geometry import axis_angle_to_matrix, matrix_to_axis_angle
-
     fam = rng.integers(0, len(FAMILIES), n)
     if train:
         u = rng.random(n)  # inverse CDF of the exponential truncated to [0, 1]
@@ -165,7 +164,6 @@ def sample_poses(n: int, rng: np.random.Generator, cfg: DemoConfig, train: bool)
         seen = _family_pose(fam, s_seen, mirror) + base
         seen[:, 1:] += rng.normal(0, cfg.joint_noise, (n, 23, 3))
     w = rng.normal(0, cfg.obs_noise, (n, 24, 3))
-    import torch
 
     r = axis_angle_to_matrix(torch.as_tensor(seen)) @ axis_angle_to_matrix(torch.as_tensor(w))
     observed = matrix_to_axis_angle(r).numpy()
@@ -187,10 +185,6 @@ class FeatureMap:
         self.fingerprint = "demo-" + digest[:12]
 
     def __call__(self, pose: np.ndarray, betas: np.ndarray) -> np.ndarray:
-        import torch
-
-        from ..geometry import axis_angle_to_matrix, matrix_to_rot6d
-
         rot = axis_angle_to_matrix(torch.as_tensor(pose, dtype=torch.float32).reshape(-1, 24, 3))
         h = np.concatenate([matrix_to_rot6d(rot).reshape(len(pose), 144).numpy(),
                             0.3 * betas.astype(np.float32)], 1)
@@ -208,8 +202,6 @@ def _joints49(body: Any, betas: Any, pose: Any) -> np.ndarray:
 def _keypoints(body: Any, pose: np.ndarray, betas: np.ndarray, rng: np.random.Generator):
     """SPIN ``S`` (N, 24, 4), ``part`` (N, 24, 3), ``openpose`` (N, 25, 3) from the body's
     49 joints, projected with a weak-perspective camera into a 224 px crop (scale 1.12)."""
-    import torch
-
     t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
         j49 = _joints49(body, t(betas), t(pose))
@@ -238,10 +230,6 @@ def noise_report(label: np.ndarray, observed: np.ndarray, betas: np.ndarray, bod
     coordinate of the 3-D joints (m, mid-hip centred) and of the 2-D joints (crop units at the
     demo's mean camera scale 0.9): the natural noise scales of the keypoint losses.
     """
-    import torch
-
-    from ..geometry import axis_angle_to_matrix
-
     n = min(len(label), max_samples)
     rot = lambda a: axis_angle_to_matrix(torch.as_tensor(a[:n]).reshape(n, 24, 3))  # noqa: E731
     r_lab, r_obs = rot(label), rot(observed)
@@ -274,11 +262,6 @@ def make_demo(out: str | os.PathLike = "data/demo", cfg: DemoConfig | None = Non
     ``features/demo_{train,test}/`` (feature stores), ``demo.json`` (settings, counts and the
     :func:`noise_report` of the training set).
     """
-    from ..errors import check_at_least
-    from ..io import check_writable_dir, save_npz, write_json
-    from .features import write_feature_store
-    from .spin_data import labels_fingerprint
-
     cfg = cfg or DemoConfig()
     for name, option, least in (("n_train", "--n-train", 1), ("n_test", "--n-test", 1),
                                 ("feature_dim", "--set feature_dim", 1), ("seed", "--seed", 0)):

@@ -31,9 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import cv2
 import numpy as np
 
 from ..errors import ConfigError, DataError, ShapeError
+from ..io import open_npz
 from ..spin import CROP_BOX
 
 SOURCES = ("boxes", "center_scale", "face", "profile_face", "upper_body", "full_body", "hog",
@@ -163,7 +165,6 @@ def read_center_scale(path: str | os.PathLike) -> dict[str, list[tuple[np.ndarra
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"centre/scale file {str(path)!r} not found")
-    from ..io import open_npz
 
     with open_npz(path, "centre/scale file") as z:
         missing = [k for k in ("imgname", "center", "scale") if k not in z.files]
@@ -194,8 +195,6 @@ def lookup(table: Mapping[str, list] | None, name: str) -> list | None:
 # ---------------------------------------------------------------------------------------- HOG
 def hog_detector() -> tuple[Any, str | None]:
     """``(HOGDescriptor with the default people SVM, None)`` or ``(None, reason)``."""
-    import cv2
-
     cls = getattr(cv2, "HOGDescriptor", None)
     if cls is None and hasattr(cv2, "xobjdetect"):
         cls = getattr(cv2.xobjdetect, "HOGDescriptor", None)
@@ -249,8 +248,6 @@ def detect_hog(image: np.ndarray, hog: Any = None, *, min_score: float = 0.3, io
     at scale steps of 1.05, then boxes with score < ``min_score`` are dropped and the rest
     suppressed with :func:`nms`. Boxes are mapped back to the input's pixels.
     """
-    import cv2
-
     if hog is None:
         hog, reason = hog_detector()
         if hog is None:

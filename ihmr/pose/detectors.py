@@ -48,9 +48,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from .detect import box_iou, detect_hog, hog_detector
 
 CASCADE_FILES = {
     "face": "haarcascade_frontalface_default.xml",
@@ -184,8 +186,6 @@ def _stacked(a: np.ndarray, b: np.ndarray) -> bool:
 def merge_candidates(cands: list[Detection], settings: DetectSettings) -> list[Detection]:
     """Non-maximum suppression across sources (see the module docstring): candidates (each
     with ``head``) -> people, best first, thresholded, at most ``settings.max_people``."""
-    from .detect import box_iou
-
     people: list[dict[str, Any]] = []
     for c in sorted(cands, key=lambda d: -d.score):
         if not (c.box[2] > c.box[0] and c.box[3] > c.box[1]):
@@ -228,10 +228,6 @@ class CascadeDetector:
     ``notes`` says which parts are missing from the installed OpenCV (and so skipped)."""
 
     def __init__(self, settings: DetectSettings | None = None) -> None:
-        import cv2
-
-        from .detect import hog_detector
-
         self.settings = settings or DetectSettings()
         self.notes: list[str] = []
         self.cascades: dict[str, Any] = {}
@@ -256,10 +252,6 @@ class CascadeDetector:
 
     def candidates(self, image: np.ndarray) -> list[Detection]:
         """Every raw hit of every part as a candidate (unmerged), boxes in ``image`` px."""
-        import cv2
-
-        from .detect import detect_hog
-
         h, w = image.shape[:2]
         gray_full = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
         grays: dict[int, tuple[np.ndarray, float, float]] = {}

@@ -15,9 +15,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..errors import DataError
+from .detect import nms
 from .detectors import Detection, DetectSettings
 
 
@@ -31,8 +33,6 @@ class OnnxDetector:
 
     def __init__(self, path: str | os.PathLike, settings: DetectSettings | None = None,
                  person_class: int = 0, input_size: int | None = None) -> None:
-        import cv2
-
         self.path = Path(path)
         self.settings = settings or DetectSettings()
         self.person_class = int(person_class)
@@ -64,8 +64,6 @@ class OnnxDetector:
 
     def raw(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Person boxes (K, 4) in ``image`` px (clipped) and scores (K,), before NMS."""
-        import cv2
-
         h, w = image.shape[:2]
         s = self.input_size
         r = min(s / h, s / w)
@@ -91,8 +89,6 @@ class OnnxDetector:
         return boxes[ok], scores[ok]
 
     def __call__(self, image: np.ndarray) -> list[Detection]:
-        from .detect import nms
-
         st = self.settings
         boxes, scores = self.raw(image)
         keep = [i for i in nms(boxes, scores, 0.45)

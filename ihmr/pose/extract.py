@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from ..errors import DataError
 from ..io import read_image
@@ -24,6 +25,8 @@ from ..runs import Progress
 from ..spin import IMG_RES
 from .crop import (Augment, crop_image, normalise, transform_keypoints2d, transform_keypoints3d,
                    transform_pose)
+from .features import FeatureStore, FeatureStoreWriter, file_fingerprint
+from .spin_data import read_spin_npz
 
 
 def view_augments(seed: int, index: int, views: int) -> list[Augment]:
@@ -70,11 +73,6 @@ def extract(labels_path: str | os.PathLike, images: str | os.PathLike, out: str 
     store's source fingerprint) or ``backbone`` (a module with ``.features``) plus ``fingerprint``.
     Returns a summary (shards written, seconds, store path).
     """
-    import torch
-
-    from .features import FeatureStore, FeatureStoreWriter, file_fingerprint
-    from .spin_data import read_spin_npz
-
     labels = read_spin_npz(labels_path)
     rank, world, local = dist_info()
     if overwrite and world > 1:  # no barrier between ranks: one could delete another's shards

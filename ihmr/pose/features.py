@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import torch
 
 from ..errors import ConfigError, DataError, shape_str
 from ..io import atomic_path, write_json
@@ -125,8 +126,6 @@ class FeatureStore:
 
     def tensor(self, view: int = 0, dtype=None, device=None):
         """:meth:`array` as a torch tensor (float32 by default) on ``device``."""
-        import torch
-
         t = torch.from_numpy(self.array(view))
         return t.to(device=device, dtype=dtype or torch.float32)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 # RGB per source; anything else (a future source) is drawn white
@@ -19,8 +20,6 @@ def draw_boxes(image: np.ndarray, boxes: Sequence[Sequence[float]], sources: Seq
     """A copy of ``image`` (H, W, 3) uint8 RGB with each box [x1, y1, x2, y2] (pixels of the
     image before a resize by ``scale`` = (sx, sy)) outlined and labelled ``source score``
     (``source`` alone where the score is NaN)."""
-    import cv2
-
     out = np.ascontiguousarray(image).copy()
     thick = max(1, round(max(out.shape[:2]) / 400))
     for box, src, score in zip(boxes, sources, scores):

@@ -43,8 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import DataError, shape_str
+from ..geometry import axis_angle_to_matrix
+from ..io import read_npz
 
 #: expected trailing shape of every known key (N is the leading dimension)
 KEY_SHAPES: dict[str, tuple[int, ...]] = {
@@ -120,8 +123,6 @@ class SpinLabels:
 
     def rotmats(self):
         """(N, 24, 3, 3) rotation matrices of ``pose`` (zeros rows give identities)."""
-        from ..geometry import axis_angle_to_matrix
-
         return axis_angle_to_matrix(self.pose.reshape(-1, 24, 3))
 
     def fingerprint(self) -> str:
@@ -130,8 +131,6 @@ class SpinLabels:
 
     def subset(self, index) -> "SpinLabels":
         """Rows ``index`` (an int array or slice) of every per-sample field."""
-        import torch
-
         idx = np.arange(len(self))[index]
         t = torch.as_tensor(idx, dtype=torch.long)
         out = {}
@@ -157,7 +156,6 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"SPIN label file {str(path)!r} does not exist; pass the path to a "
                         "dataset_extras/*.npz file")
-    from ..io import read_npz
 
     return read_npz(path, "SPIN label file")
 
@@ -207,8 +205,6 @@ def read_spin_npz(path: str | os.PathLike, dataset: str | None = None) -> SpinLa
     ``imgname``, ``center`` and ``scale``. Absent optional keys become zeros: ``has_smpl`` is 0
     without ``pose``, keypoint visibilities/confidences are 0 without ``part``/``openpose``/``S``.
     """
-    import torch
-
     path = Path(path)
     dataset = dataset or infer_dataset(path) or path.stem
     data = _load_npz(path)
@@ -239,8 +235,6 @@ def read_static_fits(path: str | os.PathLike, n: int | None = None):
 
     ``n``, when given, is the sample count of the matching dataset file (checked).
     """
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"static fits file {str(path)!r} does not exist; expected "
@@ -266,8 +260,6 @@ def read_static_fits(path: str | os.PathLike, n: int | None = None):
 def with_static_fits(labels: SpinLabels, fits_path: str | os.PathLike) -> SpinLabels:
     """Labels whose pose/betas are SPIN's static fits, every fit taken as valid (no fitting-loss
     rule; training applies the release's rule instead: :mod:`ihmr.pose.fits`)."""
-    import torch
-
     pose, betas = read_static_fits(fits_path, n=len(labels))
     return dataclasses.replace(labels, pose=pose, betas=betas,
                                has_smpl=torch.ones(len(labels), dtype=torch.bool))

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import ConfigError, DataError, ShapeError, check_choice, shape_str
+from ..io import save_npz
 from .gmm import _utc_now, read_prior_npz
 
 KERNELS = ("gaussian", "triangular", "laplace")
@@ -223,8 +224,6 @@ class BinPrior:
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``edges``, ``counts``, ``smoothed``, ``centers`` and JSON ``metadata``
         atomically (a failed write leaves no file)."""
-        from ..io import save_npz
-
         meta = {"kind": "bins", **self.metadata}
         meta.setdefault("created", _utc_now())
         return save_npz(path, edges=self.edges, counts=self.counts, smoothed=self.smoothed,

@@ -10,16 +10,20 @@ JSON metadata string, never a pickle).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
 import os
+import pickle
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from ..errors import ConfigError, DataError, NonFiniteError, ShapeError, check_choice, shape_str
+from ..io import save_npz
 
 # Weight sums this close to 1 are renormalised silently (float32 round trips, text exports).
 _WEIGHT_SUM_TOL = 1e-4
@@ -30,8 +34,6 @@ class PriorFitWarning(UserWarning):
 
 
 def _utc_now() -> str:
-    import datetime
-
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -201,8 +203,6 @@ class GMMPrior:
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``weights``, ``means``, ``covariances`` and a JSON ``metadata`` string to ``.npz``,
         atomically (a failed write leaves no file)."""
-        from ..io import save_npz
-
         meta = {"kind": "gmm", **self.metadata}
         meta.setdefault("created", _utc_now())
         return save_npz(path, weights=self.weights, means=self.means,
@@ -229,8 +229,6 @@ def read_prior_npz(
         raise DataError(
             f"{where} does not exist; fit one with `ihmr fit-prior LABELS --out {path}`"
         )
-    import pickle
-    import zipfile
 
     try:
         npz = np.load(path, allow_pickle=False)

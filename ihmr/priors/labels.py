@@ -9,7 +9,10 @@ rotation matrices, (N, 3J) -> (N, 9J), the label representation of the IHMR prio
 
 from __future__ import annotations
 
+import csv
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -92,9 +95,6 @@ def read_labels(path: str | os.PathLike, key: str | None = None,
 
 
 def _read_numpy(path: Path, key: str | None) -> np.ndarray:
-    import pickle
-    import zipfile
-
     if path.suffix.lower() == ".npz" and not zipfile.is_zipfile(path):
         raise DataError(f"label file {str(path)!r} is not an .npz archive (numpy.savez format); "
                         "check the file name and how it was written")
@@ -135,8 +135,6 @@ def _read_numpy(path: Path, key: str | None) -> np.ndarray:
 
 
 def _read_csv(path: Path, column: Any) -> np.ndarray:
-    import csv
-
     with open(path, newline="") as f:
         rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
     if not rows:

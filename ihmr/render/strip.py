@@ -7,9 +7,11 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from ihmr.errors import ConfigError, ShapeError
+from ihmr.io import atomic_path
 
 
 def _check_panel(p, i: int) -> np.ndarray:
@@ -21,8 +23,6 @@ def _check_panel(p, i: int) -> np.ndarray:
 
 def label_panel(panel: np.ndarray, text: str, bar: int | None = None) -> np.ndarray:
     """Return ``panel`` (H, W, 3) uint8 with a white bar of ``bar`` px on top holding ``text``."""
-    import cv2
-
     panel = _check_panel(panel, 0)
     h, w = panel.shape[:2]
     bar = bar if bar is not None else max(16, h // 12)
@@ -39,8 +39,6 @@ def label_panel(panel: np.ndarray, text: str, bar: int | None = None) -> np.ndar
 
 
 def _fit_height(panel: np.ndarray, height: int) -> np.ndarray:
-    import cv2
-
     if panel.shape[0] == height:
         return panel
     width = max(1, int(round(panel.shape[1] * height / panel.shape[0])))
@@ -81,10 +79,6 @@ def grid(rows: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
 
 def save_png(path: str | os.PathLike, rgb: np.ndarray, compression: int = 9) -> Path:
     """Write an uint8 (H, W, 3) RGB array as a PNG, atomically (whole file or none)."""
-    import cv2
-
-    from ihmr.io import atomic_path
-
     rgb = _check_panel(rgb, 0)
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]),
                            [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])

@@ -7,6 +7,8 @@ figures. ``ihmr synth --out DIR`` does both with a progress display.
 
 from __future__ import annotations
 
+import torch
+
 from ..errors import ConfigError
 from ..runs import Progress
 from .benchmark import BenchmarkResult, SynthConfig, run_benchmark, summarize
@@ -15,8 +17,6 @@ from .report import check_ordering, write_outputs
 
 def set_threads(threads: int) -> None:
     """Use ``threads`` threads in torch and in the compiled kernels (numba, when installed)."""
-    import torch
-
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)

@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .compiled import train_chunk
 from .models import ModelSpec, predict
 from .spec import METHODS, Protocol
 from .steps import TorchStep, compiled_inputs, use_compiled
@@ -243,8 +244,6 @@ def train_batched(
 
 def _train_compiled(run: _Run, models: _Models, methods: Sequence[str]) -> None:
     """All epochs in chunks of :func:`.compiled.train_chunk` (whole chunks in compiled code)."""
-    from .compiled import train_chunk
-
     data, G, R = run.data, *models.best_val.shape
     n_train, d = data.x_train.shape[1], data.y_train.shape[-1]
     codes, n_comp, prior = compiled_inputs(

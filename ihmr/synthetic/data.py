@@ -23,18 +23,9 @@ import math
 import numpy as np
 
 from ..errors import ConfigError, check_choice
-from .spec import (
-    DISTRIBUTIONS,
-    EXP_RATE,
-    MVN_BASE_COV,
-    MVN_SCALE,
-    NOISE_SIGMA,
-    NONLINEAR_FUNCTIONS,
-    NORMAL_SIGMA,
-    SKEWS,
-    Protocol,
-    label_range,
-)
+from ..priors.gmm import fit_gmm
+from .spec import (DISTRIBUTIONS, EXP_RATE, MVN_BASE_COV, MVN_SCALE, NOISE_SIGMA,
+                   NONLINEAR_FUNCTIONS, NORMAL_SIGMA, PRIOR_SAMPLES, SKEWS, Protocol, label_range)
 
 LINEAR_K = 1.0
 LINEAR_B = 0.0
@@ -211,9 +202,6 @@ def fit_true_prior(distribution: str, skew: str, n_components: int, seed: int = 
     """GAI prior: a GMM fitted with :func:`ihmr.priors.fit_gmm` to 10,000 samples of the true
     (trimmed) training distribution. It describes ``p_train``, not a drawn dataset, so one fit
     serves every seed of a setting."""
-    from ..priors.gmm import fit_gmm
-    from .spec import PRIOR_SAMPLES
-
     rng = np.random.default_rng([int(seed), 7919, DISTRIBUTIONS.index(distribution),
                                  SKEWS.index(skew)])
     labels = sample_labels(distribution, skew, PRIOR_SAMPLES, rng)

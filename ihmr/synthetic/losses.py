@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+from torch.distributions import MultivariateNormal
 
 # log-weight of padding components (priors with fewer than K components share one tensor).
 PAD_LOG_WEIGHT = -1.0e4
@@ -165,8 +167,6 @@ def prior_tensors(priors, k_max: int, dtype=torch.float32) -> dict[str, torch.Te
     """Stack GMM priors (objects with ``weights``, ``means``, ``covariances``) into padded
     tensors: log_weights (M, K), means (M, K, d), eigvals (M, K, d), eigvecs (M, K, d, d).
     The eigendecomposition is done once here, in float64."""
-    import numpy as np
-
     out = {"log_weights": [], "means": [], "eigvals": [], "eigvecs": []}
     for prior in priors:
         w = np.asarray(prior.weights, dtype=np.float64)
@@ -199,8 +199,6 @@ def gai_value(P: torch.Tensor, Y: torch.Tensor, v: torch.Tensor, log_weights: to
 
     ``log_weights`` (M, K), ``means`` (M, K, d), ``covariances`` (M, K, d, d).
     """
-    from torch.distributions import MultivariateNormal
-
     d = P.shape[-1]
     eye = torch.eye(d, dtype=P.dtype)
     vv = v.view(-1, 1, 1, 1)

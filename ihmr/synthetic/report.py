@@ -7,6 +7,7 @@ each finished file into place only at the end, so a failure never leaves partial
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -114,8 +115,6 @@ def write_outputs(result: BenchmarkResult, out: str | os.PathLike, figures: bool
     """Write results.json, results.csv, table.md, run.json (and nonlinear.json, the figures)
     under ``out``. Everything is rendered into a staging folder first and moved into place at
     the end; on an error nothing is left behind. Returns the written paths."""
-    import dataclasses
-
     out = check_writable_dir(out)
     staging = Path(tempfile.mkdtemp(prefix=".synth-staging-", dir=out))
     try:

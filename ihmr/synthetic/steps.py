@@ -15,6 +15,7 @@ import torch
 
 from ..errors import ConfigError
 from . import losses as L
+from .kernels import METHOD_CODES
 from .models import backward, forward
 
 
@@ -42,8 +43,6 @@ def compiled_inputs(methods: Sequence[str], priors, n_groups: int, d: int):
     method, and the GMM priors of the groups as padded float64 arrays (log weights, means,
     eigenvalues and eigenvectors of the covariances). Without priors (no GAI method) every
     group gets one unused standard-normal component."""
-    from .kernels import METHOD_CODES
-
     codes = np.array([METHOD_CODES[m] for m in methods], dtype=np.int64)
     if priors is None:
         return codes, np.ones(n_groups, np.int64), (
