@@ -25,7 +25,6 @@ from ..errors import ConfigError
 from ..io import save_npz, write_json, write_text
 from ..priors import fit_gmm, pose_to_rotmat_labels
 from .config import DatasetConfig, PoseTrainConfig
-from .demo_data import DemoConfig, load_demo_meta, make_demo
 from .jobs import split_job
 from .spin_data import read_spin_npz
 from .split import GenderedBodies, load_split
@@ -101,6 +100,8 @@ def ensure_demo_data(root: str | os.PathLike = DEMO_DATA, echo: Callable[[str], 
     """Generate the demo data under ``root`` unless it is there; returns its metadata. Data made
     with settings other than the current defaults (custom ones, or an earlier version's) is used
     as it is, with a note naming each setting that differs and how to regenerate it."""
+    from .demo_data import DemoConfig, load_demo_meta, make_demo  # looked up per call (tests)
+
     meta = load_demo_meta(root)
     if meta is None:
         echo(f"generating the demo data in {root} (ihmr demo-data) ...")

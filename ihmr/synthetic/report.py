@@ -38,10 +38,11 @@ def records_csv(records: Sequence[dict]) -> str:
 
 def check_ordering(summary: dict, factor: float = 5.0,
                    floor: float = 0.25) -> list[tuple[str, bool, str]]:
-    """The ordering of paper Table 4 (Ren et al., CVPR 2022), per setting present in ``summary`` (means over seeds):
-    every Balanced MSE variant < Reweight < Vanilla; true-sigma variants < 0.25; learned-sigma
-    variants within ``factor`` x the true-sigma ones or below ``floor`` (a relative factor alone
-    cannot hold near 0: the paper's own Exponential High GAI is 0.130 against 0.001).
+    """The ordering of paper Table 4 (Ren et al., CVPR 2022), per setting present in ``summary``
+    (means over seeds): every Balanced MSE variant < Reweight < Vanilla; true-sigma variants
+    < 0.25; learned-sigma variants within ``factor`` x the true-sigma ones or below ``floor`` (a
+    relative factor alone cannot hold near 0: the paper's own Exponential High GAI is 0.130
+    against 0.001).
     Returns ``[(setting, ok, detail)]``."""
     out = []
     settings = sorted({(d, s) for d, s, _ in summary}, key=lambda k: (
