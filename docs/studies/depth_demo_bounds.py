@@ -8,7 +8,7 @@
    depth range, integrated over a 1 cm grid of y and x, bins weighted equally as on the balanced
    test pixels. The gap between the two is all that a balanced loss can gain from the prior.
 
-    python scripts/depth_demo_bounds.py --out runs/depth-demo --sigmas 0.3,0.4,0.5
+    python docs/studies/depth_demo_bounds.py --out runs/depth-demo --sigmas 0.3,0.4,0.5
 """
 
 from __future__ import annotations
