@@ -86,8 +86,10 @@ RENAMED_KEYS: dict[str, str] = {
 
 #: Choices of the older vocabularies, per key: ``{key: {old value: what to write instead}}``.
 RENAMED_VALUES: dict[str, dict[str, str]] = {
-    "loss.kind": {"reweight": "inverse or sqrt_inv (the former loss.reweight value)",
-                  "vanilla": "mse"},
+    "loss.kind": {
+        "reweight": "inverse or sqrt_inv (the former loss.reweight value)",
+        "vanilla": "mse",
+    },
 }
 
 
@@ -155,7 +157,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{where} must have {len(args)} items, got {len(value)}")
-            return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+            return tuple(
+                _coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))
+            )
         item = args[0] if args else Any
         out = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out

@@ -96,9 +96,10 @@ def check_finite_rows(x: Any, name: str, hint: str = "") -> None:
     if a.dtype.kind not in "fc" or np.isfinite(a).all():
         return
     rows = np.unique(np.nonzero(~np.isfinite(a.reshape(len(a), -1)))[0])
-    raise NonFiniteError(f"{name} holds NaN or inf in {len(rows)} sample(s), rows "
-                         f"{rows[:8].tolist()}{' ...' if len(rows) > 8 else ''}"
-                         + (f"; {hint}" if hint else ""))
+    raise NonFiniteError(
+        f"{name} holds NaN or inf in {len(rows)} sample(s), rows "
+        f"{rows[:8].tolist()}{' ...' if len(rows) > 8 else ''}" + (f"; {hint}" if hint else "")
+    )
 
 
 def check_positive(value: float, name: str) -> None:

@@ -35,7 +35,7 @@ _SMALL_SQ = 1e-6
 def _check_last(x: torch.Tensor, dims: tuple[int, ...], name: str) -> None:
     if not torch.is_tensor(x):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim < len(dims) or tuple(x.shape[x.ndim - len(dims):]) != dims:
+    if x.ndim < len(dims) or tuple(x.shape[x.ndim - len(dims) :]) != dims:
         want = "(..., " + ", ".join(map(str, dims)) + ")"
         raise ShapeError(f"{name} must have shape {want}, got {tuple(x.shape)}")
 
@@ -68,7 +68,9 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
 def _sqrt_pos(x: torch.Tensor) -> torch.Tensor:
     # sqrt with a zero (not infinite) gradient where x <= 0.
     pos = x > 0
-    return torch.where(pos, torch.sqrt(torch.where(pos, x, torch.ones_like(x))), torch.zeros_like(x))
+    return torch.where(
+        pos, torch.sqrt(torch.where(pos, x, torch.ones_like(x))), torch.zeros_like(x)
+    )
 
 
 def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:
@@ -83,19 +85,27 @@ def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:
     m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
     m20, m21, m22 = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
     # q_abs[i] = 2 |q_i|
-    q_abs = _sqrt_pos(torch.stack([
-        1.0 + m00 + m11 + m22,
-        1.0 + m00 - m11 - m22,
-        1.0 - m00 + m11 - m22,
-        1.0 - m00 - m11 + m22,
-    ], dim=-1))
+    q_abs = _sqrt_pos(
+        torch.stack(
+            [
+                1.0 + m00 + m11 + m22,
+                1.0 + m00 - m11 - m22,
+                1.0 - m00 + m11 - m22,
+                1.0 - m00 - m11 + m22,
+            ],
+            dim=-1,
+        )
+    )
     # Row i: 4 q_i * q (each entry computed from the matrix), for i = w, x, y, z.
-    cands = torch.stack([
-        torch.stack([q_abs[..., 0] ** 2, m21 - m12, m02 - m20, m10 - m01], dim=-1),
-        torch.stack([m21 - m12, q_abs[..., 1] ** 2, m10 + m01, m02 + m20], dim=-1),
-        torch.stack([m02 - m20, m10 + m01, q_abs[..., 2] ** 2, m12 + m21], dim=-1),
-        torch.stack([m10 - m01, m20 + m02, m21 + m12, q_abs[..., 3] ** 2], dim=-1),
-    ], dim=-2)
+    cands = torch.stack(
+        [
+            torch.stack([q_abs[..., 0] ** 2, m21 - m12, m02 - m20, m10 - m01], dim=-1),
+            torch.stack([m21 - m12, q_abs[..., 1] ** 2, m10 + m01, m02 + m20], dim=-1),
+            torch.stack([m02 - m20, m10 + m01, q_abs[..., 2] ** 2, m12 + m21], dim=-1),
+            torch.stack([m10 - m01, m20 + m02, m21 + m12, q_abs[..., 3] ** 2], dim=-1),
+        ],
+        dim=-2,
+    )
     floor = torch.tensor(0.1, dtype=m.dtype, device=m.device)
     cands = cands / (2.0 * torch.maximum(q_abs, floor))[..., None]
     best = q_abs.argmax(dim=-1)
@@ -153,11 +163,14 @@ def geodesic_distance(r1: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
     _check_last(r1, (3, 3), "r1")
     _check_last(r2, (3, 3), "r2")
     m = r1.transpose(-1, -2) @ r2
-    s = torch.stack([m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0],
-                     m[..., 1, 0] - m[..., 0, 1]], dim=-1)
+    s = torch.stack(
+        [m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]],
+        dim=-1,
+    )
     s2 = (s * s).sum(-1)
     pos = s2 > 0
-    sin = 0.5 * torch.where(pos, torch.sqrt(torch.where(pos, s2, torch.ones_like(s2))),
-                            torch.zeros_like(s2))
+    sin = 0.5 * torch.where(
+        pos, torch.sqrt(torch.where(pos, s2, torch.ones_like(s2))), torch.zeros_like(s2)
+    )
     cos = 0.5 * (m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2] - 1.0)
     return torch.atan2(sin, cos)

@@ -21,9 +21,9 @@ from typing import Any, Iterator
 
 from .errors import AssetNotFoundError, DataError, DataFileNotFoundError, OutputPathError
 
-
 _CREATED: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar(
-    "ihmr_created_dirs", default=None)
+    "ihmr_created_dirs", default=None
+)
 
 
 def make_dirs(path: str | os.PathLike) -> Path:
@@ -71,7 +71,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=(path.suffix if suffix is None else suffix) + ".tmp",
+        prefix=f".{path.name}.",
+        suffix=(path.suffix if suffix is None else suffix) + ".tmp",
         dir=path.parent,
     )
     os.close(fd)
@@ -142,30 +143,39 @@ def check_writable_file(path: str | os.PathLike, what: str = "output file") -> P
 def _check_dir(path: Path, prefix: str) -> Path:
     blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
     if blocker is not None:
-        raise OutputPathError(f"{prefix}: {str(blocker)!r} is a file, not a folder; choose "
-                              "another path")
+        raise OutputPathError(
+            f"{prefix}: {str(blocker)!r} is a file, not a folder; choose another path"
+        )
     try:
         make_dirs(path)
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise OutputPathError(f"{prefix}: cannot create or write to folder {str(path)!r} "
-                              f"({exc.strerror or exc}); choose another folder or fix its "
-                              "permissions") from exc
+        raise OutputPathError(
+            f"{prefix}: cannot create or write to folder {str(path)!r} "
+            f"({exc.strerror or exc}); choose another folder or fix its "
+            "permissions"
+        ) from exc
     return path
 
 
-def load_torch_file(path: str | os.PathLike, what: str = "checkpoint", *, mmap: bool = False,
-                    map_location: Any = "cpu") -> Any:
+def load_torch_file(
+    path: str | os.PathLike,
+    what: str = "checkpoint",
+    *,
+    mmap: bool = False,
+    map_location: Any = "cpu",
+) -> Any:
     """``torch.load(path, weights_only=True)`` of a user file, with one clear error for every way
     it can fail: a missing file, or "checkpoint X is truncated or not a checkpoint"."""
     import torch
 
     path = Path(path)
     if not path.is_file():
-        raise AssetNotFoundError(f"{what} {str(path)!r} does not exist"
-                                 + ("; it is a folder" if path.is_dir() else ""))
+        raise AssetNotFoundError(
+            f"{what} {str(path)!r} does not exist" + ("; it is a folder" if path.is_dir() else "")
+        )
     with open(path, "rb"):  # no permission ...: the OS's error, with the path
         pass
     try:
@@ -173,8 +183,9 @@ def load_torch_file(path: str | os.PathLike, what: str = "checkpoint", *, mmap: 
     except Exception as exc:  # noqa: BLE001 - the file opens, so whatever torch.load raises
         # (zip errors, unpickling errors, EINVAL on a cut file) means the content is at fault
         why = " ".join(str(exc).split()).split(". ")[0][:160]  # torch's first sentence
-        raise DataError(f"{what} {str(path)!r} is truncated or not a checkpoint "
-                        f"({type(exc).__name__}: {why})") from exc
+        raise DataError(
+            f"{what} {str(path)!r} is truncated or not a checkpoint ({type(exc).__name__}: {why})"
+        ) from exc
 
 
 def open_npz(path: str | os.PathLike, what: str = "file") -> Any:
@@ -186,8 +197,10 @@ def open_npz(path: str | os.PathLike, what: str = "file") -> Any:
     if not path.is_file():
         raise AssetNotFoundError(f"{what} {str(path)!r} does not exist")
     if not zipfile.is_zipfile(path):
-        raise DataError(f"{what} {str(path)!r} is not an .npz archive (numpy.savez format); "
-                        "check the file name and how it was written")
+        raise DataError(
+            f"{what} {str(path)!r} is not an .npz archive (numpy.savez format); "
+            "check the file name and how it was written"
+        )
     try:
         return np.load(path, allow_pickle=False)
     except OSError:
@@ -204,9 +217,10 @@ def read_npz(path: str | os.PathLike, what: str = "file") -> dict[str, Any]:
         try:
             return {k: z[k] for k in z.files}
         except ValueError as exc:  # numpy: object arrays need allow_pickle
-            raise DataError(f"{what} {str(path)!r} holds object arrays (pickled Python objects), "
-                            "which ihmr does not load; store strings as unicode arrays (np.str_)"
-                            ) from exc
+            raise DataError(
+                f"{what} {str(path)!r} holds object arrays (pickled Python objects), "
+                "which ihmr does not load; store strings as unicode arrays (np.str_)"
+            ) from exc
         except Exception as exc:  # noqa: BLE001 - truncated member, bad CRC ...
             raise DataError(f"{what} {str(path)!r} is a corrupt .npz archive ({exc})") from exc
 
@@ -230,6 +244,7 @@ def read_image(path: str | os.PathLike, *, unchanged: bool = False, hint: str = 
         raise DataFileNotFoundError(f"image {str(path)!r} not found{tail}")
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR)
     if img is None:
-        raise DataError(f"could not read {str(path)!r} as an image (corrupt, or not an image "
-                        f"file){tail}")
+        raise DataError(
+            f"could not read {str(path)!r} as an image (corrupt, or not an image file){tail}"
+        )
     return img if unchanged else np.ascontiguousarray(img[..., ::-1])

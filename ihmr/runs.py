@@ -68,7 +68,9 @@ def dist_info() -> DistInfo:
             int(os.environ.get("LOCAL_RANK", 0)),
         )
     except ValueError as exc:
-        raise IhmrError(f"RANK/WORLD_SIZE/LOCAL_RANK must be integers ({exc}); launch with torchrun") from exc
+        raise IhmrError(
+            f"RANK/WORLD_SIZE/LOCAL_RANK must be integers ({exc}); launch with torchrun"
+        ) from exc
 
 
 def is_main() -> bool:
@@ -125,16 +127,21 @@ def resolve_device(spec: Any) -> Any:
     try:
         dev = torch.device(spec)
     except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device {spec!r} is not a device name; use auto, cpu, cuda or "
-                          "cuda:N") from exc
+        raise ConfigError(
+            f"device {spec!r} is not a device name; use auto, cpu, cuda or cuda:N"
+        ) from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {str(spec)!r} asked for but torch.cuda.is_available() is "
-                              "False; use --device cpu (in a config: --set device=cpu)")
+            raise ConfigError(
+                f"device {str(spec)!r} asked for but torch.cuda.is_available() is "
+                "False; use --device cpu (in a config: --set device=cpu)"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {str(spec)!r} asked for but this machine has "
-                              f"{torch.cuda.device_count()} GPU(s) (cuda:0 ..); use cuda or "
-                              "auto")
+            raise ConfigError(
+                f"device {str(spec)!r} asked for but this machine has "
+                f"{torch.cuda.device_count()} GPU(s) (cuda:0 ..); use cuda or "
+                "auto"
+            )
     return dev
 
 
@@ -182,7 +189,13 @@ def set_rng_state(state: Mapping[str, Any], generators: Mapping[str, Any] | None
     torch.set_rng_state(state["torch"].cpu())
     n = state["numpy"]
     np.random.set_state(
-        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+        (
+            "MT19937",
+            n["keys"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
     )
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
@@ -194,7 +207,11 @@ def set_rng_state(state: Mapping[str, Any], generators: Mapping[str, Any] | None
                 "with the code version that wrote it"
             )
         g.set_state(saved[name])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+    if (
+        "cuda" in state
+        and torch.cuda.is_available()
+        and len(state["cuda"]) == torch.cuda.device_count()
+    ):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
@@ -324,12 +341,16 @@ class RunDir:
         overwritten or silently continued. Call it before the first write to the folder.
         """
         if resume and not self.last.is_file():
-            raise FileNotFoundError(f"nothing to resume: {str(self.last)!r} does not exist (the "
-                                    "run never finished an epoch); start it again without "
-                                    "--resume")
+            raise FileNotFoundError(
+                f"nothing to resume: {str(self.last)!r} does not exist (the "
+                "run never finished an epoch); start it again without "
+                "--resume"
+            )
         if self.main and not resume and self.last.is_file():
-            raise ConfigError(f"{str(self.root)!r} already holds a run (last.pt); resume it with "
-                              "--resume or choose another --out")
+            raise ConfigError(
+                f"{str(self.root)!r} already holds a run (last.pt); resume it with "
+                "--resume or choose another --out"
+            )
 
     def save_config(self, cfg: Any) -> Path:
         from .config import save_config
@@ -514,8 +535,13 @@ def train_steps(
             if b >= steps:
                 break
             loss = loss_of(batch)
-            value = check_loss(loss, epoch=epoch, step=(epoch - 1) * steps + b + 1, batch=b,
-                               last_checkpoint=run.last)
+            value = check_loss(
+                loss,
+                epoch=epoch,
+                step=(epoch - 1) * steps + b + 1,
+                batch=b,
+                last_checkpoint=run.last,
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -541,12 +567,23 @@ class Progress:
 
     def __enter__(self) -> "Progress":
         if self.enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
-                                       TextColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import (
+                Progress as RichProgress,
+            )
 
             self._progress = RichProgress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                transient=True,
             )
             self._progress.start()
             self._task = self._progress.add_task(self.description, total=self.total, info="")
@@ -594,8 +631,26 @@ def iter_batches(n: int, batch_size: int, generator: Any, drop_last: bool = Fals
 
 
 __all__ = [
-    "DistInfo", "NonFiniteLossError", "Progress", "RunDir", "TrainResult", "check_loss",
-    "default_device", "dist_info", "fit", "init_distributed", "is_main", "iter_batches",
-    "load_checkpoint", "log_scalars", "read_checkpoint", "resolve_device", "rng_state",
-    "save_checkpoint", "set_rng_state", "tensorboard_writer", "train_steps", "unwrap",
+    "DistInfo",
+    "NonFiniteLossError",
+    "Progress",
+    "RunDir",
+    "TrainResult",
+    "check_loss",
+    "default_device",
+    "dist_info",
+    "fit",
+    "init_distributed",
+    "is_main",
+    "iter_batches",
+    "load_checkpoint",
+    "log_scalars",
+    "read_checkpoint",
+    "resolve_device",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+    "tensorboard_writer",
+    "train_steps",
+    "unwrap",
 ]

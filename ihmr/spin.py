@@ -57,8 +57,9 @@ IMG_NORM_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 _EPS = 1e-9  # SPIN's guard in the division of Eq. (1) (train/trainer.py, demo.py)
 
 
-def weak_perspective_to_translation(cam: Any, focal_length: float = FOCAL_LENGTH,
-                                    img_res: int = IMG_RES):
+def weak_perspective_to_translation(
+    cam: Any, focal_length: float = FOCAL_LENGTH, img_res: int = IMG_RES
+):
     """Eq. (1): the camera translation ``[tx, ty, 2 f / (img_res s + 1e-9)]`` of a
     weak-perspective camera ``cam`` (..., 3) = [s, tx, ty]; returns (..., 3) metres.
 
@@ -88,14 +89,16 @@ def weak_perspective_to_translation(cam: Any, focal_length: float = FOCAL_LENGTH
     return np.stack([cam[..., 1], cam[..., 2], 2.0 * focal_length / (img_res * s + _EPS)], -1)
 
 
-def crop_focal_length(res: int | float, focal_length: float = FOCAL_LENGTH,
-                      img_res: int = IMG_RES) -> float:
+def crop_focal_length(
+    res: int | float, focal_length: float = FOCAL_LENGTH, img_res: int = IMG_RES
+) -> float:
     """Focal length in pixels for the crop rendered at ``res`` pixels: ``f * res / img_res``."""
     return focal_length * float(res) / img_res
 
 
-def crop_intrinsics(center, scale: float, focal_length: float = FOCAL_LENGTH,
-                    img_res: int = IMG_RES) -> tuple[float, np.ndarray]:
+def crop_intrinsics(
+    center, scale: float, focal_length: float = FOCAL_LENGTH, img_res: int = IMG_RES
+) -> tuple[float, np.ndarray]:
     """Eq. (3): focal length (px) and principal point (2,) of the full image for the SPIN crop
     of ``center`` (2,) = [x, y] pixels and ``scale`` (side ``200 * scale`` px)."""
     center = np.asarray(center, dtype=np.float64)

@@ -53,8 +53,8 @@ def rrt_time(device: str, n: int, epochs: int, batch: int, loss: str) -> tuple[f
     11,022 features, run logging and checkpoints, as `ihmr age train` does."""
     from ihmr.age.config import AgeConfig
     from ihmr.age.criteria import build_criterion
-    from ihmr.age.train import _epoch_loop, _payload, feature_batches, predict_head
     from ihmr.age.model import AgeRegressor, freeze_for_rrt
+    from ihmr.age.train import _epoch_loop, _payload, feature_batches, predict_head
     from ihmr.losses import noise_parameters
     from ihmr.runs import RunDir
 
@@ -63,7 +63,7 @@ def rrt_time(device: str, n: int, epochs: int, batch: int, loss: str) -> tuple[f
     ages = np.clip(rng.normal(33, 12, n), 0, 99).round()
     tx = torch.empty(n, 2048, dtype=torch.float16)
     for i in range(0, n, 16384):  # chunks keep the float32 temporaries small
-        tx[i:i + 16384] = torch.rand(min(16384, n - i), 2048, generator=g).half()
+        tx[i : i + 16384] = torch.rand(min(16384, n - i), 2048, generator=g).half()
     ty = torch.as_tensor(ages, dtype=torch.float32)
     vx, vy = tx[:11022].clone(), ages[:11022]
     tx, ty = tx.to(device), ty.to(device)
@@ -74,19 +74,34 @@ def rrt_time(device: str, n: int, epochs: int, batch: int, loss: str) -> tuple[f
     model.feature_dim = 2048
     freeze_for_rrt(model)
     crit = build_criterion(cfg.loss, ages, (0, 120)).to(device)
-    opt = torch.optim.Adam([{"params": list(model.linear.parameters()), "lr": 1e-4},
-                            {"params": noise_parameters(crit), "lr": 1e-2}])
+    opt = torch.optim.Adam(
+        [
+            {"params": list(model.linear.parameters()), "lr": 1e-4},
+            {"params": noise_parameters(crit), "lr": 1e-2},
+        ]
+    )
     shuffle = torch.Generator().manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir(Path(tmp), main=True)
         t, c = time.perf_counter(), time.process_time()
-        _epoch_loop(cfg, run, epochs=epochs, start=0, best={}, objects={"linear": model.linear,
-                    "criterion": crit, "optimizer": opt}, generators={"shuffle": shuffle},
-                    batches=feature_batches(tx, ty, batch, shuffle), n_batches=-(-n // batch),
-                    step_fn=lambda b: crit(model.linear(b[0]), b[1]), optimizer=opt,
-                    evaluate=lambda: (predict_head(model.linear, vx, device), vy), train_ages=ages,
-                    payload=_payload(cfg, model, ages, "rrt", crit), sigma=lambda: crit.sigma,
-                    log=lambda s: None)
+        _epoch_loop(
+            cfg,
+            run,
+            epochs=epochs,
+            start=0,
+            best={},
+            objects={"linear": model.linear, "criterion": crit, "optimizer": opt},
+            generators={"shuffle": shuffle},
+            batches=feature_batches(tx, ty, batch, shuffle),
+            n_batches=-(-n // batch),
+            step_fn=lambda b: crit(model.linear(b[0]), b[1]),
+            optimizer=opt,
+            evaluate=lambda: (predict_head(model.linear, vx, device), vy),
+            train_ages=ages,
+            payload=_payload(cfg, model, ages, "rrt", crit),
+            sigma=lambda: crit.sigma,
+            log=lambda s: None,
+        )
         return time.perf_counter() - t, time.process_time() - c, -(-n // batch) * epochs
 
 
@@ -105,20 +120,28 @@ def main() -> None:
     if not a.skip_images:
         tr, trc = images_per_s(a.device, a.image_batch, a.image_steps, True)
         fe, fec = images_per_s(a.device, a.image_batch * 4, a.image_steps, False)
-        print(f"stage 1 training (ResNet-50, 224 px, batch {a.image_batch}): {tr:.2f} images/s "
-              f"({trc:.2f} per CPU-second) -> one IMDB-WIKI-DIR epoch (191,509 images) "
-              f"{191509 / tr / 3600:.1f} h")
-        print(f"feature extraction (batch {a.image_batch * 4}): {fe:.2f} images/s "
-              f"({fec:.2f} per CPU-second; {fe / tr:.1f}x training) -> all 213,553 images "
-              f"{213553 / fe / 3600:.1f} h")
+        print(
+            f"stage 1 training (ResNet-50, 224 px, batch {a.image_batch}): {tr:.2f} images/s "
+            f"({trc:.2f} per CPU-second) -> one IMDB-WIKI-DIR epoch (191,509 images) "
+            f"{191509 / tr / 3600:.1f} h"
+        )
+        print(
+            f"feature extraction (batch {a.image_batch * 4}): {fe:.2f} images/s "
+            f"({fec:.2f} per CPU-second; {fe / tr:.1f}x training) -> all 213,553 images "
+            f"{213553 / fe / 3600:.1f} h"
+        )
     sec, cpu, steps = rrt_time(a.device, a.n, a.epochs, a.batch, a.loss)
-    print(f"stage 2 ({a.loss}, {a.n:,} cached float16 features, batch {a.batch}, {a.epochs} epochs, "
-          f"{steps:,} steps, val every epoch): {sec:.1f} s wall ({1e3 * sec / steps:.2f} ms/step), "
-          f"{cpu:.1f} s CPU time of this process")
+    print(
+        f"stage 2 ({a.loss}, {a.n:,} cached float16 features, batch {a.batch}, {a.epochs} epochs, "
+        f"{steps:,} steps, val every epoch): {sec:.1f} s wall ({1e3 * sec / steps:.2f} ms/step), "
+        f"{cpu:.1f} s CPU time of this process"
+    )
     if (a.n, a.epochs) == (191509, 30):
-        print(f"target < 60 s: {'met' if sec < 60 else 'NOT met'} on wall time ({60 / sec:.2f}x), "
-              f"{'met' if cpu < 60 else 'NOT met'} on CPU time ({60 / cpu:.2f}x; wall time on an idle "
-              "machine is at most the CPU time when it runs one thread)")
+        print(
+            f"target < 60 s: {'met' if sec < 60 else 'NOT met'} on wall time ({60 / sec:.2f}x), "
+            f"{'met' if cpu < 60 else 'NOT met'} on CPU time ({60 / cpu:.2f}x; wall time on an idle "
+            "machine is at most the CPU time when it runs one thread)"
+        )
 
 
 if __name__ == "__main__":

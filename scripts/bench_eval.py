@@ -23,7 +23,7 @@ import torch
 
 
 def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # Linux: KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux: KiB
 
 
 def make_inputs(root: Path, n: int, seed: int = 0):
@@ -35,12 +35,24 @@ def make_inputs(root: Path, n: int, seed: int = 0):
     pose = rng.normal(0, 0.25, (n, 72))
     pose[:, :3] = [np.pi, 0, 0] + rng.normal(0, 0.2, (n, 3))
     imgname = np.array([f"img/{i:06d}.jpg" for i in range(n)])
-    np.savez(root / "3dpw_test.npz", imgname=imgname, center=np.full((n, 2), 112.0),
-             scale=np.ones(n), pose=pose, shape=rng.normal(0, 1, (n, 10)),
-             gender=np.array(["m", "f"])[rng.integers(0, 2, n)])
+    np.savez(
+        root / "3dpw_test.npz",
+        imgname=imgname,
+        center=np.full((n, 2), 112.0),
+        scale=np.ones(n),
+        pose=pose,
+        shape=rng.normal(0, 1, (n, 10)),
+        gender=np.array(["m", "f"])[rng.integers(0, 2, n)],
+    )
     feats = np.maximum(rng.normal(0.3, 0.5, (n, 2048)), 0).astype(np.float16)
-    write_feature_store(root / "features", feats, dataset="3dpw", source_checkpoint="bench",
-                        labels_fingerprint=labels_fingerprint(imgname), source_fingerprint="bench")
+    write_feature_store(
+        root / "features",
+        feats,
+        dataset="3dpw",
+        source_checkpoint="bench",
+        labels_fingerprint=labels_fingerprint(imgname),
+        source_fingerprint="bench",
+    )
 
 
 def main() -> None:
@@ -78,37 +90,60 @@ def main() -> None:
         stages = {}
         with torch.no_grad():
             for rep in range(2):
-                sync(); t = time.perf_counter(); out = head(f); sync()
+                sync()
+                t = time.perf_counter()
+                out = head(f)
+                sync()
                 stages["head forward"] = time.perf_counter() - t
-                sync(); t = time.perf_counter()
-                pred = bodies.neutral(betas=out.betas, pose=out.rotmat); sync()
+                sync()
+                t = time.perf_counter()
+                pred = bodies.neutral(betas=out.betas, pose=out.rotmat)
+                sync()
                 stages["body forward (vertices)"] = time.perf_counter() - t
                 from ihmr.pose.evaluate import per_sample_errors
 
-                sync(); t = time.perf_counter()
-                per_sample_errors(pred.vertices, pred.vertices.flip(0), pred.joints_h36m,
-                                  pred.joints_h36m.flip(0)); sync()
+                sync()
+                t = time.perf_counter()
+                per_sample_errors(
+                    pred.vertices, pred.vertices.flip(0), pred.joints_h36m, pred.joints_h36m.flip(0)
+                )
+                sync()
                 stages["3 metrics"] = time.perf_counter() - t
 
         t, cpu = time.perf_counter(), time.process_time()
-        metrics, info = eval_job(root / "3dpw_test.npz", root / "out", checkpoint=root / "head.pt",
-                                 features=root / "features", device=args.device, chunk=chunk,
-                                 renders=0, bodies=bodies)
+        metrics, info = eval_job(
+            root / "3dpw_test.npz",
+            root / "out",
+            checkpoint=root / "head.pt",
+            features=root / "features",
+            device=args.device,
+            chunk=chunk,
+            renders=0,
+            bodies=bodies,
+        )
         total, cpu = time.perf_counter() - t, time.process_time() - cpu
 
     name = getattr(bodies.neutral, "name", "body")
     nv = getattr(bodies.neutral, "num_vertices", "?")
-    print(f"ihmr eval from features: {args.n} samples, body {name} ({nv} vertices), "
-          f"device {args.device}, chunk {chunk}, {args.threads} threads")
+    print(
+        f"ihmr eval from features: {args.n} samples, body {name} ({nv} vertices), "
+        f"device {args.device}, chunk {chunk}, {args.threads} threads"
+    )
     print(f"  setup (data, body load)        {setup:7.2f} s")
     for k, v in stages.items():
         print(f"  one chunk: {k:<22} {v:7.3f} s  (x{int(np.ceil(args.n / chunk))} chunks)")
-    print(f"  full evaluation (all outputs)  {total:7.2f} s   target <= 60 s CPU, < 2 s GPU "
-          f"-> {total / 60:.2f}x of the CPU target")
-    print(f"  CPU time of the full evaluation {cpu:7.2f} s   (wall >> CPU means other jobs "
-          "shared the cores)")
-    print(f"  peak resident memory           {peak_rss_gb():7.2f} GB  (after setup {rss_setup:.2f} GB)"
-          f"  target <= 3 GB -> {peak_rss_gb() / 3:.2f}x")
+    print(
+        f"  full evaluation (all outputs)  {total:7.2f} s   target <= 60 s CPU, < 2 s GPU "
+        f"-> {total / 60:.2f}x of the CPU target"
+    )
+    print(
+        f"  CPU time of the full evaluation {cpu:7.2f} s   (wall >> CPU means other jobs "
+        "shared the cores)"
+    )
+    print(
+        f"  peak resident memory           {peak_rss_gb():7.2f} GB  (after setup {rss_setup:.2f} GB)"
+        f"  target <= 3 GB -> {peak_rss_gb() / 3:.2f}x"
+    )
     if args.device.startswith("cuda"):
         print(f"  peak GPU memory                {torch.cuda.max_memory_allocated() / 1e9:7.2f} GB")
     print(f"  bMPVPE all {metrics['bMPVPE']['all']:.1f} mm (random head; a sanity figure only)")

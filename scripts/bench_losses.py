@@ -21,6 +21,7 @@ import torch
 
 def timeit(fn, device: torch.device, repeats: int, warmup: int = 2) -> float:
     """Best wall time of ``fn()`` over ``repeats`` runs, in milliseconds."""
+
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -99,7 +100,7 @@ def bench_device(device: torch.device, repeats: int, sizes: str) -> None:
     print(f"{'B':>6} {'ours':>10} {'MVN/step':>10} {'speed-up':>9} {'rel.diff':>9}")
     for b in SIZES[sizes][:1] if sizes == "tiny" else SIZES[sizes][:2]:
         pred = (torch.randn(b, d, generator=gen) * 0.5).to(device).requires_grad_(True)
-        target = (pred.detach() + 0.3 * torch.randn(b, d, generator=gen).to(device))
+        target = pred.detach() + 0.3 * torch.randn(b, d, generator=gen).to(device)
         sigma = torch.tensor(1.0, device=device, requires_grad=True)
 
         def ours_step():
@@ -117,8 +118,10 @@ def bench_device(device: torch.device, repeats: int, sizes: str) -> None:
         status = "ok" if rel <= 1e-5 else "MISMATCH"
         t_ours = timeit(ours_step, device, repeats)
         t_plain = timeit(plain_step, device, repeats)
-        print(f"{b:>6} {t_ours:>10.2f} {t_plain:>10.2f} {t_plain / t_ours:>8.1f}x "
-              f"{rel:>9.1e} {status}")
+        print(
+            f"{b:>6} {t_ours:>10.2f} {t_plain:>10.2f} {t_plain / t_ours:>8.1f}x "
+            f"{rel:>9.1e} {status}"
+        )
 
 
 def main() -> None:

@@ -73,12 +73,21 @@ def bench_render(repeats: int) -> tuple[float, float] | None:
     img = np.full((480, 640, 3), 128, np.uint8)
     renderer = MeshRenderer()
     cams, centers, scales = np.array([[0.9, 0, 0]]), np.array([[320.0, 240.0]]), np.array([2.2])
-    one = _timed(lambda: render_people(renderer, img, v, body.faces, cams, centers, scales),
-                 repeats)
-    three = _timed(lambda: render_people(renderer, img, np.repeat(v, 3, 0), body.faces,
-                                         np.repeat(cams, 3, 0), centers.repeat(3, 0) +
-                                         np.array([[-150, 0], [0, 0], [150, 0]]),
-                                         scales.repeat(3)), repeats)
+    one = _timed(
+        lambda: render_people(renderer, img, v, body.faces, cams, centers, scales), repeats
+    )
+    three = _timed(
+        lambda: render_people(
+            renderer,
+            img,
+            np.repeat(v, 3, 0),
+            body.faces,
+            np.repeat(cams, 3, 0),
+            centers.repeat(3, 0) + np.array([[-150, 0], [0, 0], [150, 0]]),
+            scales.repeat(3),
+        ),
+        repeats,
+    )
     return one * 1e3, three * 1e3
 
 
@@ -113,8 +122,10 @@ def main() -> None:
     if r is None:
         print("rendering: no offscreen OpenGL backend")
     else:
-        print(f"rendering 640 x 480, front + side: 1 person {r[0]:.0f} ms, 3 people {r[1]:.0f} ms "
-              f"per image ({r[1] / r[0]:.1f}x)")
+        print(
+            f"rendering 640 x 480, front + side: 1 person {r[0]:.0f} ms, 3 people {r[1]:.0f} ms "
+            f"per image ({r[1] / r[0]:.1f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -50,11 +50,13 @@ def main() -> None:
         ms = _ms(lambda: render_mesh(v, faces, cam, size=size, renderer=renderer), args.repeats)
         print(f"reused renderer, {size} x {size}: {ms:.1f} ms per render")
     ms_new = _ms(lambda: render_mesh(v, faces, cam, size=224), args.repeats)
-    ms_side = _ms(lambda: render_mesh(v, faces, cam, size=512, side=True, renderer=renderer),
-                  args.repeats)
+    ms_side = _ms(
+        lambda: render_mesh(v, faces, cam, size=512, side=True, renderer=renderer), args.repeats
+    )
     print(f"side view 512 x 512 (reused): {ms_side:.1f} ms")
-    print(f"render_mesh without a renderer, 224 x 224: {ms_new:.1f} ms "
-          "(the OpenGL context is shared)")
+    print(
+        f"render_mesh without a renderer, 224 x 224: {ms_new:.1f} ms (the OpenGL context is shared)"
+    )
     renderer.close()
 
 

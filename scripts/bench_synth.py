@@ -31,7 +31,10 @@ def straightforward_setting(dist: str, skew: str, seed: int, epochs: int) -> flo
     proto = S.PROTOCOL_1D
     d = make_dataset(dist, skew, seed, proto)
     prior = prepare_gmm(fit_true_prior(dist, skew, S.GAI_COMPONENTS[dist]))
-    x, y = torch.tensor(d.x_train, dtype=torch.float32), torch.tensor(d.y_train, dtype=torch.float32)
+    x, y = (
+        torch.tensor(d.x_train, dtype=torch.float32),
+        torch.tensor(d.y_train, dtype=torch.float32),
+    )
     inv = torch.tensor(1.0 / d.density_train, dtype=torch.float32)
     xv, yv = torch.tensor(d.x_val, dtype=torch.float32), torch.tensor(d.y_val, dtype=torch.float32)
     for method in S.METHODS:
@@ -68,8 +71,12 @@ def straightforward_setting(dist: str, skew: str, seed: int, epochs: int) -> flo
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--epochs-scale", type=float, default=1.0,
-                    help="scale every epoch count (quick checks only; 1.0 = the protocol)")
+    ap.add_argument(
+        "--epochs-scale",
+        type=float,
+        default=1.0,
+        help="scale every epoch count (quick checks only; 1.0 = the protocol)",
+    )
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--skip-straightforward", action="store_true")
     ap.add_argument("--backend", default="auto", choices=("auto", "compiled", "torch"))
@@ -84,33 +91,43 @@ def main() -> None:
     ep2 = max(1, round(S.PROTOCOL_2D.epochs * args.epochs_scale))
     import numba
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), numba "
-          f"{numba.__version__}, {numba.get_num_threads()} thread(s); epochs 1-D {ep1}, "
-          f"2-D {ep2}; {args.seeds} seed(s)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), numba "
+        f"{numba.__version__}, {numba.get_num_threads()} thread(s); epochs 1-D {ep1}, "
+        f"2-D {ep2}; {args.seeds} seed(s)"
+    )
     # One epoch of every family first: it loads (or, on the first run after an install, compiles
     # and caches) the numba kernels, a one-time cost reported separately.
     t0 = time.perf_counter()
-    run_benchmark(SynthConfig(seeds=1, nonlinear=False, epochs_1d=1, epochs_2d=1,
-                              backend=args.backend))
+    run_benchmark(
+        SynthConfig(seeds=1, nonlinear=False, epochs_1d=1, epochs_2d=1, backend=args.backend)
+    )
     print(f"warm-up (imports, kernel compilation or cache load): {time.perf_counter() - t0:.1f} s")
-    cfg = SynthConfig(seeds=args.seeds, nonlinear=False, epochs_1d=ep1, epochs_2d=ep2,
-                      backend=args.backend)
+    cfg = SynthConfig(
+        seeds=args.seeds, nonlinear=False, epochs_1d=ep1, epochs_2d=ep2, backend=args.backend
+    )
     t0 = time.perf_counter()
     res = run_benchmark(cfg)
     total = time.perf_counter() - t0
     n_models = len(res.records)
-    print(f"batched Table 4 ({n_models} models): {total:.1f} s  "
-          + ", ".join(f"{k} {v:.1f} s" for k, v in res.seconds.items()))
+    print(
+        f"batched Table 4 ({n_models} models): {total:.1f} s  "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in res.seconds.items())
+    )
     if args.skip_straightforward:
         return
     t_one = straightforward_setting("normal", "high", 0, ep1)
-    print(f"straightforward, one setting (normal/high, seed 0, 6 models x {ep1} epochs): "
-          f"{t_one:.1f} s")
+    print(
+        f"straightforward, one setting (normal/high, seed 0, 6 models x {ep1} epochs): "
+        f"{t_one:.1f} s"
+    )
     # 1-D runs: 6 settings x seeds; MVN runs: 3 x seeds with 5x the epochs (10000 vs 2000).
     projected = t_one * args.seeds * (6 + 3 * ep2 / ep1)
     print(f"ratio straightforward one setting / batched whole table: {t_one / total:.2f}")
-    print(f"projected straightforward whole table: {projected:.0f} s; "
-          f"speed-up of the batched program: {projected / total:.1f}x")
+    print(
+        f"projected straightforward whole table: {projected:.0f} s; "
+        f"speed-up of the batched program: {projected / total:.1f}x"
+    )
     print("median selected epoch:", int(np.median([r["selected_epoch"] for r in res.records])))
 
 

@@ -39,15 +39,26 @@ def synthetic_set(n: int, dim: int = 2048, seed: int = 0):
 
     rot = axis_angle_to_matrix(torch.randn(n, 24, 3, generator=g) * 0.2).reshape(n, 216)
     conf = lambda k: torch.ones(n, k, 1)  # noqa: E731
-    labels = {"pose": rot, "betas": torch.randn(n, 10, generator=g), "valid": torch.ones(n),
-              "kp3d": torch.cat([torch.randn(n, 24, 3, generator=g) * 0.3, conf(24)], -1),
-              "has3d": torch.ones(n),
-              "kp2d": torch.cat([torch.rand(n, 49, 2, generator=g) * 2 - 1, conf(49)], -1)}
+    labels = {
+        "pose": rot,
+        "betas": torch.randn(n, 10, generator=g),
+        "valid": torch.ones(n),
+        "kp3d": torch.cat([torch.randn(n, 24, 3, generator=g) * 0.3, conf(24)], -1),
+        "has3d": torch.ones(n),
+        "kp2d": torch.cat([torch.rand(n, 49, 2, generator=g) * 2 - 1, conf(49)], -1),
+    }
     return TrainSet(feats, labels, [0], [n], [1.0], ["bench"], "bench")
 
 
-def bench_ours(train_set, body, batch: int, steps: int, device: torch.device, compile_mode: str,
-               backend: str = "inductor"):
+def bench_ours(
+    train_set,
+    body,
+    batch: int,
+    steps: int,
+    device: torch.device,
+    compile_mode: str,
+    backend: str = "inductor",
+):
     """(seconds per step, seconds of the 2-step warm-up epoch) of the real trainer loop."""
     from ihmr.models.hmr import HMRHead
     from ihmr.pose.config import PoseTrainConfig
@@ -60,9 +71,13 @@ def bench_ours(train_set, body, batch: int, steps: int, device: torch.device, co
     torch.manual_seed(0)
     head = HMRHead(train_set.feature_dim, body.mean_params).to(device)
     loss = build_loss(cfg, True).to(device)
-    opt = torch.optim.Adam([{"params": list(head.parameters()), "lr": 1e-4},
-                            {"params": [loss.criterion.noise_sigma], "lr": 1e-2}],
-                           **({"fused": True} if device.type == "cuda" else {"foreach": True}))
+    opt = torch.optim.Adam(
+        [
+            {"params": list(head.parameters()), "lr": 1e-4},
+            {"params": [loss.criterion.noise_sigma], "lr": 1e-2},
+        ],
+        **({"fused": True} if device.type == "cuda" else {"foreach": True}),
+    )
     step = TrainStep(head, body, loss, amp=device.type == "cuda")
     if compile_mode != "off":
         torch._dynamo.reset()  # every variant pays its own compilation
@@ -93,8 +108,12 @@ def bench_straightforward(train_set, body, batch: int, steps: int, device: torch
     torch.manual_seed(0)
     head = HMRHead(train_set.feature_dim, body.mean_params).to(device)
     loss = build_loss(cfg, True).to(device)
-    opt = torch.optim.Adam([{"params": list(head.parameters()), "lr": 1e-4},
-                            {"params": [loss.criterion.noise_sigma], "lr": 1e-2}])
+    opt = torch.optim.Adam(
+        [
+            {"params": list(head.parameters()), "lr": 1e-4},
+            {"params": [loss.criterion.noise_sigma], "lr": 1e-2},
+        ]
+    )
     t0, done = None, 0
     for i, (f, *labs) in enumerate(loader):
         if i == 1:
@@ -116,17 +135,32 @@ def bench_straightforward(train_set, body, batch: int, steps: int, device: torch
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--samples", type=int, default=400_000, help="cached features (default 400,000)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--samples", type=int, default=400_000, help="cached features (default 400,000)"
+    )
     ap.add_argument("--steps", type=int, default=5, help="timed steps per variant")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    ap.add_argument("--compile", default="auto", help="comma list of off, default, "
-                    "reduce-overhead (auto: reduce-overhead on CUDA, off on CPU)")
-    ap.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager: "
-                    "the same graphs without code generation, for a quick CPU dry run)")
+    ap.add_argument(
+        "--compile",
+        default="auto",
+        help="comma list of off, default, "
+        "reduce-overhead (auto: reduce-overhead on CUDA, off on CPU)",
+    )
+    ap.add_argument(
+        "--backend",
+        default="inductor",
+        help="torch.compile backend (aot_eager: "
+        "the same graphs without code generation, for a quick CPU dry run)",
+    )
     ap.add_argument("--batches", default="1024,128", help="batch sizes of the trainer")
-    ap.add_argument("--baseline", default="128,1024", help="batch sizes of the straightforward "
-                    "loop ('' to skip it)")
+    ap.add_argument(
+        "--baseline",
+        default="128,1024",
+        help="batch sizes of the straightforward loop ('' to skip it)",
+    )
     ap.add_argument("--epochs", type=int, default=20, help="epochs of the projection")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
@@ -136,18 +170,25 @@ def main() -> None:
     from ihmr.runs import resolve_device
 
     device = resolve_device(args.device)
-    modes = [m for m in args.compile.split(",") if m] if args.compile != "auto" else [
-        "reduce-overhead" if device.type == "cuda" else "off"]
+    modes = (
+        [m for m in args.compile.split(",") if m]
+        if args.compile != "auto"
+        else ["reduce-overhead" if device.type == "cuda" else "off"]
+    )
     body = load_body("neutral").to(device)
     warm_body(body, device)
     t = time.perf_counter()
     train_set = synthetic_set(args.samples)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"device {device} ({name}; {torch.get_num_threads()} threads), {args.samples:,} features "
-          f"{train_set.feature_bytes() / 2**30:.2f} GiB, compile={','.join(modes)} "
-          f"(data {time.perf_counter() - t:.1f} s)")
-    print(f"{'variant':<42} {'batch':>5} {'ms/step':>9} {'s/epoch':>9} "
-          f"{f'{args.epochs} epochs':>11} {'samples/s':>10} {'compile s':>9}")
+    print(
+        f"device {device} ({name}; {torch.get_num_threads()} threads), {args.samples:,} features "
+        f"{train_set.feature_bytes() / 2**30:.2f} GiB, compile={','.join(modes)} "
+        f"(data {time.perf_counter() - t:.1f} s)"
+    )
+    print(
+        f"{'variant':<42} {'batch':>5} {'ms/step':>9} {'s/epoch':>9} "
+        f"{f'{args.epochs} epochs':>11} {'samples/s':>10} {'compile s':>9}"
+    )
     rows = []
     plan = [("ours", m, int(b)) for m in modes for b in args.batches.split(",") if b]
     plan += [("straightforward", "off", int(b)) for b in args.baseline.split(",") if b]
@@ -158,27 +199,50 @@ def main() -> None:
         else:
             sec = bench_straightforward(train_set, body, batch, args.steps, device)
         per_epoch = sec * (args.samples // batch)
-        rows.append({"variant": variant, "compile": mode, "batch": batch, "ms_per_step": sec * 1e3,
-                     "s_per_epoch": per_epoch, "projected_s": per_epoch * args.epochs,
-                     "samples_per_s": batch / sec,
-                     "compile_s": None if warm is None else max(0.0, warm - 2 * sec)})
-        label = (f"ours (resident, joints-only, compile {mode})" if variant == "ours"
-                 else "straightforward (DataLoader, full body)")
+        rows.append(
+            {
+                "variant": variant,
+                "compile": mode,
+                "batch": batch,
+                "ms_per_step": sec * 1e3,
+                "s_per_epoch": per_epoch,
+                "projected_s": per_epoch * args.epochs,
+                "samples_per_s": batch / sec,
+                "compile_s": None if warm is None else max(0.0, warm - 2 * sec),
+            }
+        )
+        label = (
+            f"ours (resident, joints-only, compile {mode})"
+            if variant == "ours"
+            else "straightforward (DataLoader, full body)"
+        )
         comp = "" if warm is None else f"{rows[-1]['compile_s']:9.1f}"
-        print(f"{label:<42} {batch:>5} {sec * 1e3:>9.1f} {per_epoch:>9.1f} "
-              f"{per_epoch * args.epochs:>10.0f}s {batch / sec:>10.0f} {comp}")
+        print(
+            f"{label:<42} {batch:>5} {sec * 1e3:>9.1f} {per_epoch:>9.1f} "
+            f"{per_epoch * args.epochs:>10.0f}s {batch / sec:>10.0f} {comp}"
+        )
     ratios = {}
     base = {r["batch"]: r for r in rows if r["variant"] == "straightforward"}
     for r in rows:
         if r["variant"] == "ours" and r["batch"] in base:
             ratio = r["samples_per_s"] / base[r["batch"]]["samples_per_s"]
             ratios[f"{r['compile']}@{r['batch']}"] = ratio
-            print(f"throughput ratio ours (compile {r['compile']}) / straightforward at batch "
-                  f"{r['batch']}: {ratio:.2f}x")
+            print(
+                f"throughput ratio ours (compile {r['compile']}) / straightforward at batch "
+                f"{r['batch']}: {ratio:.2f}x"
+            )
     if args.json is not None:
-        out = {"device": str(device), "device_name": name, "samples": args.samples,
-               "steps": args.steps, "epochs": args.epochs, "backend": args.backend,
-               "threads": torch.get_num_threads(), "rows": rows, "ratios": ratios}
+        out = {
+            "device": str(device),
+            "device_name": name,
+            "samples": args.samples,
+            "steps": args.steps,
+            "epochs": args.epochs,
+            "backend": args.backend,
+            "threads": torch.get_num_threads(),
+            "rows": rows,
+            "ratios": ratios,
+        }
         tmp = args.json.with_suffix(".tmp")
         tmp.write_text(json.dumps(out, indent=1))
         tmp.replace(args.json)

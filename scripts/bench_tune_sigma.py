@@ -53,19 +53,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cfg.out = str(Path(tmp) / "full")
         res, w_full, c_full = timed(lambda: train(cfg))
-        search, w_tune, c_tune = timed(lambda: tune(args.config, grid=grid,
-                                                    budget_epochs=args.budget_epochs,
-                                                    out=Path(tmp) / "tune", sets=sets,
-                                                    log=lambda m: None))
+        search, w_tune, c_tune = timed(
+            lambda: tune(
+                args.config,
+                grid=grid,
+                budget_epochs=args.budget_epochs,
+                out=Path(tmp) / "tune",
+                sets=sets,
+                log=lambda m: None,
+            )
+        )
     s = search["search"]
-    print(f"full run ({cfg.optim.epochs} epochs + test evaluation): {w_full:.1f} s wall, "
-          f"{c_full:.1f} s CPU; test bMPVPE {res.eval_metrics['bMPVPE']['all']:.2f} mm"
-          if res.eval_metrics else f"full run: {w_full:.1f} s wall, {c_full:.1f} s CPU")
-    print(f"search ({len(s.candidates)} sigmas, shared MSE start + {args.budget_epochs}-epoch "
-          f"fine-tunes): {w_tune:.1f} s wall, {c_tune:.1f} s CPU")
+    print(
+        f"full run ({cfg.optim.epochs} epochs + test evaluation): {w_full:.1f} s wall, "
+        f"{c_full:.1f} s CPU; test bMPVPE {res.eval_metrics['bMPVPE']['all']:.2f} mm"
+        if res.eval_metrics
+        else f"full run: {w_full:.1f} s wall, {c_full:.1f} s CPU"
+    )
+    print(
+        f"search ({len(s.candidates)} sigmas, shared MSE start + {args.budget_epochs}-epoch "
+        f"fine-tunes): {w_tune:.1f} s wall, {c_tune:.1f} s CPU"
+    )
     print(f"ratio search / full run: {w_tune / w_full:.2f}x wall, {c_tune / c_full:.2f}x CPU")
-    print(f"chosen sigma {s.sigma:g}, validation bMPVPE {s.score:.2f} mm; curve "
-          + ", ".join(f"{a:g}: {b:.2f}" for a, b in s.curve))
+    print(
+        f"chosen sigma {s.sigma:g}, validation bMPVPE {s.score:.2f} mm; curve "
+        + ", ".join(f"{a:g}: {b:.2f}" for a, b in s.curve)
+    )
 
 
 if __name__ == "__main__":

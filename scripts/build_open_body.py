@@ -43,10 +43,30 @@ from ihmr.io import atomic_path, save_npz  # noqa: E402
 
 SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
 SMPL_NAMES = [
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar",
-    "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
-    "right_wrist", "left_hand", "right_hand",
+    "pelvis",
+    "left_hip",
+    "right_hip",
+    "spine1",
+    "left_knee",
+    "right_knee",
+    "spine2",
+    "left_ankle",
+    "right_ankle",
+    "spine3",
+    "left_foot",
+    "right_foot",
+    "neck",
+    "left_collar",
+    "right_collar",
+    "head",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hand",
+    "right_hand",
 ]
 DM_TO_M = 0.1
 COLLAR_SHARE = 0.25  # share of the A-to-T arm raise given to the collar joint
@@ -94,9 +114,18 @@ def smpl_joint_of_bone(bone: str) -> int:
     if base.startswith("neck"):
         return 12
     limb = {
-        "upperleg01": "hip", "upperleg02": "hip", "lowerleg01": "knee", "lowerleg02": "knee",
-        "foot": "ankle", "clavicle": "collar", "shoulder01": "collar", "upperarm01": "shoulder",
-        "upperarm02": "shoulder", "lowerarm01": "elbow", "lowerarm02": "elbow", "wrist": "wrist",
+        "upperleg01": "hip",
+        "upperleg02": "hip",
+        "lowerleg01": "knee",
+        "lowerleg02": "knee",
+        "foot": "ankle",
+        "clavicle": "collar",
+        "shoulder01": "collar",
+        "upperarm01": "shoulder",
+        "upperarm02": "shoulder",
+        "lowerarm01": "elbow",
+        "lowerarm02": "elbow",
+        "wrist": "wrist",
     }
     if side and base in limb:
         return SMPL_NAMES.index(f"{side}_{limb[base]}")
@@ -183,7 +212,10 @@ def surface_points(v, jt, weights, bone_w, n_skin, nose, head_v) -> np.ndarray:
     for side, tag in (("left", "L"), ("right", "R")):
         ankle = jt[n(f"{side}_ankle")]
         for toe in (1, 5):
-            mask = sum(w for b, w in bone_w.items() if b.startswith(f"toe{toe}-") and b.endswith(tag)) > 0.5
+            mask = (
+                sum(w for b, w in bone_w.items() if b.startswith(f"toe{toe}-") and b.endswith(tag))
+                > 0.5
+            )
             out.append(farthest(mask, ankle))
         foot = (weights[:, n(f"{side}_ankle")] > 0.5) & skin
         low = foot & (v[:, 1] < v[foot, 1].min() + 0.03)
@@ -229,15 +261,26 @@ def build(wheel: Path, out: Path) -> dict:
     # or a half (legs) of the others' quarter range, about 9 cm and 4 cm of stature
     dirs = {
         "height": (both_genders(mh + "maxheight") - both_genders(mh + "minheight")) / 12,
-        "weight": (both_genders(uni + "averagemuscle-maxweight")
-                   - both_genders(uni + "averagemuscle-minweight")) / 4,
+        "weight": (
+            both_genders(uni + "averagemuscle-maxweight")
+            - both_genders(uni + "averagemuscle-minweight")
+        )
+        / 4,
         "gender": (male - female) / 4,
-        "muscle": (both_genders(uni + "maxmuscle-averageweight")
-                   - both_genders(uni + "minmuscle-averageweight")) / 4,
-        "proportions": (both_genders(mp + "idealproportions")
-                        - both_genders(mp + "uncommonproportions")) / 4,
-        "leg_length": 0.5 * (sym("legs/upperlegs-height-incr", "legs/upperlegs-height-decr")
-                             + sym("legs/lowerlegs-height-incr", "legs/lowerlegs-height-decr")),
+        "muscle": (
+            both_genders(uni + "maxmuscle-averageweight")
+            - both_genders(uni + "minmuscle-averageweight")
+        )
+        / 4,
+        "proportions": (
+            both_genders(mp + "idealproportions") - both_genders(mp + "uncommonproportions")
+        )
+        / 4,
+        "leg_length": 0.5
+        * (
+            sym("legs/upperlegs-height-incr", "legs/upperlegs-height-decr")
+            + sym("legs/lowerlegs-height-incr", "legs/lowerlegs-height-decr")
+        ),
         "torso_width": sym("torso/torso-scale-horiz-incr", "torso/torso-scale-horiz-decr"),
         "hip_width": sym("hip/hip-scale-horiz-incr", "hip/hip-scale-horiz-decr"),
         "belly": sym("stomach/stomach-pregnant-incr", "stomach/stomach-pregnant-decr"),
@@ -264,7 +307,9 @@ def build(wheel: Path, out: Path) -> dict:
     for f in faces_all:
         if all(remap[i] >= 0 for i in f):
             ids = [remap[i] for i in f]
-            tris += [[ids[0], ids[1], ids[2]]] + ([[ids[0], ids[2], ids[3]]] if len(ids) == 4 else [])
+            tris += [[ids[0], ids[1], ids[2]]] + (
+                [[ids[0], ids[2], ids[3]]] if len(ids) == 4 else []
+            )
     faces = np.asarray(tris, dtype=np.int64)
 
     # 4. joints at the joint-cube centres (SMPL order)
@@ -279,17 +324,34 @@ def build(wheel: Path, out: Path) -> dict:
             if name == "pelvis":
                 out.append(cube("joint-pelvis", v))
             elif name in ("spine1", "spine2", "spine3"):
-                out.append(cube({"spine1": "joint-spine-3", "spine2": "joint-spine-2",
-                                 "spine3": "joint-spine-1"}[name], v))
+                out.append(
+                    cube(
+                        {
+                            "spine1": "joint-spine-3",
+                            "spine2": "joint-spine-2",
+                            "spine3": "joint-spine-1",
+                        }[name],
+                        v,
+                    )
+                )
             elif name in ("neck", "head"):
                 out.append(cube(f"joint-{name}", v))
             elif part == "collar":
-                out.append(0.5 * (cube(f"joint-{side}-clavicle", v) + cube(f"joint-{side}-scapula", v)))
+                out.append(
+                    0.5 * (cube(f"joint-{side}-clavicle", v) + cube(f"joint-{side}-scapula", v))
+                )
             elif part == "foot":
                 out.append(np.mean([cube(f"joint-{side}-toe-{k}-1", v) for k in range(1, 6)], 0))
             else:
-                cname = {"hip": "upper-leg", "knee": "knee", "ankle": "ankle", "shoulder": "shoulder",
-                         "elbow": "elbow", "wrist": "hand", "hand": "finger-3-1"}[part]
+                cname = {
+                    "hip": "upper-leg",
+                    "knee": "knee",
+                    "ankle": "ankle",
+                    "shoulder": "shoulder",
+                    "elbow": "elbow",
+                    "wrist": "hand",
+                    "hand": "finger-3-1",
+                }[part]
                 out.append(cube(f"joint-{side}-{cname}", v))
         return np.stack(out)
 
@@ -318,8 +380,9 @@ def build(wheel: Path, out: Path) -> dict:
     # re-pose the A-pose arms to SMPL's T-pose (arms along +-x), baked by LBS
     rots = np.tile(np.eye(3), (24, 1, 1))
     for side, sgn in (("left", 1.0), ("right", -1.0)):
-        co, sh, el, wr = (SMPL_NAMES.index(f"{side}_{p}")
-                          for p in ("collar", "shoulder", "elbow", "wrist"))
+        co, sh, el, wr = (
+            SMPL_NAMES.index(f"{side}_{p}") for p in ("collar", "shoulder", "elbow", "wrist")
+        )
         x_dir = np.array([sgn, 0.0, 0.0])
         # the collar takes a share of the arm raise, so the armpit skin stretches less
         full = rot_between(joints_a[el] - joints_a[sh], x_dir)
@@ -369,30 +432,51 @@ def build(wheel: Path, out: Path) -> dict:
     nose = head_v[np.argmax(np.where(np.abs(head_v[:, 0]) < 0.01, head_v[:, 2], -np.inf))]
     top = head_v[np.argmax(head_v[:, 1])]
     head_h36m = jt[n("head")] + 0.5 * (top - jt[n("head")])
-    h36m_points = np.stack([
-        0.5 * (jt[n("left_hip")] + jt[n("right_hip")]), jt[n("right_hip")], jt[n("right_knee")],
-        jt[n("right_ankle")], jt[n("left_hip")], jt[n("left_knee")], jt[n("left_ankle")],
-        0.5 * (jt[n("spine1")] + jt[n("spine2")]),
-        0.5 * (jt[n("left_collar")] + jt[n("right_collar")]),
-        nose - np.array([0.0, 0.0, 0.02]), head_h36m,
-        jt[n("left_shoulder")], jt[n("left_elbow")], jt[n("left_wrist")],
-        jt[n("right_shoulder")], jt[n("right_elbow")], jt[n("right_wrist")],
-    ])
+    h36m_points = np.stack(
+        [
+            0.5 * (jt[n("left_hip")] + jt[n("right_hip")]),
+            jt[n("right_hip")],
+            jt[n("right_knee")],
+            jt[n("right_ankle")],
+            jt[n("left_hip")],
+            jt[n("left_knee")],
+            jt[n("left_ankle")],
+            0.5 * (jt[n("spine1")] + jt[n("spine2")]),
+            0.5 * (jt[n("left_collar")] + jt[n("right_collar")]),
+            nose - np.array([0.0, 0.0, 0.02]),
+            head_h36m,
+            jt[n("left_shoulder")],
+            jt[n("left_elbow")],
+            jt[n("left_wrist")],
+            jt[n("right_shoulder")],
+            jt[n("right_elbow")],
+            jt[n("right_wrist")],
+        ]
+    )
     h36m_sizes = [120] * 13 + [40, 120, 120, 40]
     h36m_sizes[9] = 40
     j_h36m = regress(h36m_points, h36m_sizes)
     # SPIN's J_regressor_extra rows = joints 45..53 of its 54: Right Hip, Left Hip, Neck (LSP),
     # Top of Head (LSP), Pelvis (MPII), Thorax (MPII), Spine (H36M), Jaw (H36M), Head (H36M)
     chin = head_v[np.argmin(np.where(np.abs(head_v[:, 0]) < 0.01, head_v[:, 1], np.inf))]
-    extra_points = np.stack([
-        h36m_points[1], h36m_points[4], 0.5 * (jt[n("neck")] + jt[n("spine3")]),
-        top - np.array([0.0, 0.01, 0.0]), h36m_points[0], h36m_points[8], h36m_points[7],
-        chin + np.array([0.0, 0.01, -0.01]), h36m_points[10],
-    ])
+    extra_points = np.stack(
+        [
+            h36m_points[1],
+            h36m_points[4],
+            0.5 * (jt[n("neck")] + jt[n("spine3")]),
+            top - np.array([0.0, 0.01, 0.0]),
+            h36m_points[0],
+            h36m_points[8],
+            h36m_points[7],
+            chin + np.array([0.0, 0.01, -0.01]),
+            h36m_points[10],
+        ]
+    )
     j_extra = regress(extra_points, [120, 120, 120, 40, 120, 120, 120, 40, 120])
 
-    vertex_joint_ids = surface_points(v_t, jt, weights, {b: w[keep] for b, w in bone_w.items()},
-                                      len(body_idx), nose, head_v)
+    vertex_joint_ids = surface_points(
+        v_t, jt, weights, {b: w[keep] for b, w in bone_w.items()}, len(body_idx), nose, head_v
+    )
 
     # posedirs: none (MakeHuman has no pose-corrective shapes)
     n_v = len(v_t)
@@ -427,13 +511,22 @@ def build(wheel: Path, out: Path) -> dict:
     mean_rots[n("left_elbow")] = rot_axis([0, 1, 0], -15.0)
     mean_rots[n("right_elbow")] = rot_axis([0, 1, 0], 15.0)
     pose6d = mean_rots[:, :, :2].reshape(24 * 6)
-    save_npz(out / "mean_params.npz", pose=pose6d.astype(np.float32),
-             shape=np.zeros(10, np.float32), cam=np.array([0.9, 0.0, 0.0], np.float32))
+    save_npz(
+        out / "mean_params.npz",
+        pose=pose6d.astype(np.float32),
+        shape=np.zeros(10, np.float32),
+        cam=np.array([0.9, 0.0, 0.0], np.float32),
+    )
     for name in ("open_body.npz", "mean_params.npz"):
         (out / name).chmod(0o644)
     res = np.abs(np.einsum("jv,va->ja", j_reg, v_t) - joints_t).max()
-    return {"V": n_v, "F": len(faces), "height_m": float(np.ptp(v_t[:, 1])),
-            "joint_fit_max_err_m": float(res), "shape_names": list(dirs)}
+    return {
+        "V": n_v,
+        "F": len(faces),
+        "height_m": float(np.ptp(v_t[:, 1])),
+        "joint_fit_max_err_m": float(res),
+        "shape_names": list(dirs),
+    }
 
 
 def main() -> None:

@@ -33,8 +33,13 @@ def paired(a: np.ndarray, b: np.ndarray) -> dict:
     n = len(d)
     se = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
     below = int((d < 0).sum())
-    return {"mean": float(d.mean()), "se": se, "below": below, "n": n,
-            "separated": bool(n > 1 and below >= n - 1 and d.mean() < -2 * se)}
+    return {
+        "mean": float(d.mean()),
+        "se": se,
+        "below": below,
+        "n": n,
+        "separated": bool(n > 1 and below >= n - 1 and d.mean() < -2 * se),
+    }
 
 
 def seed_table(results: dict[str, dict[int, dict]], seconds: dict[str, dict[int, float]]) -> str:
@@ -44,8 +49,12 @@ def seed_table(results: dict[str, dict[int, dict]], seconds: dict[str, dict[int,
     runs, seeds = list(results), sorted(next(iter(results.values())))
     label = lambda k: RUN_LABELS.get(k, k)  # noqa: E731
     balanced = [k for k in runs if k != "mse"]
-    lines = [f"| metric (mm), seeds {seeds[0]}-{seeds[-1]} | " +
-             " | ".join(label(k) for k in runs) + " |", "|---|" + "---:|" * len(runs)]
+    lines = [
+        f"| metric (mm), seeds {seeds[0]}-{seeds[-1]} | "
+        + " | ".join(label(k) for k in runs)
+        + " |",
+        "|---|" + "---:|" * len(runs),
+    ]
     for m in METRICS:
         for part, name in PARTS:
             cells = []
@@ -54,11 +63,15 @@ def seed_table(results: dict[str, dict[int, dict]], seconds: dict[str, dict[int,
                 cells.append(f"{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f}")
             lines.append(f"| {m} {name} | " + " | ".join(cells) + " |")
     if "mse" in results and balanced:
-        lines += ["", f"Paired difference with MSE (mm, mean ± standard error over {len(seeds)} "
-                      "seeds; seeds below MSE; **separated** = below in all but at most one seed "
-                      "and mean < -2 SE):", "",
-                  "| metric | " + " | ".join(label(k) for k in balanced) + " |",
-                  "|---|" + "---:|" * len(balanced)]
+        lines += [
+            "",
+            f"Paired difference with MSE (mm, mean ± standard error over {len(seeds)} "
+            "seeds; seeds below MSE; **separated** = below in all but at most one seed "
+            "and mean < -2 SE):",
+            "",
+            "| metric | " + " | ".join(label(k) for k in balanced) + " |",
+            "|---|" + "---:|" * len(balanced),
+        ]
         for m in METRICS:
             for part, name in PARTS:
                 base = np.array([results["mse"][s][m][part] for s in seeds])
@@ -68,12 +81,23 @@ def seed_table(results: dict[str, dict[int, dict]], seconds: dict[str, dict[int,
                     txt = f"{st['mean']:+.1f} ± {st['se']:.1f} ({st['below']}/{st['n']})"
                     cells.append(f"**{txt}**" if st["separated"] else txt)
                 lines.append(f"| {m} {name} | " + " | ".join(cells) + " |")
-    lines += ["", "| seed | " + " | ".join(f"{label(k)} bMPVPE tail 5%" for k in runs) + " | " +
-              " | ".join(f"{label(k)} s" for k in runs) + " |", "|---:|" + "---:|" * 2 * len(runs)]
+    lines += [
+        "",
+        "| seed | "
+        + " | ".join(f"{label(k)} bMPVPE tail 5%" for k in runs)
+        + " | "
+        + " | ".join(f"{label(k)} s" for k in runs)
+        + " |",
+        "|---:|" + "---:|" * 2 * len(runs),
+    ]
     for s in seeds:
-        lines.append(f"| {s} | " + " | ".join(f"{results[k][s]['bMPVPE']['tail5']:.1f}"
-                                             for k in runs) + " | " +
-                     " | ".join(str(seconds[k].get(s, "reused")) for k in runs) + " |")
+        lines.append(
+            f"| {s} | "
+            + " | ".join(f"{results[k][s]['bMPVPE']['tail5']:.1f}" for k in runs)
+            + " | "
+            + " | ".join(str(seconds[k].get(s, "reused")) for k in runs)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -84,8 +108,13 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--seeds", type=int, default=6, help="number of seeds (from --first)")
     p.add_argument("--first", type=int, default=0, help="first seed")
     p.add_argument("--losses", default=",".join(DEMO_KINDS), help="demo runs, comma-separated")
-    p.add_argument("--set", dest="sets", action="append", default=[],
-                   help="config override for every run, e.g. optim.epochs=12 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        help="config override for every run, e.g. optim.epochs=12 (repeatable)",
+    )
     p.add_argument("--data", default="data/demo", help="demo data folder (generated if absent)")
     p.add_argument("--out", default="runs/demo_seeds", help="folder of the runs and tables")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -100,8 +129,7 @@ def main(argv: list[str] | None = None) -> str:
     results: dict[str, dict[int, dict]] = {k: {} for k in runs}
     seconds: dict[str, dict[int, float]] = {k: {} for k in runs}
     for s in range(a.first, a.first + a.seeds):
-        res = run_demo(a.data, Path(a.out) / f"seed{s}", runs, [*a.sets, f"seed={s}"],
-                       render=False)
+        res = run_demo(a.data, Path(a.out) / f"seed{s}", runs, [*a.sets, f"seed={s}"], render=False)
         for k in runs:
             results[k][s] = res["metrics"][k]
             if k in res["train_seconds"]:
@@ -109,9 +137,11 @@ def main(argv: list[str] | None = None) -> str:
     table = seed_table(results, seconds)
     out = Path(a.out)
     (out / "seeds.md").write_text(f"threads: {a.threads}; overrides: {a.sets}\n\n" + table)
-    (out / "seeds.json").write_text(json.dumps({"sets": a.sets, "threads": a.threads,
-                                                "metrics": results, "seconds": seconds},
-                                               indent=1))
+    (out / "seeds.json").write_text(
+        json.dumps(
+            {"sets": a.sets, "threads": a.threads, "metrics": results, "seconds": seconds}, indent=1
+        )
+    )
     print(table)
     return table
 

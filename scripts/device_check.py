@@ -40,10 +40,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Third-party modules the steps import (besides torch). smplx, trimesh and pyrender are not
 # among them: the steps use the bundled open body and render nothing.
-NEEDED = {"numpy": "numpy", "scipy": "scipy", "sklearn": "scikit-learn", "typer": "typer",
-          "rich": "rich", "yaml": "PyYAML", "matplotlib": "matplotlib"}
-CUDA_TORCH = ("pip install torch --index-url https://download.pytorch.org/whl/cu128  "
-              "(or the CUDA build matching the driver: https://pytorch.org/get-started/locally/)")
+NEEDED = {
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "sklearn": "scikit-learn",
+    "typer": "typer",
+    "rich": "rich",
+    "yaml": "PyYAML",
+    "matplotlib": "matplotlib",
+}
+CUDA_TORCH = (
+    "pip install torch --index-url https://download.pytorch.org/whl/cu128  "
+    "(or the CUDA build matching the driver: https://pytorch.org/get-started/locally/)"
+)
 BUDGET_S = 470  # an 8-minute device budget, less the checks and the report
 
 
@@ -68,8 +77,10 @@ def preflight(dry_run: bool) -> tuple[int | None, dict]:
     if not dry_run:
         dev = _device_present()
         if dev is None:
-            print("device_check: no CUDA device on this machine; nothing measured "
-                  "(--dry-run runs the same steps on the CPU)")
+            print(
+                "device_check: no CUDA device on this machine; nothing measured "
+                "(--dry-run runs the same steps on the CPU)"
+            )
             return 0, facts
         facts["driver_sees"] = dev
     try:
@@ -80,23 +91,30 @@ def preflight(dry_run: bool) -> tuple[int | None, dict]:
     facts.update(torch=torch.__version__, torch_cuda=torch.version.cuda)
     if not dry_run:
         if torch.version.cuda is None:
-            print(f"device_check: torch {torch.__version__} is the CPU build (the project's "
-                  f"set-up pins it); install the CUDA build: {CUDA_TORCH}")
+            print(
+                f"device_check: torch {torch.__version__} is the CPU build (the project's "
+                f"set-up pins it); install the CUDA build: {CUDA_TORCH}"
+            )
             return 1, facts
         if not torch.cuda.is_available():
-            print(f"device_check: torch {torch.__version__} (CUDA {torch.version.cuda}) cannot "
-                  f"use the device ({facts['driver_sees']}): driver too old for this build? "
-                  "`nvidia-smi` shows the driver's CUDA version")
+            print(
+                f"device_check: torch {torch.__version__} (CUDA {torch.version.cuda}) cannot "
+                f"use the device ({facts['driver_sees']}): driver too old for this build? "
+                "`nvidia-smi` shows the driver's CUDA version"
+            )
             return 1, facts
         facts["device"] = torch.cuda.get_device_name(0)
-        facts["device_memory_gib"] = round(torch.cuda.get_device_properties(0).total_memory
-                                           / 2**30, 1)
+        facts["device_memory_gib"] = round(
+            torch.cuda.get_device_properties(0).total_memory / 2**30, 1
+        )
     missing = [pkg for mod, pkg in NEEDED.items() if importlib.util.find_spec(mod) is None]
     if missing:
-        print(f"device_check: missing Python packages: {' '.join(missing)}. On a machine with a "
-              "package registry run `scripts/device_wheels.sh wheels` (wheels for Python 3.12), "
-              "bring the wheels folder here, then `pip install --no-index --find-links wheels "
-              f"{' '.join(missing)}`")
+        print(
+            f"device_check: missing Python packages: {' '.join(missing)}. On a machine with a "
+            "package registry run `scripts/device_wheels.sh wheels` (wheels for Python 3.12), "
+            "bring the wheels folder here, then `pip install --no-index --find-links wheels "
+            f"{' '.join(missing)}`"
+        )
         return 1, facts
     return None, facts
 
@@ -107,57 +125,133 @@ def plan(out: Path, dry_run: bool) -> list[dict]:
     dev = "cpu" if dry_run else "cuda"
     demo = out / "demo"
     if dry_run:
-        train_bench = ["--samples", "256", "--steps", "1", "--batches", "16", "--baseline", "16",
-                       "--backend", "aot_eager"]
+        train_bench = [
+            "--samples",
+            "256",
+            "--steps",
+            "1",
+            "--batches",
+            "16",
+            "--baseline",
+            "16",
+            "--backend",
+            "aot_eager",
+        ]
         eval_args = ["--n", "120", "--threads", "1"]
         loss_args = ["--repeats", "1", "--sizes", "tiny"]
         demo_args = ["--n-train", "256", "--n-test", "64"]
-        train_sets = ["data.samples_per_epoch=128", "optim.batch_size=32", "compile=off",
-                      "log_every=2"]
+        train_sets = [
+            "data.samples_per_epoch=128",
+            "optim.batch_size=32",
+            "compile=off",
+            "log_every=2",
+        ]
     else:
-        train_bench = ["--samples", "400000", "--steps", "20", "--batches", "1024,128",
-                       "--baseline", "128,1024"]
+        train_bench = [
+            "--samples",
+            "400000",
+            "--steps",
+            "20",
+            "--batches",
+            "1024,128",
+            "--baseline",
+            "128,1024",
+        ]
         eval_args, loss_args, demo_args = [], ["--repeats", "10"], []
         train_sets = ["compile=reduce-overhead"]
     steps = [
-        {"name": "bench_train", "limit": 200, "json": out / "bench_train.json",
-         "argv": [py, str(ROOT / "scripts/bench_train.py"), "--device", dev, "--compile",
-                  "off,default,reduce-overhead", "--json", str(out / "bench_train.json"),
-                  *train_bench]},
-        {"name": "bench_eval", "limit": 45,
-         "argv": [py, str(ROOT / "scripts/bench_eval.py"), "--device", dev, *eval_args]},
-        {"name": "bench_losses", "limit": 45,
-         "argv": [py, str(ROOT / "scripts/bench_losses.py"), "--device", dev, *loss_args]},
-        {"name": "demo_data", "limit": 70,
-         "argv": [py, "-m", "ihmr.cli", "demo-data", "--out", str(demo), *demo_args]},
-        {"name": "torchrun_train", "limit": 100,
-         "argv": [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
-                  str(Path(__file__).resolve()), "--worker-train", "--",
-                  "--config", str(ROOT / "configs/ihmr/demo_bmc.yaml"),
-                  "--out", str(out / "train"),
-                  *[x for s in [f"data.root={demo}", "optim.epochs=1", f"device={dev}",
-                                "progress=false", *train_sets] for x in ("--set", s)]]},
+        {
+            "name": "bench_train",
+            "limit": 200,
+            "json": out / "bench_train.json",
+            "argv": [
+                py,
+                str(ROOT / "scripts/bench_train.py"),
+                "--device",
+                dev,
+                "--compile",
+                "off,default,reduce-overhead",
+                "--json",
+                str(out / "bench_train.json"),
+                *train_bench,
+            ],
+        },
+        {
+            "name": "bench_eval",
+            "limit": 45,
+            "argv": [py, str(ROOT / "scripts/bench_eval.py"), "--device", dev, *eval_args],
+        },
+        {
+            "name": "bench_losses",
+            "limit": 45,
+            "argv": [py, str(ROOT / "scripts/bench_losses.py"), "--device", dev, *loss_args],
+        },
+        {
+            "name": "demo_data",
+            "limit": 70,
+            "argv": [py, "-m", "ihmr.cli", "demo-data", "--out", str(demo), *demo_args],
+        },
+        {
+            "name": "torchrun_train",
+            "limit": 100,
+            "argv": [
+                py,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc_per_node",
+                "1",
+                str(Path(__file__).resolve()),
+                "--worker-train",
+                "--",
+                "--config",
+                str(ROOT / "configs/ihmr/demo_bmc.yaml"),
+                "--out",
+                str(out / "train"),
+                *[
+                    x
+                    for s in [
+                        f"data.root={demo}",
+                        "optim.epochs=1",
+                        f"device={dev}",
+                        "progress=false",
+                        *train_sets,
+                    ]
+                    for x in ("--set", s)
+                ],
+            ],
+        },
     ]
     return steps
 
 
 def run_step(step: dict, budget_left: float) -> dict:
     limit = max(1.0, min(step["limit"], budget_left))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(step["argv"], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=limit)
+        proc = subprocess.run(
+            step["argv"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit
+        )
         rc, text = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as exc:
         rc = "timeout"
-        text = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
-                       for x in (exc.stdout, exc.stderr))
+        text = "".join(
+            x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
+            for x in (exc.stdout, exc.stderr)
+        )
         text += f"\n(stopped after {limit:.0f} s)"
-    res = {"name": step["name"], "argv": step["argv"], "rc": rc, "limit_s": round(limit),
-           "seconds": round(time.perf_counter() - t0, 1),
-           "output_tail": [ln for ln in text.splitlines() if "Notice" not in ln][-40:]}
+    res = {
+        "name": step["name"],
+        "argv": step["argv"],
+        "rc": rc,
+        "limit_s": round(limit),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "output_tail": [ln for ln in text.splitlines() if "Notice" not in ln][-40:],
+    }
     if step.get("json") and Path(step["json"]).is_file():
         res["figures"] = json.loads(Path(step["json"]).read_text())
     print(f"  {step['name']:<15} rc {rc!s:<8} {res['seconds']:7.1f} s")
@@ -165,21 +259,32 @@ def run_step(step: dict, budget_left: float) -> dict:
 
 
 def table(report: dict) -> str:
-    lines = [f"# device check ({'dry run, CPU: figures mean nothing' if report['dry_run'] else report['machine'].get('device', '?')})",
-             "", f"machine: {json.dumps(report['machine'])}", "",
-             "| step | exit | seconds |", "|---|---|---:|"]
+    lines = [
+        f"# device check ({'dry run, CPU: figures mean nothing' if report['dry_run'] else report['machine'].get('device', '?')})",
+        "",
+        f"machine: {json.dumps(report['machine'])}",
+        "",
+        "| step | exit | seconds |",
+        "|---|---|---:|",
+    ]
     lines += [f"| {s['name']} | {s['rc']} | {s['seconds']} |" for s in report["steps"]]
     for s in report["steps"]:
         fig = s.get("figures")
         if s["name"] == "bench_train" and fig:
-            lines += ["", f"bench_train ({fig['samples']:,} samples, {fig['device_name']}):", "",
-                      "| variant | compile | batch | ms/step | s/epoch | 20 epochs (s) | compile (s) |",
-                      "|---|---|---:|---:|---:|---:|---:|"]
+            lines += [
+                "",
+                f"bench_train ({fig['samples']:,} samples, {fig['device_name']}):",
+                "",
+                "| variant | compile | batch | ms/step | s/epoch | 20 epochs (s) | compile (s) |",
+                "|---|---|---:|---:|---:|---:|---:|",
+            ]
             for r in fig["rows"]:
                 c = "" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
-                lines.append(f"| {r['variant']} | {r['compile']} | {r['batch']} | "
-                             f"{r['ms_per_step']:.2f} | {r['s_per_epoch']:.1f} | "
-                             f"{r['projected_s']:.0f} | {c} |")
+                lines.append(
+                    f"| {r['variant']} | {r['compile']} | {r['batch']} | "
+                    f"{r['ms_per_step']:.2f} | {r['s_per_epoch']:.1f} | "
+                    f"{r['projected_s']:.0f} | {c} |"
+                )
             lines += [f"- ratio {k}: {v:.2f}x" for k, v in fig["ratios"].items()]
         elif s["name"] in ("bench_eval", "bench_losses", "torchrun_train"):
             keep = [ln for ln in s["output_tail"] if ln.strip()][-12:]
@@ -198,8 +303,11 @@ def worker_train(args: list[str]) -> int:
     dist.init_process_group("nccl" if cuda else "gloo")
     x = torch.ones(1, device="cuda" if cuda else "cpu")
     dist.all_reduce(x)
-    print(f"process group {dist.get_backend()}: all_reduce over {dist.get_world_size()} "
-          f"process(es) gave {float(x)}", flush=True)
+    print(
+        f"process group {dist.get_backend()}: all_reduce over {dist.get_world_size()} "
+        f"process(es) gave {float(x)}",
+        flush=True,
+    )
     if float(x) != dist.get_world_size():
         return 3
     from ihmr.cli import main
@@ -217,13 +325,18 @@ def worker_train(args: list[str]) -> int:
 
 def main() -> int:
     if "--worker-train" in sys.argv:
-        rest = sys.argv[sys.argv.index("--worker-train") + 1:]
+        rest = sys.argv[sys.argv.index("--worker-train") + 1 :]
         return worker_train(rest[1:] if rest[:1] == ["--"] else rest)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="folder for device_check.json and device_check.md")
     ap.add_argument("--dry-run", action="store_true", help="the same steps on the CPU, tiny")
-    ap.add_argument("--budget", type=float, default=None, help=f"seconds for all steps "
-                    f"(default {BUDGET_S}; dry run: 3x, the CPU machine may be shared)")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help=f"seconds for all steps "
+        f"(default {BUDGET_S}; dry run: 3x, the CPU machine may be shared)",
+    )
     args = ap.parse_args()
     slack = 3.0 if args.dry_run else 1.0
     args.budget = args.budget or BUDGET_S * slack
@@ -234,26 +347,42 @@ def main() -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     print(f"device_check -> {out} ({'dry run on the CPU' if args.dry_run else facts['device']})")
-    report = {"dry_run": args.dry_run, "machine": facts, "steps": [],
-              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    report = {
+        "dry_run": args.dry_run,
+        "machine": facts,
+        "steps": [],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     for step in plan(out, args.dry_run):
         step["limit"] *= slack
         left = args.budget - (time.perf_counter() - t0)
         if left < 5:
-            report["steps"].append({"name": step["name"], "rc": "skipped (time budget)",
-                                    "seconds": 0, "argv": step["argv"], "output_tail": []})
+            report["steps"].append(
+                {
+                    "name": step["name"],
+                    "rc": "skipped (time budget)",
+                    "seconds": 0,
+                    "argv": step["argv"],
+                    "output_tail": [],
+                }
+            )
             continue
         report["steps"].append(run_step(step, left))
     report["seconds"] = round(time.perf_counter() - t0, 1)
-    for name, text in (("device_check.json", json.dumps(report, indent=1, default=str)),
-                       ("device_check.md", table(report))):
+    for name, text in (
+        ("device_check.json", json.dumps(report, indent=1, default=str)),
+        ("device_check.md", table(report)),
+    ):
         tmp = out / (name + ".tmp")
         tmp.write_text(text)
         tmp.replace(out / name)
     failed = [s["name"] for s in report["steps"] if s["rc"] != 0]
-    print(f"device_check: {len(report['steps']) - len(failed)}/{len(report['steps'])} steps "
-          f"ok in {report['seconds']} s" + (f"; failed: {', '.join(failed)}" if failed else "")
-          + f"; {out / 'device_check.md'}")
+    print(
+        f"device_check: {len(report['steps']) - len(failed)}/{len(report['steps'])} steps "
+        f"ok in {report['seconds']} s"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+        + f"; {out / 'device_check.md'}"
+    )
     return 1 if failed else 0
 
 

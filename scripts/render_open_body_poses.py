@@ -19,9 +19,26 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-J = {"pelvis": 0, "l_hip": 1, "r_hip": 2, "spine1": 3, "l_knee": 4, "r_knee": 5, "spine2": 6,
-     "l_ankle": 7, "r_ankle": 8, "spine3": 9, "neck": 12, "l_collar": 13, "r_collar": 14,
-     "head": 15, "l_shoulder": 16, "r_shoulder": 17, "l_elbow": 18, "r_elbow": 19}
+J = {
+    "pelvis": 0,
+    "l_hip": 1,
+    "r_hip": 2,
+    "spine1": 3,
+    "l_knee": 4,
+    "r_knee": 5,
+    "spine2": 6,
+    "l_ankle": 7,
+    "r_ankle": 8,
+    "spine3": 9,
+    "neck": 12,
+    "l_collar": 13,
+    "r_collar": 14,
+    "head": 15,
+    "l_shoulder": 16,
+    "r_shoulder": 17,
+    "l_elbow": 18,
+    "r_elbow": 19,
+}
 
 
 def pose(**joints: tuple[float, float, float]) -> np.ndarray:
@@ -33,16 +50,36 @@ def pose(**joints: tuple[float, float, float]) -> np.ndarray:
 
 POSES = {
     "rest": pose(),
-    "arms raised": pose(l_shoulder=(0, 0, 1.25), r_shoulder=(0, 0, -1.25),
-                        l_elbow=(0, 0, 0.25), r_elbow=(0, 0, -0.25)),
-    "deep squat": pose(l_hip=(-2.0, 0, -0.25), r_hip=(-2.0, 0, 0.25), l_knee=(2.35, 0, 0),
-                       r_knee=(2.35, 0, 0), l_ankle=(-0.35, 0, 0), r_ankle=(-0.35, 0, 0),
-                       spine1=(0.35, 0, 0), spine2=(0.2, 0, 0),
-                       l_shoulder=(0, -1.35, -0.2), r_shoulder=(0, 1.35, 0.2)),
-    "kick": pose(r_hip=(-1.45, 0, 0), r_knee=(0.25, 0, 0), r_ankle=(-0.5, 0, 0),
-                 l_knee=(0.15, 0, 0), spine1=(-0.15, 0, 0), spine2=(-0.1, 0, 0),
-                 l_shoulder=(0, -0.3, -1.0), r_shoulder=(0, 0.5, 1.1), l_elbow=(0, -0.6, 0),
-                 r_elbow=(0, 0.6, 0)),
+    "arms raised": pose(
+        l_shoulder=(0, 0, 1.25),
+        r_shoulder=(0, 0, -1.25),
+        l_elbow=(0, 0, 0.25),
+        r_elbow=(0, 0, -0.25),
+    ),
+    "deep squat": pose(
+        l_hip=(-2.0, 0, -0.25),
+        r_hip=(-2.0, 0, 0.25),
+        l_knee=(2.35, 0, 0),
+        r_knee=(2.35, 0, 0),
+        l_ankle=(-0.35, 0, 0),
+        r_ankle=(-0.35, 0, 0),
+        spine1=(0.35, 0, 0),
+        spine2=(0.2, 0, 0),
+        l_shoulder=(0, -1.35, -0.2),
+        r_shoulder=(0, 1.35, 0.2),
+    ),
+    "kick": pose(
+        r_hip=(-1.45, 0, 0),
+        r_knee=(0.25, 0, 0),
+        r_ankle=(-0.5, 0, 0),
+        l_knee=(0.15, 0, 0),
+        spine1=(-0.15, 0, 0),
+        spine2=(-0.1, 0, 0),
+        l_shoulder=(0, -0.3, -1.0),
+        r_shoulder=(0, 0.5, 1.1),
+        l_elbow=(0, -0.6, 0),
+        r_elbow=(0, 0.6, 0),
+    ),
 }
 
 
@@ -64,15 +101,17 @@ def main() -> None:
     aa = np.stack(list(POSES.values()))
     aa[:, 0] = (np.pi, 0.0, 0.0)  # into SPIN's camera frame (y down)
     with torch.no_grad():
-        verts = body(torch.zeros(len(aa), 10), torch.as_tensor(aa.reshape(len(aa), 72),
-                                                              dtype=torch.float32)).vertices.numpy()
+        verts = body(
+            torch.zeros(len(aa), 10), torch.as_tensor(aa.reshape(len(aa), 72), dtype=torch.float32)
+        ).vertices.numpy()
     h = args.panel
     w = int(h * 0.75)
     focal = 5.0 * h
     views = [[v.astype(np.float64) for v in verts], [side_view(v) for v in verts]]
     # one camera distance for all panels (the largest needed), each mesh centred in its panel
-    tz = max(fit_translation(v, focal, (h, w), fill=0.9)[2] + v[:, 2].min() for vs in views
-             for v in vs)
+    tz = max(
+        fit_translation(v, focal, (h, w), fill=0.9)[2] + v[:, 2].min() for vs in views for v in vs
+    )
     rows = []
     with MeshRenderer(w, h) as renderer:
         for vs, suffix in zip(views, ("front", "side")):

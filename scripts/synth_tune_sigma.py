@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 DEFAULT_GRID = "0.3,0.5,0.8,1.25,2"
@@ -35,22 +34,30 @@ def main() -> None:
 
     set_threads(args.threads)
     grid = [float(s) for s in args.grid.split(",") if s.strip()]
-    study = tune_table4(grid, seeds=args.seeds, refine=args.refine,
-                        distributions=args.distributions.split(","),
-                        epochs_scale=args.epochs_scale, log=lambda m: print(m, flush=True))
+    study = tune_table4(
+        grid,
+        seeds=args.seeds,
+        refine=args.refine,
+        distributions=args.distributions.split(","),
+        epochs_scale=args.epochs_scale,
+        log=lambda m: print(m, flush=True),
+    )
     table = markdown(study)
     print(table)
     secs = study["seconds"]
-    print(f"wall time: {secs['total']:.1f} s ({secs['baseline']:.1f} s true + learned sigma, "
-          f"{secs['total'] - secs['baseline']:.1f} s for {len(study['grid'])} grid sigmas and "
-          f"the refinement), {args.threads} thread(s)")
+    print(
+        f"wall time: {secs['total']:.1f} s ({secs['baseline']:.1f} s true + learned sigma, "
+        f"{secs['total'] - secs['baseline']:.1f} s for {len(study['grid'])} grid sigmas and "
+        f"the refinement), {args.threads} thread(s)"
+    )
     if args.out is not None:
         from ihmr.io import check_writable_dir, write_json, write_text
 
         out = check_writable_dir(args.out)
         write_text(out / "table.md", table)
-        write_json(out / "study.json", {**study, "rows": [dataclasses.asdict(r) for r in
-                                                          study["rows"]]})
+        write_json(
+            out / "study.json", {**study, "rows": [dataclasses.asdict(r) for r in study["rows"]]}
+        )
         print(f"wrote {out / 'table.md'} and {out / 'study.json'}")
 
 

@@ -95,14 +95,20 @@ def resume_rule(ihmr_main, one_line_error, tmp_path):
         assert code == 0, err
         assert f"run folder: {out}" in said and len(rows(out)) == epochs
         before = (rows(out), (out / "last.pt").read_bytes())
-        one_line_error(ihmr_main(*command, "--config", config, "--out", out),
-                       "already holds a run", "--resume")
+        one_line_error(
+            ihmr_main(*command, "--config", config, "--out", out), "already holds a run", "--resume"
+        )
         assert (rows(out), (out / "last.pt").read_bytes()) == before
-        one_line_error(ihmr_main(*command, "--resume", out, "--config", config),
-                       "config.yaml saved in that run folder", "drop --config")
+        one_line_error(
+            ihmr_main(*command, "--resume", out, "--config", config),
+            "config.yaml saved in that run folder",
+            "drop --config",
+        )
         (tmp_path / "empty").mkdir(exist_ok=True)
         one_line_error(ihmr_main(*command, "--resume", tmp_path / "empty"), "nothing to resume")
-        code, said, err = ihmr_main(*command, "--resume", out, "--set", f"optim.epochs={epochs + 1}")
+        code, said, err = ihmr_main(
+            *command, "--resume", out, "--set", f"optim.epochs={epochs + 1}"
+        )
         assert code == 0, err
         assert f"run folder: {out}" in said and len(rows(out)) == epochs + 1
         assert rows(out)[:epochs] == before[0]  # continued, not retrained

@@ -3,7 +3,7 @@ from typing import Literal
 
 import pytest
 
-from ihmr.config import load_config, parse_overrides, save_config, read_yaml
+from ihmr.config import load_config, parse_overrides, read_yaml, save_config
 from ihmr.errors import ConfigError
 
 

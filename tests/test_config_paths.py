@@ -44,7 +44,9 @@ def _prior(path: Path) -> None:
     rng = np.random.default_rng(0)
     a = rng.normal(size=(1, 216, 216)) * 0.02
     path.parent.mkdir(parents=True, exist_ok=True)
-    GMMPrior(np.ones(1), np.zeros((1, 216)), a @ a.transpose(0, 2, 1) + 0.01 * np.eye(216)).save(path)
+    GMMPrior(np.ones(1), np.zeros((1, 216)), a @ a.transpose(0, 2, 1) + 0.01 * np.eye(216)).save(
+        path
+    )
 
 
 def test_pose_reads_the_prior_from_data_root_only(tmp_path, monkeypatch):
@@ -54,8 +56,11 @@ def test_pose_reads_the_prior_from_data_root_only(tmp_path, monkeypatch):
     _prior(tmp_path / "ds" / "prior.npz")
     _prior(tmp_path / "cwd" / "prior.npz")
     monkeypatch.chdir(tmp_path / "cwd")
-    cfg = load_config(PoseTrainConfig, None, [f"data.root={tmp_path / 'ds'}", "loss.kind=gai",
-                                              "loss.prior=prior.npz"])
+    cfg = load_config(
+        PoseTrainConfig,
+        None,
+        [f"data.root={tmp_path / 'ds'}", "loss.kind=gai", "loss.prior=prior.npz"],
+    )
     assert build_loss(cfg, all_valid=True) is not None
     (tmp_path / "ds" / "prior.npz").unlink()  # only the working directory's copy is left
     with pytest.raises(ConfigError, match="read from data.root"):
@@ -81,14 +86,18 @@ def test_age_reads_csv_and_images_from_data_root(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="data.root is not set"):
         dataset_paths("demo.csv", None)
     # the shipped configs and the default name the same files as before the rule
-    for name, want in [("vanilla.yaml", "data/imdb_wiki_dir/imdb_wiki.csv"),
-                       ("bmc.yaml", "data/imdb_wiki_dir/imdb_wiki.csv"),
-                       ("demo_vanilla.yaml", "data/age-demo/demo.csv")]:
+    for name, want in [
+        ("vanilla.yaml", "data/imdb_wiki_dir/imdb_wiki.csv"),
+        ("bmc.yaml", "data/imdb_wiki_dir/imdb_wiki.csv"),
+        ("demo_vanilla.yaml", "data/age-demo/demo.csv"),
+    ]:
         cfg = load_config(AgeConfig, CONFIGS / "age" / name)
         assert dataset_paths(cfg.data.csv, cfg.data.root)[0] == Path(want), name
     cfg = AgeConfig()  # `ihmr age demo-data --out data/age-demo` writes data/age-demo/demo.csv
-    assert dataset_paths(cfg.data.csv, cfg.data.root) == (Path("data/age-demo/demo.csv"),
-                                                          Path("data/age-demo"))
+    assert dataset_paths(cfg.data.csv, cfg.data.root) == (
+        Path("data/age-demo/demo.csv"),
+        Path("data/age-demo"),
+    )
 
 
 def test_depth_reads_layout_and_images_from_data_root(tmp_path, monkeypatch):

@@ -60,9 +60,17 @@ def _kinds(cls) -> tuple:
 
 
 # every renamed key, the class that had it, and the key of the new vocabulary its error names
-OLD_KEYS = [(old, AgeConfig if old.startswith(("rrt.", "vanilla.")) else
-             PoseTrainConfig if old == "loss.pose" else DepthTrainConfig)
-            for old in RENAMED_KEYS]
+OLD_KEYS = [
+    (
+        old,
+        AgeConfig
+        if old.startswith(("rrt.", "vanilla."))
+        else PoseTrainConfig
+        if old == "loss.pose"
+        else DepthTrainConfig,
+    )
+    for old in RENAMED_KEYS
+]
 
 
 @pytest.mark.parametrize("old, cls", OLD_KEYS, ids=[o for o, _ in OLD_KEYS])
@@ -83,18 +91,38 @@ def test_old_key_names_its_new_key(old, cls, tmp_path):
         load_config(cls, tmp_path / "old.yaml")
 
 
-@pytest.mark.parametrize("cls, text, expect", [
-    (PoseTrainConfig, "loss:\n  pose: bmc\n", "'loss.pose' was renamed loss.kind"),
-    (AgeConfig, "stage: rrt\nrrt:\n  loss: bmc\n  pretrained: x.pt\n", "'rrt.loss' moved to loss.kind"),
-    (AgeConfig, "vanilla:\n  loss: l1\n  lr: 1.0e-3\n", "'vanilla.loss' moved to loss.kind"),
-    (DepthTrainConfig, "loss:\n  kind: bni\n  sigma: 1.0\n",
-     "'loss.sigma' was renamed loss.init_noise_sigma"),
-    (DepthTrainConfig, "loss:\n  learn_sigma: true\n", "'loss.learn_sigma' was renamed loss.learn_noise"),
-    (DepthTrainConfig, "loss:\n  kind: reweight\n  reweight: sqrt_inv\n",
-     "loss.kind: 'reweight' was renamed inverse or sqrt_inv"),
-    (DepthTrainConfig, "resume: true\n", "'resume' was removed: continue a run with the train "
-     "command's --resume RUN_DIR option"),
-])
+@pytest.mark.parametrize(
+    "cls, text, expect",
+    [
+        (PoseTrainConfig, "loss:\n  pose: bmc\n", "'loss.pose' was renamed loss.kind"),
+        (
+            AgeConfig,
+            "stage: rrt\nrrt:\n  loss: bmc\n  pretrained: x.pt\n",
+            "'rrt.loss' moved to loss.kind",
+        ),
+        (AgeConfig, "vanilla:\n  loss: l1\n  lr: 1.0e-3\n", "'vanilla.loss' moved to loss.kind"),
+        (
+            DepthTrainConfig,
+            "loss:\n  kind: bni\n  sigma: 1.0\n",
+            "'loss.sigma' was renamed loss.init_noise_sigma",
+        ),
+        (
+            DepthTrainConfig,
+            "loss:\n  learn_sigma: true\n",
+            "'loss.learn_sigma' was renamed loss.learn_noise",
+        ),
+        (
+            DepthTrainConfig,
+            "loss:\n  kind: reweight\n  reweight: sqrt_inv\n",
+            "loss.kind: 'reweight' was renamed inverse or sqrt_inv",
+        ),
+        (
+            DepthTrainConfig,
+            "resume: true\n",
+            "'resume' was removed: continue a run with the train command's --resume RUN_DIR option",
+        ),
+    ],
+)
 def test_old_config_files_are_refused_with_the_new_words(cls, text, expect, tmp_path):
     (tmp_path / "old.yaml").write_text(text)
     with pytest.raises(ConfigError) as exc:
@@ -132,8 +160,11 @@ def test_age_loss_and_optim_reach_the_trainer_as_written(tmp_path):
 
     from ihmr.age.criteria import build_criterion
 
-    cfg = load_config(AgeConfig, CONFIGS / "age" / "gai.yaml",
-                      ["loss.init_noise_sigma=3.5", "loss.gmm_components=2"])
+    cfg = load_config(
+        AgeConfig,
+        CONFIGS / "age" / "gai.yaml",
+        ["loss.init_noise_sigma=3.5", "loss.gmm_components=2"],
+    )
     crit = build_criterion(cfg.loss, np.random.default_rng(0).uniform(0, 90, 300), (0, 120))
     assert crit.kind == "gai" and crit.sigma == pytest.approx(3.5)
     assert crit.inner.gmm_log_weights.shape == (2,)  # loss.gmm_components components
@@ -143,8 +174,11 @@ def test_age_loss_and_optim_reach_the_trainer_as_written(tmp_path):
 def test_age_stage1_refuses_a_stage2_loss(tmp_path):
     from ihmr.age.train import train
 
-    cfg = load_config(AgeConfig, CONFIGS / "age" / "demo_vanilla.yaml",
-                      ["loss.kind=bmc", f"out={tmp_path / 'run'}"])
+    cfg = load_config(
+        AgeConfig,
+        CONFIGS / "age" / "demo_vanilla.yaml",
+        ["loss.kind=bmc", f"out={tmp_path / 'run'}"],
+    )
     with pytest.raises(ConfigError, match="stage vanilla .* l1 or mse, got 'bmc'"):
         train(cfg, log=lambda m: None)
     assert not (tmp_path / "run").exists()
@@ -162,5 +196,9 @@ def test_depth_checkpoints_saved_in_the_old_words_still_load():
     with pytest.raises(ConfigError):
         from_dict(DepthTrainConfig, old)
     cfg = from_dict(DepthTrainConfig, _current_words(old))
-    assert (cfg.loss.kind, cfg.loss.init_noise_sigma, cfg.loss.learn_noise) == ("sqrt_inv", 0.7, True)
+    assert (cfg.loss.kind, cfg.loss.init_noise_sigma, cfg.loss.learn_noise) == (
+        "sqrt_inv",
+        0.7,
+        True,
+    )
     assert cfg.optim.sigma_lr == 0.05 and old["loss"]["kind"] == "reweight"  # input untouched

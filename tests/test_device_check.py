@@ -17,12 +17,20 @@ SCRIPT = ROOT / "scripts" / "device_check.py"
 
 def _run(*args: str, timeout: float) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
-@pytest.mark.skipif(torch.cuda.is_available() or Path("/dev/nvidia0").exists(),
-                    reason="this machine has a CUDA device")
+@pytest.mark.skipif(
+    torch.cuda.is_available() or Path("/dev/nvidia0").exists(),
+    reason="this machine has a CUDA device",
+)
 def test_without_a_device_one_line_exit_0_nothing_written(tmp_path):
     res = _run(str(tmp_path / "out"), timeout=60)
     assert res.returncode == 0, res.stderr
@@ -36,14 +44,23 @@ def test_dry_run_runs_every_step_and_writes_the_report(tmp_path):
     res = _run(str(tmp_path / "out"), "--dry-run", timeout=600)
     report = json.loads((tmp_path / "out" / "device_check.json").read_text())
     steps = {s["name"]: s for s in report["steps"]}
-    assert list(steps) == ["bench_train", "bench_eval", "bench_losses", "demo_data",
-                           "torchrun_train"]
+    assert list(steps) == [
+        "bench_train",
+        "bench_eval",
+        "bench_losses",
+        "demo_data",
+        "torchrun_train",
+    ]
     bad = {k: s["output_tail"][-5:] for k, s in steps.items() if s["rc"] != 0}
     assert not bad and res.returncode == 0, (bad, res.stdout[-2000:])
     fig = steps["bench_train"]["figures"]
     got = {(r["variant"], r["compile"]) for r in fig["rows"]}
-    assert got == {("ours", "off"), ("ours", "default"), ("ours", "reduce-overhead"),
-                   ("straightforward", "off")}
+    assert got == {
+        ("ours", "off"),
+        ("ours", "default"),
+        ("ours", "reduce-overhead"),
+        ("straightforward", "off"),
+    }
     assert all(r["ms_per_step"] > 0 for r in fig["rows"])
     assert set(fig["ratios"]) == {"off@16", "default@16", "reduce-overhead@16"}
     train = "\n".join(steps["torchrun_train"]["output_tail"])

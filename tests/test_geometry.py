@@ -120,8 +120,11 @@ def test_does_not_modify_inputs(rng):
 
 
 def test_finite_gradients_at_zero_and_pi():
-    r = torch.tensor([[0.0, 0.0, 0.0], [1e-8, 0, 0], [np.pi, 0, 0], [0, 0, np.pi - 1e-7]],
-                     dtype=torch.float64, requires_grad=True)
+    r = torch.tensor(
+        [[0.0, 0.0, 0.0], [1e-8, 0, 0], [np.pi, 0, 0], [0, 0, np.pi - 1e-7]],
+        dtype=torch.float64,
+        requires_grad=True,
+    )
     mats = axis_angle_to_matrix(r)
     back = matrix_to_axis_angle(mats)
     eye = torch.eye(3, dtype=torch.float64).expand_as(mats)

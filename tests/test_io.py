@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from ihmr.errors import AssetNotFoundError, DataError, OutputPathError
-from ihmr.io import (check_writable_dir, check_writable_file, load_torch_file, make_dirs,
-                     read_npz, remove_created_dirs_on_failure, write_text)
+from ihmr.io import (
+    check_writable_dir,
+    check_writable_file,
+    load_torch_file,
+    make_dirs,
+    read_npz,
+    remove_created_dirs_on_failure,
+    write_text,
+)
 
 
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError, SystemExit])
@@ -65,8 +72,11 @@ def test_load_torch_file_errors(tmp_path):
     (tmp_path / "text.pt").write_text("not a checkpoint")
     for name in ("cut.pt", "text.pt"):
         for mmap in (False, True):
-            with pytest.raises(DataError, match=rf"checkpoint '.*{name}' is truncated or not a "
-                                                "checkpoint"):
+            with pytest.raises(
+                DataError,
+                match=rf"checkpoint '.*{name}' is truncated or not a "
+                "checkpoint",
+            ):
                 load_torch_file(tmp_path / name, mmap=mmap)
     with pytest.raises(AssetNotFoundError, match="does not exist"):
         load_torch_file(tmp_path / "missing.pt")

@@ -10,8 +10,17 @@ import pytest
 import torch
 from torch import nn
 
-from ihmr.runs import (NonFiniteLossError, RunDir, check_loss, iter_batches, load_checkpoint,
-                       read_checkpoint, rng_state, save_checkpoint, set_rng_state)
+from ihmr.runs import (
+    NonFiniteLossError,
+    RunDir,
+    check_loss,
+    iter_batches,
+    load_checkpoint,
+    read_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 
 
 class Tiny(nn.Module):
@@ -37,7 +46,9 @@ def _train(run: RunDir, epochs: int, crash_in_epoch: int | None = None, resume: 
     np.random.seed(5 if not resume else 77)
     random.seed(3 if not resume else 44)
     model = Tiny()
-    opt = torch.optim.Adam([{"params": model.net.parameters()}, {"params": [model.sigma], "lr": 1e-2}], lr=1e-2)
+    opt = torch.optim.Adam(
+        [{"params": model.net.parameters()}, {"params": [model.sigma], "lr": 1e-2}], lr=1e-2
+    )
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
     shuffle = torch.Generator().manual_seed(7 if not resume else 8)
     objects = {"model": model, "optimizer": opt, "scheduler": sched}
@@ -84,7 +95,9 @@ def test_resume_equals_uninterrupted(tmp_path):
     log_a = (tmp_path / "a" / "metrics.jsonl").read_text()
     log_b = (tmp_path / "b" / "metrics.jsonl").read_text()
     assert log_a == log_b and len(log_a.splitlines()) == 5
-    assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
+    assert (tmp_path / "a" / "metrics.csv").read_text() == (
+        tmp_path / "b" / "metrics.csv"
+    ).read_text()
 
 
 def test_resume_without_rng_restore_differs(tmp_path):
@@ -160,7 +173,9 @@ def test_metrics_logs_and_non_main_rank_writes_nothing(tmp_path):
     run = RunDir(tmp_path / "r", main=True)
     run.log_metrics(1, {"loss": 1.0})
     run.log_metrics(2, {"loss": 0.5, "sigma": torch.tensor(2.0)})
-    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert rows == [{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.5, "sigma": 2.0}]
     csv_lines = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
     assert csv_lines == ["epoch,loss,sigma", "1,1.0,", "2,0.5,2.0"]
@@ -249,8 +264,15 @@ def _fit(run: RunDir, epochs: int, resume: bool = False):
 
     def train_epoch(epoch):
         model.train()
-        loss = train_steps(iter_batches(len(x), 16, shuffle), lambda i: ((model(x[i]) - y[i]) ** 2).mean(),
-                           opt, run=run, epoch=epoch, steps=4, progress=False)
+        loss = train_steps(
+            iter_batches(len(x), 16, shuffle),
+            lambda i: ((model(x[i]) - y[i]) ** 2).mean(),
+            opt,
+            run=run,
+            epoch=epoch,
+            steps=4,
+            progress=False,
+        )
         sched.step()
         return {"train_loss": loss}
 
@@ -259,8 +281,17 @@ def _fit(run: RunDir, epochs: int, resume: bool = False):
             val = float(((model.eval()(x) - y) ** 2).mean())
         return {**row, "val_mse": val}, val, lambda: {"model": model.state_dict(), "epoch": epoch}
 
-    history, best = fit(run, objects, epochs=epochs, start=start, train_epoch=train_epoch,
-                        evaluate=evaluate, best=best, metric="val_mse", generators={"shuffle": shuffle})
+    history, best = fit(
+        run,
+        objects,
+        epochs=epochs,
+        start=start,
+        train_epoch=train_epoch,
+        evaluate=evaluate,
+        best=best,
+        metric="val_mse",
+        generators={"shuffle": shuffle},
+    )
     return model, history, best
 
 
@@ -290,7 +321,9 @@ def test_fit_numbers_epochs_from_1_selects_on_validation_and_resumes_exactly(tmp
     for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), k
     assert history_b == history and best_b == best
-    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (
+        tmp_path / "b" / "metrics.jsonl"
+    ).read_text()
 
 
 def test_train_steps_names_epoch_and_global_step_from_1(tmp_path):
@@ -301,13 +334,22 @@ def test_train_steps_names_epoch_and_global_step_from_1(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     batches = [torch.ones(1, 2), torch.ones(1, 2), torch.full((1, 2), float("nan"))]
     with pytest.raises(NonFiniteLossError, match=r"epoch 3, global step 9, batch 2"):
-        train_steps(batches, lambda b: model(b).sum(), opt, run=run, epoch=3, steps=3, progress=False)
+        train_steps(
+            batches, lambda b: model(b).sum(), opt, run=run, epoch=3, steps=3, progress=False
+        )
     # at most `steps` batches; the mean of the losses seen
     model = nn.Linear(2, 1, bias=False)
     nn.init.ones_(model.weight)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
-    mean = train_steps([torch.ones(1, 2), 2 * torch.ones(1, 2), torch.full((1, 2), float("nan"))],
-                       lambda b: model(b).sum(), opt, run=run, epoch=1, steps=2, progress=False)
+    mean = train_steps(
+        [torch.ones(1, 2), 2 * torch.ones(1, 2), torch.full((1, 2), float("nan"))],
+        lambda b: model(b).sum(),
+        opt,
+        run=run,
+        epoch=1,
+        steps=2,
+        progress=False,
+    )
     assert mean == pytest.approx(3.0)  # (2 + 4) / 2; the third (NaN) batch is never used
 
 
@@ -329,8 +371,11 @@ def test_resolve_device_auto_cpu_and_errors(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu") and resolve_device(None).type == "cpu"
     for name in ("cuda", "cuda:1"):
-        with pytest.raises(ConfigError, match=r"torch\.cuda\.is_available\(\) is False; use "
-                                              r"--device cpu"):
+        with pytest.raises(
+            ConfigError,
+            match=r"torch\.cuda\.is_available\(\) is False; use "
+            r"--device cpu",
+        ):
             resolve_device(name)
     with pytest.raises(ConfigError, match="'gpu' is not a device name; use auto, cpu, cuda"):
         resolve_device("gpu")

@@ -8,8 +8,13 @@ import torch
 
 from ihmr.errors import DataError, ShapeError
 from ihmr.pose.losses import project_joints
-from ihmr.spin import (FOCAL_LENGTH, IMG_RES, crop_focal_length, crop_intrinsics,
-                       weak_perspective_to_translation)
+from ihmr.spin import (
+    FOCAL_LENGTH,
+    IMG_RES,
+    crop_focal_length,
+    crop_intrinsics,
+    weak_perspective_to_translation,
+)
 
 
 def _pinhole(points, t, f, c):
@@ -38,8 +43,9 @@ def test_translation_is_spin_pred_cam_t():
 
 
 def test_torch_and_numpy_agree_for_any_batch_shape(rng):
-    cam = np.c_[rng.uniform(0.3, 1.5, (2, 4, 1)).reshape(8, 1),
-                rng.normal(0, 0.2, (8, 2))].reshape(2, 4, 3)
+    cam = np.c_[rng.uniform(0.3, 1.5, (2, 4, 1)).reshape(8, 1), rng.normal(0, 0.2, (8, 2))].reshape(
+        2, 4, 3
+    )
     want = weak_perspective_to_translation(cam)
     got = weak_perspective_to_translation(torch.from_numpy(cam))
     assert isinstance(got, torch.Tensor) and got.dtype == torch.float64 and got.shape == (2, 4, 3)
@@ -49,8 +55,9 @@ def test_torch_and_numpy_agree_for_any_batch_shape(rng):
 
 
 def test_torch_path_is_differentiable_and_unchecked():
-    cam = torch.tensor([[0.7, 0.1, -0.1], [1.1, -0.05, 0.2]], dtype=torch.float64,
-                       requires_grad=True)
+    cam = torch.tensor(
+        [[0.7, 0.1, -0.1], [1.1, -0.05, 0.2]], dtype=torch.float64, requires_grad=True
+    )
     assert torch.autograd.gradcheck(weak_perspective_to_translation, (cam,))
     # no value check on tensors (a training step must not synchronise): s <= 0 passes through
     t = weak_perspective_to_translation(torch.tensor([-0.5, 0.0, 0.0]))

@@ -33,11 +33,15 @@ def perfect_maps(gt: np.ndarray, mask: np.ndarray, sizes) -> None:
     bins = D.depth_bins(t)
     for wh in sizes:
         low = torch.from_numpy(np.stack([D.resize(g, wh) for g in gt]))[:, None]
-        up = F.interpolate(low, size=gt.shape[1:], mode="bilinear", align_corners=True)[:, 0].numpy()
+        up = F.interpolate(low, size=gt.shape[1:], mode="bilinear", align_corners=True)[
+            :, 0
+        ].numpy()
         p = np.clip(up[mask], 1e-3, None)
         per_bin = [np.mean((p[bins == b] - t[bins == b]) ** 2) for b in np.unique(bins)]
-        print(f"perfect {wh[0]} x {wh[1]} map: delta1 {np.mean(np.maximum(p / t, t / p) < 1.25):.3f}, "
-              f"RMSE {np.sqrt(np.mean((p - t) ** 2)):.3f} m, balanced RMSE {np.sqrt(np.mean(per_bin)):.3f} m")
+        print(
+            f"perfect {wh[0]} x {wh[1]} map: delta1 {np.mean(np.maximum(p / t, t / p) < 1.25):.3f}, "
+            f"RMSE {np.sqrt(np.mean((p - t) ** 2)):.3f} m, balanced RMSE {np.sqrt(np.mean(per_bin)):.3f} m"
+        )
 
 
 def ideal(counts: np.ndarray, test_bins: np.ndarray, sigma: float, step: float = 0.01) -> dict:
@@ -46,8 +50,10 @@ def ideal(counts: np.ndarray, test_bins: np.ndarray, sigma: float, step: float =
     y = (np.arange(n_bins * per) + 0.5) * step
     x = np.arange(-2.0, n_bins * 0.1 + 2.0, step)
     like = np.exp(-0.5 * ((x[:, None] - y[None, :]) / sigma) ** 2)  # p(x | y) up to a constant
-    priors = {"MSE optimum": np.repeat(counts / counts.sum(), per),
-              "balanced optimum": np.repeat(np.isin(np.arange(n_bins), test_bins).astype(float), per)}
+    priors = {
+        "MSE optimum": np.repeat(counts / counts.sum(), per),
+        "balanced optimum": np.repeat(np.isin(np.arange(n_bins), test_bins).astype(float), per),
+    }
     out = {}
     for name, prior in priors.items():
         w = like * prior[None, :]
@@ -63,9 +69,14 @@ def ideal(counts: np.ndarray, test_bins: np.ndarray, sigma: float, step: float =
             d1.append((px * (ratio < 1.25)).sum(1).mean())
             bias.append((px * err).sum(1).mean())
         bias = np.array(bias)
-        out[name] = (np.sqrt(np.mean(mse)), np.mean(d1),
-                     [bias[(test_bins >= round(lo * 10)) & (test_bins < round(hi * 10))].mean()
-                      for lo, hi in RANGES])
+        out[name] = (
+            np.sqrt(np.mean(mse)),
+            np.mean(d1),
+            [
+                bias[(test_bins >= round(lo * 10)) & (test_bins < round(hi * 10))].mean()
+                for lo, hi in RANGES
+            ],
+        )
     return out
 
 
@@ -86,8 +97,10 @@ def main() -> None:
     ranges = " / ".join(f"{lo:g}-{hi:g}" for lo, hi in RANGES)
     for sigma in (float(v) for v in a.sigmas.split(",")):
         for name, (brmse, d1, bias) in ideal(counts, test_bins, sigma).items():
-            print(f"ideal, sigma {sigma} m, {name}: balanced RMSE {brmse:.3f} m, delta1 {d1:.3f}, "
-                  f"bias at {ranges} m: " + " / ".join(f"{v:+.2f}" for v in bias))
+            print(
+                f"ideal, sigma {sigma} m, {name}: balanced RMSE {brmse:.3f} m, delta1 {d1:.3f}, "
+                f"bias at {ranges} m: " + " / ".join(f"{v:+.2f}" for v in bias)
+            )
 
 
 if __name__ == "__main__":

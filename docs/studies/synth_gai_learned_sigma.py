@@ -30,8 +30,14 @@ def exact_log_balancing(p: torch.Tensor, v: torch.Tensor, rate: float, hi: float
     s = v.sqrt()
     m = p - rate * v
     a, b = log_ndtr(m / s), log_ndtr((m - hi) / s)
-    return (math.log(rate) + rate**2 * v / 2 - rate * p + a + torch.log1p(-torch.exp(b - a))
-            - math.log1p(-math.exp(-rate * hi)))
+    return (
+        math.log(rate)
+        + rate**2 * v / 2
+        - rate * p
+        + a
+        + torch.log1p(-torch.exp(b - a))
+        - math.log1p(-math.exp(-rate * hi))
+    )
 
 
 def check_closed_form(rate: float) -> float:
@@ -41,11 +47,18 @@ def check_closed_form(rate: float) -> float:
     worst = 0.0
     for p in (-2.0, 0.3, 4.0, 9.5):
         for v in (0.5, 1.0, 2.0):
-            num = quad(lambda y: norm.pdf(p, y, math.sqrt(v)) * rate * math.exp(-rate * y),
-                       0.0, 10.0, points=[max(0.0, min(10.0, p))])[0]
+            num = quad(
+                lambda y: norm.pdf(p, y, math.sqrt(v)) * rate * math.exp(-rate * y),
+                0.0,
+                10.0,
+                points=[max(0.0, min(10.0, p))],
+            )[0]
             num /= 1.0 - math.exp(-rate * 10.0)
-            got = float(exact_log_balancing(torch.tensor(p, dtype=torch.float64),
-                                            torch.tensor(v, dtype=torch.float64), rate))
+            got = float(
+                exact_log_balancing(
+                    torch.tensor(p, dtype=torch.float64), torch.tensor(v, dtype=torch.float64), rate
+                )
+            )
             worst = max(worst, abs(math.exp(got) / num - 1.0))
     return worst
 
@@ -53,8 +66,13 @@ def check_closed_form(rate: float) -> float:
 def full_batch_fit(x, y, log_balancing, learn_sigma: bool):
     """argmin over (a, b[, sigma]) of the batch mean of -log N(y; a x + b, v) + log_balancing."""
     th = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([th], max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-15,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [th],
+        max_iter=500,
+        tolerance_grad=1e-12,
+        tolerance_change=1e-15,
+        line_search_fn="strong_wolfe",
+    )
 
     def objective():
         opt.zero_grad()
@@ -80,11 +98,19 @@ def main() -> None:
     from ihmr.synthetic.data import fit_true_prior, make_dataset
 
     rate = S.EXP_RATE[args.skew]
-    print(f"closed-form exact prior vs quadrature: max relative difference "
-          f"{check_closed_form(rate):.1e}")
-    res = run_benchmark(SynthConfig(distributions=("exponential",), skews=(args.skew,),
-                                    methods=("gai_true", "gai"), seeds=args.seeds,
-                                    nonlinear=False))
+    print(
+        f"closed-form exact prior vs quadrature: max relative difference "
+        f"{check_closed_form(rate):.1e}"
+    )
+    res = run_benchmark(
+        SynthConfig(
+            distributions=("exponential",),
+            skews=(args.skew,),
+            methods=("gai_true", "gai"),
+            seeds=args.seeds,
+            nonlinear=False,
+        )
+    )
     trained = {(r["method"], r["seed"]): r for r in res.records}
     gmm = fit_true_prior("exponential", args.skew, S.GAI_COMPONENTS["exponential"])
     lw = torch.tensor(np.log(gmm.weights))
@@ -93,12 +119,14 @@ def main() -> None:
 
     def gmm_log_balancing(p, v):
         s = var + v
-        return torch.logsumexp(lw - 0.5 * torch.log(2 * math.pi * s)
-                               - 0.5 * (p[:, None] - mu) ** 2 / s, dim=-1)
+        return torch.logsumexp(
+            lw - 0.5 * torch.log(2 * math.pi * s) - 0.5 * (p[:, None] - mu) ** 2 / s, dim=-1
+        )
 
     print(f"\nexponential / {args.skew}, {args.seeds} seeds: test MSE (sigma)")
-    print("| seed | trained GAI true σ | trained GAI learned σ | MLE, GMM prior | "
-          "MLE, exact prior |")
+    print(
+        "| seed | trained GAI true σ | trained GAI learned σ | MLE, GMM prior | MLE, exact prior |"
+    )
     print("|---:|---:|---:|---:|---:|")
     rows = []
     for seed in range(args.seeds):
@@ -114,8 +142,11 @@ def main() -> None:
         rows.append(row + sig)
         print(f"| {seed} | " + " | ".join(f"{m:.3f} ({s:.3f})" for m, s in zip(row, sig)) + " |")
     arr = np.array(rows)
-    print("| mean | " + " | ".join(f"{arr[:, i].mean():.3f} ({arr[:, i + 4].mean():.3f})"
-                                   for i in range(4)) + " |")
+    print(
+        "| mean | "
+        + " | ".join(f"{arr[:, i].mean():.3f} ({arr[:, i + 4].mean():.3f})" for i in range(4))
+        + " |"
+    )
     print("| median | " + " | ".join(f"{np.median(arr[:, i]):.3f}" for i in range(4)) + " |")
     r = np.corrcoef(arr[:, 1], arr[:, 3])[0, 1]
     print(f"\ncorrelation over seeds, trained learned-σ GAI vs exact-prior MLE test MSE: {r:.2f}")

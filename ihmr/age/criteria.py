@@ -42,8 +42,13 @@ class AgeCriterion(nn.Module):
     (constant within a bin), looked up per batch from the ages.
     """
 
-    def __init__(self, kind: str, inner: nn.Module | None = None, bin_weight: np.ndarray | None = None,
-                 first_age: int = 0) -> None:
+    def __init__(
+        self,
+        kind: str,
+        inner: nn.Module | None = None,
+        bin_weight: np.ndarray | None = None,
+        first_age: int = 0,
+    ) -> None:
         super().__init__()
         self.kind = kind
         self.inner = inner
@@ -73,8 +78,9 @@ class AgeCriterion(nn.Module):
         return self.inner(p, y)
 
 
-def build_criterion(cfg: LossConfig, train_ages: Any, label_range: tuple[float, float],
-                    seed: int = 0) -> AgeCriterion:
+def build_criterion(
+    cfg: LossConfig, train_ages: Any, label_range: tuple[float, float], seed: int = 0
+) -> AgeCriterion:
     """The stage-2 loss named by ``cfg.kind`` with its prior fitted on ``train_ages`` (N,)."""
     from ..losses import BMCLoss, BNILoss, GAILoss
 

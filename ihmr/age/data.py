@@ -62,9 +62,11 @@ def dataset_paths(csv: str | os.PathLike, root: str | os.PathLike | None) -> tup
     working directory.
     """
     if root is None or str(root) == "":
-        raise ConfigError("data.root is not set: give the folder of the age data set (data.csv "
-                          "and the image paths in it are read from there), e.g. "
-                          "--set data.root=data/imdb_wiki_dir")
+        raise ConfigError(
+            "data.root is not set: give the folder of the age data set (data.csv "
+            "and the image paths in it are read from there), e.g. "
+            "--set data.root=data/imdb_wiki_dir"
+        )
     return resolve_path(csv, root), Path(root).expanduser()
 
 
@@ -81,16 +83,20 @@ def read_age_csv(
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
-        raise FileNotFoundError(f"split file {str(csv_path)!r} does not exist; set data.csv to the "
-                                "DIR CSV (e.g. imdb_wiki.csv, relative to data.root) or generate "
-                                "the demo with `ihmr age demo-data`")
+        raise FileNotFoundError(
+            f"split file {str(csv_path)!r} does not exist; set data.csv to the "
+            "DIR CSV (e.g. imdb_wiki.csv, relative to data.root) or generate "
+            "the demo with `ihmr age demo-data`"
+        )
     with open(csv_path, newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         missing = [c for c in COLUMNS if c not in header]
         if missing:
-            raise DataError(f"{str(csv_path)!r} must have the columns {list(COLUMNS)}, got {header}; "
-                            f"missing {missing}")
+            raise DataError(
+                f"{str(csv_path)!r} must have the columns {list(COLUMNS)}, got {header}; "
+                f"missing {missing}"
+            )
         rows = list(reader)
     if not rows:
         raise DataError(f"{str(csv_path)!r} has a header but no rows")
@@ -108,20 +114,32 @@ def read_age_csv(
         if not (r["path"] or "").strip():
             empty_path.append(i + 2)
     if bad_age:
-        raise DataError(f"{len(bad_age)} row(s) of {str(csv_path)!r} have an age that is not a number in "
-                        f"[{label_range[0]:g}, {label_range[1]:g}] (lines {bad_age[:5]}); fix the "
-                        "file or widen data.label_range")
+        raise DataError(
+            f"{len(bad_age)} row(s) of {str(csv_path)!r} have an age that is not a number in "
+            f"[{label_range[0]:g}, {label_range[1]:g}] (lines {bad_age[:5]}); fix the "
+            "file or widen data.label_range"
+        )
     if bad_split:
-        raise DataError(f"{len(bad_split)} row(s) of {str(csv_path)!r} have a split other than {SPLITS} "
-                        f"(lines {bad_split[:5]})")
+        raise DataError(
+            f"{len(bad_split)} row(s) of {str(csv_path)!r} have a split other than {SPLITS} "
+            f"(lines {bad_split[:5]})"
+        )
     if empty_path:
-        raise DataError(f"{len(empty_path)} row(s) of {str(csv_path)!r} have an empty path "
-                        f"(lines {empty_path[:5]})")
-    table = AgeTable(ages, np.array([r["path"] for r in rows], dtype=object),
-                     np.array([r["split"] for r in rows]), str(csv_path))
+        raise DataError(
+            f"{len(empty_path)} row(s) of {str(csv_path)!r} have an empty path "
+            f"(lines {empty_path[:5]})"
+        )
+    table = AgeTable(
+        ages,
+        np.array([r["path"] for r in rows], dtype=object),
+        np.array([r["split"] for r in rows]),
+        str(csv_path),
+    )
     empty = [s for s in require_splits if table.counts()[s] == 0]
     if empty:
-        raise DataError(f"{str(csv_path)!r} has no rows for split(s) {empty}; counts {table.counts()}")
+        raise DataError(
+            f"{str(csv_path)!r} has no rows for split(s) {empty}; counts {table.counts()}"
+        )
     return table
 
 
@@ -130,15 +148,21 @@ def check_images(root: str | os.PathLike, paths: Sequence[str], show: int = 5) -
     first ``show`` missing paths."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"image root {str(root)!r} is not a folder; set data.root to the folder the "
-                        "CSV paths are relative to")
+        raise DataError(
+            f"image root {str(root)!r} is not a folder; set data.root to the folder the "
+            "CSV paths are relative to"
+        )
     missing = [p for p in paths if not (root / p).is_file()]
     if missing:
-        raise DataError(f"{len(missing)} of {len(paths)} image(s) are missing under {str(root)!r}, "
-                        f"e.g. {missing[:show]}; re-download or re-extract the images, or fix data.root")
+        raise DataError(
+            f"{len(missing)} of {len(paths)} image(s) are missing under {str(root)!r}, "
+            f"e.g. {missing[:show]}; re-download or re-extract the images, or fix data.root"
+        )
 
 
-def transform(img: np.ndarray, size: int, train: bool, rng: np.random.Generator | None = None) -> np.ndarray:
+def transform(
+    img: np.ndarray, size: int, train: bool, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """DIR transform of an (H, W, 3) uint8 RGB image -> (3, size, size) float32 in [-1, 1].
 
     Args:
@@ -152,9 +176,9 @@ def transform(img: np.ndarray, size: int, train: bool, rng: np.random.Generator 
         if rng is None:
             raise ValueError("transform(train=True) needs an rng for the random crop and flip")
         pad = np.zeros((size + 2 * PADDING, size + 2 * PADDING, 3), dtype=x.dtype)
-        pad[PADDING:PADDING + size, PADDING:PADDING + size] = x
+        pad[PADDING : PADDING + size, PADDING : PADDING + size] = x
         top, left = rng.integers(0, 2 * PADDING + 1, size=2)
-        x = pad[top:top + size, left:left + size]
+        x = pad[top : top + size, left : left + size]
         if rng.random() < 0.5:
             x = x[:, ::-1]
     x = (x.astype(np.float32) / 255.0 - 0.5) / 0.5
@@ -168,9 +192,16 @@ class AgeImages:
     and worker processes can pickle. Call :meth:`set_epoch` before each training epoch.
     """
 
-    def __init__(self, table: AgeTable, root: str | os.PathLike, size: int, train: bool,
-                 seed: int = 0) -> None:
-        self.table, self.root, self.size, self.train, self.seed = table, Path(root), size, train, seed
+    def __init__(
+        self, table: AgeTable, root: str | os.PathLike, size: int, train: bool, seed: int = 0
+    ) -> None:
+        self.table, self.root, self.size, self.train, self.seed = (
+            table,
+            Path(root),
+            size,
+            train,
+            seed,
+        )
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -181,13 +212,23 @@ class AgeImages:
 
     def __getitem__(self, i: int):
         rng = np.random.default_rng([self.seed, self.epoch, int(i)]) if self.train else None
-        x = transform(read_image(self.root / self.table.paths[i], hint="check data.root"),
-                      self.size, self.train, rng)
+        x = transform(
+            read_image(self.root / self.table.paths[i], hint="check data.root"),
+            self.size,
+            self.train,
+            rng,
+        )
         return torch.from_numpy(x), torch.tensor(self.table.ages[i], dtype=torch.float32)
 
 
-def make_dataset(table: AgeTable, root: str | os.PathLike, size: int, train: bool, seed: int = 0,
-                 check: bool = True) -> AgeImages:
+def make_dataset(
+    table: AgeTable,
+    root: str | os.PathLike,
+    size: int,
+    train: bool,
+    seed: int = 0,
+    check: bool = True,
+) -> AgeImages:
     """:class:`AgeImages` over ``table`` after checking that every image exists."""
     if check:
         check_images(root, list(table.paths))

@@ -12,13 +12,13 @@ from typing import Any, Callable, Sequence
 
 from ..config import from_dict, to_dict
 from ..io import check_writable_dir, write_json, write_text
+from ..runs import resolve_device
 from .config import AgeConfig
 from .data import SPLITS, check_images, dataset_paths, read_age_csv
 from .demo_data import ensure_demo
 from .evaluate import evaluate_age_checkpoint
 from .features import extract_split, file_fingerprint, save_features, weights_fingerprint
 from .metrics import table1_markdown
-from ..runs import resolve_device
 from .train import load_age_checkpoint, train
 
 DEMO_LOSSES = ("mse", "bmc", "gai", "bni", "sqrt_inv_lds")
@@ -41,7 +41,9 @@ def _merge(d: dict, upd: dict) -> dict:
     return out
 
 
-def rrt_config(base: AgeConfig, loss: str, out: Path, pretrained: Path, features: Path) -> AgeConfig:
+def rrt_config(
+    base: AgeConfig, loss: str, out: Path, pretrained: Path, features: Path
+) -> AgeConfig:
     """Stage 2 on cached features; ``sqrt_inv_lds`` is the RRT+LDS baseline. The demo's train set
     is 30x smaller than IMDB-WIKI's, so the paper's lr 1e-4, batch 256, 10 epochs would take 240
     steps here and leave the head far from converged (its features have small spreads, 0.05-0.4,
@@ -56,9 +58,13 @@ def rrt_config(base: AgeConfig, loss: str, out: Path, pretrained: Path, features
     return from_dict(AgeConfig, d)
 
 
-def run_demo(out_dir: str | os.PathLike = "runs/age-demo", data_dir: str | os.PathLike | None = None,
-             losses: Sequence[str] = DEMO_LOSSES, vanilla_epochs: int = 12,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_demo(
+    out_dir: str | os.PathLike = "runs/age-demo",
+    data_dir: str | os.PathLike | None = None,
+    losses: Sequence[str] = DEMO_LOSSES,
+    vanilla_epochs: int = 12,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Generate (if needed) the demo data, train vanilla, extract features, re-train with each loss,
     evaluate all on the test split; writes ``report.md`` and ``results.json`` in ``out_dir``."""
     out = check_writable_dir(out_dir)
@@ -72,15 +78,19 @@ def run_demo(out_dir: str | os.PathLike = "runs/age-demo", data_dir: str | os.Pa
         train(base, resume=(Path(base.out) / "last.pt").is_file(), log=log)  # continue a killed one
         extract_features_to(vanilla, feats, device="cpu")
     rows: dict[str, Any] = {}
-    res = evaluate_age_checkpoint(vanilla, out / "eval" / "vanilla", features=str(feats), device="cpu")
+    res = evaluate_age_checkpoint(
+        vanilla, out / "eval" / "vanilla", features=str(feats), device="cpu"
+    )
     rows["Vanilla"] = res["metrics"]
     for loss in losses:
         cfg = rrt_config(base, loss, out, vanilla, feats)
         log(f"stage 2 ({loss}) -> {cfg.out}")
-        best = train(cfg, resume=(Path(cfg.out) / "last.pt").is_file(),
-                     log=lambda s: None).checkpoint
-        res = evaluate_age_checkpoint(best, out / "eval" / loss, features=str(feats), vanilla=vanilla,
-                                      device="cpu")
+        best = train(
+            cfg, resume=(Path(cfg.out) / "last.pt").is_file(), log=lambda s: None
+        ).checkpoint
+        res = evaluate_age_checkpoint(
+            best, out / "eval" / loss, features=str(feats), vanilla=vanilla, device="cpu"
+        )
         name = next(n for n in res["rows"] if n != "Vanilla")
         rows[name] = res["metrics"]
     table = table1_markdown(rows)
@@ -90,9 +100,18 @@ def run_demo(out_dir: str | os.PathLike = "runs/age-demo", data_dir: str | os.Pa
     return {"rows": rows, "report": str(out / "report.md")}
 
 
-def extract_features_to(checkpoint: str | os.PathLike, out_path: str | os.PathLike, *, csv_path: str | None = None,
-                        root: str | None = None, device: str = "auto", batch_size: int = 256,
-                        workers: int = 0, dtype: str = "float32", progress: bool = False) -> Path:
+def extract_features_to(
+    checkpoint: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    csv_path: str | None = None,
+    root: str | None = None,
+    device: str = "auto",
+    batch_size: int = 256,
+    workers: int = 0,
+    dtype: str = "float32",
+    progress: bool = False,
+) -> Path:
     """Run a stage-1 checkpoint's frozen backbone over train/val/test and cache the features
     (``csv_path`` / ``root`` replace the checkpoint config's ``data.csv`` / ``data.root``)."""
     device = resolve_device(device)

@@ -29,8 +29,9 @@ from ..io import atomic_path, check_writable_dir, write_text
 MAX_AGE = 100
 
 
-def age_pool_counts(total: int = 7500, peak: float = 33.0, width: float = 12.0,
-                    floor: float = 0.03) -> np.ndarray:
+def age_pool_counts(
+    total: int = 7500, peak: float = 33.0, width: float = 12.0, floor: float = 0.03
+) -> np.ndarray:
     """(100,) number of generated images per integer age 0..99: a gaussian bump at ``peak``
     (``width`` years) over a small ``floor`` (relative to the peak), scaled to about ``total``."""
     a = np.arange(MAX_AGE)
@@ -54,12 +55,19 @@ def render_ages(apparent: np.ndarray, size: int, rng: np.random.Generator) -> np
     tint = rng.uniform(0.85, 1.0, (n, 1, 1, 3))
     disk = grey * tint
     bg = rng.uniform(0.0, 0.2, (n, 1, 1, 3)) + rng.normal(0, 0.03, (n, size, size, 3))
-    img = alpha * disk + (1 - alpha) * bg 
+    img = alpha * disk + (1 - alpha) * bg
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
 
-def make_demo(out_dir: str | os.PathLike, *, total: int = 7500, size: int = 32,
-              noise_sd: float = 5.0, cap: int = 10, seed: int = 0) -> dict[str, Any]:
+def make_demo(
+    out_dir: str | os.PathLike,
+    *,
+    total: int = 7500,
+    size: int = 32,
+    noise_sd: float = 5.0,
+    cap: int = 10,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Write ``out_dir/demo.csv`` and ``out_dir/images/*.png``; return a summary dict.
 
     Args:
@@ -69,8 +77,12 @@ def make_demo(out_dir: str | os.PathLike, *, total: int = 7500, size: int = 32,
         cap: at most this many validation (and test) images per integer age.
         seed: everything is a function of it.
     """
-    for value, name, least in ((total, "total", 1), (size, "size", 8), (cap, "cap", 1),
-                               (seed, "--seed", 0)):
+    for value, name, least in (
+        (total, "total", 1),
+        (size, "size", 8),
+        (cap, "cap", 1),
+        (seed, "--seed", 0),
+    ):
         check_at_least(value, least, name)
     out = check_writable_dir(out_dir)
     rng = np.random.default_rng(seed)
@@ -81,7 +93,7 @@ def make_demo(out_dir: str | os.PathLike, *, total: int = 7500, size: int = 32,
     for n in counts:  # DIR rule: val and test take min(n // 3, cap) per age, the rest trains
         k = min(n // 3, cap)
         block = np.array(["val"] * k + ["test"] * k + ["train"] * (n - 2 * k), dtype=object)
-        split[start:start + n] = block[rng.permutation(n)]
+        split[start : start + n] = block[rng.permutation(n)]
         start += n
     true_age = ages + rng.uniform(0, 1, len(ages))
     images = render_ages(true_age + rng.normal(0, noise_sd, len(ages)), size, rng)
@@ -90,8 +102,9 @@ def make_demo(out_dir: str | os.PathLike, *, total: int = 7500, size: int = 32,
     lines = ["age,path,split"]
     for j, i in enumerate(order):
         rel = f"images/{j:05d}.jpg"
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(images[i], cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, 92])
+        ok, buf = cv2.imencode(
+            ".jpg", cv2.cvtColor(images[i], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]
+        )
         if not ok:
             raise OSError(f"could not encode {str(out / rel)!r}")
         with atomic_path(out / rel) as tmp:
@@ -99,9 +112,15 @@ def make_demo(out_dir: str | os.PathLike, *, total: int = 7500, size: int = 32,
         lines.append(f"{ages[i]},{rel},{split[i]}")
     csv_path = write_text(out / "demo.csv", "\n".join(lines) + "\n")
     n_bytes = sum(p.stat().st_size for p in (out / "images").glob("*.jpg"))
-    return {"csv": str(csv_path), "root": str(out), "n": int(len(ages)),
-            "splits": {s: int((split == s).sum()) for s in ("train", "val", "test")},
-            "megabytes": round(n_bytes / 2**20, 2), "noise_sd": noise_sd, "size": size}
+    return {
+        "csv": str(csv_path),
+        "root": str(out),
+        "n": int(len(ages)),
+        "splits": {s: int((split == s).sum()) for s in ("train", "val", "test")},
+        "megabytes": round(n_bytes / 2**20, 2),
+        "noise_sd": noise_sd,
+        "size": size,
+    }
 
 
 def ensure_demo(out_dir: str | os.PathLike, **kwargs: Any) -> Path:

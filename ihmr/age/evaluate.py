@@ -21,9 +21,17 @@ from ..io import atomic_path, check_writable_dir, write_json, write_text
 from .metrics import AgeMetrics, table1_markdown
 
 
-def predict_split(checkpoint: str | os.PathLike, split: str = "test", *, features: str | None = None,
-                  csv_path: str | None = None, root: str | None = None, device: str = "auto",
-                  batch_size: int = 256, workers: int = 0) -> dict[str, Any]:
+def predict_split(
+    checkpoint: str | os.PathLike,
+    split: str = "test",
+    *,
+    features: str | None = None,
+    csv_path: str | None = None,
+    root: str | None = None,
+    device: str = "auto",
+    batch_size: int = 256,
+    workers: int = 0,
+) -> dict[str, Any]:
     """Predictions of a ``best.pt`` on one split, from cached features (fast) or from the images
     (``csv_path`` / ``root`` replace the checkpoint config's ``data.csv`` / ``data.root``, read
     by the same rule: :func:`ihmr.age.data.dataset_paths`).
@@ -38,7 +46,9 @@ def predict_split(checkpoint: str | os.PathLike, split: str = "test", *, feature
     device = resolve_device(device)
     model, payload = load_age_checkpoint(checkpoint, device)
     if features:
-        f = load_features(features, {"backbone": weights_fingerprint(payload["model"])}, (split,))[split]
+        f = load_features(features, {"backbone": weights_fingerprint(payload["model"])}, (split,))[
+            split
+        ]
         pred, ages, paths = predict_head(model.linear, f["x"], device), f["y"].numpy(), f["paths"]
     else:
         data = payload["config"]["data"]
@@ -47,8 +57,12 @@ def predict_split(checkpoint: str | os.PathLike, split: str = "test", *, feature
         ds = make_dataset(table, root, data["img_size"], train=False)
         pred, ages = predict_images(model, ds, device, batch_size, workers)
         paths = table.paths
-    return {"pred": pred.astype(np.float64), "age": ages.astype(np.float64), "paths": np.asarray(paths),
-            "payload": payload}
+    return {
+        "pred": pred.astype(np.float64),
+        "age": ages.astype(np.float64),
+        "paths": np.asarray(paths),
+        "payload": payload,
+    }
 
 
 def metrics_of(pred: np.ndarray, ages: np.ndarray, payload: Mapping[str, Any]) -> AgeMetrics:
@@ -69,7 +83,9 @@ def write_per_sample(path: Path, paths: np.ndarray, ages: np.ndarray, pred: np.n
     return write_text(path, buf.getvalue())
 
 
-def plot_gain(path: Path, balanced: AgeMetrics, vanilla: AgeMetrics, name: str = "Balanced MSE") -> Path:
+def plot_gain(
+    path: Path, balanced: AgeMetrics, vanilla: AgeMetrics, name: str = "Balanced MSE"
+) -> Path:
     """Fig. 5 style: bars = per-age MAE(vanilla) - MAE(balanced) (positive: balanced is better),
     light-blue background = training images per age."""
     import matplotlib
@@ -82,7 +98,9 @@ def plot_gain(path: Path, balanced: AgeMetrics, vanilla: AgeMetrics, name: str =
     last = int(np.flatnonzero((b["train_count"] > 0) | ok).max()) + 1
     fig, ax = plt.subplots(figsize=(6.4, 3.0), dpi=100)
     hist = ax.twinx()
-    hist.fill_between(np.arange(last), b["train_count"][:last], step="mid", color="#cfe6f7", zorder=0)
+    hist.fill_between(
+        np.arange(last), b["train_count"][:last], step="mid", color="#cfe6f7", zorder=0
+    )
     hist.set_ylabel("training images")
     ax.set_zorder(hist.get_zorder() + 1)
     ax.patch.set_visible(False)
@@ -99,11 +117,20 @@ def plot_gain(path: Path, balanced: AgeMetrics, vanilla: AgeMetrics, name: str =
     return path
 
 
-def evaluate_age_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *,
-                            split: str = "test", features: str | None = None,
-                            vanilla: str | os.PathLike | None = None, name: str | None = None,
-                            csv_path: str | None = None, root: str | None = None, device: str = "auto",
-                            batch_size: int = 256, workers: int = 0) -> dict[str, Any]:
+def evaluate_age_checkpoint(
+    checkpoint: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    split: str = "test",
+    features: str | None = None,
+    vanilla: str | os.PathLike | None = None,
+    name: str | None = None,
+    csv_path: str | None = None,
+    root: str | None = None,
+    device: str = "auto",
+    batch_size: int = 256,
+    workers: int = 0,
+) -> dict[str, Any]:
     """Evaluate one age checkpoint on ``split`` and write its report to ``out_dir``.
 
     Writes ``metrics.json`` (all DIR and balanced metrics, overall and per shot; empty shots are
@@ -114,8 +141,14 @@ def evaluate_age_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.Pat
     if split not in ("val", "test"):
         raise DataError(f"split must be 'val' or 'test', got {split!r}")
     out = check_writable_dir(out_dir)
-    kw = dict(features=features, csv_path=csv_path, root=root, device=device, batch_size=batch_size,
-              workers=workers)
+    kw = dict(
+        features=features,
+        csv_path=csv_path,
+        root=root,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+    )
     p = predict_split(checkpoint, split, **kw)
     name = name or _method_name(p["payload"])
     m = metrics_of(p["pred"], p["age"], p["payload"])
@@ -128,8 +161,12 @@ def evaluate_age_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.Pat
         mv = metrics_of(q["pred"], q["age"], q["payload"])
         rows = {"Vanilla": mv.compute(), **rows}
         files.append(plot_gain(out / "gain.png", m, mv, name))
-    files.append(write_json(out / "metrics.json", {"checkpoint": str(checkpoint), "split": split,
-                                                  "method": name, "metrics": rows}))
+    files.append(
+        write_json(
+            out / "metrics.json",
+            {"checkpoint": str(checkpoint), "split": split, "method": name, "metrics": rows},
+        )
+    )
     files.append(write_text(out / "table.md", table1_markdown(rows)))
     return {"metrics": rows[name], "rows": rows, "files": [str(f) for f in files]}
 
@@ -141,6 +178,13 @@ def _method_name(payload: Mapping[str, Any]) -> str:
     # checkpoints written before the loss section (rrt.loss, rrt.lds) are still read
     lc = c["loss"] if "loss" in c else {"kind": c["rrt"]["loss"], "lds": c["rrt"].get("lds")}
     kind, lds = lc["kind"], lc["lds"]
-    names = {"bmc": "BMC", "gai": "GAI", "bni": "BNI", "inverse": "RRT (inv)", "sqrt_inv": "RRT (sqrt-inv)",
-             "mse": "RRT (MSE)", "l1": "RRT (L1)"}
+    names = {
+        "bmc": "BMC",
+        "gai": "GAI",
+        "bni": "BNI",
+        "inverse": "RRT (inv)",
+        "sqrt_inv": "RRT (sqrt-inv)",
+        "mse": "RRT (MSE)",
+        "l1": "RRT (L1)",
+    }
     return names[kind] + (" + LDS" if lds and kind in ("bni", "inverse", "sqrt_inv") else "")

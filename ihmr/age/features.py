@@ -38,11 +38,21 @@ def file_fingerprint(path: str | os.PathLike) -> str:
 
 
 @torch.no_grad()
-def extract_split(model: Any, table: AgeTable, root: str | os.PathLike, img_size: int, device: str,
-                  batch_size: int = 256, workers: int = 0, progress: bool = False) -> np.ndarray:
+def extract_split(
+    model: Any,
+    table: AgeTable,
+    root: str | os.PathLike,
+    img_size: int,
+    device: str,
+    batch_size: int = 256,
+    workers: int = 0,
+    progress: bool = False,
+) -> np.ndarray:
     """(N, F) float32 features of ``table``'s images (backbone in eval mode, no augmentation)."""
     ds = make_dataset(table, root, img_size, train=False, check=False)
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, shuffle=False, num_workers=workers
+    )
     model.eval()
     out = []
     with Progress(len(loader), "features", enabled=progress) as bar:
@@ -52,8 +62,12 @@ def extract_split(model: Any, table: AgeTable, root: str | os.PathLike, img_size
     return torch.cat(out).numpy() if out else np.zeros((0, model.feature_dim), np.float32)
 
 
-def save_features(path: str | os.PathLike, feats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
-                  fingerprint: dict[str, str], dtype: str = "float32") -> Path:
+def save_features(
+    path: str | os.PathLike,
+    feats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    fingerprint: dict[str, str],
+    dtype: str = "float32",
+) -> Path:
     """Write ``{split: (x, y, paths)}`` and the fingerprint atomically."""
     arrays: dict[str, Any] = {"fingerprint": np.array(json.dumps(fingerprint))}
     for split, (x, y, paths) in feats.items():
@@ -63,28 +77,35 @@ def save_features(path: str | os.PathLike, feats: dict[str, tuple[np.ndarray, np
     return save_npz(path, **arrays)
 
 
-def load_features(path: str | os.PathLike, expect: dict[str, str] | None = None,
-                  splits: tuple[str, ...] = SPLITS) -> dict[str, Any]:
+def load_features(
+    path: str | os.PathLike, expect: dict[str, str] | None = None, splits: tuple[str, ...] = SPLITS
+) -> dict[str, Any]:
     """Read a feature file; ``expect`` (e.g. ``{"backbone": ...}``) must match its fingerprint.
 
     Returns ``{"fingerprint": dict, split: {"x": (N, F) tensor, "y": (N,) tensor, "paths": array}}``.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"feature file {str(path)!r} does not exist; create it with "
-                                "`ihmr age extract-features`")
+        raise FileNotFoundError(
+            f"feature file {str(path)!r} does not exist; create it with `ihmr age extract-features`"
+        )
 
     with open_npz(path, "feature file") as z:
         fp = json.loads(str(z["fingerprint"]))
         for key, value in (expect or {}).items():
             if fp.get(key) != value:
-                raise DataError(f"feature file {str(path)!r} was made with {key} {fp.get(key)!r}, but "
-                                f"this run uses {value!r}; re-extract the features with the same "
-                                "checkpoint and split file")
+                raise DataError(
+                    f"feature file {str(path)!r} was made with {key} {fp.get(key)!r}, but "
+                    f"this run uses {value!r}; re-extract the features with the same "
+                    "checkpoint and split file"
+                )
         out: dict[str, Any] = {"fingerprint": fp}
         for s in splits:
             if f"{s}_x" not in z:
                 raise DataError(f"feature file {str(path)!r} has no {s!r} split")
-            out[s] = {"x": torch.from_numpy(z[f"{s}_x"]), "y": torch.from_numpy(z[f"{s}_y"]),
-                      "paths": z[f"{s}_paths"]}
+            out[s] = {
+                "x": torch.from_numpy(z[f"{s}_x"]),
+                "y": torch.from_numpy(z[f"{s}_y"]),
+                "paths": z[f"{s}_paths"],
+            }
     return out

@@ -49,7 +49,9 @@ def per_sample_errors(pred: Any, target: Any) -> dict[str, np.ndarray]:
     y = np.asarray(target.detach().cpu() if hasattr(target, "detach") else target, dtype=np.float64)
     p, y = p.reshape(len(p), -1), y.reshape(len(y), -1)
     if p.shape != y.shape or p.shape[1] != 1:
-        raise ShapeError(f"pred and target must both have shape (N,) or (N, 1), got {p.shape} and {y.shape}")
+        raise ShapeError(
+            f"pred and target must both have shape (N,) or (N, 1), got {p.shape} and {y.shape}"
+        )
     check_finite(p, "pred")
     e = (p - y)[:, 0]
     return {"abs": np.abs(e), "sq": e**2}
@@ -65,10 +67,14 @@ class AgeMetrics:
         many, few: shot thresholds on the training count per age (DIR: 100, 20).
     """
 
-    def __init__(self, train_labels: Any, n_bins: int = 201, many: int = 100, few: int = 20) -> None:
+    def __init__(
+        self, train_labels: Any, n_bins: int = 201, many: int = 100, few: int = 20
+    ) -> None:
         if few > many:
-            raise ConfigError(f"few ({few}) must not exceed many ({many}): a few-shot age has fewer "
-                              "than `few` training images, a many-shot one more than `many`")
+            raise ConfigError(
+                f"few ({few}) must not exceed many ({many}): a few-shot age has fewer "
+                "than `few` training images, a many-shot one more than `many`"
+            )
         self.n_bins = n_bins
         self.train_counts = np.bincount(age_bins(train_labels, n_bins), minlength=n_bins)
         self.shots = shot_of_bins(self.train_counts, many, few)
@@ -109,12 +115,18 @@ class AgeMetrics:
         """Per integer age: test ``count``, training count, mean ``abs`` and ``sq`` error (NaN where
         the age has no test sample), for plots."""
         pb = self.acc.per_bin()
-        return {"age": np.arange(self.n_bins), "count": self.acc.counts.copy(),
-                "train_count": self.train_counts.copy(), "mae": pb[:, 0], "mse": pb[:, 1]}
+        return {
+            "age": np.arange(self.n_bins),
+            "count": self.acc.counts.copy(),
+            "train_count": self.train_counts.copy(),
+            "mae": pb[:, 0],
+            "mse": pb[:, 1],
+        }
 
 
-def dir_metrics(pred: Any, target: Any, train_labels: Any, many: int = 100, few: int = 20,
-                n_bins: int = 201) -> dict[str, dict[str, Any]]:
+def dir_metrics(
+    pred: Any, target: Any, train_labels: Any, many: int = 100, few: int = 20, n_bins: int = 201
+) -> dict[str, dict[str, Any]]:
     """All DIR age metrics at once (see :class:`AgeMetrics`)."""
     m = AgeMetrics(train_labels, n_bins, many, few)
     m.update(pred, target)
@@ -133,16 +145,24 @@ def table1_markdown(results: dict[str, dict[str, dict[str, Any]]], digits: int =
         v = block.get(key)
         return "–" if v is None else f"{v:.{digits}f}"
 
-    head = ("| Method | bMAE All | bMAE Many | bMAE Med. | bMAE Few | MAE All | MAE Many | MAE Med. "
-            "| MAE Few | bMSE All | MSE All | G-mean All |")
+    head = (
+        "| Method | bMAE All | bMAE Many | bMAE Med. | bMAE Few | MAE All | MAE Many | MAE Med. "
+        "| MAE Few | bMSE All | MSE All | G-mean All |"
+    )
     lines = [head, "|" + "---|" * 12]
     for name, r in results.items():
-        cells = [f(r[s], "bmae") for s in ("overall", *SHOTS)] + [f(r[s], "l1") for s in ("overall", *SHOTS)]
+        cells = [f(r[s], "bmae") for s in ("overall", *SHOTS)] + [
+            f(r[s], "l1") for s in ("overall", *SHOTS)
+        ]
         cells += [f(r["overall"], "bmse"), f(r["overall"], "mse"), f(r["overall"], "gmean")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     counts = next(iter(results.values())) if results else None
     if counts:
         lines.append("")
-        lines.append("Test samples (ages): " + ", ".join(
-            f"{s} {counts[s]['count']} ({counts[s]['n_ages']})" for s in ("overall", *SHOTS)))
+        lines.append(
+            "Test samples (ages): "
+            + ", ".join(
+                f"{s} {counts[s]['count']} ({counts[s]['n_ages']})" for s in ("overall", *SHOTS)
+            )
+        )
     return "\n".join(lines) + "\n"

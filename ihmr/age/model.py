@@ -29,8 +29,13 @@ class SmallCNN(nn.Module):
         chans = [3, width, 2 * width, 4 * width, 8 * width]
         layers: list[nn.Module] = []
         for i in range(4):
-            layers += [nn.Conv2d(chans[i], chans[i + 1], 3, stride=1 if i == 0 else 2, padding=1, bias=False),
-                       nn.BatchNorm2d(chans[i + 1]), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(
+                    chans[i], chans[i + 1], 3, stride=1 if i == 0 else 2, padding=1, bias=False
+                ),
+                nn.BatchNorm2d(chans[i + 1]),
+                nn.ReLU(inplace=True),
+            ]
         self.body = nn.Sequential(*layers)
         self.out_dim = chans[-1]
 
@@ -98,11 +103,13 @@ def load_dir_state_dict(model: AgeRegressor, state: dict[str, torch.Tensor]) -> 
     ``module.linear.weight``) into an :class:`AgeRegressor` with a ResNet-50 backbone."""
     mapped = {}
     for k, v in state.items():
-        k = k[len("module."):] if k.startswith("module.") else k
+        k = k[len("module.") :] if k.startswith("module.") else k
         mapped[k if k.startswith("linear.") else "backbone." + k] = v
     missing, unexpected = model.load_state_dict(mapped, strict=False)
     if missing or unexpected:
         from ..errors import DataError
 
-        raise DataError(f"checkpoint does not fit the age model: missing {missing[:5]}, unexpected "
-                        f"{unexpected[:5]}; it must be a DIR ResNet-50 age model")
+        raise DataError(
+            f"checkpoint does not fit the age model: missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}; it must be a DIR ResNet-50 age model"
+        )

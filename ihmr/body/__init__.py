@@ -24,8 +24,17 @@ from .constants import GENDERS
 from .files import BodyConfig, inventory, resolve_smpl_dir
 from .model import BodyModel, BodyOutput
 
-__all__ = ["BodyConfig", "BodyModel", "BodyOutput", "OpenBodyNotice", "forward_gendered",
-           "inventory", "load_bodies", "load_body", "normalise_gender"]
+__all__ = [
+    "BodyConfig",
+    "BodyModel",
+    "BodyOutput",
+    "OpenBodyNotice",
+    "forward_gendered",
+    "inventory",
+    "load_bodies",
+    "load_body",
+    "normalise_gender",
+]
 
 
 class OpenBodyNotice(UserWarning):
@@ -35,9 +44,17 @@ class OpenBodyNotice(UserWarning):
 _notice_shown = False
 _cache: dict[tuple[str, str], tuple[dict, dict]] = {}
 
-_GENDER_ALIASES = {"n": "neutral", "neutral": "neutral", "m": "male", "male": "male",
-                   "f": "female", "female": "female", "0": "male", "1": "female",
-                   "-1": "neutral"}
+_GENDER_ALIASES = {
+    "n": "neutral",
+    "neutral": "neutral",
+    "m": "male",
+    "male": "male",
+    "f": "female",
+    "female": "female",
+    "0": "male",
+    "1": "female",
+    "-1": "neutral",
+}
 
 
 def normalise_gender(g: Any) -> str:
@@ -49,8 +66,9 @@ def normalise_gender(g: Any) -> str:
     try:
         return _GENDER_ALIASES[key.strip().lower()]
     except KeyError:
-        raise DataError(f"gender must be one of {list(GENDERS)} (or m/f/n, 0 = male, "
-                         f"1 = female), got {g!r}") from None
+        raise DataError(
+            f"gender must be one of {list(GENDERS)} (or m/f/n, 0 = male, 1 = female), got {g!r}"
+        ) from None
 
 
 def _say_open_body_once(gender: str) -> None:
@@ -62,7 +80,8 @@ def _say_open_body_once(gender: str) -> None:
     warnings.warn(
         "no SMPL files configured (body.smpl_dir / IHMR_SMPL_DIR): using the bundled open body"
         f"{extra}. Numbers are not comparable with published SMPL results.",
-        OpenBodyNotice, stacklevel=3,
+        OpenBodyNotice,
+        stacklevel=3,
     )
 
 
@@ -81,7 +100,10 @@ def _read(gender: str, folder) -> tuple[dict, dict, str]:
         key = (str(body_npz), "open")
         if key not in _cache:
             raw = files.read_body_file(body_npz)
-            _cache[key] = (files.validate_body(raw, str(body_npz)), files.read_mean_params(mean_npz))
+            _cache[key] = (
+                files.validate_body(raw, str(body_npz)),
+                files.read_mean_params(mean_npz),
+            )
         return (*_cache[key], "open_body")
     if not folder.is_dir():
         raise files.AssetNotFoundError(
@@ -99,8 +121,13 @@ def _read(gender: str, folder) -> tuple[dict, dict, str]:
     return (*_cache[key], f"SMPL_{gender.upper()}")
 
 
-def load_body(gender: str = "neutral", model_dir: str | os.PathLike | None = None, *,
-              chunk_size: int = 1024, dtype: Any = None) -> BodyModel:
+def load_body(
+    gender: str = "neutral",
+    model_dir: str | os.PathLike | None = None,
+    *,
+    chunk_size: int = 1024,
+    dtype: Any = None,
+) -> BodyModel:
     """The body model of ``gender``: SMPL from ``model_dir`` / ``$IHMR_SMPL_DIR``, else the open body.
 
     Raises :class:`~ihmr.errors.AssetNotFoundError` naming the missing file, the expected layout
@@ -113,8 +140,14 @@ def load_body(gender: str = "neutral", model_dir: str | os.PathLike | None = Non
     data, mean, name = _read(gender, folder)
     if folder is None:
         _say_open_body_once(gender)
-    return BodyModel(data, mean, name=name, gender=gender if folder is not None else "neutral",
-                     chunk_size=chunk_size, dtype=dtype or torch.float32)
+    return BodyModel(
+        data,
+        mean,
+        name=name,
+        gender=gender if folder is not None else "neutral",
+        chunk_size=chunk_size,
+        dtype=dtype or torch.float32,
+    )
 
 
 def load_bodies(model_dir: str | os.PathLike | None = None, **kwargs: Any) -> dict[str, BodyModel]:
@@ -125,8 +158,9 @@ def load_bodies(model_dir: str | os.PathLike | None = None, **kwargs: Any) -> di
     return {g: load_body(g, model_dir, **kwargs) for g in GENDERS}
 
 
-def forward_gendered(bodies: Mapping[str, BodyModel], genders: Any, betas, pose,
-                     joints_only: bool = False) -> BodyOutput:
+def forward_gendered(
+    bodies: Mapping[str, BodyModel], genders: Any, betas, pose, joints_only: bool = False
+) -> BodyOutput:
     """Per-sample body choice: sample ``i`` goes through ``bodies[normalise_gender(genders[i])]``.
 
     ``genders`` (B,) holds 'm'/'f'/'n', full names, or codes 0 = male / 1 = female / -1 =
@@ -142,8 +176,9 @@ def forward_gendered(bodies: Mapping[str, BodyModel], genders: Any, betas, pose,
 
     names = _gender_names(genders)
     if len(names) != betas.shape[0]:
-        raise ShapeError(f"genders must have one entry per sample ({betas.shape[0]}), got "
-                         f"{len(names)}")
+        raise ShapeError(
+            f"genders must have one entry per sample ({betas.shape[0]}), got {len(names)}"
+        )
     missing = sorted(set(names) - set(bodies))
     if missing:
         raise DataError(f"no body for gender(s) {missing}; bodies given: {sorted(bodies)}")

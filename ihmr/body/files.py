@@ -99,8 +99,10 @@ def inventory(model_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     if folder is not None:
         for g in GENDERS:
             stem = f"SMPL_{g.upper()}"
-            hit = next((folder / (stem + e) for e in (".npz", ".pkl")
-                        if (folder / (stem + e)).is_file()), None)
+            hit = next(
+                (folder / (stem + e) for e in (".npz", ".pkl") if (folder / (stem + e)).is_file()),
+                None,
+            )
             rows.append((stem + ".pkl/.npz", None if hit is None else str(hit)))
         for name in COMPANION_FILES:
             rows.append((name, str(folder / name) if (folder / name).is_file() else None))
@@ -113,11 +115,16 @@ def inventory(model_dir: str | os.PathLike | None = None) -> dict[str, Any]:
         have = dict(rows)
         ok = have.get("SMPL_NEUTRAL.pkl/.npz") and all(have.get(n) for n in COMPANION_FILES)
         body = f"SMPL from {folder}" if ok else "none: the configured SMPL folder is incomplete"
-    return {"smpl_dir": None if folder is None else str(folder), "source": source,
-            "files": rows, "body": body}
+    return {
+        "smpl_dir": None if folder is None else str(folder),
+        "source": source,
+        "files": rows,
+        "body": body,
+    }
 
 
 # --------------------------------------------------------------------------- safe unpickling
+
 
 class _ChumpyStandIn:
     """Inert stand-in for chumpy classes: keeps the pickled state, runs nothing."""
@@ -178,10 +185,11 @@ class SafeSmplUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if module == "chumpy" or module.startswith("chumpy."):
             return _ChumpyStandIn
-        if (module.startswith("scipy.sparse") and name in _SPARSE):
+        if module.startswith("scipy.sparse") and name in _SPARSE:
             return _SPARSE[name]
         if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in (
-            "_reconstruct", "scalar"
+            "_reconstruct",
+            "scalar",
         ):
             return _numpy_global(name)
         if (module, name) in _NUMPY:
@@ -225,8 +233,9 @@ def plain(obj: Any) -> Any:
             return np.asarray(plain(st["x"]))
         raise DataError("a chumpy object in the SMPL pickle has no 'x' array; cannot convert it")
     if isinstance(obj, dict):
-        return {(k.decode("latin1") if isinstance(k, bytes) else k): plain(v)
-                for k, v in obj.items()}
+        return {
+            (k.decode("latin1") if isinstance(k, bytes) else k): plain(v) for k, v in obj.items()
+        }
     if isinstance(obj, (list, tuple)):
         return type(obj)(plain(v) for v in obj)
     return obj
@@ -256,8 +265,11 @@ def read_body_file(path: str | os.PathLike) -> dict[str, Any]:
 def read_mean_params(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """SPIN-style mean parameters: ``pose`` (144,) 6-D, ``shape`` (10,), ``cam`` (3,)."""
     with np.load(path, allow_pickle=False) as z:
-        out = {k: np.asarray(z[k], dtype=np.float32).reshape(-1) for k in ("pose", "shape", "cam")
-               if k in z.files}
+        out = {
+            k: np.asarray(z[k], dtype=np.float32).reshape(-1)
+            for k in ("pose", "shape", "cam")
+            if k in z.files
+        }
     want = {"pose": 144, "shape": NUM_BETAS, "cam": 3}
     for key, n in want.items():
         if key not in out or out[key].shape != (n,):
@@ -268,10 +280,13 @@ def read_mean_params(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def validate_body(d: dict[str, Any], source: str) -> dict[str, np.ndarray]:
     """Check an SMPL-layout dict and return it normalised (dense float arrays, parents, faces)."""
+
     def need(key: str) -> np.ndarray:
         if key not in d:
-            raise DataError(f"{source}: body file lacks {key!r}; SMPL layout needs v_template, "
-                            "shapedirs, posedirs, J_regressor, weights, kintree_table, f")
+            raise DataError(
+                f"{source}: body file lacks {key!r}; SMPL layout needs v_template, "
+                "shapedirs, posedirs, J_regressor, weights, kintree_table, f"
+            )
         return np.asarray(d[key])
 
     v = need("v_template").astype(np.float64)
@@ -295,8 +310,10 @@ def validate_body(d: dict[str, Any], source: str) -> dict[str, np.ndarray]:
     parents = need("kintree_table").astype(np.int64)[0].copy()
     parents[0] = -1  # stored as 4294967295 in the official files
     if tuple(parents) != SMPL_PARENTS:
-        raise DataError(f"{source}: kintree_table parents {parents.tolist()} differ from SMPL's "
-                        f"{list(SMPL_PARENTS)}")
+        raise DataError(
+            f"{source}: kintree_table parents {parents.tolist()} differ from SMPL's "
+            f"{list(SMPL_PARENTS)}"
+        )
     out["parents"] = parents
     if out["f"].ndim != 2 or out["f"].shape[1] != 3 or out["f"].min() < 0 or out["f"].max() >= n:
         raise DataError(f"{source}: f must be (F, 3) vertex indices < {n}")
@@ -340,9 +357,12 @@ def to_smplx(data: dict[str, Any], gender: str = "neutral", dtype: Any = None):
 
     parents = np.asarray(data["parents"], np.int64)
     struct = Struct(
-        v_template=np.asarray(data["v_template"]), shapedirs=np.asarray(data["shapedirs"]),
-        posedirs=np.asarray(data["posedirs"]), J_regressor=np.asarray(data["J_regressor"]),
-        weights=np.asarray(data["weights"]), f=np.asarray(data["f"]),
+        v_template=np.asarray(data["v_template"]),
+        shapedirs=np.asarray(data["shapedirs"]),
+        posedirs=np.asarray(data["posedirs"]),
+        J_regressor=np.asarray(data["J_regressor"]),
+        weights=np.asarray(data["weights"]),
+        f=np.asarray(data["f"]),
         kintree_table=np.stack([parents, np.arange(len(parents))]),
     )
     n = len(struct.v_template)
@@ -350,9 +370,35 @@ def to_smplx(data: dict[str, Any], gender: str = "neutral", dtype: Any = None):
         ids = [int(i) for i in data["vertex_joint_ids"]]
     else:
         ids = list(SMPL_VERTEX_JOINT_IDS) if n == SMPL_NUM_VERTICES else [0] * 21
-    names = ("nose", "reye", "leye", "rear", "lear", "LBigToe", "LSmallToe", "LHeel", "RBigToe",
-             "RSmallToe", "RHeel", "lthumb", "lindex", "lmiddle", "lring", "lpinky", "rthumb",
-             "rindex", "rmiddle", "rring", "rpinky")
+    names = (
+        "nose",
+        "reye",
+        "leye",
+        "rear",
+        "lear",
+        "LBigToe",
+        "LSmallToe",
+        "LHeel",
+        "RBigToe",
+        "RSmallToe",
+        "RHeel",
+        "lthumb",
+        "lindex",
+        "lmiddle",
+        "lring",
+        "lpinky",
+        "rthumb",
+        "rindex",
+        "rmiddle",
+        "rring",
+        "rpinky",
+    )
     with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a note about 10 betas
-        return smplx.SMPLLayer(model_path="", data_struct=struct, gender=gender, num_betas=NUM_BETAS,
-                               vertex_ids=dict(zip(names, ids)), dtype=dtype or torch.float32)
+        return smplx.SMPLLayer(
+            model_path="",
+            data_struct=struct,
+            gender=gender,
+            num_betas=NUM_BETAS,
+            vertex_ids=dict(zip(names, ids)),
+            dtype=dtype or torch.float32,
+        )

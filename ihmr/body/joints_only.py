@@ -36,8 +36,13 @@ def _contract(reg: np.ndarray, weights: np.ndarray, template: np.ndarray, dirs: 
             cs.append(rw[:, j].sum())
             m0s.append(rw[:, j] @ template[nz])  # (3,)
             mds.append(np.tensordot(rw[:, j], dirs[nz], axes=(0, 0)))  # (3, D)
-    return (np.asarray(ks), np.asarray(js), np.asarray(cs), np.asarray(m0s),
-            np.stack(mds) if mds else np.zeros((0, 3, dirs.shape[-1])))
+    return (
+        np.asarray(ks),
+        np.asarray(js),
+        np.asarray(cs),
+        np.asarray(m0s),
+        np.stack(mds) if mds else np.zeros((0, 3, dirs.shape[-1])),
+    )
 
 
 class JointsOnly(nn.Module):
@@ -47,25 +52,31 @@ class JointsOnly(nn.Module):
         super().__init__()
         d = body._data
         n = body.num_vertices
-        reg = np.concatenate([np.asarray(d["J_regressor_h36m"]), np.asarray(d["J_regressor_extra"])])
+        reg = np.concatenate(
+            [np.asarray(d["J_regressor_h36m"]), np.asarray(d["J_regressor_extra"])]
+        )
         self.n_points = reg.shape[0]
         self.from_vertices = body.vertex_joints_from == "vertices"
         if self.from_vertices:
             sel = np.zeros((len(body.vertex_joint_ids), n))
             sel[np.arange(sel.shape[0]), body.vertex_joint_ids.cpu().numpy()] = 1.0
             reg = np.concatenate([reg, sel])
-        dirs = np.concatenate([np.asarray(d["shapedirs"])[:, :, :10],
-                               np.asarray(d["posedirs"]).reshape(n, 3, -1)], 2)
-        ks, js, cs, m0, md = _contract(reg, np.asarray(d["weights"], np.float64),
-                                       np.asarray(d["v_template"], np.float64), dirs)
+        dirs = np.concatenate(
+            [np.asarray(d["shapedirs"])[:, :, :10], np.asarray(d["posedirs"]).reshape(n, 3, -1)], 2
+        )
+        ks, js, cs, m0, md = _contract(
+            reg, np.asarray(d["weights"], np.float64), np.asarray(d["v_template"], np.float64), dirs
+        )
         dtype = torch.float64  # cast to the input's dtype per call (a few hundred KB)
         self.n_out = reg.shape[0]
         self.register_buffer("pair_joint", torch.as_tensor(js, dtype=torch.long))
         self.register_buffer("pair_c", torch.as_tensor(cs, dtype=dtype))
         self.register_buffer("pair_m0", torch.as_tensor(m0, dtype=dtype))
         # (P * 3, D) so that M = md @ coeff^T + m0 is one matmul.
-        self.register_buffer("pair_md", torch.as_tensor(
-            np.ascontiguousarray(md.reshape(-1, md.shape[2])), dtype=dtype))
+        self.register_buffer(
+            "pair_md",
+            torch.as_tensor(np.ascontiguousarray(md.reshape(-1, md.shape[2])), dtype=dtype),
+        )
         gather = np.zeros((self.n_out, len(ks)))
         gather[ks, np.arange(len(ks))] = 1.0
         self.register_buffer("gather", torch.as_tensor(gather, dtype=dtype))
@@ -77,8 +88,10 @@ class JointsOnly(nn.Module):
         body = self.body[0]
         key = (betas.device, betas.dtype)
         if key not in self._cast:  # converted once per device/dtype (no copies per step)
-            self._cast[key] = {k: getattr(self, k).to(device=betas.device, dtype=betas.dtype)
-                               for k in ("pair_c", "pair_m0", "pair_md", "gather")}
+            self._cast[key] = {
+                k: getattr(self, k).to(device=betas.device, dtype=betas.dtype)
+                for k in ("pair_c", "pair_m0", "pair_md", "gather")
+            }
             self._cast[key]["pair_joint"] = self.pair_joint.to(betas.device)
         buf = self._cast[key].__getitem__
         b = betas.shape[0]
@@ -88,10 +101,11 @@ class JointsOnly(nn.Module):
         m = (buf("pair_md") @ coeff.T).view(p, 3, b) + buf("pair_m0")[:, :, None]  # (P, 3, B)
         jp = buf("pair_joint")
         contrib = _mv_bl(rg.index_select(0, jp), m) + buf("pair_c")[:, None, None] * (
-            ta.index_select(0, jp))
+            ta.index_select(0, jp)
+        )
         points = (buf("gather") @ contrib.view(p, 3 * b)).view(self.n_out, 3, b)  # (K, 3, B)
         if self.from_vertices:
-            vj = points[self.n_points:]
+            vj = points[self.n_points :]
         else:
             vj = tg.index_select(0, body.vertex_joint_ids)
-        return body._assemble_bl(None, tg, points[:self.n_points], vj)
+        return body._assemble_bl(None, tg, points[: self.n_points], vj)

@@ -54,8 +54,12 @@ class BodyOutput:
 
 def _cat(outs: Sequence[BodyOutput]) -> BodyOutput:
     v = None if outs[0].vertices is None else torch.cat([o.vertices for o in outs])
-    return BodyOutput(v, torch.cat([o.joints for o in outs]),
-                      torch.cat([o.joints_h36m for o in outs]), torch.cat([o.joints49 for o in outs]))
+    return BodyOutput(
+        v,
+        torch.cat([o.joints for o in outs]),
+        torch.cat([o.joints_h36m for o in outs]),
+        torch.cat([o.joints49 for o in outs]),
+    )
 
 
 def _mm_bl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -91,8 +95,9 @@ class KinematicChain(nn.Module):
             pos = [order.index(self.parents[j]) for j in lvl]
             self._levels.append((lvl, pos))
             order += lvl
-        self.register_buffer("_par", torch.tensor([max(p, 0) for p in self.parents]),
-                             persistent=False)
+        self.register_buffer(
+            "_par", torch.tensor([max(p, 0) for p in self.parents]), persistent=False
+        )
         self.register_buffer("_inv", torch.from_numpy(np.argsort(order)), persistent=False)
         for i, (lvl, pos) in enumerate(self._levels):
             self.register_buffer(f"_lvl{i}", torch.tensor(lvl), persistent=False)
@@ -139,9 +144,15 @@ class BodyModel(nn.Module):
     same joints without building vertices (see :mod:`ihmr.body.joints_only`).
     """
 
-    def __init__(self, data: Mapping[str, np.ndarray], mean_params: Mapping[str, np.ndarray],
-                 name: str = "body", gender: str = "neutral", chunk_size: int = 1024,
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        data: Mapping[str, np.ndarray],
+        mean_params: Mapping[str, np.ndarray],
+        name: str = "body",
+        gender: str = "neutral",
+        chunk_size: int = 1024,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         super().__init__()
         self.name, self.gender, self.chunk_size = name, gender, int(chunk_size)
         self.block_bytes = 1 << 23  # per-vertex transforms per vertex block (cache-sized, CPU)
@@ -151,7 +162,9 @@ class BodyModel(nn.Module):
         self.faces = np.asarray(data["f"], np.int64)
         sd, pd = data["shapedirs"][:, :, :NUM_BETAS], data["posedirs"]
         # (V * 3, 10 + 207 + 1): shape and pose blend shapes and the template in one matmul.
-        dirs = np.concatenate([sd.reshape(3 * n, -1), pd.reshape(3 * n, -1), v.reshape(3 * n, 1)], 1)
+        dirs = np.concatenate(
+            [sd.reshape(3 * n, -1), pd.reshape(3 * n, -1), v.reshape(3 * n, 1)], 1
+        )
         jreg = np.asarray(data["J_regressor"], np.float64)
         t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
         self.register_buffer("v_template", t(v))
@@ -195,8 +208,10 @@ class BodyModel(nn.Module):
             raise ShapeError(f"betas must have shape (B, {NUM_BETAS}), got {tuple(betas.shape)}")
         rot = pose_to_rotmats(pose)
         if rot.shape[0] != betas.shape[0]:
-            raise ShapeError(f"betas and pose must have the same batch size, got "
-                             f"{betas.shape[0]} and {rot.shape[0]}")
+            raise ShapeError(
+                f"betas and pose must have the same batch size, got "
+                f"{betas.shape[0]} and {rot.shape[0]}"
+            )
         if not betas.is_floating_point():
             raise TypeError(f"betas must be floating point, got {betas.dtype}")
         return betas, rot.to(betas.dtype)
@@ -212,23 +227,29 @@ class BodyModel(nn.Module):
         return self._cast[key]
 
     # ------------------------------------------------------------------ forward
-    def forward(self, betas: torch.Tensor, pose: torch.Tensor, chunk_size: int | None = None
-                ) -> BodyOutput:
+    def forward(
+        self, betas: torch.Tensor, pose: torch.Tensor, chunk_size: int | None = None
+    ) -> BodyOutput:
         """Full forward with vertices; batches above ``chunk_size`` run chunk by chunk."""
         betas, rot = self._inputs(betas, pose)
         size = chunk_size or self.chunk_size
         if betas.shape[0] <= size:
             return self._forward(betas, rot)
-        return _cat([self._forward(betas[i:i + size], rot[i:i + size])
-                     for i in range(0, betas.shape[0], size)])
+        return _cat(
+            [
+                self._forward(betas[i : i + size], rot[i : i + size])
+                for i in range(0, betas.shape[0], size)
+            ]
+        )
 
-    def chunks(self, betas: torch.Tensor, pose: torch.Tensor, chunk_size: int | None = None
-               ) -> Iterator[tuple[slice, BodyOutput]]:
+    def chunks(
+        self, betas: torch.Tensor, pose: torch.Tensor, chunk_size: int | None = None
+    ) -> Iterator[tuple[slice, BodyOutput]]:
         """Yield ``(slice, output)`` chunk by chunk: stream a large set with bounded memory."""
         betas, rot = self._inputs(betas, pose)
         size = chunk_size or self.chunk_size
         for i in range(0, betas.shape[0], size):
-            yield slice(i, i + size), self._forward(betas[i:i + size], rot[i:i + size])
+            yield slice(i, i + size), self._forward(betas[i : i + size], rot[i : i + size])
 
     @staticmethod
     def blend_coefficients(betas: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
@@ -265,7 +286,7 @@ class BodyModel(nn.Module):
         blocks = []
         for s in range(0, n, step):
             e = min(n, s + step)
-            u = (dirs[3 * s:3 * e] @ coeff).view(e - s, 3, b)  # posed rest vertices
+            u = (dirs[3 * s : 3 * e] @ coeff).view(e - s, 3, b)  # posed rest vertices
             tv = (weights[s:e] @ a).view(e - s, 4, 3, b)
             v = torch.addcmul(tv[:, 3], tv[:, 0], u[:, 0:1])
             v = torch.addcmul(v, tv[:, 1], u[:, 1:2])
@@ -285,8 +306,9 @@ class BodyModel(nn.Module):
         (batch first, contiguous); ``verts`` is already (B, V, 3) or None."""
         stacked = torch.cat([joints, vjoints, points[17:]], 0)  # 24 + 21 + 9 = 54 points
         out = lambda x: x.permute(2, 0, 1).contiguous()  # noqa: E731
-        return BodyOutput(verts, out(joints), out(points[:17]),
-                          out(stacked.index_select(0, self.spin_map)))
+        return BodyOutput(
+            verts, out(joints), out(points[:17]), out(stacked.index_select(0, self.spin_map))
+        )
 
     # ------------------------------------------------------------------ joints only
     def joints_only(self, betas: torch.Tensor, pose: torch.Tensor) -> BodyOutput:
@@ -305,5 +327,7 @@ class BodyModel(nn.Module):
         return to_smplx(self._data, gender=self.gender)
 
     def extra_repr(self) -> str:
-        return (f"name={self.name!r}, gender={self.gender!r}, vertices={self.num_vertices}, "
-                f"faces={len(self.faces)}, chunk_size={self.chunk_size}")
+        return (
+            f"name={self.name!r}, gender={self.gender!r}, vertices={self.num_vertices}, "
+            f"faces={len(self.faces)}, chunk_size={self.chunk_size}"
+        )

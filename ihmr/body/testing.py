@@ -16,8 +16,9 @@ from .constants import NUM_JOINTS, NUM_POSE_FEATURES, SMPL_PARENTS
 ROOT_PARENT = 4294967295  # how the official files store the root's parent (uint32 -1)
 
 
-def _rows_from(rng: np.random.Generator, pools: list[np.ndarray], n: int, per_row: int
-               ) -> np.ndarray:
+def _rows_from(
+    rng: np.random.Generator, pools: list[np.ndarray], n: int, per_row: int
+) -> np.ndarray:
     out = np.zeros((len(pools), n))
     for r, pool in enumerate(pools):
         pool = pool if len(pool) else np.arange(n)
@@ -27,8 +28,9 @@ def _rows_from(rng: np.random.Generator, pools: list[np.ndarray], n: int, per_ro
     return out
 
 
-def random_body_arrays(n_vertices: int = 300, seed: int = 0, vertex_joint_ids: bool = False
-                       ) -> dict[str, np.ndarray]:
+def random_body_arrays(
+    n_vertices: int = 300, seed: int = 0, vertex_joint_ids: bool = False
+) -> dict[str, np.ndarray]:
     """SMPL-layout arrays (the open-body npz contract) of a random body with ``n_vertices``.
 
     Like SMPL, the structure is local: each vertex belongs to a home joint and is skinned to it,
@@ -46,8 +48,11 @@ def random_body_arrays(n_vertices: int = 300, seed: int = 0, vertex_joint_ids: b
     weights = np.zeros((n, NUM_JOINTS))
     children = [np.flatnonzero(parents == j) for j in range(NUM_JOINTS)]
     for v, h in enumerate(home):
-        near = [h] + ([parents[h]] if h else []) + ([rng.choice(children[h])] if len(children[h])
-                                                    else [])
+        near = (
+            [h]
+            + ([parents[h]] if h else [])
+            + ([rng.choice(children[h])] if len(children[h]) else [])
+        )
         weights[v, near] += rng.dirichlet(np.ones(len(near)))
     part = [np.flatnonzero(home == j) for j in range(NUM_JOINTS)]
     d = {
@@ -56,8 +61,12 @@ def random_body_arrays(n_vertices: int = 300, seed: int = 0, vertex_joint_ids: b
         "posedirs": (rng.normal(size=(n, 3, NUM_POSE_FEATURES)) * 0.002).astype(np.float32),
         "J_regressor": _rows_from(rng, part, n, 12).astype(np.float32),
         "weights": weights.astype(np.float32),
-        "kintree_table": np.stack([np.array((ROOT_PARENT,) + SMPL_PARENTS[1:], np.int64),
-                                   np.arange(NUM_JOINTS, dtype=np.int64)]),
+        "kintree_table": np.stack(
+            [
+                np.array((ROOT_PARENT,) + SMPL_PARENTS[1:], np.int64),
+                np.arange(NUM_JOINTS, dtype=np.int64),
+            ]
+        ),
         "f": rng.integers(0, n, size=(2 * n, 3)).astype(np.int64),
         "J_regressor_h36m": _rows_from(rng, [part[j] for j in rng.integers(0, 24, 17)], n, 20),
         "J_regressor_extra": _rows_from(rng, [part[j] for j in rng.integers(0, 24, 9)], n, 20),
@@ -73,19 +82,28 @@ def mean_params_arrays() -> dict[str, np.ndarray]:
     """SPIN-like mean parameters: identity joints, root turned 180 deg about x (image y down)."""
     rot = np.tile(np.eye(3), (NUM_JOINTS, 1, 1))
     rot[0] = np.diag([1.0, -1.0, -1.0])
-    return {"pose": rot[:, :, :2].reshape(-1).astype(np.float32),
-            "shape": np.zeros(10, np.float32), "cam": np.array([0.9, 0.0, 0.0], np.float32)}
+    return {
+        "pose": rot[:, :, :2].reshape(-1).astype(np.float32),
+        "shape": np.zeros(10, np.float32),
+        "cam": np.array([0.9, 0.0, 0.0], np.float32),
+    }
 
 
-def write_smpl_folder(folder: str | Path, n_vertices: int = 300, seed: int = 0,
-                      genders: tuple[str, ...] = ("neutral", "male", "female")) -> Path:
+def write_smpl_folder(
+    folder: str | Path,
+    n_vertices: int = 300,
+    seed: int = 0,
+    genders: tuple[str, ...] = ("neutral", "male", "female"),
+) -> Path:
     """A fake SMPL folder (``SMPL_<GENDER>.npz`` + companion files); one random body per gender."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for i, g in enumerate(genders):
         d = random_body_arrays(n_vertices, seed + i)
-        np.savez(folder / f"SMPL_{g.upper()}.npz",
-                 **{k: v for k, v in d.items() if not k.startswith("J_regressor_")})
+        np.savez(
+            folder / f"SMPL_{g.upper()}.npz",
+            **{k: v for k, v in d.items() if not k.startswith("J_regressor_")},
+        )
     d = random_body_arrays(n_vertices, seed)
     np.save(folder / "J_regressor_h36m.npy", d["J_regressor_h36m"])
     np.save(folder / "J_regressor_extra.npy", d["J_regressor_extra"])

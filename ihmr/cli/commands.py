@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-from . import app  # noqa: F401
+from . import app
+from .age import age
+from .assets import assets
+from .demo import demo
+from .demo_data import demo_data
+from .depth import depth
+from .eval import eval
+from .extract_features import extract_features
+from .fit_prior import fit_prior
+from .predict import export, predict
+from .render import render
+from .split import split
+from .synth import synth
+from .train import train
+from .tune_sigma import tune_sigma
 
-# Command modules add themselves here, e.g.:
-# from .fit_prior import fit_prior; app.command("fit-prior")(fit_prior)
-from .fit_prior import fit_prior; app.command("fit-prior")(fit_prior)  # noqa: E402,E702
-from .render import render; app.command("render")(render)  # noqa: E402,E702
-from .split import split; app.command("split")(split)  # noqa: E402,E702
-from .eval import eval; app.command("eval")(eval)  # noqa: E402,E702
-from .assets import assets; app.command("assets")(assets)  # noqa: E402,E702
-from .age import age; app.add_typer(age, name="age")  # noqa: E402,E702
-from .demo_data import demo_data; app.command("demo-data")(demo_data)  # noqa: E402,E702
-from .extract_features import extract_features; app.command("extract-features")(extract_features)  # noqa: E402,E501,E702
-from .predict import predict; app.command("predict")(predict)  # noqa: E402,E702
-from .predict import export; app.command("export")(export)  # noqa: E402,E702
-from .synth import synth; app.command("synth")(synth)  # noqa: E402,E702
-from .depth import depth; app.add_typer(depth, name="depth")  # noqa: E402,E702
-from .train import train; app.command("train")(train)  # noqa: E402,E702
-from .demo import demo; app.command("demo")(demo)  # noqa: E402,E702
-from .tune_sigma import tune_sigma; app.command("tune-sigma")(tune_sigma)  # noqa: E402,E702
+# the order of `ihmr --help`
+app.command("fit-prior")(fit_prior)
+app.command("render")(render)
+app.command("split")(split)
+app.command("eval")(eval)
+app.command("assets")(assets)
+app.add_typer(age, name="age")
+app.command("demo-data")(demo_data)
+app.command("extract-features")(extract_features)
+app.command("predict")(predict)
+app.command("export")(export)
+app.command("synth")(synth)
+app.add_typer(depth, name="depth")
+app.command("train")(train)
+app.command("demo")(demo)
+app.command("tune-sigma")(tune_sigma)

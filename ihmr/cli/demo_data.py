@@ -22,7 +22,9 @@ def demo_data(
     from ihmr.config import load_config, save_config
     from ihmr.pose.demo_data import DemoConfig, make_demo
 
-    extra = {k: v for k, v in dict(n_train=n_train, n_test=n_test, seed=seed).items() if v is not None}
+    extra = {
+        k: v for k, v in dict(n_train=n_train, n_test=n_test, seed=seed).items() if v is not None
+    }
     cfg = load_config(DemoConfig, config, sets or [], extra)
     meta = make_demo(out, cfg)
     save_config(cfg, Path(out) / "config.yaml")

@@ -21,8 +21,9 @@ def _age(checkpoint: Path, out: Path, features: Optional[Path], device: Optional
     """Age checkpoints (``kind: age``): DIR and balanced metrics, Table 1 layout."""
     from ihmr.age.evaluate import evaluate_age_checkpoint
 
-    evaluate_age_checkpoint(checkpoint, out, features=str(features) if features else None,
-                            device=device or "auto")
+    evaluate_age_checkpoint(
+        checkpoint, out, features=str(features) if features else None, device=device or "auto"
+    )
     typer.echo((Path(out) / "table.md").read_text())
     typer.echo(f"wrote {out}/metrics.json, table.md, per_sample.csv")
 
@@ -59,25 +60,48 @@ def _task_of(checkpoint: Optional[Path]) -> str:
     if isinstance(ckpt, dict):
         task = ckpt.get("task") or KINDS.get(ckpt.get("kind"), "pose")
     if task not in TASKS:
-        raise ConfigError(f"checkpoint {str(checkpoint)!r} is for task {task!r}, which `ihmr eval` "
-                         f"does not handle (tasks: {list(TASKS)})")
+        raise ConfigError(
+            f"checkpoint {str(checkpoint)!r} is for task {task!r}, which `ihmr eval` "
+            f"does not handle (tasks: {list(TASKS)})"
+        )
     return task
 
 
 def eval(  # noqa: A001 - the command is called eval
-    labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="Pose: test labels (SPIN .npz, e.g. 3dpw_test.npz)."),
+    labels: Optional[Path] = typer.Option(
+        None, "--labels", "-l", help="Pose: test labels (SPIN .npz, e.g. 3dpw_test.npz)."
+    ),
     out: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="Output folder."),
-    predictions: Optional[Path] = typer.Option(None, help="Predictions .npz: pose (N,72|N,24,3,3) + betas, or vertices."),
-    checkpoint: Optional[Path] = typer.Option(None, help="Head checkpoint (ihmr train) or SPIN model_checkpoint.pt."),
-    features: Optional[Path] = typer.Option(None, help="Feature store of the test set (with --checkpoint)."),
-    images: Optional[Path] = typer.Option(None, help="Test images root, instead of --features (SPIN checkpoint)."),
-    split: Optional[Path] = typer.Option(None, help="Split .npz from `ihmr split` (computed if absent)."),
+    predictions: Optional[Path] = typer.Option(
+        None, help="Predictions .npz: pose (N,72|N,24,3,3) + betas, or vertices."
+    ),
+    checkpoint: Optional[Path] = typer.Option(
+        None, help="Head checkpoint (ihmr train) or SPIN model_checkpoint.pt."
+    ),
+    features: Optional[Path] = typer.Option(
+        None, help="Feature store of the test set (with --checkpoint)."
+    ),
+    images: Optional[Path] = typer.Option(
+        None, help="Test images root, instead of --features (SPIN checkpoint)."
+    ),
+    split: Optional[Path] = typer.Option(
+        None, help="Split .npz from `ihmr split` (computed if absent)."
+    ),
     task: str = typer.Option("auto", help="auto (from the checkpoint), pose, age or depth."),
-    smpl_dir: Optional[Path] = typer.Option(None, help="SMPL files folder (default: $IHMR_SMPL_DIR, else the open body)."),
+    smpl_dir: Optional[Path] = typer.Option(
+        None, help="SMPL files folder (default: $IHMR_SMPL_DIR, else the open body)."
+    ),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cpu)."),
-    chunk: Optional[int] = typer.Option(None, help="Samples per body forward (memory ~ chunk x vertices; default 1024)."),
-    renders: Optional[int] = typer.Option(None, help="Render the K rarest test samples (0: none; default 4)."),
-    mpvpe_body: Optional[str] = typer.Option(None, help="Pose: body of the predicted meshes for MPVPE: gendered (IHMR release, default) or neutral (SPIN)."),
+    chunk: Optional[int] = typer.Option(
+        None, help="Samples per body forward (memory ~ chunk x vertices; default 1024)."
+    ),
+    renders: Optional[int] = typer.Option(
+        None, help="Render the K rarest test samples (0: none; default 4)."
+    ),
+    mpvpe_body: Optional[str] = typer.Option(
+        None,
+        help="Pose: body of the predicted meshes for MPVPE: gendered (IHMR release, default) or neutral (SPIN).",
+    ),
 ) -> None:
     """Balanced metrics (bMPVPE, bMPJPE, bPA-MPJPE; all / tail 10% / tail 5%) and plain means."""
     from ihmr.errors import ConfigError, check_choice
@@ -86,25 +110,48 @@ def eval(  # noqa: A001 - the command is called eval
     resolved = _task_of(checkpoint) if task == "auto" else task
     if resolved != "pose":
         if checkpoint is None:
-            raise ConfigError(f"`ihmr eval --task {resolved}` needs --checkpoint (an ihmr {resolved} run's best.pt)")
-        pose_only = {"--labels": labels, "--predictions": predictions, "--images": images,
-                     "--split": split, "--smpl-dir": smpl_dir, "--chunk": chunk,
-                     "--renders": renders, "--mpvpe-body": mpvpe_body,
-                     **({"--features": features} if resolved == "depth" else {})}
+            raise ConfigError(
+                f"`ihmr eval --task {resolved}` needs --checkpoint (an ihmr {resolved} run's best.pt)"
+            )
+        pose_only = {
+            "--labels": labels,
+            "--predictions": predictions,
+            "--images": images,
+            "--split": split,
+            "--smpl-dir": smpl_dir,
+            "--chunk": chunk,
+            "--renders": renders,
+            "--mpvpe-body": mpvpe_body,
+            **({"--features": features} if resolved == "depth" else {}),
+        }
         given = [name for name, value in pose_only.items() if value is not None]
         if given:
             one = len(given) == 1
-            raise ConfigError(f"{', '.join(given)} {'does' if one else 'do'} not apply to the "
-                              f"{resolved} checkpoint {str(checkpoint)!r}; leave "
-                              f"{'it' if one else 'them'} out (pose evaluation only)")
+            raise ConfigError(
+                f"{', '.join(given)} {'does' if one else 'do'} not apply to the "
+                f"{resolved} checkpoint {str(checkpoint)!r}; leave "
+                f"{'it' if one else 'them'} out (pose evaluation only)"
+            )
         if resolved == "age":
             _age(checkpoint, out, features, device)
         else:
             _depth(checkpoint, out, device)
         return
     if labels is None:
-        raise ConfigError("pose evaluation needs --labels (the test set's SPIN .npz, e.g. 3dpw_test.npz)")
-    _pose(labels, out, predictions=predictions, checkpoint=checkpoint, features=features,
-          images=images, split=split, smpl_dir=smpl_dir, device=device,
-          chunk=1024 if chunk is None else chunk, renders=4 if renders is None else renders,
-          mpvpe_body=mpvpe_body or "gendered")
+        raise ConfigError(
+            "pose evaluation needs --labels (the test set's SPIN .npz, e.g. 3dpw_test.npz)"
+        )
+    _pose(
+        labels,
+        out,
+        predictions=predictions,
+        checkpoint=checkpoint,
+        features=features,
+        images=images,
+        split=split,
+        smpl_dir=smpl_dir,
+        device=device,
+        chunk=1024 if chunk is None else chunk,
+        renders=4 if renders is None else renders,
+        mpvpe_body=mpvpe_body or "gendered",
+    )

@@ -45,8 +45,15 @@ def fit_prior(
     rep = "rotmat" if pose_to_rotmat else (key or column or labels.stem)
     meta = {"label_representation": rep, "source": str(labels)}
     if kind == "gmm":
-        prior = priors.fit_gmm(y, components, covariance_type=covariance, seed=seed,
-                               max_samples=max_samples, max_iter=max_iter, metadata=meta)
+        prior = priors.fit_gmm(
+            y,
+            components,
+            covariance_type=covariance,
+            seed=seed,
+            max_samples=max_samples,
+            max_iter=max_iter,
+            metadata=meta,
+        )
     else:
         edges = priors.parse_bins(bins) if bins else priors.edges_from_width(y, bin_width)
         spec = priors.LDS(lds_kernel, lds_ks, lds_sigma) if lds else None

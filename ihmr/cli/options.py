@@ -13,8 +13,10 @@ SetOption = typer.Option(
 )
 OutOption = typer.Option(None, "--out", "-o", help="Run folder (default: the config's out).")
 ResumeOption = typer.Option(
-    None, "--resume", help="Run folder to continue from its last.pt, with the config.yaml saved "
-    "there (--set still applies, e.g. --set optim.epochs=N to extend it)."
+    None,
+    "--resume",
+    help="Run folder to continue from its last.pt, with the config.yaml saved "
+    "there (--set still applies, e.g. --set optim.epochs=N to extend it).",
 )
 
 
@@ -34,14 +36,19 @@ def run_config_args(
     if resume is None:
         return config, list(sets or []), {"out": str(out)} if out is not None else None
     if config is not None:
-        raise ConfigError(f"--resume {str(resume)!r} continues with the config.yaml saved in that "
-                          f"run folder; drop --config {str(config)!r} (--set still changes a "
-                          "value)")
+        raise ConfigError(
+            f"--resume {str(resume)!r} continues with the config.yaml saved in that "
+            f"run folder; drop --config {str(config)!r} (--set still changes a "
+            "value)"
+        )
     if out is not None and Path(out).resolve() != Path(resume).resolve():
-        raise ConfigError(f"--resume {str(resume)!r} continues the run in that folder; drop "
-                          f"--out {str(out)!r}")
+        raise ConfigError(
+            f"--resume {str(resume)!r} continues the run in that folder; drop --out {str(out)!r}"
+        )
     saved = Path(resume) / "config.yaml"
     if not saved.is_file():
-        raise FileNotFoundError(f"nothing to resume: {str(saved)!r} does not exist (not a run "
-                                "folder of a train command); start the run without --resume")
+        raise FileNotFoundError(
+            f"nothing to resume: {str(saved)!r} does not exist (not a run "
+            "folder of a train command); start the run without --resume"
+        )
     return saved, list(sets or []), {"out": str(resume)}

@@ -31,9 +31,13 @@ def train(
         cfg = load_config(PoseTrainConfig, None, overrides, demo)
         ensure_demo_data(cfg.data.root, typer.echo)
     res = run_train(cfg, resume=resume is not None)
-    typer.echo(f"trained {cfg.loss.kind} for {res.epochs} epochs in {res.seconds:.0f} s; "
-               f"final loss {res.last_metrics.get('loss_total', float('nan')):.4g}")
-    typer.echo(f"run folder: {res.run_dir} (head.pt, last.pt, metrics.jsonl, metrics.csv, config.yaml)")
+    typer.echo(
+        f"trained {cfg.loss.kind} for {res.epochs} epochs in {res.seconds:.0f} s; "
+        f"final loss {res.last_metrics.get('loss_total', float('nan')):.4g}"
+    )
+    typer.echo(
+        f"run folder: {res.run_dir} (head.pt, last.pt, metrics.jsonl, metrics.csv, config.yaml)"
+    )
     if res.eval_metrics:
         from ihmr.pose.evaluate import markdown_table
 

@@ -130,7 +130,9 @@ def pil_nearest_resize(img: np.ndarray, wh: Sequence[int]) -> np.ndarray:
     return np.ascontiguousarray(img[rows][:, cols])
 
 
-def resize_short_side(img: np.ndarray, short: int = SHORT_SIDE, nearest: bool = False) -> np.ndarray:
+def resize_short_side(
+    img: np.ndarray, short: int = SHORT_SIDE, nearest: bool = False
+) -> np.ndarray:
     """Resize (H, W[, C]) so that min(H, W) == ``short``, keeping the aspect ratio.
 
     Bilinear (OpenCV) for images; ``nearest=True`` (depth maps) uses :func:`pil_nearest_resize`,
@@ -170,10 +172,16 @@ def augment(rgb: np.ndarray, depth: np.ndarray, rng: np.random.Generator):
     angle = rng.uniform(-5.0, 5.0)
     h, w = rgb.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-    rgb = cv2.warpAffine(np.ascontiguousarray(rgb), m, (w, h), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REFLECT)
-    depth = cv2.warpAffine(np.ascontiguousarray(depth), m, (w, h), flags=cv2.INTER_NEAREST,
-                           borderMode=cv2.BORDER_REFLECT)
+    rgb = cv2.warpAffine(
+        np.ascontiguousarray(rgb), m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+    depth = cv2.warpAffine(
+        np.ascontiguousarray(depth),
+        m,
+        (w, h),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_REFLECT,
+    )
     return rgb, depth
 
 
@@ -208,21 +216,26 @@ class Split:
     depth_kind: str
 
 
-def read_split_csv(csv_path: str | Path, root: str | Path, depth_kind: str,
-                   check_files: bool = True) -> Split:
+def read_split_csv(
+    csv_path: str | Path, root: str | Path, depth_kind: str, check_files: bool = True
+) -> Split:
     """Read a NYUD2-DIR CSV (rgb path, depth path; no header), paths relative to ``root``."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
-        raise DataError(f"split file {str(csv_path)!r} not found; expected the NYUD2-DIR layout "
-                        "(root/data/nyu2_train.csv, nyu2_test.csv) or run `ihmr depth demo-data`")
+        raise DataError(
+            f"split file {str(csv_path)!r} not found; expected the NYUD2-DIR layout "
+            "(root/data/nyu2_train.csv, nyu2_test.csv) or run `ihmr depth demo-data`"
+        )
     rgb, depth = [], []
     with open(csv_path, newline="") as f:
         for i, row in enumerate(csv.reader(f), 1):
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) != 2:
-                raise DataError(f"{csv_path}:{i}: expected 2 columns (rgb path, depth path), "
-                                f"got {len(row)}: {row!r}")
+                raise DataError(
+                    f"{csv_path}:{i}: expected 2 columns (rgb path, depth path), "
+                    f"got {len(row)}: {row!r}"
+                )
             rgb.append(resolve_path(row[0].strip(), root))
             depth.append(resolve_path(row[1].strip(), root))
     if not rgb:
@@ -230,8 +243,10 @@ def read_split_csv(csv_path: str | Path, root: str | Path, depth_kind: str,
     if check_files:
         missing = [str(p) for p in rgb + depth if not p.is_file()]
         if missing:
-            raise DataError(f"{len(missing)} file(s) listed in {csv_path} are missing, first: "
-                            f"{missing[0]!r}; check the dataset root ({str(root)!r})")
+            raise DataError(
+                f"{len(missing)} file(s) listed in {csv_path} are missing, first: "
+                f"{missing[0]!r}; check the dataset root ({str(root)!r})"
+            )
     return Split(rgb, depth, depth_kind)
 
 
@@ -240,7 +255,9 @@ def scene_of(path: Path) -> str:
     return Path(path).parent.name
 
 
-def carve_validation(split: Split, fraction: float = 0.05, seed: int = 0) -> tuple[list[int], list[int]]:
+def carve_validation(
+    split: Split, fraction: float = 0.05, seed: int = 0
+) -> tuple[list[int], list[int]]:
     """Split training indices by *scene*: (train_idx, val_idx), no scene in both.
 
     A seeded permutation of the sorted scene names takes ``ceil(fraction * n_scenes)`` scenes
@@ -272,18 +289,22 @@ def load_mask(path: str | Path, n_images: int) -> np.ndarray:
     mask = np.load(path, mmap_mode="r", allow_pickle=False)
     want = (n_images, CROP_WH[1], CROP_WH[0])
     if mask.shape != want:
-        raise DataError(f"balanced mask must have shape {want} (one per test image, H x W), "
-                        f"got {mask.shape}")
+        raise DataError(
+            f"balanced mask must have shape {want} (one per test image, H x W), got {mask.shape}"
+        )
     if mask.dtype == np.bool_:
         return mask
     if mask.dtype.kind not in "iu":
-        raise DataError(f"balanced mask {str(path)!r} must be bool or integer 0/1 (DIR writes "
-                        f"uint8), got dtype {mask.dtype}")
+        raise DataError(
+            f"balanced mask {str(path)!r} must be bool or integer 0/1 (DIR writes "
+            f"uint8), got dtype {mask.dtype}"
+        )
     lo, hi = int(mask.min()), int(mask.max())
     if lo < 0 or hi > 1:
         bad = sorted({int(v) for v in np.unique(mask)} - {0, 1})[:5]
-        raise DataError(f"balanced mask {str(path)!r} must hold only 0 and 1, found {bad}; is it "
-                        "a mask?")
+        raise DataError(
+            f"balanced mask {str(path)!r} must hold only 0 and 1, found {bad}; is it a mask?"
+        )
     return mask.view(np.bool_) if mask.dtype == np.uint8 else np.asarray(mask) != 0
 
 
@@ -303,8 +324,9 @@ def load_shots(path: str | Path | None) -> dict[str, list[int]]:
     return {k: [int(b) for b in data[k]] for k in ("many", "medium", "few")}
 
 
-def shots_from_counts(counts: np.ndarray, many_share: float = 0.01, few_share: float = 0.001
-                      ) -> dict[str, list[int]]:
+def shots_from_counts(
+    counts: np.ndarray, many_share: float = 0.01, few_share: float = 0.001
+) -> dict[str, list[int]]:
     """Shot lists from per-bin training pixel counts (N_BINS,): many if its share of pixels is
     above ``many_share``, few if below ``few_share`` (empty bins excluded), medium otherwise."""
     counts = np.asarray(counts, dtype=np.float64)
@@ -356,9 +378,16 @@ class NYUD2DIR(_torch_dataset_base()):
         val_fraction, seed: the scene-level validation split.
     """
 
-    def __init__(self, layout: Layout, split: str, augment: bool = True,
-                 input_wh: Sequence[int] = CROP_WH, val_fraction: float = 0.05, seed: int = 0,
-                 check_files: bool = True) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        split: str,
+        augment: bool = True,
+        input_wh: Sequence[int] = CROP_WH,
+        val_fraction: float = 0.05,
+        seed: int = 0,
+        check_files: bool = True,
+    ) -> None:
         if split not in ("train", "val", "test"):
             raise ConfigError(f"split must be train, val or test, got {split!r}")
         if len(input_wh) != 2 or min(input_wh) < 16 or any(int(v) % 2 for v in input_wh):
@@ -368,12 +397,15 @@ class NYUD2DIR(_torch_dataset_base()):
         self.target_wh = (self.input_wh[0] // 2, self.input_wh[1] // 2)
         self.mask = None
         if split == "test":
-            self.files = read_split_csv(layout.path(layout.test_csv), layout.root, "test", check_files)
+            self.files = read_split_csv(
+                layout.path(layout.test_csv), layout.root, "test", check_files
+            )
             self.index = list(range(len(self.files.rgb)))
             self.mask = load_mask(layout.path(layout.test_mask), len(self.index))
         else:
-            self.files = read_split_csv(layout.path(layout.train_csv), layout.root, "train",
-                                        check_files)
+            self.files = read_split_csv(
+                layout.path(layout.train_csv), layout.root, "train", check_files
+            )
             tr, va = carve_validation(self.files, val_fraction, seed)
             self.index = tr if split == "train" else va
         self._epoch_seed = seed
@@ -389,10 +421,14 @@ class NYUD2DIR(_torch_dataset_base()):
         """Item ``i``: (rgb (228, 304, 3) uint8, depth (228, 304) metres) after resize and crop."""
         j = self.index[i]
         rgb = resize_short_side(read_image(self.files.rgb[j], hint="check data.root"))
-        depth = resize_short_side(read_depth(self.files.depth[j], self.files.depth_kind), nearest=True)
+        depth = resize_short_side(
+            read_depth(self.files.depth[j], self.files.depth_kind), nearest=True
+        )
         if rgb.shape[:2] != depth.shape[:2]:
-            raise DataError(f"image and depth sizes differ for {self.files.rgb[j]}: "
-                            f"{rgb.shape[:2]} vs {depth.shape[:2]}")
+            raise DataError(
+                f"image and depth sizes differ for {self.files.rgb[j]}: "
+                f"{rgb.shape[:2]} vs {depth.shape[:2]}"
+            )
         return center_crop(rgb), center_crop(depth)
 
     def __getitem__(self, i: int) -> dict:
@@ -400,7 +436,9 @@ class NYUD2DIR(_torch_dataset_base()):
 
         j = self.index[i]
         rgb = resize_short_side(read_image(self.files.rgb[j], hint="check data.root"))
-        depth = resize_short_side(read_depth(self.files.depth[j], self.files.depth_kind), nearest=True)
+        depth = resize_short_side(
+            read_depth(self.files.depth[j], self.files.depth_kind), nearest=True
+        )
         if self.augment:
             rng = np.random.default_rng([self._epoch_seed, j])
             rgb, depth = augment(rgb, depth, rng)

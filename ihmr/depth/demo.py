@@ -48,8 +48,12 @@ def stage1_config(root: Path, out: Path, epochs: int = 6, threads: int = 1):
     cfg.data.root, cfg.data.input_wh, cfg.data.val_fraction = str(root), (64, 48), 0.1
     cfg.data.augment, cfg.data.prior_pixels_per_image = False, 200
     cfg.model.width, cfg.model.encoder_width, cfg.model.encoder_layers = 0.125, 0.125, (1, 1, 1, 1)
-    cfg.optim.lr, cfg.optim.epochs, cfg.optim.decay_every, cfg.optim.batch_size = 1e-3, epochs, \
-        max(1, epochs - 1), 8
+    cfg.optim.lr, cfg.optim.epochs, cfg.optim.decay_every, cfg.optim.batch_size = (
+        1e-3,
+        epochs,
+        max(1, epochs - 1),
+        8,
+    )
     return cfg
 
 
@@ -61,8 +65,9 @@ def head_config(loss: str, seed: int, sigma: float, epochs: int | None = None, h
     """R's config for a demo loss name (``reweight_lds`` = inverse reweighting with LDS)."""
     from .rrt import HeadConfig
 
-    cfg = HeadConfig(seed=seed, epochs=HEAD_EPOCHS.get(head, 3) if epochs is None else epochs,
-                     head=head)
+    cfg = HeadConfig(
+        seed=seed, epochs=HEAD_EPOCHS.get(head, 3) if epochs is None else epochs, head=head
+    )
     cfg.loss.kind = "inverse" if loss == "reweight_lds" else loss
     cfg.loss.lds = loss == "reweight_lds"
     cfg.loss.init_noise_sigma = sigma
@@ -76,22 +81,35 @@ def _ensure_data(root: Path, log, read_noise: float | None = None) -> dict:
     if meta.is_file():
         settings = json.loads(meta.read_text())
         diff = {k: v for k, v in settings.items() if asdict(SceneSettings()).get(k) != v}
-        log(f"data: reusing {root}" + (f" (settings differ from the defaults: {diff})" if diff else ""))
+        log(
+            f"data: reusing {root}"
+            + (f" (settings differ from the defaults: {diff})" if diff else "")
+        )
         return settings
     log(f"data: rendering the haze rooms into {root}")
-    s = make_haze_dataset(root, SceneSettings() if read_noise is None
-                          else SceneSettings(noise_sigma_m=read_noise))
-    log(f"  {s['train_images']} train / {s['test_images']} test images, {s['mask_pixels']} balanced "
-        f"test pixels, {s['share_2_4m']:.0%} of training pixels at 2-4 m ({s['seconds']} s)")
+    s = make_haze_dataset(
+        root, SceneSettings() if read_noise is None else SceneSettings(noise_sigma_m=read_noise)
+    )
+    log(
+        f"  {s['train_images']} train / {s['test_images']} test images, {s['mask_pixels']} balanced "
+        f"test pixels, {s['share_2_4m']:.0%} of training pixels at 2-4 m ({s['seconds']} s)"
+    )
     return json.loads(meta.read_text())
 
 
-def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
-                   data_dir: str | os.PathLike | None = None, seeds: Sequence[int] = (0, 1, 2),
-                   losses: Sequence[str] = DEMO_LOSSES, stage1_epochs: int = 6,
-                   head_epochs: int | None = None, sigma: float | None = None, threads: int = 1,
-                   read_noise: float | None = None, head: str = "pixel",
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_depth_demo(
+    out_dir: str | os.PathLike = "runs/depth-demo",
+    data_dir: str | os.PathLike | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    losses: Sequence[str] = DEMO_LOSSES,
+    stage1_epochs: int = 6,
+    head_epochs: int | None = None,
+    sigma: float | None = None,
+    threads: int = 1,
+    read_noise: float | None = None,
+    head: str = "pixel",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Run the demo (module docstring) in ``out_dir``; return {"results", "report", "verdict"}.
 
     ``sigma`` (metres) is the noise scale of BNI and GAI; None = the data's ``noise_sigma_m``, the
@@ -102,13 +120,17 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
     """
     import torch
 
+    from ..errors import ConfigError, check_at_least, check_choice
     from .data import Layout, load_shots
     from .evaluate import evaluate_depth_checkpoint
-    from .rrt import (extract_head_features, head_priors, head_targets, load_head_features,
-                      train_head)
+    from .rrt import (
+        extract_head_features,
+        head_priors,
+        head_targets,
+        load_head_features,
+        train_head,
+    )
     from .train import train_depth
-
-    from ..errors import ConfigError, check_at_least, check_choice
 
     bad = [x for x in losses if x not in DEMO_LOSSES]
     if bad or not losses:
@@ -165,8 +187,9 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
         res1 = json.loads(ev1.read_text())
     else:
         log("stage 1: evaluating on the balanced test pixels")
-        res1 = evaluate_depth_checkpoint(s1 / "best.pt", ev1.parent, device="cpu",
-                                         name="stage 1 (MSE)")
+        res1 = evaluate_depth_checkpoint(
+            s1 / "best.pt", ev1.parent, device="cpu", name="stage 1 (MSE)"
+        )
     rows: dict[str, list[dict]] = {}
     priors: dict[str, tuple] = {}
     for loss in losses:
@@ -174,8 +197,11 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
             cfg = head_config(loss, seed, sigma, head_epochs, head)
             key = {"features": fp, "config": _plain(asdict(cfg))}
             path = out / "heads" / f"{loss}_s{seed}.json"
-            if (path.is_file() and path.with_suffix(".pt").is_file()
-                    and json.loads(path.read_text()).get("key") == key):
+            if (
+                path.is_file()
+                and path.with_suffix(".pt").is_file()
+                and json.loads(path.read_text()).get("key") == key
+            ):
                 rows.setdefault(loss, []).append(json.loads(path.read_text()))
                 log(f"R with {loss}, seed {seed}: reusing {path}")
                 continue
@@ -184,29 +210,53 @@ def run_depth_demo(out_dir: str | os.PathLike = "runs/depth-demo",
                 priors[kind] = head_priors(head_targets(feats, cfg), cfg.loss, 0)
             counts, gmm = priors[kind]
             r = train_head(feats, cfg, shots, gmm=gmm, counts=counts)
-            rec = {"key": key, "loss": loss, "seed": seed, "test": r["test"],
-                   "per_bin_rmse": [None if not np.isfinite(v) else float(v) for v in r["per_bin_rmse"]],
-                   "best_epoch": r["best_epoch"], "val_brmse": r["val_brmse"], "seconds": r["seconds"]}
+            rec = {
+                "key": key,
+                "loss": loss,
+                "seed": seed,
+                "test": r["test"],
+                "per_bin_rmse": [
+                    None if not np.isfinite(v) else float(v) for v in r["per_bin_rmse"]
+                ],
+                "best_epoch": r["best_epoch"],
+                "val_brmse": r["val_brmse"],
+                "seconds": r["seconds"],
+            }
             torch_save(path.with_suffix(".pt"), r["state"])  # R's weights, before the result
             write_json(path, rec)
             rows.setdefault(loss, []).append(rec)
             t = r["test"]
-            log(f"R with {loss}, seed {seed}: RMSE {t['overall']['rmse']:.3f} m, bRMSE "
+            log(
+                f"R with {loss}, seed {seed}: RMSE {t['overall']['rmse']:.3f} m, bRMSE "
                 f"{t['balanced']['overall']['rmse']:.3f} m, delta1 {t['overall']['delta1']:.3f} "
-                f"({r['seconds']} s)")
+                f"({r['seconds']} s)"
+            )
     plot_cfg = head_config("mse", 0, sigma, head=head)
     counts = head_priors(head_targets(feats, plot_cfg), plot_cfg.loss)[0]  # for the plot
     summary = summarise(rows, res1)
     verdict = verdict_lines(rows)
-    report = report_markdown(summary, rows, verdict, settings, sigma, r1, time.perf_counter() - t0,
-                             head)
-    write_json(out / "results.json", {"summary": summary, "verdict": verdict, "sigma": sigma,
-                                      "runs": rows, "stage1": {k: res1[k] for k in SHOTS + ("balanced",)}})
+    report = report_markdown(
+        summary, rows, verdict, settings, sigma, r1, time.perf_counter() - t0, head
+    )
+    write_json(
+        out / "results.json",
+        {
+            "summary": summary,
+            "verdict": verdict,
+            "sigma": sigma,
+            "runs": rows,
+            "stage1": {k: res1[k] for k in SHOTS + ("balanced",)},
+        },
+    )
     write_text(out / "report.md", report)
     plot_demo_error_per_bin(rows, res1, counts, shots, out / "error_per_bin.png")
     log(report)
-    return {"results": summary, "report": str(out / "report.md"), "verdict": verdict,
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "results": summary,
+        "report": str(out / "report.md"),
+        "verdict": verdict,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def _finished_stage1(run: Path, cfg) -> dict | None:
@@ -230,8 +280,8 @@ def _plain(d):
 def _load_matching_features(path: Path, checkpoint: Path):
     """The cached features if they were made from ``checkpoint``'s weights and the current data."""
     from ..runs import read_checkpoint
-    from .rrt import _hash_files, _hash_state, load_head_features
     from .data import Layout
+    from .rrt import _hash_files, _hash_state, load_head_features
 
     if not path.is_file():
         return None
@@ -240,7 +290,9 @@ def _load_matching_features(path: Path, checkpoint: Path):
     state = read_checkpoint(checkpoint)["state"]["model"]
     lay = Layout(fp["root"])
     try:
-        data = _hash_files([lay.path(lay.train_csv), lay.path(lay.test_csv), lay.path(lay.test_mask)])
+        data = _hash_files(
+            [lay.path(lay.train_csv), lay.path(lay.test_csv), lay.path(lay.test_mask)]
+        )
     except OSError:
         return None
     same = fp["weights"] == _hash_state(state) and fp["data"] == data
@@ -263,9 +315,12 @@ def _metric(res: dict, shot: str, metric: str, balanced: bool = False):
 def summarise(rows: dict, stage1: dict) -> dict:
     """{name: {"rmse" | "delta1" | "brmse": {shot: [mean, std] or None}}} over seeds (std with
     ddof 1), for stage 1 (one run) and each loss of R."""
+
     def one(results: list[dict]) -> dict:
-        d = {m: {s: _stat([_metric(r, s, m) for r in results]) for s in SHOTS}
-             for m in ("rmse", "delta1")}
+        d = {
+            m: {s: _stat([_metric(r, s, m) for r in results]) for s in SHOTS}
+            for m in ("rmse", "delta1")
+        }
         d["brmse"] = {s: _stat([_metric(r, s, "rmse", True) for r in results]) for s in SHOTS}
         return d
 
@@ -288,15 +343,25 @@ def verdict_lines(rows: dict) -> list[str]:
         parts = []
         for shot, name in (("overall", "balanced RMSE"), ("few", "few-shot balanced RMSE")):
             brmse = lambda rec: _metric(rec["test"], shot, "rmse", True)  # noqa: E731
-            diff = [brmse(r) - brmse(base[r["seed"]]) for r in recs
-                    if r["seed"] in base and brmse(r) is not None and brmse(base[r["seed"]]) is not None]
+            diff = [
+                brmse(r) - brmse(base[r["seed"]])
+                for r in recs
+                if r["seed"] in base and brmse(r) is not None and brmse(base[r["seed"]]) is not None
+            ]
             if not diff:
                 continue
             m, s = _stat(diff)
             k = sum(d < 0 for d in diff)
-            word = ("lower than" if k == len(diff) and m + s < 0 else "higher than" if k == 0 and m - s > 0
-                    else "not clearly different from")
-            parts.append(f"{name} {word} MSE ({m:+.3f} ± {s:.3f} m, lower in {k} of {len(diff)} seeds)")
+            word = (
+                "lower than"
+                if k == len(diff) and m + s < 0
+                else "higher than"
+                if k == 0 and m - s > 0
+                else "not clearly different from"
+            )
+            parts.append(
+                f"{name} {word} MSE ({m:+.3f} ± {s:.3f} m, lower in {k} of {len(diff)} seeds)"
+            )
         lines.append(f"{LABELS.get(loss, loss)}: " + "; ".join(parts))
     return lines
 
@@ -307,20 +372,43 @@ def _fmt(v, spread: bool = True) -> str:
     return f"{v[0]:.3f} ± {v[1]:.3f}" if spread else f"{v[0]:.3f}"
 
 
-def report_markdown(summary: dict, rows: dict, verdict: list[str], settings: dict, sigma: float,
-                    r1: dict, seconds: float, head: str = "pixel") -> str:
+def report_markdown(
+    summary: dict,
+    rows: dict,
+    verdict: list[str],
+    settings: dict,
+    sigma: float,
+    r1: dict,
+    seconds: float,
+    head: str = "pixel",
+) -> str:
     n = max((len(v) for v in rows.values()), default=0)
     seeds = sorted({r["seed"] for v in rows.values() for r in v})
     heads = ["All", "Many", "Med.", "Few"]
-    what = ("a per-pixel regressor on the image" if head == "pixel"
-            else "Hu et al.'s R on the frozen stage-1 features")
-    lines = [f"# Depth demo: R ({what}) re-trained per loss, seeds {seeds} (mean ± std over {n})", "",
-             f"Haze rooms, depth-read noise sigma {settings['noise_sigma_m']} m; BNI / GAI sigma "
-             f"{sigma} m; test pixels balanced over 0.1 m bins; metres.", ""]
-    for metric, title in (("rmse", "RMSE (m) ↓"), ("delta1", "δ1 ↑"), ("brmse", "balanced RMSE (m) ↓")):
+    what = (
+        "a per-pixel regressor on the image"
+        if head == "pixel"
+        else "Hu et al.'s R on the frozen stage-1 features"
+    )
+    lines = [
+        f"# Depth demo: R ({what}) re-trained per loss, seeds {seeds} (mean ± std over {n})",
+        "",
+        f"Haze rooms, depth-read noise sigma {settings['noise_sigma_m']} m; BNI / GAI sigma "
+        f"{sigma} m; test pixels balanced over 0.1 m bins; metres.",
+        "",
+    ]
+    for metric, title in (
+        ("rmse", "RMSE (m) ↓"),
+        ("delta1", "δ1 ↑"),
+        ("brmse", "balanced RMSE (m) ↓"),
+    ):
         lines += [f"| {title} | " + " | ".join(heads) + " |", "|---" * 5 + "|"]
         for loss in ("stage1",) + tuple(rows):
-            name = "Stage 1 (MSE, whole network)" if loss == "stage1" else "R: " + LABELS.get(loss, loss)
+            name = (
+                "Stage 1 (MSE, whole network)"
+                if loss == "stage1"
+                else "R: " + LABELS.get(loss, loss)
+            )
             vals = summary[loss][metric]
             cells = [_fmt(vals[s], loss != "stage1") for s in SHOTS]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -339,7 +427,9 @@ def plot_demo_error_per_bin(rows: dict, stage1: dict, train_counts, shots, path:
     """RMSE per 0.1 m bin, averaged over seeds, one line per loss (and stage 1) on one plot."""
     from .evaluate import plot_error_per_bin
 
-    curves = {"stage 1 (MSE)": np.array([np.nan if v is None else v for v in stage1["per_bin_rmse"]])}
+    curves = {
+        "stage 1 (MSE)": np.array([np.nan if v is None else v for v in stage1["per_bin_rmse"]])
+    }
     for loss, recs in rows.items():
         a = np.array([[np.nan if v is None else v for v in r["per_bin_rmse"]] for r in recs], float)
         with np.errstate(invalid="ignore"), warnings.catch_warnings():

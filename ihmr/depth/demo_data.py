@@ -38,8 +38,9 @@ def _pyrender():
 def _box(size, centre, colour, pyrender, trimesh):
     m = trimesh.creation.box(size)
     m.apply_translation(centre)
-    mat = pyrender.MetallicRoughnessMaterial(baseColorFactor=[*colour, 1.0], metallicFactor=0.0,
-                                             roughnessFactor=0.9)
+    mat = pyrender.MetallicRoughnessMaterial(
+        baseColorFactor=[*colour, 1.0], metallicFactor=0.0, roughnessFactor=0.9
+    )
     return pyrender.Mesh.from_trimesh(m, material=mat, smooth=False)
 
 
@@ -70,8 +71,13 @@ def _room(rng, far: bool, near_p: float, pyrender, trimesh):
             parts.append(((w, 0.04, d), (x, floor + h, z), c))
             for sx in (-1, 1):
                 for sz in (-1, 1):
-                    parts.append(((0.05, h, 0.05), (x + sx * (w / 2 - 0.05), floor + h / 2,
-                                                    z + sz * (d / 2 - 0.05)), c))
+                    parts.append(
+                        (
+                            (0.05, h, 0.05),
+                            (x + sx * (w / 2 - 0.05), floor + h / 2, z + sz * (d / 2 - 0.05)),
+                            c,
+                        )
+                    )
         elif kind == "cabinet":
             w, d, h = rng.uniform(0.5, 1.2), rng.uniform(0.4, 0.6), rng.uniform(1.0, 2.0)
             parts.append(((w, h, d), (x, floor + h / 2, z), c))
@@ -81,8 +87,9 @@ def _room(rng, far: bool, near_p: float, pyrender, trimesh):
             parts.append(((s, 0.45, 0.05), (x, floor + h + 0.22, z - s / 2), c))
             for sx in (-1, 1):
                 for sz in (-1, 1):
-                    parts.append(((0.04, h, 0.04), (x + sx * s / 2.3, floor + h / 2,
-                                                    z + sz * s / 2.3), c))
+                    parts.append(
+                        ((0.04, h, 0.04), (x + sx * s / 2.3, floor + h / 2, z + sz * s / 2.3), c)
+                    )
         else:
             s = rng.uniform(0.3, 0.8, 3)
             parts.append((tuple(s), (x, floor + s[1] / 2, z), c))
@@ -109,7 +116,9 @@ def _render_split(renderer, pyrender, trimesh, rng, n_scenes, views, far_p, near
         scene = pyrender.Scene(ambient_light=[0.25, 0.25, 0.25], bg_color=[0, 0, 0, 1])
         for mesh in _room(rng, rng.random() < far_p, near_p, pyrender, trimesh):
             scene.add(mesh)
-        cam = scene.add(pyrender.PerspectiveCamera(yfov=YFOV, aspectRatio=IMAGE_WH[0] / IMAGE_WH[1]))
+        cam = scene.add(
+            pyrender.PerspectiveCamera(yfov=YFOV, aspectRatio=IMAGE_WH[0] / IMAGE_WH[1])
+        )
         light = scene.add(pyrender.PointLight(intensity=rng.uniform(8.0, 14.0)))
         for v in range(views):
             pose = _camera_pose(rng)
@@ -132,8 +141,14 @@ def balanced_mask(depths: np.ndarray, per_bin: int, rng: np.random.Generator) ->
     return mask.reshape(depths.shape)
 
 
-def write_split_files(root: Path, rows: dict, test_depths: list, counts: np.ndarray,
-                      per_bin: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def write_split_files(
+    root: Path,
+    rows: dict,
+    test_depths: list,
+    counts: np.ndarray,
+    per_bin: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, dict]:
     """The NYUD2-DIR files beside the images: ``data/test_balanced_mask.npy`` (equal pixels per
     depth bin of the test maps), ``data/shots.json``, ``data/train_bin_counts.npz`` and the split
     CSVs ``data/nyu2_{train,test}.csv`` of ``rows``. Returns the mask and the shots."""
@@ -158,13 +173,24 @@ def _write_png(path: Path, img: np.ndarray) -> None:
         tmp.write_bytes(buf.tobytes())
 
 
-def make_demo_dataset(out: str | Path, train_scenes: int = 30, test_scenes: int = 16,
-                      views: int = 8, per_bin: int = 1500, seed: int = 0) -> dict:
+def make_demo_dataset(
+    out: str | Path,
+    train_scenes: int = 30,
+    test_scenes: int = 16,
+    views: int = 8,
+    per_bin: int = 1500,
+    seed: int = 0,
+) -> dict:
     """Render the demo dataset into ``out`` (the dataset root); return a summary dict."""
     import trimesh
 
-    for value, name, least in ((train_scenes, "--train-scenes", 1), (test_scenes, "--test-scenes", 1),
-                               (views, "views", 1), (per_bin, "per_bin", 1), (seed, "--seed", 0)):
+    for value, name, least in (
+        (train_scenes, "--train-scenes", 1),
+        (test_scenes, "--test-scenes", 1),
+        (views, "views", 1),
+        (per_bin, "per_bin", 1),
+        (seed, "--seed", 0),
+    ):
         check_at_least(value, least, name)
     pyrender = _pyrender()
     root = check_writable_dir(out)
@@ -179,16 +205,23 @@ def make_demo_dataset(out: str | Path, train_scenes: int = 30, test_scenes: int 
     rows = {"train": [], "test": []}
     test_depths, counts = [], np.zeros(D.N_BINS, np.int64)
     try:
-        for split, n, far_p, near_p in (("train", train_scenes, 0.08, 0.1),
-                                        ("test", test_scenes, 0.5, 0.5)):
-            for s, v, rgb, depth in _render_split(renderer, pyrender, trimesh, rng, n, views,
-                                                  far_p, near_p):
+        for split, n, far_p, near_p in (
+            ("train", train_scenes, 0.08, 0.1),
+            ("test", test_scenes, 0.5, 0.5),
+        ):
+            for s, v, rgb, depth in _render_split(
+                renderer, pyrender, trimesh, rng, n, views, far_p, near_p
+            ):
                 rel = Path("data") / f"nyu2_{split}" / f"room_{s:04d}_out"
                 _write_png(root / rel / f"{v}.png", rgb)
                 if split == "train":
                     raw = np.clip(np.round(depth / 10.0 * 255.0), 0, 255).astype(np.uint8)
-                    counts += np.bincount(D.depth_bins(D.decode_depth(raw, "train")[
-                        raw >= np.ceil(D.MIN_DEPTH / 10 * 255)]).ravel(), minlength=D.N_BINS)
+                    counts += np.bincount(
+                        D.depth_bins(
+                            D.decode_depth(raw, "train")[raw >= np.ceil(D.MIN_DEPTH / 10 * 255)]
+                        ).ravel(),
+                        minlength=D.N_BINS,
+                    )
                 else:
                     raw = np.clip(np.round(depth * 1000.0), 0, 65535).astype(np.uint16)
                     test_depths.append(D.center_crop(D.decode_depth(raw, "test")))
@@ -198,8 +231,11 @@ def make_demo_dataset(out: str | Path, train_scenes: int = 30, test_scenes: int 
         del renderer  # the shared renderer lives until exit
     mask, shots = write_split_files(root, rows, test_depths, counts, per_bin, rng)
     return {
-        "root": str(root), "train_images": len(rows["train"]), "test_images": len(rows["test"]),
-        "mask_pixels": int(mask.sum()), "seconds": round(time.perf_counter() - t0, 1),
+        "root": str(root),
+        "train_images": len(rows["train"]),
+        "test_images": len(rows["test"]),
+        "mask_pixels": int(mask.sum()),
+        "seconds": round(time.perf_counter() - t0, 1),
         "share_2_4m": float(counts[20:40].sum() / counts.sum()),
         "shots": {k: len(v) for k, v in shots.items()},
     }

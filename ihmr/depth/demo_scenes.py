@@ -106,7 +106,9 @@ def _room(rng, depth: float, near_p: float):
         boxes.append((c - s / 2, c + s / 2))
     if rng.random() < near_p:  # a box close to the camera: the rare near depths
         s = rng.uniform(0.4, 0.9, 3)
-        c = np.array([rng.uniform(-0.4, 0.4), rng.uniform(-0.6, 0.2), -rng.uniform(0.75, 1.2) - s[2] / 2])
+        c = np.array(
+            [rng.uniform(-0.4, 0.4), rng.uniform(-0.6, 0.2), -rng.uniform(0.75, 1.2) - s[2] / 2]
+        )
         boxes.append((c - s / 2, c + s / 2))
     return lo, hi, boxes
 
@@ -127,7 +129,8 @@ def _pose(rng) -> np.ndarray:
     cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
     pose = np.eye(4)
     pose[:3, :3] = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]]) @ np.array(
-        [[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+        [[1, 0, 0], [0, cp, -sp], [0, sp, cp]]
+    )
     pose[:3, 3] = [rng.uniform(-0.3, 0.3), 0.0, rng.uniform(-0.2, 0.2)]
     return pose
 
@@ -136,7 +139,9 @@ def _box_window(pose, lo, hi, wh=IMAGE_WH):
     """Pixel rows and columns (slices) that can see the box [lo, hi]: the bounding rectangle of
     its projected corners, or the whole image when a corner is not in front of the camera."""
     w, h = wh
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    corners = np.array(
+        [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+    )
     cam = (corners - pose[:3, 3]) @ pose[:3, :3]  # world -> camera (rotation is orthonormal)
     if (cam[:, 2] > -1e-3).any():
         return slice(0, h), slice(0, w)
@@ -183,8 +188,11 @@ def _write_png(path: Path, img: np.ndarray) -> None:
 
     from ..io import atomic_path
 
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1] if img.ndim == 3 else img),
-                           [cv2.IMWRITE_PNG_COMPRESSION, 1])  # fast; lossless at any level
+    ok, buf = cv2.imencode(
+        ".png",
+        np.ascontiguousarray(img[..., ::-1] if img.ndim == 3 else img),
+        [cv2.IMWRITE_PNG_COMPRESSION, 1],
+    )  # fast; lossless at any level
     if not ok:
         raise OSError(f"could not encode {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,8 +213,10 @@ def make_haze_dataset(out: str | Path, settings: SceneSettings = SceneSettings()
     t0 = time.perf_counter()
     rows = {"train": [], "test": []}
     test_depths, counts = [], np.zeros(D.N_BINS, np.int64)
-    for split, n, far_p, near_p in (("train", st.train_scenes, 0.15, 0.1),
-                                    ("test", st.test_scenes, 0.5, 0.5)):
+    for split, n, far_p, near_p in (
+        ("train", st.train_scenes, 0.15, 0.1),
+        ("test", st.test_scenes, 0.5, 0.5),
+    ):
         for s, depth in enumerate(_room_depths(rng, n, far_p)):
             room = _room(rng, depth, near_p)
             albedo, tint = _surfaces(rng, 6 + len(room[2]), st)
@@ -226,8 +236,11 @@ def make_haze_dataset(out: str | Path, settings: SceneSettings = SceneSettings()
     mask, shots = write_split_files(root, rows, test_depths, counts, st.per_bin, rng)
     write_text(root / "demo.json", json.dumps(asdict(st), indent=1) + "\n")
     return {
-        "root": str(root), "train_images": len(rows["train"]), "test_images": len(rows["test"]),
-        "mask_pixels": int(mask.sum()), "seconds": round(time.perf_counter() - t0, 1),
+        "root": str(root),
+        "train_images": len(rows["train"]),
+        "test_images": len(rows["test"]),
+        "mask_pixels": int(mask.sum()),
+        "seconds": round(time.perf_counter() - t0, 1),
         "share_2_4m": float(counts[20:40].sum() / counts.sum()),
         "shots": {k: len(v) for k, v in shots.items()},
     }

@@ -54,9 +54,15 @@ def _current_words(cfg: dict) -> dict:
     return cfg
 
 
-def evaluate_depth_checkpoint(checkpoint: str | Path, out: str | Path,
-                              data_root: Optional[str] = None, batch_size: int = 8,
-                              n_examples: int = 4, device: str = "auto", name: str = "model") -> dict:
+def evaluate_depth_checkpoint(
+    checkpoint: str | Path,
+    out: str | Path,
+    data_root: Optional[str] = None,
+    batch_size: int = 8,
+    n_examples: int = 4,
+    device: str = "auto",
+    name: str = "model",
+) -> dict:
     """Evaluate ``checkpoint`` on the test split; write the files listed above; return metrics.
 
     ``data_root`` overrides the dataset root recorded in the checkpoint's config.
@@ -113,8 +119,13 @@ def plot_error_per_bin(rmse_by_name: dict, path: Path, train_counts=None, shots=
     fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=90)
     if train_counts is not None:
         ax2 = ax.twinx()
-        ax2.bar(x, np.asarray(train_counts) / max(np.sum(train_counts), 1), width=BIN_WIDTH,
-                color="0.85", zorder=0)
+        ax2.bar(
+            x,
+            np.asarray(train_counts) / max(np.sum(train_counts), 1),
+            width=BIN_WIDTH,
+            color="0.85",
+            zorder=0,
+        )
         ax2.set_ylabel("training pixel share")
         ax.set_zorder(ax2.get_zorder() + 1)
         ax.patch.set_visible(False)

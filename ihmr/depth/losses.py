@@ -42,8 +42,10 @@ DEFAULT_CHUNK = 32768
 def valid_pixels(pred: torch.Tensor, target: torch.Tensor, min_depth: float = MIN_DEPTH):
     """Flatten the pixels with ``target >= min_depth``: (B, 1, H, W) x2 -> (P,), (P,)."""
     if pred.shape != target.shape:
-        raise ShapeError(f"pred and target must have the same shape, got {tuple(pred.shape)} and "
-                         f"{tuple(target.shape)}; upsample the prediction to the target first")
+        raise ShapeError(
+            f"pred and target must have the same shape, got {tuple(pred.shape)} and "
+            f"{tuple(target.shape)}; upsample the prediction to the target first"
+        )
     m = target >= min_depth
     return pred[m], target[m]
 
@@ -86,13 +88,16 @@ class _ChunkedSum(torch.autograd.Function):
 def _chunked_sum(fn, p: torch.Tensor, y: torch.Tensor, v: torch.Tensor, chunk: int) -> torch.Tensor:
     """sum over chunks of ``fn(p_c, y_c, v)`` (each a 0-d sum); direct when one chunk suffices."""
     if p.numel() <= chunk or not (p.requires_grad or v.requires_grad):
-        return sum((fn(p[s : s + chunk], y[s : s + chunk], v) for s in range(0, p.numel(), chunk)),
-                   p.new_zeros(()))
+        return sum(
+            (fn(p[s : s + chunk], y[s : s + chunk], v) for s in range(0, p.numel(), chunk)),
+            p.new_zeros(()),
+        )
     return _ChunkedSum.apply(fn, chunk, p, y.detach(), v)
 
 
-def reweight_table(counts, mode: str = "inverse", lds: bool = False,
-                   kernel: np.ndarray | None = None) -> np.ndarray:
+def reweight_table(
+    counts, mode: str = "inverse", lds: bool = False, kernel: np.ndarray | None = None
+) -> np.ndarray:
     """Per-bin pixel weights (N_BINS,) ~ count^-1 (``inverse``) or ^-1/2 (``sqrt_inv``), with the
     counts LDS-smoothed first if asked (``kernel``: an :func:`ihmr.priors.lds_kernel` window;
     default gaussian, ks 5, sigma 2), normalised so the mean weight over the training pixels is 1.
@@ -110,10 +115,19 @@ def reweight_table(counts, mode: str = "inverse", lds: bool = False,
     return w / ((w * counts).sum() / counts.sum())
 
 
-def depth_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, *, noise_var: Any = 1.0,
-               bin_centers: torch.Tensor | None = None, bin_weights: torch.Tensor | None = None,
-               gmm: Any = None, pixel_weights: torch.Tensor | None = None,
-               min_depth: float = MIN_DEPTH, chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
+def depth_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    kind: str,
+    *,
+    noise_var: Any = 1.0,
+    bin_centers: torch.Tensor | None = None,
+    bin_weights: torch.Tensor | None = None,
+    gmm: Any = None,
+    pixel_weights: torch.Tensor | None = None,
+    min_depth: float = MIN_DEPTH,
+    chunk: int = DEFAULT_CHUNK,
+) -> torch.Tensor:
     """Per-pixel loss averaged over the valid pixels (see the module docstring).
 
     Args:
@@ -145,20 +159,22 @@ def depth_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, *, noise_var
 
         if bin_centers is None or bin_weights is None:
             raise ValueError("kind='bni' needs bin_centers and bin_weights (the depth histogram)")
-        fn = lambda a, b, v: bni_loss(a, b, bin_centers, bin_weights, v,  # noqa: E731
-                                      reduction="sum")
+        def fn(a, b, v):
+            return bni_loss(a, b, bin_centers, bin_weights, v, reduction="sum")
     elif kind == "gai":
         from ..losses.gai import gai_loss
 
         if gmm is None:
             raise ValueError("kind='gai' needs a prepared 1-D GMM prior")
-        fn = lambda a, b, v: gai_loss(a, b, gmm, v, reduction="sum")  # noqa: E731
+        def fn(a, b, v):
+            return gai_loss(a, b, gmm, v, reduction="sum")
     else:
         from ..losses.bmc import bmc_loss
 
         perm = torch.randperm(n, device=p.device)  # random pixel groups: no spatial clusters
         p, y = p[perm], y[perm]
-        fn = lambda a, b, v: bmc_loss(a, b, v, reduction="sum")  # noqa: E731
+        def fn(a, b, v):
+            return bmc_loss(a, b, v, reduction="sum")
     v = torch.as_tensor(noise_var, dtype=p.dtype, device=p.device)
     return _chunked_sum(fn, p, y, v, chunk) / n
 
@@ -177,10 +193,21 @@ class DepthLoss(nn.Module):
             (:func:`ihmr.priors.lds_kernel`; DIR: gaussian, 5, 2).
     """
 
-    def __init__(self, kind: str = "mse", bin_counts=None, gmm: Any = None,
-                 init_noise_sigma: float = 1.0, learn_noise: bool = False, lds: bool = False,
-                 min_depth: float = MIN_DEPTH, chunk: int = DEFAULT_CHUNK, *,
-                 lds_kernel: str = "gaussian", lds_ks: int = 5, lds_sigma: float = 2.0) -> None:
+    def __init__(
+        self,
+        kind: str = "mse",
+        bin_counts=None,
+        gmm: Any = None,
+        init_noise_sigma: float = 1.0,
+        learn_noise: bool = False,
+        lds: bool = False,
+        min_depth: float = MIN_DEPTH,
+        chunk: int = DEFAULT_CHUNK,
+        *,
+        lds_kernel: str = "gaussian",
+        lds_ks: int = 5,
+        lds_sigma: float = 2.0,
+    ) -> None:
         super().__init__()
         check_choice(kind, KINDS, "loss kind")
         check_positive(init_noise_sigma, "init_noise_sigma")
@@ -203,12 +230,14 @@ class DepthLoss(nn.Module):
             prob = smooth_counts(counts, window) if lds else counts
             # Priors are kept in float64 (a float() / half() of the module leaves them alone:
             # buffers are cast) and follow the prediction's dtype at each call.
-            self.register_buffer("bin_centers", (torch.arange(N_BINS, dtype=torch.float64) + 0.5)
-                                 * BIN_WIDTH)
+            self.register_buffer(
+                "bin_centers", (torch.arange(N_BINS, dtype=torch.float64) + 0.5) * BIN_WIDTH
+            )
             self.register_buffer("bin_weights", torch.from_numpy(prob / prob.sum()))
             if kind in REWEIGHTED:
-                self.register_buffer("pixel_weights", torch.from_numpy(
-                    reweight_table(counts, kind, lds, window)))
+                self.register_buffer(
+                    "pixel_weights", torch.from_numpy(reweight_table(counts, kind, lds, window))
+                )
         if gmm is not None:
             from ..losses.gai import prepare_gmm
 
@@ -225,11 +254,22 @@ class DepthLoss(nn.Module):
         if self.kind == "gai":
             from ..losses.gai import PreparedGMM
 
-            gmm = PreparedGMM(*(getattr(self, f"gmm_{f}").to(pred.dtype)
-                                for f in PreparedGMM._fields))
-        cast = lambda name: (None if getattr(self, name, None) is None  # noqa: E731
-                             else getattr(self, name).to(pred.dtype))
-        return depth_loss(pred, target, self.kind, noise_var=self.sigma.to(pred.dtype) ** 2,
-                          bin_centers=cast("bin_centers"), bin_weights=cast("bin_weights"),
-                          gmm=gmm, pixel_weights=cast("pixel_weights"),
-                          min_depth=self.min_depth, chunk=self.chunk)
+            gmm = PreparedGMM(
+                *(getattr(self, f"gmm_{f}").to(pred.dtype) for f in PreparedGMM._fields)
+            )
+        def cast(name):
+            value = getattr(self, name, None)
+            return None if value is None else value.to(pred.dtype)
+
+        return depth_loss(
+            pred,
+            target,
+            self.kind,
+            noise_var=self.sigma.to(pred.dtype) ** 2,
+            bin_centers=cast("bin_centers"),
+            bin_weights=cast("bin_weights"),
+            gmm=gmm,
+            pixel_weights=cast("pixel_weights"),
+            min_depth=self.min_depth,
+            chunk=self.chunk,
+        )

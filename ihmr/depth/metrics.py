@@ -48,22 +48,35 @@ def pixel_errors(pred, target) -> np.ndarray:
     """
     o, t = _np(pred).ravel(), _np(target).ravel()
     if o.shape != t.shape:
-        raise ShapeError(f"pred and target must hold the same number of pixels, got {o.size} and "
-                         f"{t.size}")
+        raise ShapeError(
+            f"pred and target must hold the same number of pixels, got {o.size} and {t.size}"
+        )
     if t.size and (t.min() <= 0 or not np.isfinite(t).all()):
-        raise DataError("ground-truth depth must be finite and > 0 on the evaluated pixels; "
-                        "check the mask (it must exclude invalid depth)")
+        raise DataError(
+            "ground-truth depth must be finite and > 0 on the evaluated pixels; "
+            "check the mask (it must exclude invalid depth)"
+        )
     bad = int((~np.isfinite(o)).sum())
     if bad:
-        raise NonFiniteError(f"predicted depth holds {bad} NaN or infinite value(s) among {o.size} "
-                             "evaluated pixels; the model diverged: evaluate an earlier checkpoint")
+        raise NonFiniteError(
+            f"predicted depth holds {bad} NaN or infinite value(s) among {o.size} "
+            "evaluated pixels; the model diverged: evaluate an earlier checkpoint"
+        )
     o = o.clip(EPS)
     err = o - t
     ratio = np.maximum(o / t, t / o)
-    return np.stack([
-        err ** 2, np.abs(err), np.abs(err) / t, np.abs(np.log10(o) - np.log10(t)),
-        ratio <= 1.25, ratio <= 1.25 ** 2, ratio <= 1.25 ** 3,
-    ], axis=1).astype(np.float64)
+    return np.stack(
+        [
+            err**2,
+            np.abs(err),
+            np.abs(err) / t,
+            np.abs(np.log10(o) - np.log10(t)),
+            ratio <= 1.25,
+            ratio <= 1.25**2,
+            ratio <= 1.25**3,
+        ],
+        axis=1,
+    ).astype(np.float64)
 
 
 def _finish(means: np.ndarray | None) -> dict[str, float] | None:
@@ -115,8 +128,15 @@ class DepthMetrics:
 
 def table2_markdown(results: Mapping[str, Mapping], metric_names=("rmse", "delta1")) -> str:
     """A paper-Table-2 style Markdown table: one row per method, All/Many/Med./Few per metric."""
-    heads = {"rmse": "RMSE ↓", "mae": "MAE ↓", "absrel": "AbsRel ↓", "log10": "log10 ↓",
-             "delta1": "δ1 ↑", "delta2": "δ2 ↑", "delta3": "δ3 ↑"}
+    heads = {
+        "rmse": "RMSE ↓",
+        "mae": "MAE ↓",
+        "absrel": "AbsRel ↓",
+        "log10": "log10 ↓",
+        "delta1": "δ1 ↑",
+        "delta2": "δ2 ↑",
+        "delta3": "δ3 ↑",
+    }
     cols = [f"{heads[m]} {s}" for m in metric_names for s in ("All", "Many", "Med.", "Few")]
     lines = ["| Method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, res in results.items():

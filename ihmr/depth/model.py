@@ -72,8 +72,9 @@ class NarrowResNet(ResNet):
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 5, padding=2, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 5, padding=2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class HuDepthNet(nn.Module):
@@ -86,13 +87,19 @@ class HuDepthNet(nn.Module):
             :class:`NarrowResNet`, for the CPU demo).
     """
 
-    def __init__(self, width: float = 1.0, encoder_layers: Sequence[int] = (3, 4, 6, 3),
-                 encoder_width: float = 1.0) -> None:
+    def __init__(
+        self,
+        width: float = 1.0,
+        encoder_layers: Sequence[int] = (3, 4, 6, 3),
+        encoder_width: float = 1.0,
+    ) -> None:
         super().__init__()
         if not 0 < width <= 4:
             raise ConfigError(f"width must be in (0, 4], got {width}")
         if len(encoder_layers) != 4 or min(encoder_layers) < 1:
-            raise ConfigError(f"encoder_layers must be 4 positive block counts, got {encoder_layers}")
+            raise ConfigError(
+                f"encoder_layers must be 4 positive block counts, got {encoder_layers}"
+            )
         c = lambda n: max(4, int(round(n * width)))  # noqa: E731
         if encoder_width == 1.0:
             self.encoder = ResNet(tuple(encoder_layers), num_classes=None)
@@ -134,8 +141,11 @@ def refinement(width: float = 1.0) -> nn.Sequential:
     """Hu et al.'s refinement R: (B, 2 c(64), h, w) -> (B, 1, h, w) depth in metres, two 5x5
     conv-BN-ReLU of c(128) channels and a 5x5 conv to one channel (c(n) = round(n * width))."""
     c = lambda n: max(4, int(round(n * width)))  # noqa: E731
-    return nn.Sequential(_conv_bn_relu(c(64) * 2, c(128)), _conv_bn_relu(c(128), c(128)),
-                         nn.Conv2d(c(128), 1, 5, padding=2, bias=True))
+    return nn.Sequential(
+        _conv_bn_relu(c(64) * 2, c(128)),
+        _conv_bn_relu(c(128), c(128)),
+        nn.Conv2d(c(128), 1, 5, padding=2, bias=True),
+    )
 
 
 def pixel_regressor(in_channels: int = 3, hidden: int = 32) -> nn.Sequential:
@@ -143,8 +153,13 @@ def pixel_regressor(in_channels: int = 3, hidden: int = 32) -> nn.Sequential:
     (B, 1, H, W) metres. It sees one pixel at a time, so it can be trained on random pixels. The
     depth demo's R (:mod:`ihmr.depth.rrt`, ``head="pixel"``) reads the haze cue with it at the
     input resolution."""
-    return nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
-                         nn.Conv2d(hidden, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, hidden, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(hidden, hidden, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(hidden, 1, 1),
+    )
 
 
 def upsample_to(pred: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

@@ -85,8 +85,9 @@ def _hash_files(paths) -> str:
     return h.hexdigest()[:16]
 
 
-def extract_head_features(checkpoint: str | Path, out_path: str | Path, batch_size: int = 16,
-                          seed: int = 0) -> Path:
+def extract_head_features(
+    checkpoint: str | Path, out_path: str | Path, batch_size: int = 16, seed: int = 0
+) -> Path:
     """Run the frozen network of ``checkpoint`` (a :func:`train_depth` best.pt) up to R's input
     over the train / val / test splits of its dataset; write the feature file (module docstring)."""
     import torch
@@ -97,8 +98,9 @@ def extract_head_features(checkpoint: str | Path, out_path: str | Path, batch_si
 
     model, cfg = load_depth_model(checkpoint, "cpu")
     layout = D.Layout(cfg.data.root)
-    kw = dict(augment=False, input_wh=cfg.data.input_wh, val_fraction=cfg.data.val_fraction,
-              seed=cfg.seed)
+    kw = dict(
+        augment=False, input_wh=cfg.data.input_wh, val_fraction=cfg.data.val_fraction, seed=cfg.seed
+    )
     rng = np.random.default_rng(seed)
     arrays: dict[str, Any] = {}
     with torch.no_grad():
@@ -130,10 +132,18 @@ def extract_head_features(checkpoint: str | Path, out_path: str | Path, batch_si
             else:
                 arrays[f"{split}_idx"] = np.concatenate(idx).astype(np.int64)
                 arrays[f"{split}_t"] = np.concatenate(ts).astype(np.float32)
-    fp = {"weights": _hash_state(model.state_dict()),
-          "data": _hash_files([layout.path(layout.train_csv), layout.path(layout.test_csv),
-                               layout.path(layout.test_mask)]),
-          "width": cfg.model.width, "root": str(cfg.data.root)}
+    fp = {
+        "weights": _hash_state(model.state_dict()),
+        "data": _hash_files(
+            [
+                layout.path(layout.train_csv),
+                layout.path(layout.test_csv),
+                layout.path(layout.test_mask),
+            ]
+        ),
+        "width": cfg.model.width,
+        "root": str(cfg.data.root),
+    }
     arrays["fingerprint"] = np.array(json.dumps(fp, sort_keys=True))
     return save_npz(out_path, **arrays)
 
@@ -208,8 +218,9 @@ def pixel_metrics(pred: np.ndarray, target: np.ndarray, shots) -> tuple[dict, np
     return acc.compute(), acc.per_bin()["rmse"]
 
 
-def train_head(feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None,
-               log=lambda s: None) -> dict:
+def train_head(
+    feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None, log=lambda s: None
+) -> dict:
     """Train R with ``cfg.loss`` on cached features; keep the last epoch or the one with the lowest
     validation balanced RMSE (``cfg.select``); return {"test": metrics, "per_bin_rmse":
     (N_BINS,), "best_epoch", "val_brmse", "sigma", "seconds", "state": R's weights}.
@@ -219,9 +230,8 @@ def train_head(feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None,
     """
     import torch
 
-    from .losses import DepthLoss
-
     from ..errors import NonFiniteError, check_at_least, check_choice
+    from .losses import DepthLoss
 
     check_choice(cfg.select, ("last", "val"), "select")
     check_at_least(cfg.epochs, 1, "epochs")
@@ -231,9 +241,19 @@ def train_head(feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None,
     lc = cfg.loss
     if counts is None or (lc.kind == "gai" and gmm is None):
         counts, gmm = head_priors(head_targets(feats, cfg), lc, cfg.seed)
-    criterion = DepthLoss(lc.kind, counts, gmm if lc.kind == "gai" else None, lc.init_noise_sigma,
-                          lc.learn_noise, lc.lds, lc.min_depth, lc.chunk_pixels,
-                          lds_kernel=lc.lds_kernel, lds_ks=lc.lds_ks, lds_sigma=lc.lds_sigma)
+    criterion = DepthLoss(
+        lc.kind,
+        counts,
+        gmm if lc.kind == "gai" else None,
+        lc.init_noise_sigma,
+        lc.learn_noise,
+        lc.lds,
+        lc.min_depth,
+        lc.chunk_pixels,
+        lds_kernel=lc.lds_kernel,
+        lds_ks=lc.lds_ks,
+        lds_sigma=lc.lds_sigma,
+    )
     head = make_head(cfg)
     groups = [{"params": head.parameters(), "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
     if lc.learn_noise:
@@ -264,26 +284,42 @@ def train_head(feats: dict, cfg: HeadConfig, shots, gmm=None, counts=None,
             else:
                 loss = criterion(head(x[b]), y[b])
             if not torch.isfinite(loss):
-                raise NonFiniteError(f"non-finite {lc.kind} loss in epoch {epoch + 1}, step {i} of "
-                                     "R's training; lower the learning rate")
+                raise NonFiniteError(
+                    f"non-finite {lc.kind} loss in epoch {epoch + 1}, step {i} of "
+                    "R's training; lower the learning rate"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-        val, _ = pixel_metrics(predict_pixels(head, head_inputs(feats, cfg, "val"), feats["val_idx"]),
-                               feats["val_t"], shots)
+        val, _ = pixel_metrics(
+            predict_pixels(head, head_inputs(feats, cfg, "val"), feats["val_idx"]),
+            feats["val_t"],
+            shots,
+        )
         brmse = val["balanced"]["overall"]["rmse"]
         log(f"  epoch {epoch + 1}/{cfg.epochs}: val bRMSE {brmse:.3f} m")
         if cfg.select == "last" or brmse < best["val_brmse"]:
-            best = {"val_brmse": brmse, "epoch": epoch,
-                    "state": {k: v.clone() for k, v in head.state_dict().items()}}
+            best = {
+                "val_brmse": brmse,
+                "epoch": epoch,
+                "state": {k: v.clone() for k, v in head.state_dict().items()},
+            }
     head.load_state_dict(best["state"])
-    test, per_bin = pixel_metrics(predict_pixels(head, head_inputs(feats, cfg, "test"),
-                                                 feats["test_idx"]),
-                                  feats["test_t"], shots)
-    return {"test": test, "per_bin_rmse": per_bin, "best_epoch": best["epoch"],
-            "val_brmse": best["val_brmse"], "sigma": float(criterion.sigma),
-            "seconds": round(time.perf_counter() - t0, 1), "state": best["state"]}
+    test, per_bin = pixel_metrics(
+        predict_pixels(head, head_inputs(feats, cfg, "test"), feats["test_idx"]),
+        feats["test_t"],
+        shots,
+    )
+    return {
+        "test": test,
+        "per_bin_rmse": per_bin,
+        "best_epoch": best["epoch"],
+        "val_brmse": best["val_brmse"],
+        "sigma": float(criterion.sigma),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "state": best["state"],
+    }
 
 
 def head_priors(train_y, lc: LossConfig, seed: int = 0, gmm_pixels: int = 200_000):

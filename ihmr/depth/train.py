@@ -175,68 +175,111 @@ def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None, resume: b
     counts, sample = training_priors(train_ds, cfg, cfg.seed)
     edges = np.linspace(0.0, N_BINS * D.BIN_WIDTH, N_BINS + 1)
     BinPrior(edges, counts.astype(np.float64), metadata={"what": "training pixel depths"}).save(
-        Path(cfg.out) / "prior_bins.npz")
+        Path(cfg.out) / "prior_bins.npz"
+    )
     gmm = None
     if cfg.loss.kind == "gai":
         gmm = fit_gmm(sample, cfg.loss.gmm_components, seed=cfg.seed, max_samples=200_000)
         gmm.save(Path(cfg.out) / "prior_gmm.npz")
     lc = cfg.loss
-    criterion = DepthLoss(lc.kind, counts, gmm, lc.init_noise_sigma, lc.learn_noise, lc.lds,
-                          lc.min_depth, lc.chunk_pixels, lds_kernel=lc.lds_kernel,
-                          lds_ks=lc.lds_ks, lds_sigma=lc.lds_sigma).to(device)
+    criterion = DepthLoss(
+        lc.kind,
+        counts,
+        gmm,
+        lc.init_noise_sigma,
+        lc.learn_noise,
+        lc.lds,
+        lc.min_depth,
+        lc.chunk_pixels,
+        lds_kernel=lc.lds_kernel,
+        lds_ks=lc.lds_ks,
+        lds_sigma=lc.lds_sigma,
+    ).to(device)
     model = build_model(cfg.model).to(device)
     if init_model is not None:
         model.load_state_dict(init_model)
-    groups = [{"params": model.parameters(), "lr": cfg.optim.lr,
-               "weight_decay": cfg.optim.weight_decay}]
+    groups = [
+        {"params": model.parameters(), "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay}
+    ]
     if lc.learn_noise:
-        groups.append({"params": criterion.parameters(), "lr": cfg.optim.sigma_lr,
-                       "weight_decay": 0.0})
+        groups.append(
+            {"params": criterion.parameters(), "lr": cfg.optim.sigma_lr, "weight_decay": 0.0}
+        )
     opt = torch.optim.Adam(groups)
     step_decay = lambda e: cfg.optim.gamma ** (e // cfg.optim.decay_every)  # noqa: E731
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, [step_decay] + [lambda e: 1.0] * (len(groups) - 1))  # sigma's lr is not scheduled
+        opt, [step_decay] + [lambda e: 1.0] * (len(groups) - 1)
+    )  # sigma's lr is not scheduled
     gen = torch.Generator().manual_seed(cfg.seed)
     objects = {"model": model, "loss": criterion, "optim": opt, "sched": sched}
     start, best = 0, {}
     if resume:
         ck = runs.load_checkpoint(run.last, objects, generators={"shuffle": gen})
         start, best = ck["epoch"], dict(ck["best"])
-    loader = torch.utils.data.DataLoader(train_ds, cfg.optim.batch_size, shuffle=True,
-                                         generator=gen, num_workers=cfg.data.workers,
-                                         drop_last=len(train_ds) > cfg.optim.batch_size)
-    val_loader = torch.utils.data.DataLoader(val_ds, cfg.optim.batch_size,
-                                             num_workers=cfg.data.workers)
+    loader = torch.utils.data.DataLoader(
+        train_ds,
+        cfg.optim.batch_size,
+        shuffle=True,
+        generator=gen,
+        num_workers=cfg.data.workers,
+        drop_last=len(train_ds) > cfg.optim.batch_size,
+    )
+    val_loader = torch.utils.data.DataLoader(
+        val_ds, cfg.optim.batch_size, num_workers=cfg.data.workers
+    )
     t0 = time.perf_counter()
     n_steps = min(len(loader), cfg.optim.max_steps_per_epoch or len(loader))
 
     def train_epoch(epoch: int) -> dict:
         train_ds.set_epoch(epoch - 1)
         model.train()
-        loss = runs.train_steps(loader, lambda b: criterion(model(b["image"].to(device)),
-                                                            b["depth"].to(device)),
-                                opt, run=run, epoch=epoch, steps=n_steps,
-                                description=f"epoch {epoch}/{cfg.optim.epochs}")
+        loss = runs.train_steps(
+            loader,
+            lambda b: criterion(model(b["image"].to(device)), b["depth"].to(device)),
+            opt,
+            run=run,
+            epoch=epoch,
+            steps=n_steps,
+            description=f"epoch {epoch}/{cfg.optim.epochs}",
+        )
         lr = opt.param_groups[0]["lr"]  # the rate this epoch trained with
         sched.step()
         return {"train_loss": loss, "lr": lr}
 
     def validate(epoch: int, row: dict):
         val = evaluate_loader(model, val_loader, device, shots)
-        row = {**row, "val_rmse": val["overall"]["rmse"],
-               "val_brmse": val["balanced"]["overall"]["rmse"], "sigma": float(criterion.sigma),
-               "seconds": round(time.perf_counter() - t0, 1),
-               **{f"val_rmse_{s}": val[s]["rmse"] for s in ("many", "medium", "few") if val.get(s)}}
-        return row, row["val_brmse"], lambda: {
-            "state": {"model": model.state_dict(), "loss": criterion.state_dict()},
-            "extra": {"config": _cfg_dict(cfg)}, "epoch": epoch, "kind": "depth"}
+        row = {
+            **row,
+            "val_rmse": val["overall"]["rmse"],
+            "val_brmse": val["balanced"]["overall"]["rmse"],
+            "sigma": float(criterion.sigma),
+            "seconds": round(time.perf_counter() - t0, 1),
+            **{f"val_rmse_{s}": val[s]["rmse"] for s in ("many", "medium", "few") if val.get(s)},
+        }
+        return (
+            row,
+            row["val_brmse"],
+            lambda: {
+                "state": {"model": model.state_dict(), "loss": criterion.state_dict()},
+                "extra": {"config": _cfg_dict(cfg)},
+                "epoch": epoch,
+                "kind": "depth",
+            },
+        )
 
-    history, best = runs.fit(run, objects, epochs=cfg.optim.epochs, start=start,
-                             train_epoch=train_epoch, evaluate=validate, best=best,
-                             metric="val_brmse", generators={"shuffle": gen},
-                             extra={"config": _cfg_dict(cfg)})
-    return runs.TrainResult(run.root, run.best, history, best,
-                            round(time.perf_counter() - t0, 1))
+    history, best = runs.fit(
+        run,
+        objects,
+        epochs=cfg.optim.epochs,
+        start=start,
+        train_epoch=train_epoch,
+        evaluate=validate,
+        best=best,
+        metric="val_brmse",
+        generators={"shuffle": gen},
+        extra={"config": _cfg_dict(cfg)},
+    )
+    return runs.TrainResult(run.root, run.best, history, best, round(time.perf_counter() - t0, 1))
 
 
 def _cfg_dict(cfg: DepthTrainConfig) -> dict:

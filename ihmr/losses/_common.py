@@ -104,8 +104,12 @@ def valid_mask(valid, like: torch.Tensor) -> torch.Tensor | None:
     device; None stays None. ``like`` is the (B, d) prediction."""
     if valid is None:
         return None
-    v = as_tensor(valid, valid.dtype if isinstance(valid, torch.Tensor) else torch.float64,
-                  like.device, "valid")
+    v = as_tensor(
+        valid,
+        valid.dtype if isinstance(valid, torch.Tensor) else torch.float64,
+        like.device,
+        "valid",
+    )
     if tuple(v.shape) != (like.shape[0],):
         raise ShapeError(
             f"valid must have shape (B,) = ({like.shape[0]},), one flag per sample, got "
@@ -264,7 +268,6 @@ def pairwise_sqdist(
         exact = (x - y[diag_offset : diag_offset + b]).pow(2).sum(1)
         dist = torch.diagonal_scatter(dist, exact, diag_offset)
     return dist
-
 
 
 def warn_single_sample(n: int) -> None:

@@ -177,12 +177,20 @@ def bmc_loss(
         _, w = prepare_labels(pred, target_weight, allow_empty=distributed)
         if keep is not None:
             w = torch.where(keep[:, None], w, w.new_zeros(()))
-        check_values({"pred": p, "target": y, "target_weight": w}, v,
-                     {"target_weight": ((w >= 0).all(), "target_weight must be >= 0 (a "
-                                        "confidence per coordinate, 0 = missing)")})
+        check_values(
+            {"pred": p, "target": y, "target_weight": w},
+            v,
+            {
+                "target_weight": (
+                    (w >= 0).all(),
+                    "target_weight must be >= 0 (a confidence per coordinate, 0 = missing)",
+                )
+            },
+        )
         with no_autocast(p.device):
-            return _weighted_bmc(p, y, w, v, mse_weight, balance_weight, normalize_by_dim,
-                                 reduction, distributed)
+            return _weighted_bmc(
+                p, y, w, v, mse_weight, balance_weight, normalize_by_dim, reduction, distributed
+            )
     check_values({"pred": p, "target": y}, v)
     with no_autocast(p.device):
         offset, n_local, bias = 0, p.shape[0], None
@@ -210,8 +218,9 @@ def bmc_loss(
         )
 
 
-def _weighted_bmc(p, y, w, v, mse_weight, balance_weight, normalize_by_dim, reduction,
-                  distributed) -> torch.Tensor:
+def _weighted_bmc(
+    p, y, w, v, mse_weight, balance_weight, normalize_by_dim, reduction, distributed
+) -> torch.Tensor:
     """BMC with per-coordinate target weights (see ``target_weight`` of :func:`bmc_loss`).
 
     Plain autograd over the (B, N) distance matrix (keypoint-sized problems); no host
@@ -233,7 +242,7 @@ def _weighted_bmc(p, y, w, v, mse_weight, balance_weight, normalize_by_dim, redu
     # shift-invariant distances, centred at the targets' weighted mean to limit cancellation
     centre = (w_all * y_all).sum(0) / w_all.sum(0).clamp_min(1e-12)
     pc, yc = p - centre.detach(), y_all - centre.detach()
-    sq = (pc.pow(2) @ w_all.T - 2.0 * (pc @ (w_all * yc).T) + (w_all * yc.pow(2)).sum(1)[None, :])
+    sq = pc.pow(2) @ w_all.T - 2.0 * (pc @ (w_all * yc).T) + (w_all * yc.pow(2)).sum(1)[None, :]
     own = slice(offset, offset + p.shape[0])
     exact = (w_all[own] * (p - y_all[own]).pow(2)).sum(1)
     sq = torch.diagonal_scatter(sq.clamp_min(0.0), exact, offset)
@@ -246,8 +255,19 @@ def _weighted_bmc(p, y, w, v, mse_weight, balance_weight, normalize_by_dim, redu
     row = has[own].to(p.dtype)
     t1 = torch.where(has[own], t1, torch.zeros_like(t1))
     t2 = torch.where(has[own], t2, torch.zeros_like(t2))
-    per = combine(t1, t2, v, mse_weight=mse_weight, balance_weight=balance_weight, dim=d,
-                  normalize_by_dim=normalize_by_dim, reduction="none") * row
+    per = (
+        combine(
+            t1,
+            t2,
+            v,
+            mse_weight=mse_weight,
+            balance_weight=balance_weight,
+            dim=d,
+            normalize_by_dim=normalize_by_dim,
+            reduction="none",
+        )
+        * row
+    )
     if reduction == "none":
         return per
     if reduction == "sum":

@@ -96,8 +96,13 @@ def bni_loss(
     check_values(
         {"pred": p, "target": y, "bin_centers": c, "bin_weights": w},
         v,
-        {"bin_weights": (weights_ok, "bin_weights must be >= 0 with at least one > 0; pass the "
-                         "(smoothed) histogram of the training labels")},
+        {
+            "bin_weights": (
+                weights_ok,
+                "bin_weights must be >= 0 with at least one > 0; pass the "
+                "(smoothed) histogram of the training labels",
+            )
+        },
     )
     with no_autocast(p.device):
         t1 = (p - y).pow(2).sum(1) / (2.0 * v)

@@ -49,8 +49,10 @@ class BinnedMean:
         sums = np.asarray(_as_numpy(sums), dtype=np.float64)
         counts = np.asarray(_as_numpy(counts), dtype=np.int64)
         if sums.ndim != 2 or counts.shape != (sums.shape[0],):
-            raise ShapeError(f"sums must be (n_bins, n_metrics) and counts (n_bins,), got "
-                             f"{sums.shape} and {counts.shape}")
+            raise ShapeError(
+                f"sums must be (n_bins, n_metrics) and counts (n_bins,), got "
+                f"{sums.shape} and {counts.shape}"
+            )
         acc = cls(sums.shape[0], sums.shape[1])
         acc.sums[:] = sums
         acc.counts[:] = counts

@@ -42,11 +42,14 @@ def _as_tensors(pred: Any, gt: Any, name: str, n_points: int | None):
     g = torch.as_tensor(np.asarray(gt)) if not torch.is_tensor(gt) else gt.to(p.device)
     if p.ndim != 3 or p.shape[-1] != 3 or (n_points is not None and p.shape[1] != n_points):
         want = f"(B, {n_points}, 3)" if n_points else "(B, N, 3)"
-        raise ShapeError(f"{name}: prediction must have shape {want} in metres, got "
-                         f"{tuple(p.shape)}")
+        raise ShapeError(
+            f"{name}: prediction must have shape {want} in metres, got {tuple(p.shape)}"
+        )
     if tuple(g.shape) != tuple(p.shape):
-        raise ShapeError(f"{name}: prediction and ground truth must have the same shape, got "
-                         f"{tuple(p.shape)} and {tuple(g.shape)}")
+        raise ShapeError(
+            f"{name}: prediction and ground truth must have the same shape, got "
+            f"{tuple(p.shape)} and {tuple(g.shape)}"
+        )
     if not p.is_floating_point():
         p = p.double()
     return p, g.to(p.dtype), is_np
@@ -58,7 +61,7 @@ def _out(x: torch.Tensor, is_np: bool):
 
 def _lsp14_pelvis_aligned(x: torch.Tensor) -> torch.Tensor:
     idx = torch.tensor(H36M_TO_J14, device=x.device)
-    return x[:, idx] - x[:, H36M_PELVIS:H36M_PELVIS + 1]
+    return x[:, idx] - x[:, H36M_PELVIS : H36M_PELVIS + 1]
 
 
 def mpjpe(pred_h36m: Any, gt_h36m: Any) -> Any:
@@ -108,8 +111,10 @@ def mpvpe(pred_vertices: Any, gt_vertices: Any) -> Any:
 
 def pose_errors(pred, gt) -> dict[str, torch.Tensor]:
     """The three errors of one batch of :class:`ihmr.body.BodyOutput` pairs: name -> (B,) mm."""
-    out = {"mpjpe": mpjpe(pred.joints_h36m, gt.joints_h36m),
-           "pa_mpjpe": pa_mpjpe(pred.joints_h36m, gt.joints_h36m)}
+    out = {
+        "mpjpe": mpjpe(pred.joints_h36m, gt.joints_h36m),
+        "pa_mpjpe": pa_mpjpe(pred.joints_h36m, gt.joints_h36m),
+    }
     if pred.vertices is not None and gt.vertices is not None:
         out["mpvpe"] = mpvpe(pred.vertices, gt.vertices)
     return out

@@ -33,8 +33,14 @@ import numpy as np
 from ..errors import ConfigError, DataError, ShapeError, shape_str
 from .balanced import SHOTS, BinnedMean, bins_of_shot, shot_of_bins
 
-__all__ = ["BalancedRegressionMetric", "PlainBalancedRegressionMetric", "LabelBins",
-           "balanced_regression", "tail_indices", "has_torchmetrics"]
+__all__ = [
+    "BalancedRegressionMetric",
+    "PlainBalancedRegressionMetric",
+    "LabelBins",
+    "balanced_regression",
+    "tail_indices",
+    "has_torchmetrics",
+]
 
 
 def tail_indices(score: np.ndarray, percent: float) -> np.ndarray:
@@ -56,9 +62,15 @@ class LabelBins:
             (e.g. ``floor(age)``, :func:`ihmr.pose.split.assign_regions`), with ``n_bins``.
     """
 
-    def __init__(self, edges: Sequence[float] | None = None, *, n_bins: int | None = None,
-                 range: tuple[float, float] | None = None, center: Any = None,
-                 binner: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        edges: Sequence[float] | None = None,
+        *,
+        n_bins: int | None = None,
+        range: tuple[float, float] | None = None,
+        center: Any = None,
+        binner: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
         self.binner = binner
         if binner is not None:
             if edges is not None or range is not None or not n_bins or n_bins < 1:
@@ -68,17 +80,23 @@ class LabelBins:
         else:
             if edges is None:
                 if n_bins is None or range is None:
-                    raise ConfigError("give label bins as edges=, as n_bins= with range=(low, "
-                                      "high), or as binner= with n_bins=")
+                    raise ConfigError(
+                        "give label bins as edges=, as n_bins= with range=(low, "
+                        "high), or as binner= with n_bins="
+                    )
                 lo, hi = float(range[0]), float(range[1])
                 if not (n_bins >= 1 and hi > lo and math.isfinite(lo) and math.isfinite(hi)):
-                    raise ConfigError(f"n_bins must be >= 1 and range a finite (low, high) with "
-                                      f"high > low, got {n_bins} and {range}")
+                    raise ConfigError(
+                        f"n_bins must be >= 1 and range a finite (low, high) with "
+                        f"high > low, got {n_bins} and {range}"
+                    )
                 edges = np.linspace(lo, hi, int(n_bins) + 1)
             e = np.asarray(edges, dtype=np.float64)
             if e.ndim != 1 or len(e) < 2 or not np.isfinite(e).all() or (np.diff(e) <= 0).any():
-                raise ConfigError(f"edges must be a finite, strictly increasing (B + 1,) array "
-                                  f"with B >= 1, got shape {shape_str(e.shape)}")
+                raise ConfigError(
+                    f"edges must be a finite, strictly increasing (B + 1,) array "
+                    f"with B >= 1, got shape {shape_str(e.shape)}"
+                )
             self.edges, self.n_bins = e, len(e) - 1
         self.center = None if center is None else np.asarray(center, dtype=np.float64).reshape(-1)
 
@@ -87,12 +105,15 @@ class LabelBins:
         y = target.reshape(len(target), -1)
         if self.center is None:
             if y.shape[1] != 1:
-                raise ShapeError(f"targets of dimension {y.shape[1]} need center= (bins are "
-                                 "regions of the distance to it); got no center")
+                raise ShapeError(
+                    f"targets of dimension {y.shape[1]} need center= (bins are "
+                    "regions of the distance to it); got no center"
+                )
             return y[:, 0]
         if self.center.size != y.shape[1]:
-            raise ShapeError(f"center has {self.center.size} entries but targets have dimension "
-                             f"{y.shape[1]}")
+            raise ShapeError(
+                f"center has {self.center.size} entries but targets have dimension {y.shape[1]}"
+            )
         return np.sqrt(((y - self.center) ** 2).sum(axis=1))
 
     def ids(self, value: np.ndarray) -> np.ndarray:
@@ -109,8 +130,10 @@ class LabelBins:
         """(N,) distance of each target to the centre (given, else the training-label mean)."""
         c = self.center if self.center is not None else fallback_center
         if c is None:
-            raise ConfigError("tails need center= or train_targets= (the tail is the share of "
-                              "samples farthest from the centre)")
+            raise ConfigError(
+                "tails need center= or train_targets= (the tail is the share of "
+                "samples farthest from the centre)"
+            )
         y = target.reshape(len(target), -1)
         return np.sqrt(((y - c.reshape(1, -1)) ** 2).sum(axis=1))
 
@@ -127,10 +150,24 @@ def _np64(x: Any, name: str) -> np.ndarray:
 class _BalancedCore:
     """The maths of :class:`BalancedRegressionMetric`, shared by both of its bases."""
 
-    def _setup(self, bins: LabelBins | Sequence[float] | None, n_bins, range, center, binner,
-               train_targets, train_counts, many: int, few: int, tails: Sequence[float]) -> None:
-        self.bins = bins if isinstance(bins, LabelBins) else LabelBins(
-            bins, n_bins=n_bins, range=range, center=center, binner=binner)
+    def _setup(
+        self,
+        bins: LabelBins | Sequence[float] | None,
+        n_bins,
+        range,
+        center,
+        binner,
+        train_targets,
+        train_counts,
+        many: int,
+        few: int,
+        tails: Sequence[float],
+    ) -> None:
+        self.bins = (
+            bins
+            if isinstance(bins, LabelBins)
+            else LabelBins(bins, n_bins=n_bins, range=range, center=center, binner=binner)
+        )
         self.tails = tuple(float(k) for k in tails)
         if any(not 0 < k <= 100 for k in self.tails):
             raise ConfigError(f"tails are percentages in (0, 100], got {self.tails}")
@@ -139,16 +176,26 @@ class _BalancedCore:
             t = _np64(train_targets, "train_targets")
             if not np.isfinite(t).all():
                 raise DataError("train_targets hold NaN or inf; remove those samples")
-            train_counts = np.bincount(self.bins.ids(self.bins.value(t)), minlength=self.bins.n_bins)
+            train_counts = np.bincount(
+                self.bins.ids(self.bins.value(t)), minlength=self.bins.n_bins
+            )
             self.train_center = t.reshape(len(t), -1).mean(axis=0)
-        self.train_counts = None if train_counts is None else np.asarray(train_counts, dtype=np.int64)
+        self.train_counts = (
+            None if train_counts is None else np.asarray(train_counts, dtype=np.int64)
+        )
         if self.train_counts is not None and self.train_counts.shape != (self.bins.n_bins,):
-            raise ShapeError(f"train_counts must have shape ({self.bins.n_bins},), got "
-                             f"{shape_str(self.train_counts.shape)}")
-        self.shots = None if self.train_counts is None else shot_of_bins(self.train_counts, many, few)
+            raise ShapeError(
+                f"train_counts must have shape ({self.bins.n_bins},), got "
+                f"{shape_str(self.train_counts.shape)}"
+            )
+        self.shots = (
+            None if self.train_counts is None else shot_of_bins(self.train_counts, many, few)
+        )
         if self.tails:
-            self.bins.tail_score(np.zeros((1, 1 if self.bins.center is None else
-                                           self.bins.center.size)), self.train_center)
+            self.bins.tail_score(
+                np.zeros((1, 1 if self.bins.center is None else self.bins.center.size)),
+                self.train_center,
+            )
 
     def bin_ids(self, target: Any) -> np.ndarray:
         """(N,) int64 label bin of each target (N,) or (N, d), e.g. for :func:`ihmr.sigma.holdout_split`."""
@@ -161,24 +208,36 @@ class _BalancedCore:
         """Per-sample (abs, sq) errors (n, 2), bin ids (n,), tail scores (n,) of one batch."""
         p, y = _np64(pred, "pred"), _np64(target, "target")
         if p.shape != y.shape:
-            raise ShapeError(f"pred and target must have the same shape (N,) or (N, d), got "
-                             f"{shape_str(p.shape)} and {shape_str(y.shape)}")
+            raise ShapeError(
+                f"pred and target must have the same shape (N,) or (N, d), got "
+                f"{shape_str(p.shape)} and {shape_str(y.shape)}"
+            )
         if not np.isfinite(y).all():
-            raise DataError(f"target holds {int((~np.isfinite(y)).sum())} NaN or inf value(s); a "
-                            "sample without a label has no bin: drop it before update()")
+            raise DataError(
+                f"target holds {int((~np.isfinite(y)).sum())} NaN or inf value(s); a "
+                "sample without a label has no bin: drop it before update()"
+            )
         if not np.isfinite(p).all():
             raise DataError(f"pred holds {int((~np.isfinite(p)).sum())} NaN or inf value(s)")
         e = (p - y).reshape(len(p), -1)
-        err = np.stack([np.abs(e).mean(axis=1), (e ** 2).mean(axis=1)], axis=1)
+        err = np.stack([np.abs(e).mean(axis=1), (e**2).mean(axis=1)], axis=1)
         ids = self.bins.ids(self.bins.value(y))
         score = self.bins.tail_score(y, self.train_center) if self.tails else None
         return err, ids, score
 
-    def _result(self, sums: np.ndarray, counts: np.ndarray, score: np.ndarray | None,
-                errors: np.ndarray | None) -> dict[str, Any]:
+    def _result(
+        self,
+        sums: np.ndarray,
+        counts: np.ndarray,
+        score: np.ndarray | None,
+        errors: np.ndarray | None,
+    ) -> dict[str, Any]:
         acc = BinnedMean.from_state(sums, counts)
-        out: dict[str, Any] = {"n": int(counts.sum()), "bins": int((counts > 0).sum()),
-                               **_six(acc, None)}
+        out: dict[str, Any] = {
+            "n": int(counts.sum()),
+            "bins": int((counts > 0).sum()),
+            **_six(acc, None),
+        }
         if self.shots is not None:
             for shot in SHOTS:
                 idx = bins_of_shot(self.shots, shot)
@@ -191,10 +250,16 @@ class _BalancedCore:
                 take = tail_indices(score, k)
                 sel = errors[take]
                 key = f"tail{k:g}"
-                out[key] = ({"n": len(take), "mae": float(sel[:, 0].mean()),
-                             "mse": float(sel[:, 1].mean()),
-                             "rmse": math.sqrt(sel[:, 1].mean())} if len(take) else
-                            {"n": 0, "mae": None, "mse": None, "rmse": None})
+                out[key] = (
+                    {
+                        "n": len(take),
+                        "mae": float(sel[:, 0].mean()),
+                        "mse": float(sel[:, 1].mean()),
+                        "rmse": math.sqrt(sel[:, 1].mean()),
+                    }
+                    if len(take)
+                    else {"n": 0, "mae": None, "mse": None, "rmse": None}
+                )
         return out
 
 
@@ -202,8 +267,14 @@ def _six(acc: BinnedMean, idx) -> dict[str, float | None]:
     bal, ovr = acc.balanced(idx), acc.overall(idx)
     if bal is None:
         return {k: None for k in ("bmae", "bmse", "brmse", "mae", "mse", "rmse")}
-    return {"bmae": float(bal[0]), "bmse": float(bal[1]), "brmse": math.sqrt(bal[1]),
-            "mae": float(ovr[0]), "mse": float(ovr[1]), "rmse": math.sqrt(ovr[1])}
+    return {
+        "bmae": float(bal[0]),
+        "bmse": float(bal[1]),
+        "brmse": math.sqrt(bal[1]),
+        "mae": float(ovr[0]),
+        "mse": float(ovr[1]),
+        "rmse": math.sqrt(ovr[1]),
+    }
 
 
 _DOC_ARGS = """
@@ -223,17 +294,32 @@ _DOC_ARGS = """
 
 
 class PlainBalancedRegressionMetric(_BalancedCore):
-    """Balanced regression metric without torchmetrics: same interface and results.
+    (
+        """Balanced regression metric without torchmetrics: same interface and results.
 
     Under ``torch.distributed`` (initialised, world size > 1) :meth:`compute` sums the sums and
     counts of all ranks (and gathers the tail samples) before computing; the local state is kept.
-    """ + _DOC_ARGS
+    """
+        + _DOC_ARGS
+    )
 
-    def __init__(self, bins=None, *, n_bins=None, range=None, center=None, binner=None,
-                 train_targets=None, train_counts=None, many: int = 100, few: int = 20,
-                 tails: Sequence[float] = ()) -> None:
-        self._setup(bins, n_bins, range, center, binner, train_targets, train_counts, many, few,
-                    tails)
+    def __init__(
+        self,
+        bins=None,
+        *,
+        n_bins=None,
+        range=None,
+        center=None,
+        binner=None,
+        train_targets=None,
+        train_counts=None,
+        many: int = 100,
+        few: int = 20,
+        tails: Sequence[float] = (),
+    ) -> None:
+        self._setup(
+            bins, n_bins, range, center, binner, train_targets, train_counts, many, few, tails
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -266,7 +352,7 @@ class PlainBalancedRegressionMetric(_BalancedCore):
             dist.all_reduce(state)  # counts are exact in float64 up to 2**53
             s = state.numpy()
             sums = s[: sums.size].reshape(sums.shape)
-            counts = np.rint(s[sums.size:]).astype(np.int64)
+            counts = np.rint(s[sums.size :]).astype(np.int64)
             if self.tails:
                 parts: list = [None] * dist.get_world_size()
                 dist.all_gather_object(parts, (score, errors))
@@ -287,18 +373,33 @@ def _torchmetrics_class() -> type:
     from torchmetrics import Metric
 
     class BalancedRegressionMetric(_BalancedCore, Metric):
-        __doc__ = ("Balanced regression metric as a ``torchmetrics.Metric`` (sum / cat state "
-                   "reductions under DDP)." + _DOC_ARGS)
+        __doc__ = (
+            "Balanced regression metric as a ``torchmetrics.Metric`` (sum / cat state "
+            "reductions under DDP)." + _DOC_ARGS
+        )
         full_state_update = False
         is_differentiable = False
         higher_is_better = False
 
-        def __init__(self, bins=None, *, n_bins=None, range=None, center=None, binner=None,
-                     train_targets=None, train_counts=None, many: int = 100, few: int = 20,
-                     tails: Sequence[float] = (), **kwargs: Any) -> None:
+        def __init__(
+            self,
+            bins=None,
+            *,
+            n_bins=None,
+            range=None,
+            center=None,
+            binner=None,
+            train_targets=None,
+            train_counts=None,
+            many: int = 100,
+            few: int = 20,
+            tails: Sequence[float] = (),
+            **kwargs: Any,
+        ) -> None:
             Metric.__init__(self, **kwargs)
-            self._setup(bins, n_bins, range, center, binner, train_targets, train_counts, many,
-                        few, tails)
+            self._setup(
+                bins, n_bins, range, center, binner, train_targets, train_counts, many, few, tails
+            )
             b = self.bins.n_bins
             self.add_state("sums", torch.zeros(b, 2, dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state("counts", torch.zeros(b, dtype=torch.int64), dist_reduce_fx="sum")
@@ -319,12 +420,17 @@ def _torchmetrics_class() -> type:
         def compute(self) -> dict[str, Any]:
             score = errors = None
             if self.tails:
-                cat = lambda v, shape: (torch.cat(v) if isinstance(v, list) and v else  # noqa
-                                        v if torch.is_tensor(v) else torch.zeros(shape))
+
+                def cat(v, shape):
+                    if isinstance(v, list) and v:
+                        return torch.cat(v)
+                    return v if torch.is_tensor(v) else torch.zeros(shape)
+
                 score = cat(self.scores, (0,)).double().cpu().numpy()
                 errors = cat(self.errors, (0, 2)).double().cpu().numpy().reshape(-1, 2)
-            return self._result(self.sums.double().cpu().numpy(), self.counts.cpu().numpy(),
-                                score, errors)
+            return self._result(
+                self.sums.double().cpu().numpy(), self.counts.cpu().numpy(), score, errors
+            )
 
     return BalancedRegressionMetric
 

@@ -42,8 +42,11 @@ class HMROutput(NamedTuple):
 
 def default_mean_params() -> dict[str, torch.Tensor]:
     """Identity pose (6-D [1, 0, 0, 1, 0, 0] per joint), zero betas, cam [0.9, 0, 0]."""
-    return {"pose": torch.tensor([1.0, 0, 0, 1, 0, 0]).repeat(24), "shape": torch.zeros(10),
-            "cam": torch.tensor([0.9, 0.0, 0.0])}
+    return {
+        "pose": torch.tensor([1.0, 0, 0, 1, 0, 0]).repeat(24),
+        "shape": torch.zeros(10),
+        "cam": torch.tensor([0.9, 0.0, 0.0]),
+    }
 
 
 class HMRHead(nn.Module):
@@ -56,8 +59,9 @@ class HMRHead(nn.Module):
         n_iter: error-feedback iterations (SPIN: 3).
     """
 
-    def __init__(self, feature_dim: int = 2048, mean_params: Mapping[str, Any] | None = None,
-                 n_iter: int = 3) -> None:
+    def __init__(
+        self, feature_dim: int = 2048, mean_params: Mapping[str, Any] | None = None, n_iter: int = 3
+    ) -> None:
         super().__init__()
         self.feature_dim = int(feature_dim)
         self.n_iter = int(n_iter)
@@ -71,8 +75,11 @@ class HMRHead(nn.Module):
         for layer in (self.decpose, self.decshape, self.deccam):
             nn.init.xavier_uniform_(layer.weight, gain=0.01)
         mp = default_mean_params() if mean_params is None else mean_params
-        for name, key, size in (("init_pose", "pose", NPOSE), ("init_shape", "shape", 10),
-                                ("init_cam", "cam", 3)):
+        for name, key, size in (
+            ("init_pose", "pose", NPOSE),
+            ("init_shape", "shape", 10),
+            ("init_cam", "cam", 3),
+        ):
             v = torch.as_tensor(mp[key], dtype=torch.float32).reshape(-1)
             if v.numel() != size:
                 raise DataError(f"mean_params[{key!r}] must have {size} values, got {v.numel()}")
@@ -82,8 +89,9 @@ class HMRHead(nn.Module):
         from ..geometry import rot6d_to_matrix
 
         if features.ndim != 2 or features.shape[1] != self.feature_dim:
-            raise DataError(f"features must have shape (B, {self.feature_dim}), got "
-                            f"{shape_str(features.shape)}")
+            raise DataError(
+                f"features must have shape (B, {self.feature_dim}), got {shape_str(features.shape)}"
+            )
         b = features.shape[0]
         x = features.to(self.fc1.weight.dtype)
         pose = self.init_pose.expand(b, -1)
@@ -92,8 +100,8 @@ class HMRHead(nn.Module):
         # fc1([f, p, s, c]) = W_f f + b + W_p [p, s, c]: the feature part (93% of fc1's work) is the
         # same in every iteration, so it is computed once (exact up to float rounding).
         w = self.fc1.weight
-        xf = nn.functional.linear(x, w[:, :self.feature_dim], self.fc1.bias)
-        w_state = w[:, self.feature_dim:]
+        xf = nn.functional.linear(x, w[:, : self.feature_dim], self.fc1.bias)
+        w_state = w[:, self.feature_dim :]
         for _ in range(self.n_iter if n_iter is None else n_iter):
             h = xf + nn.functional.linear(torch.cat([pose, shape, cam], 1), w_state)
             h = self.drop2(self.fc2(self.drop1(h)))
@@ -132,10 +140,11 @@ class HMR(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # checkpoints
 
+
 def _strip_prefix(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     # DataParallel/DDP checkpoints prefix every key with "module."
     if state and all(k.startswith("module.") for k in state):
-        return {k[len("module."):]: v for k, v in state.items()}
+        return {k[len("module.") :]: v for k, v in state.items()}
     return dict(state)
 
 
@@ -155,17 +164,26 @@ def load_checked(module: nn.Module, state: Mapping[str, torch.Tensor], what: str
     own = module.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
-    bad = [f"{k}: expected {shape_str(own[k].shape)}, got {shape_str(v.shape)}"
-           for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    bad = [
+        f"{k}: expected {shape_str(own[k].shape)}, got {shape_str(v.shape)}"
+        for k, v in state.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or bad:
         parts = []
-        for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                             ("wrong shapes", bad)):
+        for label, items in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("wrong shapes", bad),
+        ):
             if items:
                 more = f" (+{len(items) - 8} more)" if len(items) > 8 else ""
                 parts.append(f"{label} {items[:8]}{more}")
-        raise DataError(f"checkpoint does not fit the {what}: " + "; ".join(parts) +
-                        ". Is it a SPIN model_checkpoint.pt (or an ihmr head checkpoint)?")
+        raise DataError(
+            f"checkpoint does not fit the {what}: "
+            + "; ".join(parts)
+            + ". Is it a SPIN model_checkpoint.pt (or an ihmr head checkpoint)?"
+        )
     module.load_state_dict(dict(state), strict=False)
 
 
@@ -187,8 +205,10 @@ def checkpoint_kind(ckpt: Mapping[str, Any]) -> str:
         return "spin"
     if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         return "state_dict"
-    raise DataError(f"unrecognised checkpoint (keys {sorted(ckpt)[:8]}); expected SPIN's "
-                    "{'model': state_dict} or an ihmr head checkpoint")
+    raise DataError(
+        f"unrecognised checkpoint (keys {sorted(ckpt)[:8]}); expected SPIN's "
+        "{'model': state_dict} or an ihmr head checkpoint"
+    )
 
 
 def load_head(path: str | os.PathLike, mean_params: Mapping[str, Any] | None = None) -> HMRHead:
@@ -215,8 +235,10 @@ def load_spin_model(path: str | os.PathLike) -> HMR:
     ckpt = read_checkpoint(path)
     kind = checkpoint_kind(ckpt)
     if kind == HEAD_KIND:
-        raise DataError(f"{str(path)!r} is an ihmr head checkpoint without a backbone; images "
-                        "need a SPIN model_checkpoint.pt (or use cached features)")
+        raise DataError(
+            f"{str(path)!r} is an ihmr head checkpoint without a backbone; images "
+            "need a SPIN model_checkpoint.pt (or use cached features)"
+        )
     model = HMR()
     model.load_spin_state_dict(ckpt["model"] if kind == "spin" else ckpt)
     return model.eval()

@@ -48,7 +48,9 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """ResNet with bottleneck blocks. ``num_classes=None`` drops the ``fc`` layer."""
 
-    def __init__(self, layers: Sequence[int] = (3, 4, 6, 3), num_classes: int | None = 1000) -> None:
+    def __init__(
+        self, layers: Sequence[int] = (3, 4, 6, 3), num_classes: int | None = 1000
+    ) -> None:
         super().__init__()
         self.inplanes = 64
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)

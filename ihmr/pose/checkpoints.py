@@ -27,8 +27,16 @@ from typing import Any, Mapping
 
 from ..errors import DataError
 from ..io import check_writable_file, torch_save
-from ..models.hmr import (HEAD_KIND, HMR, NPOSE, HMRHead, checkpoint_kind, load_checked,
-                          read_checkpoint, split_spin_state_dict)
+from ..models.hmr import (
+    HEAD_KIND,
+    HMR,
+    NPOSE,
+    HMRHead,
+    checkpoint_kind,
+    load_checked,
+    read_checkpoint,
+    split_spin_state_dict,
+)
 from .features import file_fingerprint
 
 EXPORT_KIND = "ihmr-hmr-model"
@@ -62,15 +70,19 @@ def _load_both(model: Any, state: Mapping[str, Any], where: str) -> None:
     in either part (missing / unexpected keys, wrong shapes)."""
     bb, hd = split_spin_state_dict(state)
     problems = []
-    for module, part, what in ((model.backbone, bb, "backbone"),
-                               (model.head, hd, "regressor head")):
+    for module, part, what in (
+        (model.backbone, bb, "backbone"),
+        (model.head, hd, "regressor head"),
+    ):
         try:
             load_checked(module, part, what)
         except DataError as exc:
             problems.append(str(exc).split(". Is it")[0])
     if problems:
-        raise DataError(f"{where}: " + "; ".join(problems) + ". Is it a SPIN model_checkpoint.pt "
-                        "(ResNet-50 + HMR head, SPIN's key names) or an ihmr export?")
+        raise DataError(
+            f"{where}: " + "; ".join(problems) + ". Is it a SPIN model_checkpoint.pt "
+            "(ResNet-50 + HMR head, SPIN's key names) or an ihmr export?"
+        )
 
 
 def backbone_fingerprint(path: str | os.PathLike, ckpt: Mapping[str, Any] | None = None) -> str:
@@ -103,9 +115,13 @@ def find_backbone(head_ckpt: Mapping[str, Any], fingerprint: str | None) -> Path
     return None
 
 
-def load_model(checkpoint: str | os.PathLike, backbone: str | os.PathLike | None = None, *,
-               mean_params: Mapping[str, Any] | None = None,
-               allow_mismatch: bool = False) -> LoadedModel:
+def load_model(
+    checkpoint: str | os.PathLike,
+    backbone: str | os.PathLike | None = None,
+    *,
+    mean_params: Mapping[str, Any] | None = None,
+    allow_mismatch: bool = False,
+) -> LoadedModel:
     """Load any supported checkpoint (see the module docstring) into an :class:`HMR`.
 
     Args:
@@ -125,8 +141,11 @@ def load_model(checkpoint: str | os.PathLike, backbone: str | os.PathLike | None
             raise DataError(f"{str(checkpoint)!r} is not a SPIN, ihmr head or export checkpoint")
         model = HMR(mean_params)
         _load_both(model, ckpt["model"] if "model" in ckpt else ckpt, str(checkpoint))
-        info["backbone_fingerprint"] = (ckpt.get("backbone_fingerprint") or info["fingerprint"]
-                                        if kind == EXPORT_KIND else info["fingerprint"])
+        info["backbone_fingerprint"] = (
+            ckpt.get("backbone_fingerprint") or info["fingerprint"]
+            if kind == EXPORT_KIND
+            else info["fingerprint"]
+        )
         if kind == EXPORT_KIND:
             info["export"] = {k: ckpt.get(k) for k in ("head_source", "backbone_source")}
         return LoadedModel(model.eval(), kind, info)
@@ -140,12 +159,15 @@ def load_model(checkpoint: str | os.PathLike, backbone: str | os.PathLike | None
             raise DataError(
                 f"{str(checkpoint)!r} is a head trained on cached features (backbone fingerprint "
                 f"{want}); give the SPIN checkpoint those features were extracted with as "
-                "--backbone (its location was not found through the training config)")
+                "--backbone (its location was not found through the training config)"
+            )
         info["backbone_found_via"] = "training config"
     bb_ckpt = read_checkpoint(backbone)
     if _head_state(bb_ckpt) is not None:
-        raise DataError(f"--backbone {str(backbone)!r} is another head checkpoint; give the SPIN "
-                        "model_checkpoint.pt (or an export) the features came from")
+        raise DataError(
+            f"--backbone {str(backbone)!r} is another head checkpoint; give the SPIN "
+            "model_checkpoint.pt (or an export) the features came from"
+        )
     have = backbone_fingerprint(backbone, bb_ckpt)
     info.update(backbone=str(backbone), backbone_fingerprint=have, features_fingerprint=want)
     if want and have != want:
@@ -153,7 +175,8 @@ def load_model(checkpoint: str | os.PathLike, backbone: str | os.PathLike | None
             raise DataError(
                 f"the head {str(checkpoint)!r} was trained on features of backbone fingerprint "
                 f"{want}, but --backbone {str(backbone)!r} has fingerprint {have}; give the "
-                "matching checkpoint (or --allow-mismatch to run anyway)")
+                "matching checkpoint (or --allow-mismatch to run anyway)"
+            )
         info["fingerprint_mismatch"] = True
     model = HMR(mean_params)
 
@@ -161,16 +184,22 @@ def load_model(checkpoint: str | os.PathLike, backbone: str | os.PathLike | None
     load_checked(model.backbone, bb_state, "backbone")
     feature_dim = head_state["fc1.weight"].shape[1] - NPOSE - 13
     if feature_dim != model.backbone.feature_dim:
-        raise DataError(f"the head takes {feature_dim}-d features, the ResNet-50 backbone gives "
-                        f"{model.backbone.feature_dim}")
+        raise DataError(
+            f"the head takes {feature_dim}-d features, the ResNet-50 backbone gives "
+            f"{model.backbone.feature_dim}"
+        )
     model.head = HMRHead(feature_dim, mean_params)
     load_checked(model.head, head_state, "regressor head")
     return LoadedModel(model.eval(), "ihmr-pose-head", info)
 
 
-def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike,
-                 backbone: str | os.PathLike | None = None, *,
-                 allow_mismatch: bool = False) -> Path:
+def export_model(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    backbone: str | os.PathLike | None = None,
+    *,
+    allow_mismatch: bool = False,
+) -> Path:
     """Write backbone + head of any supported checkpoint as one file (atomically).
 
     The file is ``{"kind": "ihmr-hmr-model", "model": SPIN-layout state dict, ...}``: SPIN-style
@@ -184,11 +213,18 @@ def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike,
     info = loaded.info
     state = {k: v.detach().cpu().clone() for k, v in loaded.model.spin_state_dict().items()}
     obj = {
-        "kind": EXPORT_KIND, "format": 1, "model": state,
+        "kind": EXPORT_KIND,
+        "format": 1,
+        "model": state,
         "backbone_fingerprint": info["backbone_fingerprint"],
-        "head_source": {"path": info["checkpoint"], "fingerprint": info["fingerprint"],
-                        "kind": loaded.kind},
-        "backbone_source": {"path": info.get("backbone", info["checkpoint"]),
-                            "fingerprint": info["backbone_fingerprint"]},
+        "head_source": {
+            "path": info["checkpoint"],
+            "fingerprint": info["fingerprint"],
+            "kind": loaded.kind,
+        },
+        "backbone_source": {
+            "path": info.get("backbone", info["checkpoint"]),
+            "fingerprint": info["backbone_fingerprint"],
+        },
     }
     return torch_save(out, obj)

@@ -27,13 +27,86 @@ import numpy as np
 
 from ..spin import CROP_BOX, IMG_NORM_MEAN, IMG_NORM_STD, IMG_RES
 
-SMPL_JOINTS_FLIP_PERM = [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18,
-                         21, 20, 23, 22]
+SMPL_JOINTS_FLIP_PERM = [
+    0,
+    2,
+    1,
+    3,
+    5,
+    4,
+    6,
+    8,
+    7,
+    9,
+    11,
+    10,
+    12,
+    14,
+    13,
+    15,
+    17,
+    16,
+    19,
+    18,
+    21,
+    20,
+    23,
+    22,
+]
 SMPL_POSE_FLIP_PERM = [3 * i + k for i in SMPL_JOINTS_FLIP_PERM for k in range(3)]
-J24_FLIP_PERM = [5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 12, 13, 14, 15, 16, 17, 18, 19, 21, 20, 23,
-                 22]
-OPENPOSE_FLIP_PERM = [0, 1, 5, 6, 7, 2, 3, 4, 8, 12, 13, 14, 9, 10, 11, 16, 15, 18, 17, 22, 23, 24,
-                      19, 20, 21]
+J24_FLIP_PERM = [
+    5,
+    4,
+    3,
+    2,
+    1,
+    0,
+    11,
+    10,
+    9,
+    8,
+    7,
+    6,
+    12,
+    13,
+    14,
+    15,
+    16,
+    17,
+    18,
+    19,
+    21,
+    20,
+    23,
+    22,
+]
+OPENPOSE_FLIP_PERM = [
+    0,
+    1,
+    5,
+    6,
+    7,
+    2,
+    3,
+    4,
+    8,
+    12,
+    13,
+    14,
+    9,
+    10,
+    11,
+    16,
+    15,
+    18,
+    17,
+    22,
+    23,
+    24,
+    19,
+    20,
+    21,
+]
 J49_FLIP_PERM = OPENPOSE_FLIP_PERM + [25 + i for i in J24_FLIP_PERM]
 
 
@@ -47,8 +120,13 @@ class Augment:
     pn: tuple = (1.0, 1.0, 1.0)
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, noise: float = 0.4, rot_factor: float = 30,
-               scale_factor: float = 0.25) -> "Augment":
+    def sample(
+        cls,
+        rng: np.random.Generator,
+        noise: float = 0.4,
+        rot_factor: float = 30,
+        scale_factor: float = 0.25,
+    ) -> "Augment":
         """SPIN's ``augm_params``: flip p=0.5, colour noise U(1 -/+ 0.4), rotation
         clip(N(0, 30), -60, 60) with p=0.6 (else 0), scale clip(N(1, 0.25), 0.75, 1.25)."""
         flip = bool(rng.random() <= 0.5)
@@ -64,8 +142,13 @@ def crop_matrix(center, scale: float, res: int = IMG_RES, rot: float = 0.0) -> n
     """(3, 3) SPIN ``get_transform``: image pixel (x, y, 1) -> crop pixel, square crop of
     ``200 * scale`` px about ``center``, rotated by ``rot`` degrees."""
     h = CROP_BOX * scale
-    t = np.array([[res / h, 0, res * (-float(center[0]) / h + 0.5)],
-                  [0, res / h, res * (-float(center[1]) / h + 0.5)], [0, 0, 1.0]])
+    t = np.array(
+        [
+            [res / h, 0, res * (-float(center[0]) / h + 0.5)],
+            [0, res / h, res * (-float(center[1]) / h + 0.5)],
+            [0, 0, 1.0],
+        ]
+    )
     if rot:
         a = np.deg2rad(-rot)
         r = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1.0]])
@@ -75,15 +158,22 @@ def crop_matrix(center, scale: float, res: int = IMG_RES, rot: float = 0.0) -> n
     return t
 
 
-def crop_image(img: np.ndarray, center, scale: float, res: int = IMG_RES,
-               aug: Augment | None = None) -> np.ndarray:
+def crop_image(
+    img: np.ndarray, center, scale: float, res: int = IMG_RES, aug: Augment | None = None
+) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (res, res, 3) float32 RGB in [0, 1], SPIN's crop + augmentation."""
     import cv2
 
     aug = aug or Augment()
     m = crop_matrix(center, scale * aug.scale, res, aug.rot)
-    out = cv2.warpAffine(img, m[:2], (res, res), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    out = cv2.warpAffine(
+        img,
+        m[:2],
+        (res, res),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
     if aug.flip:
         out = out[:, ::-1]
     out = out.astype(np.float32) / 255.0
@@ -116,8 +206,9 @@ def _inplane(rot: float) -> np.ndarray:
     return np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1.0]])
 
 
-def transform_keypoints2d(kp: np.ndarray, center, scale: float, res: int = IMG_RES,
-                          aug: Augment | None = None) -> np.ndarray:
+def transform_keypoints2d(
+    kp: np.ndarray, center, scale: float, res: int = IMG_RES, aug: Augment | None = None
+) -> np.ndarray:
     """(J, 3) pixel keypoints [x, y, vis] -> normalised crop coordinates (flip included)."""
     aug = aug or Augment()
     m = crop_matrix(center, scale * aug.scale, res, aug.rot)

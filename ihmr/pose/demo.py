@@ -64,8 +64,9 @@ DEMO_SETTINGS: dict[str, Any] = {
 }
 
 
-def demo_config(kind: str = "mse", data: str | os.PathLike = DEMO_DATA,
-                runs: str | os.PathLike = DEMO_RUNS) -> PoseTrainConfig:
+def demo_config(
+    kind: str = "mse", data: str | os.PathLike = DEMO_DATA, runs: str | os.PathLike = DEMO_RUNS
+) -> PoseTrainConfig:
     """The demo's training config of run ``kind`` (a key of :data:`DEMO_RECIPES`)."""
     if kind not in DEMO_RECIPES:
         raise ConfigError(f"demo run must be one of {list(DEMO_RECIPES)}, got {kind!r}")
@@ -95,8 +96,9 @@ def demo_config(kind: str = "mse", data: str | os.PathLike = DEMO_DATA,
     return cfg
 
 
-def ensure_demo_data(root: str | os.PathLike = DEMO_DATA, echo: Callable[[str], None] = print
-                     ) -> dict[str, Any]:
+def ensure_demo_data(
+    root: str | os.PathLike = DEMO_DATA, echo: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Generate the demo data under ``root`` unless it is there; returns its metadata. Data made
     with settings other than the current defaults (custom ones, or an earlier version's) is used
     as it is, with a note naming each setting that differs and how to regenerate it."""
@@ -107,11 +109,14 @@ def ensure_demo_data(root: str | os.PathLike = DEMO_DATA, echo: Callable[[str], 
         echo(f"generating the demo data in {root} (ihmr demo-data) ...")
         return make_demo(root)
     have, want = meta.get("config", {}), dataclasses.asdict(DemoConfig())
-    diff = "; ".join(f"{k} {have.get(k)} (default {v})" for k, v in want.items()
-                     if have.get(k) != v)
+    diff = "; ".join(
+        f"{k} {have.get(k)} (default {v})" for k, v in want.items() if have.get(k) != v
+    )
     if diff:
-        echo(f"note: {root} was generated with settings other than the defaults ({diff}); using "
-             f"it as it is (delete the folder to regenerate it with the defaults)")
+        echo(
+            f"note: {root} was generated with settings other than the defaults ({diff}); using "
+            f"it as it is (delete the folder to regenerate it with the defaults)"
+        )
     return meta
 
 
@@ -121,9 +126,13 @@ def _older_than_data(path: Path, root: str | os.PathLike) -> bool:
     return meta.is_file() and path.stat().st_mtime < meta.stat().st_mtime
 
 
-def ensure_prior(root: str | os.PathLike = DEMO_DATA, components: int = 16,
-                 max_samples: int = 4000, reg_covar: float = 1e-2,
-                 echo: Callable[[str], None] = print) -> Path:
+def ensure_prior(
+    root: str | os.PathLike = DEMO_DATA,
+    components: int = 16,
+    max_samples: int = 4000,
+    reg_covar: float = 1e-2,
+    echo: Callable[[str], None] = print,
+) -> Path:
     """Fit the GAI prior (K = 16, full covariances) on the training poses as rotation matrices.
 
     Rotation matrices fill a curved low-dimensional set of the 216-d space, so most covariance
@@ -136,8 +145,14 @@ def ensure_prior(root: str | os.PathLike = DEMO_DATA, components: int = 16,
         echo(f"fitting the {components}-component GMM prior on the training poses ...")
         labels = read_spin_npz(Path(root) / "dataset_extras" / "demo_train.npz")
         y = pose_to_rotmat_labels(labels.pose.numpy())
-        prior = fit_gmm(y, components, max_samples=max_samples, max_iter=100, reg_covar=reg_covar,
-                        metadata={"label_representation": "rotmat", "source": "demo_train"})
+        prior = fit_gmm(
+            y,
+            components,
+            max_samples=max_samples,
+            max_iter=100,
+            reg_covar=reg_covar,
+            metadata={"label_representation": "rotmat", "source": "demo_train"},
+        )
         prior.save(path)
     return path
 
@@ -154,8 +169,7 @@ def side_by_side(results: dict[str, dict[str, Any]]) -> str:
     """Markdown table: one row per balanced metric and column (all / tail 10% / tail 5%), one
     column per method (mm, lower is better)."""
     names = list(results)
-    lines = ["| metric (mm) | " + " | ".join(names) + " |",
-             "|---|" + "---:|" * len(names)]
+    lines = ["| metric (mm) | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for metric in ("bMPVPE", "bMPJPE", "bPA-MPJPE"):
         for part, label in (("all", "all"), ("tail10", "tail 10%"), ("tail5", "tail 5%")):
             vals = [results[n][metric][part] for n in names]
@@ -163,16 +177,25 @@ def side_by_side(results: dict[str, dict[str, Any]]) -> str:
             cells = [("**%.2f**" if v == best else "%.2f") % v for v in vals]
             lines.append(f"| {metric} {label} | " + " | ".join(cells) + " |")
     for metric in ("MPVPE", "MPJPE", "PA-MPJPE"):
-        lines.append(f"| {metric} (plain mean) | " +
-                     " | ".join("%.2f" % results[n][metric] for n in names) + " |")
+        lines.append(
+            f"| {metric} (plain mean) | "
+            + " | ".join("%.2f" % results[n][metric] for n in names)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
 #: column names of the demo's runs
-RUN_LABELS = {"mse": "MSE", "gai": "GAI (pose)", "bmc": "BMC (pose)", "gai_kp": "GAI (all)",
-              "bmc_kp": "BMC (all)"}
-BALANCED = tuple((m, p) for m in ("bMPVPE", "bMPJPE", "bPA-MPJPE")
-                 for p in ("all", "tail10", "tail5"))
+RUN_LABELS = {
+    "mse": "MSE",
+    "gai": "GAI (pose)",
+    "bmc": "BMC (pose)",
+    "gai_kp": "GAI (all)",
+    "bmc_kp": "BMC (all)",
+}
+BALANCED = tuple(
+    (m, p) for m in ("bMPVPE", "bMPJPE", "bPA-MPJPE") for p in ("all", "tail10", "tail5")
+)
 
 
 def verdict(results: dict[str, dict[str, Any]]) -> str:
@@ -189,18 +212,22 @@ def verdict(results: dict[str, dict[str, Any]]) -> str:
         wins[kind] = below
         d_all = res["bMPVPE"]["all"] - base["bMPVPE"]["all"]
         d_t5 = res["bMPVPE"]["tail5"] - base["bMPVPE"]["tail5"]
-        lines.append(f"- {RUN_LABELS.get(kind, kind)}: below MSE on {below} of {len(BALANCED)} "
-                     f"balanced metrics; bMPVPE all {d_all:+.1f} mm, tail 5% {d_t5:+.1f} mm "
-                     f"({100 * d_t5 / base['bMPVPE']['tail5']:+.0f}%); plain MPVPE "
-                     f"{res['MPVPE'] - base['MPVPE']:+.1f} mm")
+        lines.append(
+            f"- {RUN_LABELS.get(kind, kind)}: below MSE on {below} of {len(BALANCED)} "
+            f"balanced metrics; bMPVPE all {d_all:+.1f} mm, tail 5% {d_t5:+.1f} mm "
+            f"({100 * d_t5 / base['bMPVPE']['tail5']:+.0f}%); plain MPVPE "
+            f"{res['MPVPE'] - base['MPVPE']:+.1f} mm"
+        )
     n = len(BALANCED)
     full = [RUN_LABELS.get(k, k) for k, w in wins.items() if w == n]
     none = [RUN_LABELS.get(k, k) for k, w in wins.items() if w == 0]
     if full and len(full) == len(wins):
         head = "Balanced MSE beat MSE on every balanced metric in every run of this demo."
     elif full:
-        head = (f"Balanced MSE beat MSE on every balanced metric with {', '.join(full)}; "
-                "not with the others (details below).")
+        head = (
+            f"Balanced MSE beat MSE on every balanced metric with {', '.join(full)}; "
+            "not with the others (details below)."
+        )
     elif none and len(none) == len(wins):
         head = "Balanced MSE did not beat MSE on any balanced metric in this run."
     else:
@@ -208,8 +235,9 @@ def verdict(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join([head, *lines]) + "\n"
 
 
-def render_comparison(root: str | os.PathLike, runs: dict[str, Path], out: str | os.PathLike,
-                      k: int = 4) -> str:
+def render_comparison(
+    root: str | os.PathLike, runs: dict[str, Path], out: str | os.PathLike, k: int = 4
+) -> str:
     """Strips ground truth | MSE | each Balanced MSE run (front and side) of the ``k`` test samples
     farthest from the mean mesh. Returns a status line (rendering is optional, never raises)."""
     try:
@@ -224,25 +252,31 @@ def render_comparison(root: str | os.PathLike, runs: dict[str, Path], out: str |
         idx = np.argsort(-split.distance, kind="stable")[:k]
         test = read_spin_npz(Path(root) / "dataset_extras" / "demo_test.npz")
         folder = Path(out) / "rarest"
-        gt = save_npz(folder / "inputs" / "gt.npz", pose=test.pose.numpy()[idx],
-                      betas=test.betas.numpy()[idx])
+        gt = save_npz(
+            folder / "inputs" / "gt.npz", pose=test.pose.numpy()[idx], betas=test.betas.numpy()[idx]
+        )
         files, labels = [], []
         for name in runs:
             with np.load(runs[name] / "eval" / "predictions.npz") as z:
-                files.append(save_npz(folder / "inputs" / f"{name}.npz", pose=z["pose"][idx],
-                                      betas=z["betas"][idx]))
+                files.append(
+                    save_npz(
+                        folder / "inputs" / f"{name}.npz",
+                        pose=z["pose"][idx],
+                        betas=z["betas"][idx],
+                    )
+                )
             labels.append(RUN_LABELS.get(name, name))
         if len(files) < 2:
             return "renders skipped: nothing to compare"
-        written = render_params(files, folder, labels=labels, gt=gt, side=True, size=256,
-                                count=None)
+        written = render_params(
+            files, folder, labels=labels, gt=gt, side=True, size=256, count=None
+        )
         return f"rendered the {len(written)} rarest test samples to {folder}"
     except Exception as exc:  # renders are optional output
         return f"renders skipped: {exc.__class__.__name__}: {exc}"
 
 
-def _set_aside_if_stale(folder: Path, data: str | os.PathLike,
-                        echo: Callable[[str], None]) -> None:
+def _set_aside_if_stale(folder: Path, data: str | os.PathLike, echo: Callable[[str], None]) -> None:
     """Rename a run folder trained on an earlier generation of the demo data to ``<name>.stale``
     (``.stale2``, ... when taken), so the demo retrains instead of reusing or resuming it."""
     marks = [folder / "head.pt", folder / "last.pt"]
@@ -256,9 +290,14 @@ def _set_aside_if_stale(folder: Path, data: str | os.PathLike,
     echo(f"{folder} was trained on an earlier generation of {data}; moved it to {aside}")
 
 
-def run_demo(data: str | os.PathLike = DEMO_DATA, runs: str | os.PathLike = DEMO_RUNS,
-             kinds: Sequence[str] = DEMO_KINDS, overrides: Sequence[str] = (),
-             echo: Callable[[str], None] = print, render: bool = True) -> dict[str, Any]:
+def run_demo(
+    data: str | os.PathLike = DEMO_DATA,
+    runs: str | os.PathLike = DEMO_RUNS,
+    kinds: Sequence[str] = DEMO_KINDS,
+    overrides: Sequence[str] = (),
+    echo: Callable[[str], None] = print,
+    render: bool = True,
+) -> dict[str, Any]:
     """The whole demo; returns ``{"metrics": {kind: metrics}, "table": str, ...}``."""
     t0 = time.perf_counter()
     ensure_demo_data(data, echo)
@@ -278,8 +317,10 @@ def run_demo(data: str | os.PathLike = DEMO_DATA, runs: str | os.PathLike = DEMO
 
             results[kind] = json.loads((folder / "eval" / "metrics.json").read_text())
         else:
-            echo(f"[{kind}] training ({cfg.optim.epochs} epochs, batch {cfg.optim.batch_size}) "
-                 f"-> {folder}")
+            echo(
+                f"[{kind}] training ({cfg.optim.epochs} epochs, batch {cfg.optim.batch_size}) "
+                f"-> {folder}"
+            )
             res = train(cfg, resume=(folder / "last.pt").is_file(), bodies=bodies)
             results[kind] = res.eval_metrics
             seconds[kind] = round(res.seconds, 1)
@@ -288,10 +329,18 @@ def run_demo(data: str | os.PathLike = DEMO_DATA, runs: str | os.PathLike = DEMO
     said = verdict(results)
     out = Path(runs)
     write_text(out / "demo_metrics.md", table + "\n" + said)
-    write_json(out / "demo_metrics.json", {"metrics": results, "train_seconds": seconds,
-                                           "verdict": said})
-    status = (render_comparison(data, folders, out) if render and len(kinds) > 1
-              else "renders skipped")
-    return {"metrics": results, "table": table, "verdict": said, "renders": status,
-            "folders": folders,
-            "seconds": round(time.perf_counter() - t0, 1), "train_seconds": seconds}
+    write_json(
+        out / "demo_metrics.json", {"metrics": results, "train_seconds": seconds, "verdict": said}
+    )
+    status = (
+        render_comparison(data, folders, out) if render and len(kinds) > 1 else "renders skipped"
+    )
+    return {
+        "metrics": results,
+        "table": table,
+        "verdict": said,
+        "renders": status,
+        "folders": folders,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "train_seconds": seconds,
+    }

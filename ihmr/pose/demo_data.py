@@ -84,8 +84,14 @@ class DemoConfig:
     def check(self) -> None:
         """Raise :class:`~ihmr.errors.ConfigError` naming the first invalid noise or tail
         setting (counts and the seed are checked by :func:`make_demo`)."""
-        for name in ("obs_noise", "jitter", "severity_noise", "joint_noise", "betas_noise",
-                     "feature_noise"):
+        for name in (
+            "obs_noise",
+            "jitter",
+            "severity_noise",
+            "joint_noise",
+            "betas_noise",
+            "feature_noise",
+        ):
             v = getattr(self, name)
             if not (v >= 0 and np.isfinite(v)):
                 raise ConfigError(f"demo-data: {name} must be a finite number >= 0, got {v}")
@@ -186,8 +192,10 @@ class FeatureMap:
 
     def __call__(self, pose: np.ndarray, betas: np.ndarray) -> np.ndarray:
         rot = axis_angle_to_matrix(torch.as_tensor(pose, dtype=torch.float32).reshape(-1, 24, 3))
-        h = np.concatenate([matrix_to_rot6d(rot).reshape(len(pose), 144).numpy(),
-                            0.3 * betas.astype(np.float32)], 1)
+        h = np.concatenate(
+            [matrix_to_rot6d(rot).reshape(len(pose), 144).numpy(), 0.3 * betas.astype(np.float32)],
+            1,
+        )
         return h @ self.a + self.c
 
 
@@ -212,12 +220,16 @@ def _keypoints(body: Any, pose: np.ndarray, betas: np.ndarray, rng: np.random.Ge
     px = 112.0 + 112.0 * uv  # centre (112, 112), 200 * 1.12 = 224 px crop
     ones = lambda k: np.ones((n, k, 1))  # noqa: E731
     gt = j49[:, 25:]
-    return (np.concatenate([gt - gt[:, [2, 3]].mean(1, keepdims=True), ones(24)], -1),
-            np.concatenate([px[:, 25:], ones(24)], -1), np.concatenate([px[:, :25], ones(25)], -1))
+    return (
+        np.concatenate([gt - gt[:, [2, 3]].mean(1, keepdims=True), ones(24)], -1),
+        np.concatenate([px[:, 25:], ones(24)], -1),
+        np.concatenate([px[:, :25], ones(25)], -1),
+    )
 
 
-def noise_report(label: np.ndarray, observed: np.ndarray, betas: np.ndarray, body: Any,
-                 max_samples: int = 4000) -> dict[str, Any]:
+def noise_report(
+    label: np.ndarray, observed: np.ndarray, betas: np.ndarray, body: Any, max_samples: int = 4000
+) -> dict[str, Any]:
     """How the demo's ambiguity looks in the label spaces the losses see (the generator knows
     the truth).
 
@@ -249,13 +261,15 @@ def noise_report(label: np.ndarray, observed: np.ndarray, betas: np.ndarray, bod
         "pose_eig_spread_sampling": float(((1 + q) / (1 - q)) ** 2),
         "pose_off_manifold": float(rest[0] / top.mean()),
         "keypoints3d_rms": float(np.sqrt(((c(j_obs) - c(j_lab)) ** 2).mean())),
-        "keypoints2d_rms": float(0.9 * np.sqrt(((j_obs[:, 25:, :2] - j_lab[:, 25:, :2]) ** 2)
-                                               .mean())),
+        "keypoints2d_rms": float(
+            0.9 * np.sqrt(((j_obs[:, 25:, :2] - j_lab[:, 25:, :2]) ** 2).mean())
+        ),
     }
 
 
-def make_demo(out: str | os.PathLike = "data/demo", cfg: DemoConfig | None = None,
-              body: Any = None) -> dict[str, Any]:
+def make_demo(
+    out: str | os.PathLike = "data/demo", cfg: DemoConfig | None = None, body: Any = None
+) -> dict[str, Any]:
     """Generate the demo dataset under ``out``; returns the metadata written to ``demo.json``.
 
     Layout: ``dataset_extras/demo_{train,test}.npz`` (SPIN format, gender 'n' = neutral body),
@@ -263,8 +277,12 @@ def make_demo(out: str | os.PathLike = "data/demo", cfg: DemoConfig | None = Non
     :func:`noise_report` of the training set).
     """
     cfg = cfg or DemoConfig()
-    for name, option, least in (("n_train", "--n-train", 1), ("n_test", "--n-test", 1),
-                                ("feature_dim", "--set feature_dim", 1), ("seed", "--seed", 0)):
+    for name, option, least in (
+        ("n_train", "--n-train", 1),
+        ("n_test", "--n-test", 1),
+        ("feature_dim", "--set feature_dim", 1),
+        ("seed", "--seed", 0),
+    ):
         check_at_least(getattr(cfg, name), least, f"{name} ({option})")
     cfg.check()
     t0 = time.perf_counter()
@@ -275,9 +293,13 @@ def make_demo(out: str | os.PathLike = "data/demo", cfg: DemoConfig | None = Non
         body = load_body("neutral")
     fmap = FeatureMap(cfg.feature_dim, cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    meta: dict[str, Any] = {"config": dataclasses.asdict(cfg), "families": list(FAMILIES),
-                            "body": str(getattr(body, "name", type(body).__name__)),
-                            "feature_source": fmap.fingerprint, "sets": {}}
+    meta: dict[str, Any] = {
+        "config": dataclasses.asdict(cfg),
+        "families": list(FAMILIES),
+        "body": str(getattr(body, "name", type(body).__name__)),
+        "feature_source": fmap.fingerprint,
+        "sets": {},
+    }
     for split, n in (("train", cfg.n_train), ("test", cfg.n_test)):
         train = split == "train"
         pose, observed, fam, sev = sample_poses(n, rng, cfg, train)
@@ -290,16 +312,36 @@ def make_demo(out: str | os.PathLike = "data/demo", cfg: DemoConfig | None = Non
             meta["noise"] = noise_report(pose, observed, betas, body)
         imgname = np.array([f"demo/{split}/{i:06d}.jpg" for i in range(n)])
         npz = out / "dataset_extras" / f"demo_{split}.npz"
-        save_npz(npz, imgname=imgname, center=np.full((n, 2), 112.0), scale=np.full(n, 1.12),
-                 part=part, openpose=openpose, S=S, pose=pose, shape=betas,
-                 has_smpl=np.ones(n), gender=np.full(n, "n"), family=fam, severity=sev)
+        save_npz(
+            npz,
+            imgname=imgname,
+            center=np.full((n, 2), 112.0),
+            scale=np.full(n, 1.12),
+            part=part,
+            openpose=openpose,
+            S=S,
+            pose=pose,
+            shape=betas,
+            has_smpl=np.ones(n),
+            gender=np.full(n, "n"),
+            family=fam,
+            severity=sev,
+        )
         store = out / "features" / f"demo_{split}"
-        write_feature_store(store, feats.astype(np.float32), dataset=f"demo_{split}",
-                            labels_fingerprint=labels_fingerprint(imgname),
-                            source_checkpoint="demo feature map",
-                            source_fingerprint=fmap.fingerprint)
-        meta["sets"][split] = {"labels": str(npz), "features": str(store), "count": n,
-                               "family_counts": np.bincount(fam, minlength=len(FAMILIES)).tolist()}
+        write_feature_store(
+            store,
+            feats.astype(np.float32),
+            dataset=f"demo_{split}",
+            labels_fingerprint=labels_fingerprint(imgname),
+            source_checkpoint="demo feature map",
+            source_fingerprint=fmap.fingerprint,
+        )
+        meta["sets"][split] = {
+            "labels": str(npz),
+            "features": str(store),
+            "count": n,
+            "family_counts": np.bincount(fam, minlength=len(FAMILIES)).tolist(),
+        }
     meta["seconds"] = round(time.perf_counter() - t0, 2)
     write_json(out / "demo.json", meta)
     return meta

@@ -38,8 +38,17 @@ from ..errors import ConfigError, DataError, ShapeError
 from ..io import open_npz
 from ..spin import CROP_BOX
 
-SOURCES = ("boxes", "center_scale", "face", "profile_face", "upper_body", "full_body", "hog",
-           "dnn", "whole_image")
+SOURCES = (
+    "boxes",
+    "center_scale",
+    "face",
+    "profile_face",
+    "upper_body",
+    "full_body",
+    "hog",
+    "dnn",
+    "whole_image",
+)
 FALLBACKS = ("none", "whole-image")
 RESCALE = 1.2
 
@@ -62,16 +71,19 @@ class Person:
         self.evidence = self.evidence or self.source
 
 
-def bbox_to_center_scale(bbox: Sequence[float],
-                         rescale: float = RESCALE) -> tuple[np.ndarray, float]:
+def bbox_to_center_scale(
+    bbox: Sequence[float], rescale: float = RESCALE
+) -> tuple[np.ndarray, float]:
     """[x1, y1, x2, y2] -> (center (2,), scale): SPIN's square crop around the box."""
     b = np.asarray(bbox, dtype=np.float64)
     if b.shape != (4,):
         raise ShapeError(f"a box must be [x1, y1, x2, y2], got shape {b.shape}")
     w, h = b[2] - b[0], b[3] - b[1]
     if not (np.isfinite(b).all() and w > 0 and h > 0):
-        raise DataError(f"box {b.tolist()} must be finite with x2 > x1 and y2 > y1 "
-                        "([x1, y1, x2, y2] pixels, not [x, y, w, h]?)")
+        raise DataError(
+            f"box {b.tolist()} must be finite with x2 > x1 and y2 > y1 "
+            "([x1, y1, x2, y2] pixels, not [x, y, w, h]?)"
+        )
     return np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]), float(rescale * max(w, h) / CROP_BOX)
 
 
@@ -83,8 +95,13 @@ def center_scale_to_bbox(center: Sequence[float], scale: float) -> np.ndarray:
 
 def whole_image(height: int, width: int) -> Person:
     """SPIN's demo without a box: the image centre, scale = max(H, W) / 200."""
-    return Person(np.array([0.0, 0.0, width, height]), np.array([width / 2.0, height / 2.0]),
-                  max(height, width) / CROP_BOX, float("nan"), "whole_image")
+    return Person(
+        np.array([0.0, 0.0, width, height]),
+        np.array([width / 2.0, height / 2.0]),
+        max(height, width) / CROP_BOX,
+        float("nan"),
+        "whole_image",
+    )
 
 
 # ---------------------------------------------------------------------------------- user boxes
@@ -103,8 +120,10 @@ def _box_row(row: Mapping[str, Any], where: str) -> tuple[list[float], float]:
         score = keys.get("score", keys.get("confidence"))
         score = 1.0 if score in (None, "") else float(score)
     except (KeyError, TypeError, ValueError):
-        raise DataError(f"{where}: cannot read a box from {dict(row)}; give x1,y1,x2,y2 (or x,y,w,h"
-                        ", or 'bbox': [x1, y1, x2, y2]) and optionally score") from None
+        raise DataError(
+            f"{where}: cannot read a box from {dict(row)}; give x1,y1,x2,y2 (or x,y,w,h"
+            ", or 'bbox': [x1, y1, x2, y2]) and optionally score"
+        ) from None
     if len(box) != 4:
         raise DataError(f"{where}: a box needs 4 numbers [x1, y1, x2, y2], got {box}")
     bbox_to_center_scale(box)  # validates
@@ -150,8 +169,10 @@ def read_boxes(path: str | os.PathLike) -> dict[str, list[tuple[list[float], flo
             reader = csv.DictReader(f)
             fields = [c.strip().lower() for c in reader.fieldnames or []]
             if "image" not in fields:
-                raise DataError(f"{path}: the CSV needs a header with 'image' and x1,y1,x2,y2 "
-                                f"(or x,y,w,h), got {reader.fieldnames}")
+                raise DataError(
+                    f"{path}: the CSV needs a header with 'image' and x1,y1,x2,y2 "
+                    f"(or x,y,w,h), got {reader.fieldnames}"
+                )
             for k, row in enumerate(reader, start=2):
                 row = {c.strip().lower(): v for c, v in row.items() if c is not None}
                 out.setdefault(row["image"].strip(), []).append(_box_row(row, f"{path}:{k}"))
@@ -173,8 +194,10 @@ def read_center_scale(path: str | os.PathLike) -> dict[str, list[tuple[np.ndarra
         names, center, scale = z["imgname"].astype(str), z["center"], z["scale"]
     n = len(names)
     if center.shape != (n, 2) or scale.shape != (n,):
-        raise ShapeError(f"{path}: center must be ({n}, 2) and scale ({n},), got {center.shape} "
-                         f"and {scale.shape}")
+        raise ShapeError(
+            f"{path}: center must be ({n}, 2) and scale ({n},), got {center.shape} "
+            f"and {scale.shape}"
+        )
     if not (np.isfinite(center).all() and np.all(scale > 0)):
         raise DataError(f"{path}: center must be finite and scale > 0")
     out: dict[str, list[tuple[np.ndarray, float]]] = {}
@@ -199,9 +222,11 @@ def hog_detector() -> tuple[Any, str | None]:
     if cls is None and hasattr(cv2, "xobjdetect"):
         cls = getattr(cv2.xobjdetect, "HOGDescriptor", None)
     if cls is None:
-        return None, (f"OpenCV {cv2.__version__} has no HOG people detector (OpenCV 5 moved it "
-                      "to the contrib package); install opencv-python-headless<5 or "
-                      "opencv-contrib-python-headless, or give --boxes")
+        return None, (
+            f"OpenCV {cv2.__version__} has no HOG people detector (OpenCV 5 moved it "
+            "to the contrib package); install opencv-python-headless<5 or "
+            "opencv-contrib-python-headless, or give --boxes"
+        )
     hog = cls()
     hog.setSVMDetector(cls.getDefaultPeopleDetector())
     return hog, None
@@ -239,8 +264,15 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.45) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-def detect_hog(image: np.ndarray, hog: Any = None, *, min_score: float = 0.3, iou: float = 0.45,
-               max_side: int = 960, min_height: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def detect_hog(
+    image: np.ndarray,
+    hog: Any = None,
+    *,
+    min_score: float = 0.3,
+    iou: float = 0.45,
+    max_side: int = 960,
+    min_height: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
     """People boxes (K, 4) [x1, y1, x2, y2] px and SVM scores (K,) in ``image`` (H, W, 3) uint8.
 
     The image is resized so its longer side is at most ``max_side`` and its height at least
@@ -254,18 +286,32 @@ def detect_hog(image: np.ndarray, hog: Any = None, *, min_score: float = 0.3, io
             raise RuntimeError(reason)
     h, w = image.shape[:2]
     f = min(max_side / max(h, w), max(1.0, min_height / h))
-    small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))),
-                       interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR) \
-        if f != 1.0 else image
+    small = (
+        cv2.resize(
+            image,
+            (max(1, round(w * f)), max(1, round(h * f))),
+            interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR,
+        )
+        if f != 1.0
+        else image
+    )
     fx, fy = small.shape[1] / w, small.shape[0] / h
     if small.shape[0] < 128 or small.shape[1] < 64:
         return np.zeros((0, 4)), np.zeros(0)
-    rects, weights = hog.detectMultiScale(np.ascontiguousarray(small), winStride=(8, 8),
-                                          padding=(8, 8), scale=1.05)
+    rects, weights = hog.detectMultiScale(
+        np.ascontiguousarray(small), winStride=(8, 8), padding=(8, 8), scale=1.05
+    )
     rects = np.asarray(rects, np.float64).reshape(-1, 4)
     scores = np.asarray(weights, np.float64).reshape(-1)
-    boxes = np.stack([rects[:, 0] / fx, rects[:, 1] / fy, (rects[:, 0] + rects[:, 2]) / fx,
-                      (rects[:, 1] + rects[:, 3]) / fy], axis=1)
+    boxes = np.stack(
+        [
+            rects[:, 0] / fx,
+            rects[:, 1] / fy,
+            (rects[:, 0] + rects[:, 2]) / fx,
+            (rects[:, 1] + rects[:, 3]) / fy,
+        ],
+        axis=1,
+    )
     ok = scores >= min_score
     boxes, scores = boxes[ok], scores[ok]
     keep = nms(boxes, scores, iou)
@@ -278,13 +324,22 @@ def check_inside(box: Sequence[float], height: int, width: int, where: str = "bo
     width) image at all (a box partly outside is fine: SPIN's crop pads with black)."""
     x1, y1, x2, y2 = (float(v) for v in box)
     if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-        raise DataError(f"{where} {[round(v, 1) for v in (x1, y1, x2, y2)]} lies outside the "
-                        f"{width} x {height} image (boxes are [x1, y1, x2, y2] pixels)")
+        raise DataError(
+            f"{where} {[round(v, 1) for v in (x1, y1, x2, y2)]} lies outside the "
+            f"{width} x {height} image (boxes are [x1, y1, x2, y2] pixels)"
+        )
 
 
-def find_people(image: np.ndarray, name: str, *, boxes: Mapping[str, list] | None = None,
-                centers: Mapping[str, list] | None = None, detector: Any = None,
-                rescale: float = RESCALE, fallback: str = "none") -> list[Person]:
+def find_people(
+    image: np.ndarray,
+    name: str,
+    *,
+    boxes: Mapping[str, list] | None = None,
+    centers: Mapping[str, list] | None = None,
+    detector: Any = None,
+    rescale: float = RESCALE,
+    fallback: str = "none",
+) -> list[Person]:
     """The people of one image (see the module docstring for the order of sources).
 
     Args:
@@ -314,14 +369,26 @@ def find_people(image: np.ndarray, name: str, *, boxes: Mapping[str, list] | Non
     if crops:
         for k, (c, s) in enumerate(crops):
             check_inside(center_scale_to_bbox(c, s), h, w, f"centre/scale crop {k}")
-        return [Person(center_scale_to_bbox(c, s), np.asarray(c, np.float64), float(s), 1.0,
-                       "center_scale") for c, s in crops]
+        return [
+            Person(
+                center_scale_to_bbox(c, s), np.asarray(c, np.float64), float(s), 1.0, "center_scale"
+            )
+            for c, s in crops
+        ]
     if detector is not None:
         people = []
         for d in detector(image):
             c, s = bbox_to_center_scale(d.box, rescale)
-            people.append(Person(np.asarray(d.box, np.float64), c, s, float(d.score), d.source,
-                                 "+".join(d.evidence)))
+            people.append(
+                Person(
+                    np.asarray(d.box, np.float64),
+                    c,
+                    s,
+                    float(d.score),
+                    d.source,
+                    "+".join(d.evidence),
+                )
+            )
         if people:
             return people
     return [whole_image(h, w)] if fallback == "whole-image" else []

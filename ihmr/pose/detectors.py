@@ -61,21 +61,30 @@ CASCADE_FILES = {
     "full_body": "haarcascade_fullbody.xml",
 }
 AUTO_SOURCES = ("face", "profile_face", "upper_body", "full_body", "hog")
-SOURCE_WEIGHT = {"face": 1.0, "profile_face": 0.9, "upper_body": 0.6, "full_body": 0.6,
-                 "hog": 0.6, "dnn": 1.0}
+SOURCE_WEIGHT = {
+    "face": 1.0,
+    "profile_face": 0.9,
+    "upper_body": 0.6,
+    "full_body": 0.6,
+    "hog": 0.6,
+    "dnn": 1.0,
+}
 BODY_ONLY = ("upper_body", "full_body", "hog")
 WHOLE_BODY = ("full_body", "hog")
 # each part runs on the image shrunk to SIDE_FACTOR * side (longer side, px): frontal faces,
 # the smallest thing looked for, at full detection size; the rest smaller, which keeps the
 # whole under 0.2 s of one core for a 512 px image (scripts/bench_detect.py); the smallest
 # windows (faces of 26 px at 384 px, profiles of 22 px at 192 px) bound the costliest scales
-SIDE_FACTOR = {"face": 1.0, "profile_face": 0.5, "upper_body": 0.4, "full_body": 0.5,
-               "hog": 0.7}
+SIDE_FACTOR = {"face": 1.0, "profile_face": 0.5, "upper_body": 0.4, "full_body": 0.5, "hog": 0.7}
 SCALE_STEP = {"face": 1.1, "profile_face": 1.1, "upper_body": 1.2, "full_body": 1.2}
-MIN_WINDOW = {"face": (26, 26), "profile_face": (22, 22), "upper_body": (24, 20),
-              "full_body": (14, 28)}
-HEADS_TALL = 7.5   # an adult is about 7.5 head heights tall
-HEADS_WIDE = 2.8   # shoulders and hanging arms: about 2.8 head widths
+MIN_WINDOW = {
+    "face": (26, 26),
+    "profile_face": (22, 22),
+    "upper_body": (24, 20),
+    "full_body": (14, 28),
+}
+HEADS_TALL = 7.5  # an adult is about 7.5 head heights tall
+HEADS_WIDE = 2.8  # shoulders and hanging arms: about 2.8 head widths
 
 
 @dataclass
@@ -117,14 +126,22 @@ class DetectSettings:
             raise ConfigError(f"the detection side must be >= 64 px, got {self.side}")
         bad = [s for s in self.sources if s not in AUTO_SOURCES]
         if bad or not self.sources:
-            raise ConfigError(f"detector sources must be among {list(AUTO_SOURCES)}, got "
-                             f"{list(self.sources)}")
+            raise ConfigError(
+                f"detector sources must be among {list(AUTO_SOURCES)}, got {list(self.sources)}"
+            )
 
 
 # ----------------------------------------------------------------------- candidate geometry
 def _clip(box: np.ndarray, h: int, w: int) -> np.ndarray:
-    return np.array([np.clip(box[0], 0, w), np.clip(box[1], 0, h), np.clip(box[2], 0, w),
-                     np.clip(box[3], 0, h)], np.float64)
+    return np.array(
+        [
+            np.clip(box[0], 0, w),
+            np.clip(box[1], 0, h),
+            np.clip(box[2], 0, w),
+            np.clip(box[3], 0, h),
+        ],
+        np.float64,
+    )
 
 
 def body_from_head(head: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -133,8 +150,13 @@ def body_from_head(head: np.ndarray, h: int, w: int) -> np.ndarray:
     (h, w) image."""
     hw, hh = head[2] - head[0], head[3] - head[1]
     cx = (head[0] + head[2]) / 2
-    return _clip(np.array([cx - HEADS_WIDE / 2 * hw, head[1], cx + HEADS_WIDE / 2 * hw,
-                           head[1] + HEADS_TALL * hh]), h, w)
+    return _clip(
+        np.array(
+            [cx - HEADS_WIDE / 2 * hw, head[1], cx + HEADS_WIDE / 2 * hw, head[1] + HEADS_TALL * hh]
+        ),
+        h,
+        w,
+    )
 
 
 def head_of(source: str, x: float, y: float, bw: float, bh: float) -> np.ndarray:
@@ -191,25 +213,28 @@ def merge_candidates(cands: list[Detection], settings: DetectSettings) -> list[D
         if not (c.box[2] > c.box[0] and c.box[3] > c.box[1]):
             continue  # clipped to nothing
         for p in people:
-            if (_same_person(p["head"], c.head)
-                    or box_iou(p["box"][None], c.box[None])[0, 0] > 0.6):
+            if _same_person(p["head"], c.head) or box_iou(p["box"][None], c.box[None])[0, 0] > 0.6:
                 p["best"][c.source] = max(p["best"].get(c.source, 0.0), c.score)
                 break
-            if (c.source in WHOLE_BODY and p["source"] in WHOLE_BODY
-                    and _stacked(p["box"], c.box)):
+            if c.source in WHOLE_BODY and p["source"] in WHOLE_BODY and _stacked(p["box"], c.box):
                 # one person's two halves: one box around both, the head of the upper one
                 if c.box[1] < p["box"][1]:
                     p["head"] = c.head
-                p["box"] = np.concatenate([np.minimum(p["box"][:2], c.box[:2]),
-                                           np.maximum(p["box"][2:], c.box[2:])])
+                p["box"] = np.concatenate(
+                    [np.minimum(p["box"][:2], c.box[:2]), np.maximum(p["box"][2:], c.box[2:])]
+                )
                 p["best"][c.source] = max(p["best"].get(c.source, 0.0), c.score)
                 break
-            if (c.source in BODY_ONLY and _inside_fraction(c.box, p["box"]) >= 0.7
-                    and not c.head[1] <= p["head"][3]):
+            if (
+                c.source in BODY_ONLY
+                and _inside_fraction(c.box, p["box"]) >= 0.7
+                and not c.head[1] <= p["head"][3]
+            ):
                 break  # a part of a person already kept (a torso, legs)
         else:
-            people.append({"box": c.box, "head": c.head, "source": c.source,
-                           "best": {c.source: c.score}})
+            people.append(
+                {"box": c.box, "head": c.head, "source": c.source, "best": {c.source: c.score}}
+            )
     out = []
     for p in people:
         best = sorted(p["best"].items(), key=lambda kv: -kv[1])
@@ -219,7 +244,7 @@ def merge_candidates(cands: list[Detection], settings: DetectSettings) -> list[D
             continue
         out.append(Detection(box, score, p["source"], tuple(k for k, _ in best), p["head"]))
     out.sort(key=lambda d: -d.score)
-    return out[:settings.max_people]
+    return out[: settings.max_people]
 
 
 # --------------------------------------------------------------------------- OpenCV's own
@@ -238,8 +263,10 @@ class CascadeDetector:
             path = folder / CASCADE_FILES[src]
             cascade = cv2.CascadeClassifier(str(path)) if path.is_file() else None
             if cascade is None or cascade.empty():
-                self.notes.append(f"{src} skipped: OpenCV {cv2.__version__} has no "
-                                  f"{CASCADE_FILES[src]} under {str(folder)!r}")
+                self.notes.append(
+                    f"{src} skipped: OpenCV {cv2.__version__} has no "
+                    f"{CASCADE_FILES[src]} under {str(folder)!r}"
+                )
                 continue
             self.cascades[src] = cascade
         self.hog = None
@@ -260,31 +287,47 @@ class CascadeDetector:
             side = max(64, round(self.settings.side * SIDE_FACTOR[src]))
             if side not in grays:  # one shrunk, equalised grey image per detection side
                 f = min(1.0, side / max(h, w))
-                g = gray_full if f == 1.0 else cv2.resize(
-                    gray_full, (max(1, round(w * f)), max(1, round(h * f))),
-                    interpolation=cv2.INTER_AREA)
+                g = (
+                    gray_full
+                    if f == 1.0
+                    else cv2.resize(
+                        gray_full,
+                        (max(1, round(w * f)), max(1, round(h * f))),
+                        interpolation=cv2.INTER_AREA,
+                    )
+                )
                 grays[side] = (cv2.equalizeHist(g), g.shape[1] / w, g.shape[0] / h)
             gray, fx, fy = grays[side]
-            views = [(gray, False)] + ([(gray[:, ::-1].copy(), True)]
-                                       if src == "profile_face" else [])
+            views = [(gray, False)] + (
+                [(gray[:, ::-1].copy(), True)] if src == "profile_face" else []
+            )
             for view, mirrored in views:
                 rects, counts = cascade.detectMultiScale2(
-                    view, scaleFactor=SCALE_STEP[src], minNeighbors=3, minSize=MIN_WINDOW[src])
-                for (x, y, bw, bh), n in zip(np.asarray(rects).reshape(-1, 4),
-                                             np.asarray(counts).reshape(-1)):
+                    view, scaleFactor=SCALE_STEP[src], minNeighbors=3, minSize=MIN_WINDOW[src]
+                )
+                for (x, y, bw, bh), n in zip(
+                    np.asarray(rects).reshape(-1, 4), np.asarray(counts).reshape(-1)
+                ):
                     if mirrored:
                         x = view.shape[1] - x - bw
                     x, y, bw, bh = x / fx, y / fy, bw / fx, bh / fy
                     head = head_of(src, x, y, bw, bh)
-                    box = (_clip(np.array([x, y, x + bw, y + bh], np.float64), h, w)
-                           if src == "full_body" else body_from_head(head, h, w))
+                    box = (
+                        _clip(np.array([x, y, x + bw, y + bh], np.float64), h, w)
+                        if src == "full_body"
+                        else body_from_head(head, h, w)
+                    )
                     score = SOURCE_WEIGHT[src] * (1.0 - math.exp(-float(n) / 8.0))
                     out.append(Detection(box, score, src, (src,), head))
         if self.hog is not None:
             st = self.settings
             boxes, margins = detect_hog(
-                image, self.hog, min_score=0.0, min_height=128 if st.hog_side is None else 256,
-                max_side=st.hog_side or round(st.side * SIDE_FACTOR["hog"]))
+                image,
+                self.hog,
+                min_score=0.0,
+                min_height=128 if st.hog_side is None else 256,
+                max_side=st.hog_side or round(st.side * SIDE_FACTOR["hog"]),
+            )
             for b, m in zip(boxes, margins):
                 head = head_of("hog", b[0], b[1], b[2] - b[0], b[3] - b[1])
                 score = SOURCE_WEIGHT["hog"] * (1.0 - math.exp(-float(m) / 0.5))
@@ -298,8 +341,12 @@ class CascadeDetector:
 DETECTORS = ("auto", "hog", "dnn", "none")
 
 
-def build_detector(kind: str = "auto", settings: DetectSettings | None = None,
-                   model: str | os.PathLike | None = None, person_class: int = 0) -> Any:
+def build_detector(
+    kind: str = "auto",
+    settings: DetectSettings | None = None,
+    model: str | os.PathLike | None = None,
+    person_class: int = 0,
+) -> Any:
     """The detector of ``ihmr predict --detector KIND``: ``"auto"`` (cascades + HOG), ``"hog"``
     (HOG alone), ``"dnn"`` (``model``, an ONNX file) or ``"none"`` (returns None). A ``model``
     given with ``"auto"`` selects ``"dnn"``. Everything is checked here, before any output."""
@@ -310,8 +357,10 @@ def build_detector(kind: str = "auto", settings: DetectSettings | None = None,
         kind = "dnn"
     if kind == "dnn":
         if model is None:
-            raise ConfigError("--detector dnn needs --detector-model FILE.onnx (a local person "
-                             "detector; see docs/predict.md)")
+            raise ConfigError(
+                "--detector dnn needs --detector-model FILE.onnx (a local person "
+                "detector; see docs/predict.md)"
+            )
         from .dnn import OnnxDetector
 
         return OnnxDetector(model, settings, person_class)

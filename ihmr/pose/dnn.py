@@ -31,8 +31,13 @@ class OnnxDetector:
     OpenCV cannot read it.
     """
 
-    def __init__(self, path: str | os.PathLike, settings: DetectSettings | None = None,
-                 person_class: int = 0, input_size: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        settings: DetectSettings | None = None,
+        person_class: int = 0,
+        input_size: int | None = None,
+    ) -> None:
         self.path = Path(path)
         self.settings = settings or DetectSettings()
         self.person_class = int(person_class)
@@ -44,8 +49,10 @@ class OnnxDetector:
         try:
             self.net = cv2.dnn.readNetFromONNX(str(self.path))
         except cv2.error as exc:
-            raise DataError(f"OpenCV cannot read {str(self.path)!r} as an ONNX network: "
-                            f"{str(exc).strip().splitlines()[-1]}") from None
+            raise DataError(
+                f"OpenCV cannot read {str(self.path)!r} as an ONNX network: "
+                f"{str(exc).strip().splitlines()[-1]}"
+            ) from None
         self.input_size = int(input_size or self._fixed_input_side() or 640)
 
     def _fixed_input_side(self) -> int | None:
@@ -70,31 +77,48 @@ class OnnxDetector:
         nh, nw = max(1, round(h * r)), max(1, round(w * r))
         top, left = (s - nh) // 2, (s - nw) // 2
         canvas = np.full((s, s, 3), 114, np.uint8)
-        canvas[top:top + nh, left:left + nw] = cv2.resize(image, (nw, nh),
-                                                          interpolation=cv2.INTER_LINEAR)
+        canvas[top : top + nh, left : left + nw] = cv2.resize(
+            image, (nw, nh), interpolation=cv2.INTER_LINEAR
+        )
         blob = canvas.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
         self.net.setInput(np.ascontiguousarray(blob))
         try:
             out = np.asarray(self.net.forward(), np.float64)
         except cv2.error as exc:
-            raise DataError(f"{str(self.path)!r} did not run on a {s} x {s} input ("
-                            f"{str(exc).strip().splitlines()[-1]}); install the onnx package "
-                            "so the input size is read from the file") from None
+            raise DataError(
+                f"{str(self.path)!r} did not run on a {s} x {s} input ("
+                f"{str(exc).strip().splitlines()[-1]}); install the onnx package "
+                "so the input size is read from the file"
+            ) from None
         boxes, scores = decode_detections(out, self.person_class)
         boxes = (boxes - np.array([left, top, left, top])) / r
-        boxes = np.stack([np.clip(boxes[:, 0], 0, w), np.clip(boxes[:, 1], 0, h),
-                          np.clip(boxes[:, 2], 0, w), np.clip(boxes[:, 3], 0, h)], 1) \
-            if len(boxes) else boxes.reshape(0, 4)
+        boxes = (
+            np.stack(
+                [
+                    np.clip(boxes[:, 0], 0, w),
+                    np.clip(boxes[:, 1], 0, h),
+                    np.clip(boxes[:, 2], 0, w),
+                    np.clip(boxes[:, 3], 0, h),
+                ],
+                1,
+            )
+            if len(boxes)
+            else boxes.reshape(0, 4)
+        )
         ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         return boxes[ok], scores[ok]
 
     def __call__(self, image: np.ndarray) -> list[Detection]:
         st = self.settings
         boxes, scores = self.raw(image)
-        keep = [i for i in nms(boxes, scores, 0.45)
-                if scores[i] >= st.score_threshold and boxes[i, 3] - boxes[i, 1] >= st.min_size]
-        return [Detection(boxes[i], float(scores[i]), "dnn", ("dnn",))
-                for i in keep[:st.max_people]]
+        keep = [
+            i
+            for i in nms(boxes, scores, 0.45)
+            if scores[i] >= st.score_threshold and boxes[i, 3] - boxes[i, 1] >= st.min_size
+        ]
+        return [
+            Detection(boxes[i], float(scores[i]), "dnn", ("dnn",)) for i in keep[: st.max_people]
+        ]
 
 
 def decode_detections(out: np.ndarray, person_class: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -105,8 +129,10 @@ def decode_detections(out: np.ndarray, person_class: int = 0) -> tuple[np.ndarra
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
     if a.ndim != 2:
-        raise DataError(f"cannot read detector output of shape {tuple(out.shape)}: expected "
-                        "(1, 4 + classes, N) (YOLOv8/YOLO11) or (1, N, 6) (NMS-free)")
+        raise DataError(
+            f"cannot read detector output of shape {tuple(out.shape)}: expected "
+            "(1, 4 + classes, N) (YOLOv8/YOLO11) or (1, N, 6) (NMS-free)"
+        )
     if a.shape[1] == 6 and a.shape[0] != 6:
         keep = np.round(a[:, 5]).astype(int) == person_class
         return a[keep, :4], a[keep, 4]
@@ -115,5 +141,7 @@ def decode_detections(out: np.ndarray, person_class: int = 0) -> tuple[np.ndarra
         scores = a[4 + person_class]
         boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
         return boxes, scores
-    raise DataError(f"cannot read detector output of shape {tuple(out.shape)} with person class "
-                    f"{person_class}: expected (1, 4 + classes, N) or (1, N, 6)")
+    raise DataError(
+        f"cannot read detector output of shape {tuple(out.shape)} with person class "
+        f"{person_class}: expected (1, 4 + classes, N) or (1, N, 6)"
+    )

@@ -54,8 +54,14 @@ def per_sample_errors(pred_vertices, gt_vertices, pred_h36m, gt_h36m) -> np.ndar
     """(b, 3) [MPVPE, MPJPE, PA-MPJPE] in mm from metres (vertices (b, V, 3), H36M (b, 17, 3))."""
     from ..metrics.pose import mpjpe, mpvpe, pa_mpjpe
 
-    return np.stack([_np(mpvpe(pred_vertices, gt_vertices)), _np(mpjpe(pred_h36m, gt_h36m)),
-                     _np(pa_mpjpe(pred_h36m, gt_h36m))], axis=1)
+    return np.stack(
+        [
+            _np(mpvpe(pred_vertices, gt_vertices)),
+            _np(mpjpe(pred_h36m, gt_h36m)),
+            _np(pa_mpjpe(pred_h36m, gt_h36m)),
+        ],
+        axis=1,
+    )
 
 
 class BalancedPoseMetrics:
@@ -72,8 +78,10 @@ class BalancedPoseMetrics:
         idx = np.arange(len(self.split))[index] if isinstance(index, slice) else np.asarray(index)
         errors = _np(errors)
         if errors.shape != (len(idx), len(METRICS)):
-            raise DataError(f"errors must have shape ({len(idx)}, {len(METRICS)}), got "
-                            f"{shape_str(errors.shape)}")
+            raise DataError(
+                f"errors must have shape ({len(idx)}, {len(METRICS)}), got "
+                f"{shape_str(errors.shape)}"
+            )
         if self.seen[idx].any() or len(np.unique(idx)) != len(idx):
             raise DataError(f"test samples {idx[self.seen[idx]][:5].tolist()} were updated twice")
         self.seen[idx] = True
@@ -84,8 +92,10 @@ class BalancedPoseMetrics:
         """metrics.json content: ``bMPVPE``/``bMPJPE``/``bPA-MPJPE`` with ``all``, ``tail10``,
         ``tail5``, and the plain means ``MPVPE``/``MPJPE``/``PA-MPJPE`` (floats, mm)."""
         if not self.seen.all():
-            raise DataError(f"predictions cover {int(self.seen.sum())} of {len(self.seen)} test "
-                            "samples; every test sample needs a prediction")
+            raise DataError(
+                f"predictions cover {int(self.seen.sum())} of {len(self.seen)} test "
+                "samples; every test sample needs a prediction"
+            )
         balanced = self.binned.balanced()
         out: dict[str, Any] = {}
         for m, name in enumerate(METRICS):
@@ -106,13 +116,17 @@ class BalancedPoseMetrics:
 def markdown_table(metrics: dict[str, Any], title: str = "") -> str:
     """The metrics as a Markdown table (mm; lower is better)."""
     lines = [f"### {title}", ""] if title else []
-    lines += ["| metric (mm) | all (balanced) | tail 10% | tail 5% | plain mean |",
-              "|---|---:|---:|---:|---:|"]
+    lines += [
+        "| metric (mm) | all (balanced) | tail 10% | tail 5% | plain mean |",
+        "|---|---:|---:|---:|---:|",
+    ]
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
     for name in METRICS:
         b = metrics["b" + name]
-        lines.append(f"| {name} | {fmt(b['all'])} | {fmt(b['tail10'])} | {fmt(b['tail5'])} | "
-                     f"{fmt(metrics[name])} |")
+        lines.append(
+            f"| {name} | {fmt(b['all'])} | {fmt(b['tail10'])} | {fmt(b['tail5'])} | "
+            f"{fmt(metrics[name])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -121,14 +135,17 @@ def markdown_table(metrics: dict[str, Any], title: str = "") -> str:
 # (b, 10) (the evaluation puts them through the bodies) or 'vertices' + 'joints_h36m' (metres,
 # scored as given), and where known 'cam' for saving and rendering
 
+
 def h36m_regressor(body: Any):
     """(17, V) H36M joint regressor of a body (``J_regressor_h36m`` or the body's point rows)."""
     reg = getattr(body, "J_regressor_h36m", None)
     if reg is None and hasattr(body, "point_regressor"):
         reg = body.point_regressor[:17]
     if reg is None:
-        raise DataError("this body exposes no H36M joint regressor; vertex-only predictions need "
-                        "one (give pose + betas instead)")
+        raise DataError(
+            "this body exposes no H36M joint regressor; vertex-only predictions need "
+            "one (give pose + betas instead)"
+        )
     return reg
 
 
@@ -148,28 +165,36 @@ def predictions_from_file(path: str | os.PathLike, n: int, body: Any) -> Callabl
             raise DataError(f"{str(path)!r}: 'pose' needs 'betas' (N, 10) beside it")
         rot, betas = as_rotmats(data["pose"]), torch.as_tensor(data["betas"], dtype=torch.float32)
         if len(rot) != n or tuple(betas.shape) != (n, 10):
-            raise DataError(f"{str(path)!r}: expected {n} predictions (pose (N, 72) or "
-                            f"(N, 24, 3, 3), betas (N, 10)), got pose {shape_str(data['pose'].shape)} and betas "
-                            f"{shape_str(betas.shape)}; rows must follow the test-set order")
+            raise DataError(
+                f"{str(path)!r}: expected {n} predictions (pose (N, 72) or "
+                f"(N, 24, 3, 3), betas (N, 10)), got pose {shape_str(data['pose'].shape)} and betas "
+                f"{shape_str(betas.shape)}; rows must follow the test-set order"
+            )
         for k, v in (("pose", rot), ("betas", betas)):
             if not torch.isfinite(v).all():
                 raise DataError(f"{str(path)!r}: {k!r} holds non-finite values")
 
         def source(a: int, b: int) -> dict[str, Any]:
             return {"rotmat": rot[a:b], "betas": betas[a:b]}
+
         return source
     if "vertices" in data:
         verts = torch.as_tensor(data["vertices"], dtype=torch.float32)
         if verts.ndim != 3 or len(verts) != n or verts.shape[2] != 3:
-            raise DataError(f"{str(path)!r}: 'vertices' must have shape ({n}, V, 3), got "
-                            f"{shape_str(verts.shape)}")
+            raise DataError(
+                f"{str(path)!r}: 'vertices' must have shape ({n}, V, 3), got "
+                f"{shape_str(verts.shape)}"
+            )
         reg = torch.as_tensor(h36m_regressor(body), dtype=torch.float32)
         if reg.shape[1] != verts.shape[1]:
-            raise DataError(f"{str(path)!r}: {verts.shape[1]} vertices per mesh, but the body has "
-                            f"{reg.shape[1]}; evaluate with the body the method predicts")
+            raise DataError(
+                f"{str(path)!r}: {verts.shape[1]} vertices per mesh, but the body has "
+                f"{reg.shape[1]}; evaluate with the body the method predicts"
+            )
 
         def vsource(a: int, b: int) -> dict[str, Any]:
             return {"vertices": verts[a:b], "joints_h36m": reg @ verts[a:b]}
+
         return vsource
     raise DataError(f"{str(path)!r} holds {sorted(data)}; expected 'pose' + 'betas' or 'vertices'")
 
@@ -189,6 +214,7 @@ def predictions_from_head(head: Any, features, body: Any = None, device: Any = N
         f = f.float()
         out = head(f)
         return {"rotmat": out.rotmat, "betas": out.betas, "cam": out.cam}
+
     return source
 
 
@@ -220,9 +246,18 @@ def predicted_meshes(pred: dict[str, Any], bodies: GenderedBodies, gender, mpvpe
 
 # ---------------------------------------------------------------------------------------------
 
-def run_metrics(source: Callable, labels, split: Split | None, bodies: GenderedBodies,
-                chunk: int = 1024, keep: Iterable[str] = (), progress: bool = False,
-                device: Any = None, mpvpe_body: str = "gendered"):
+
+def run_metrics(
+    source: Callable,
+    labels,
+    split: Split | None,
+    bodies: GenderedBodies,
+    chunk: int = 1024,
+    keep: Iterable[str] = (),
+    progress: bool = False,
+    device: Any = None,
+    mpvpe_body: str = "gendered",
+):
     """Stream the test set through ``source``; returns ``(BalancedPoseMetrics, kept)`` where
     ``kept`` maps each requested prediction key (e.g. 'rotmat') to its (N, ...) array.
     ``mpvpe_body`` picks the body of the predicted meshes (:func:`predicted_meshes`).
@@ -238,8 +273,10 @@ def run_metrics(source: Callable, labels, split: Split | None, bodies: GenderedB
     check_mpvpe_body(mpvpe_body)
     n = len(labels)
     if split is not None and len(split) != n:
-        raise DataError(f"the split has {len(split)} samples but the test labels {n}; make the "
-                        "split from the same test file")
+        raise DataError(
+            f"the split has {len(split)} samples but the test labels {n}; make the "
+            "split from the same test file"
+        )
     errors = np.empty((n, len(METRICS)))
     dist = np.empty(n) if split is None else None
     kept: dict[str, list] = {k: [] for k in keep}
@@ -251,8 +288,9 @@ def run_metrics(source: Callable, labels, split: Split | None, bodies: GenderedB
             b = min(a + chunk, n)
             pred = source(a, b)
             gender = labels.gender[a:b].to(device)
-            gt_v, gt_j = bodies.gt_forward(gt_rot[a:b].to(device), labels.betas[a:b].to(device),
-                                           gender)
+            gt_v, gt_j = bodies.gt_forward(
+                gt_rot[a:b].to(device), labels.betas[a:b].to(device), gender
+            )
             pv, pj = predicted_meshes(pred, bodies, gender, mpvpe_body)
             pv, pj = pv.to(gt_v.device, gt_v.dtype), pj.to(gt_v.device, gt_v.dtype)
             errors[a:b] = per_sample_errors(pv, gt_v, pj, gt_j)
@@ -269,9 +307,13 @@ def run_metrics(source: Callable, labels, split: Split | None, bodies: GenderedB
     return acc, {k: np.concatenate(v) for k, v in kept.items() if v}
 
 
-def write_outputs(out_dir: str | os.PathLike, acc: BalancedPoseMetrics, info: dict[str, Any],
-                  predictions: dict[str, np.ndarray] | None = None,
-                  protocol: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_outputs(
+    out_dir: str | os.PathLike,
+    acc: BalancedPoseMetrics,
+    info: dict[str, Any],
+    predictions: dict[str, np.ndarray] | None = None,
+    protocol: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write metrics.json, metrics.md, per_sample.npz, per_region.png, eval_info.json
     (and predictions.npz when given). ``protocol`` entries (e.g. ``mpvpe_body``) are written into
     metrics.json beside the numbers. Returns the metrics dict."""
@@ -280,8 +322,14 @@ def write_outputs(out_dir: str | os.PathLike, acc: BalancedPoseMetrics, info: di
     out = check_writable_dir(out_dir)
     metrics = {**acc.compute(), **(protocol or {})}
     e = acc.errors
-    save_npz(out / "per_sample.npz", distance=acc.split.distance, region=acc.split.region,
-             mpvpe=e[:, 0], mpjpe=e[:, 1], pa_mpjpe=e[:, 2])
+    save_npz(
+        out / "per_sample.npz",
+        distance=acc.split.distance,
+        region=acc.split.region,
+        mpvpe=e[:, 0],
+        mpjpe=e[:, 1],
+        pa_mpjpe=e[:, 2],
+    )
     if predictions:
         save_npz(out / "predictions.npz", **predictions)
     plot_per_region(acc, out / "per_region.png")
@@ -321,16 +369,29 @@ def plot_per_region(acc: BalancedPoseMetrics, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def render_rarest(out_dir: str | os.PathLike, split: Split, labels, predictions: dict,
-                  bodies: GenderedBodies, k: int = 4, size: int = 256) -> str:
+def render_rarest(
+    out_dir: str | os.PathLike,
+    split: Split,
+    labels,
+    predictions: dict,
+    bodies: GenderedBodies,
+    k: int = 4,
+    size: int = 256,
+) -> str:
     """Comparison strips (ground truth | prediction, front and side) of the k test samples
     farthest from the mean mesh, when :mod:`ihmr.render` has an offscreen GL backend here.
     Renders are optional output: any problem is returned as a status line, never raised."""
     if "rotmat" not in predictions or "betas" not in predictions:
         return "renders skipped: the predictions hold no pose parameters"
     try:
-        from ..render import (MeshRenderer, backend_problem, comparison_strip, fit_translation,
-                              render_mesh, save_png)
+        from ..render import (
+            MeshRenderer,
+            backend_problem,
+            comparison_strip,
+            fit_translation,
+            render_mesh,
+            save_png,
+        )
     except Exception as exc:
         return f"renders skipped: ihmr.render is unavailable ({exc.__class__.__name__}: {exc})"
     problem = backend_problem()
@@ -344,10 +405,13 @@ def render_rarest(out_dir: str | os.PathLike, split: Split, labels, predictions:
     folder = Path(out_dir) / "renders"
     try:
         with torch.no_grad():
-            gt_v, _ = bodies.gt_forward(as_rotmats(labels.pose[idx]), labels.betas[idx],
-                                        labels.gender[idx])
-            pv = bodies.neutral(betas=torch.as_tensor(predictions["betas"][idx]),
-                                pose=torch.as_tensor(predictions["rotmat"][idx])).vertices
+            gt_v, _ = bodies.gt_forward(
+                as_rotmats(labels.pose[idx]), labels.betas[idx], labels.gender[idx]
+            )
+            pv = bodies.neutral(
+                betas=torch.as_tensor(predictions["betas"][idx]),
+                pose=torch.as_tensor(predictions["rotmat"][idx]),
+            ).vertices
         faces = np.asarray(bodies.neutral.faces)
         focal = crop_focal_length(size)
         renderer = MeshRenderer(size, size)
@@ -357,10 +421,20 @@ def render_rarest(out_dir: str | os.PathLike, split: Split, labels, predictions:
                 for side in (False, True):
                     for v in (gt_v[rank].numpy(), pv[rank].numpy()):
                         t = fit_translation(v, focal, (size, size))
-                        panels.append(render_mesh(v, faces, translation=t, focal_length=focal,
-                                                  size=size, side=side, renderer=renderer))
-                strip = comparison_strip(panels, ["ground truth", "prediction", "GT side",
-                                                  "pred. side"])
+                        panels.append(
+                            render_mesh(
+                                v,
+                                faces,
+                                translation=t,
+                                focal_length=focal,
+                                size=size,
+                                side=side,
+                                renderer=renderer,
+                            )
+                        )
+                strip = comparison_strip(
+                    panels, ["ground truth", "prediction", "GT side", "pred. side"]
+                )
                 save_png(folder / f"rare_{rank:02d}_sample{int(i):06d}.png", strip)
         finally:
             renderer.close()
@@ -369,10 +443,20 @@ def render_rarest(out_dir: str | os.PathLike, split: Split, labels, predictions:
     return f"rendered the {len(idx)} rarest samples to {folder}"
 
 
-def evaluate(source: Callable, labels, split: Split | None, bodies: GenderedBodies,
-             out_dir: str | os.PathLike, info: dict[str, Any] | None = None, chunk: int = 1024,
-             save_predictions: bool = False, renders: int = 4, progress: bool = False,
-             device: Any = None, mpvpe_body: str = "gendered"):
+def evaluate(
+    source: Callable,
+    labels,
+    split: Split | None,
+    bodies: GenderedBodies,
+    out_dir: str | os.PathLike,
+    info: dict[str, Any] | None = None,
+    chunk: int = 1024,
+    save_predictions: bool = False,
+    renders: int = 4,
+    progress: bool = False,
+    device: Any = None,
+    mpvpe_body: str = "gendered",
+):
     """Run the metrics and write all outputs; returns ``(metrics, info)``.
 
     ``split=None`` builds the vertex-distance split in the same pass and saves it as
@@ -381,17 +465,32 @@ def evaluate(source: Callable, labels, split: Split | None, bodies: GenderedBodi
     from .split import save_split
 
     t0 = time.perf_counter()
-    acc, kept = run_metrics(source, labels, split, bodies, chunk, ("rotmat", "betas", "cam"),
-                            progress, device, mpvpe_body)
+    acc, kept = run_metrics(
+        source,
+        labels,
+        split,
+        bodies,
+        chunk,
+        ("rotmat", "betas", "cam"),
+        progress,
+        device,
+        mpvpe_body,
+    )
     info = dict(info or {})
     if split is None:
         split = acc.split
         info["split"] = str(save_split(Path(out_dir) / "split.npz", split))
     used = "predicted vertices" if "rotmat" not in kept else mpvpe_body
-    info.update(n_samples=len(labels), n_regions=split.n_regions,
-                non_empty_regions=int((split.counts > 0).sum()), split_metric=split.metric,
-                body=bodies.name, one_body_for_all_genders=bodies.single, mpvpe_body=used,
-                seconds=round(time.perf_counter() - t0, 3))
+    info.update(
+        n_samples=len(labels),
+        n_regions=split.n_regions,
+        non_empty_regions=int((split.counts > 0).sum()),
+        split_metric=split.metric,
+        body=bodies.name,
+        one_body_for_all_genders=bodies.single,
+        mpvpe_body=used,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
     if renders:
         info["renders"] = render_rarest(out_dir, split, labels, kept, bodies, renders)
     preds = None

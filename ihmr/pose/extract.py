@@ -23,8 +23,14 @@ from ..errors import DataError
 from ..io import read_image
 from ..runs import Progress
 from ..spin import IMG_RES
-from .crop import (Augment, crop_image, normalise, transform_keypoints2d, transform_keypoints3d,
-                   transform_pose)
+from .crop import (
+    Augment,
+    crop_image,
+    normalise,
+    transform_keypoints2d,
+    transform_keypoints3d,
+    transform_pose,
+)
 from .features import FeatureStore, FeatureStoreWriter, file_fingerprint
 from .spin_data import read_spin_npz
 
@@ -36,8 +42,10 @@ def view_augments(seed: int, index: int, views: int) -> list[Augment]:
 
 
 def _sample_inputs(labels, root: Path, i: int, res: int, views: int, seed: int):
-    img = read_image(root / str(labels.imgname[i]),
-                     hint="check --images (the dataset root the label file's imgname is relative to)")
+    img = read_image(
+        root / str(labels.imgname[i]),
+        hint="check --images (the dataset root the label file's imgname is relative to)",
+    )
     center, scale = labels.center[i].numpy(), float(labels.scale[i])
     augs = [Augment()] + view_augments(seed, i, views)
     crops = np.stack([normalise(crop_image(img, center, scale, res, a)) for a in augs])
@@ -46,12 +54,16 @@ def _sample_inputs(labels, root: Path, i: int, res: int, views: int, seed: int):
         pose, part = labels.pose[i].numpy(), labels.keypoints2d[i].numpy()
         S, op = labels.keypoints3d[i].numpy(), labels.openpose[i].numpy()
         a = augs[1:]
-        vl = {"pose": np.stack([transform_pose(pose, x) for x in a]),
-              "part": np.stack([transform_keypoints2d(part, center, scale, res, x) for x in a]),
-              "openpose": np.stack([transform_keypoints2d(op, center, scale, res, x) for x in a]),
-              "S": np.stack([transform_keypoints3d(S, x) for x in a]),
-              "flip": np.array([x.flip for x in a]), "rot": np.array([x.rot for x in a]),
-              "scale": np.array([x.scale for x in a]), "pn": np.array([x.pn for x in a])}
+        vl = {
+            "pose": np.stack([transform_pose(pose, x) for x in a]),
+            "part": np.stack([transform_keypoints2d(part, center, scale, res, x) for x in a]),
+            "openpose": np.stack([transform_keypoints2d(op, center, scale, res, x) for x in a]),
+            "S": np.stack([transform_keypoints3d(S, x) for x in a]),
+            "flip": np.array([x.flip for x in a]),
+            "rot": np.array([x.rot for x in a]),
+            "scale": np.array([x.scale for x in a]),
+            "pn": np.array([x.pn for x in a]),
+        }
     return crops, vl
 
 
@@ -61,12 +73,25 @@ def dist_info() -> tuple[int, int, int]:
     return int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
 
 
-def extract(labels_path: str | os.PathLike, images: str | os.PathLike, out: str | os.PathLike, *,
-            checkpoint: str | os.PathLike | None = None, backbone: Any = None,
-            fingerprint: str | None = None, batch_size: int = 64, device: str | None = None,
-            views: int = 0, shard_size: int = 2048, res: int = IMG_RES, seed: int = 0,
-            workers: int = 4, overwrite: bool = False, progress: bool = False,
-            on_shard: Callable[[int], None] | None = None) -> dict[str, Any]:
+def extract(
+    labels_path: str | os.PathLike,
+    images: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    backbone: Any = None,
+    fingerprint: str | None = None,
+    batch_size: int = 64,
+    device: str | None = None,
+    views: int = 0,
+    shard_size: int = 2048,
+    res: int = IMG_RES,
+    seed: int = 0,
+    workers: int = 4,
+    overwrite: bool = False,
+    progress: bool = False,
+    on_shard: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Extract the features of every sample of a SPIN label file into a feature store.
 
     Give ``checkpoint`` (a SPIN ``model_checkpoint.pt``: its backbone is used, its file hash is the
@@ -76,8 +101,10 @@ def extract(labels_path: str | os.PathLike, images: str | os.PathLike, out: str 
     labels = read_spin_npz(labels_path)
     rank, world, local = dist_info()
     if overwrite and world > 1:  # no barrier between ranks: one could delete another's shards
-        raise DataError("--overwrite is not supported under torchrun; delete the output folder "
-                        "first, then start all ranks")
+        raise DataError(
+            "--overwrite is not supported under torchrun; delete the output folder "
+            "first, then start all ranks"
+        )
     if device is None:
         device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
     if backbone is None:
@@ -90,22 +117,33 @@ def extract(labels_path: str | os.PathLike, images: str | os.PathLike, out: str 
         raise DataError("a backbone given directly needs a fingerprint naming its weights")
     backbone = backbone.eval().to(device)
     writer = FeatureStoreWriter(
-        out, dataset=labels.dataset, count=len(labels),
+        out,
+        dataset=labels.dataset,
+        count=len(labels),
         feature_dim=int(getattr(backbone, "feature_dim", 2048)),
-        labels_fingerprint=labels.fingerprint(), source_checkpoint=str(checkpoint or "module"),
-        source_fingerprint=fingerprint, views=views, shard_size=shard_size,
-        overwrite=overwrite, extra={"res": res, "seed": seed})
+        labels_fingerprint=labels.fingerprint(),
+        source_checkpoint=str(checkpoint or "module"),
+        source_fingerprint=fingerprint,
+        views=views,
+        shard_size=shard_size,
+        overwrite=overwrite,
+        extra={"res": res, "seed": seed},
+    )
     todo = [p for p in writer.pending() if p[0] % world == rank]
     root, t0, done = Path(images), time.perf_counter(), 0
     total = sum(b - a for _, a, b in todo)
-    with Progress(total, "extracting features", enabled=progress) as bar, \
-            ThreadPoolExecutor(max(1, workers)) as pool, torch.no_grad():
+    with (
+        Progress(total, "extracting features", enabled=progress) as bar,
+        ThreadPoolExecutor(max(1, workers)) as pool,
+        torch.no_grad(),
+    ):
         for shard, a, b in todo:
             feats, vls = [], []
             for s in range(a, b, batch_size):
                 idx = range(s, min(s + batch_size, b))
-                items = list(pool.map(
-                    lambda i: _sample_inputs(labels, root, i, res, views, seed), idx))
+                items = list(
+                    pool.map(lambda i: _sample_inputs(labels, root, i, res, views, seed), idx)
+                )
                 x = torch.from_numpy(np.concatenate([c for c, _ in items])).to(device)
                 f = backbone.features(x).float().cpu().numpy()
                 feats.append(f.reshape(len(idx), 1 + views, -1))
@@ -120,5 +158,10 @@ def extract(labels_path: str | os.PathLike, images: str | os.PathLike, out: str 
     if complete:
         writer.finalize()
         FeatureStore(out).check_labels(labels)
-    return {"store": str(out), "shards_written": done, "complete": complete,
-            "seconds": round(time.perf_counter() - t0, 2), "device": str(device)}
+    return {
+        "store": str(out),
+        "shards_written": done,
+        "complete": complete,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "device": str(device),
+    }

@@ -45,8 +45,10 @@ def _shard_name(i: int) -> str:
 
 
 def _plan(count: int, shard_size: int) -> list[dict[str, int | str]]:
-    return [{"file": _shard_name(i), "start": s, "count": min(shard_size, count - s)}
-            for i, s in enumerate(range(0, count, shard_size))]
+    return [
+        {"file": _shard_name(i), "start": s, "count": min(shard_size, count - s)}
+        for i, s in enumerate(range(0, count, shard_size))
+    ]
 
 
 class FeatureStore:
@@ -56,20 +58,25 @@ class FeatureStore:
         self.path = Path(path)
         index = self.path / INDEX
         if not index.is_file():
-            raise DataError(f"{str(self.path)!r} is not a feature store (no {INDEX}); create one "
-                            "with `ihmr extract-features` or `ihmr demo-data`")
+            raise DataError(
+                f"{str(self.path)!r} is not a feature store (no {INDEX}); create one "
+                "with `ihmr extract-features` or `ihmr demo-data`"
+            )
         try:
             self.meta: dict[str, Any] = json.loads(index.read_text())
         except json.JSONDecodeError as exc:
             raise DataError(f"{str(index)!r} is not valid JSON: {exc}") from exc
         if self.meta.get("format") != FORMAT:
-            raise DataError(f"{str(index)!r}: format {self.meta.get('format')!r}, expected "
-                            f"{FORMAT!r}")
+            raise DataError(
+                f"{str(index)!r}: format {self.meta.get('format')!r}, expected {FORMAT!r}"
+            )
         if not self.meta.get("complete"):
             done = sum((self.path / s["file"]).is_file() for s in self.meta["shards"])
-            raise DataError(f"feature store {str(self.path)!r} is incomplete ({done} of "
-                            f"{len(self.meta['shards'])} shards); rerun the same "
-                            "`ihmr extract-features` command to resume it")
+            raise DataError(
+                f"feature store {str(self.path)!r} is incomplete ({done} of "
+                f"{len(self.meta['shards'])} shards); rerun the same "
+                "`ihmr extract-features` command to resume it"
+            )
         self._shards: list[np.ndarray] | None = None
 
     # metadata -----------------------------------------------------------------------------
@@ -112,8 +119,10 @@ class FeatureStore:
                 arr = np.load(f, mmap_mode="r", allow_pickle=False)
                 want = (s["count"], 1 + self.views, self.feature_dim)
                 if arr.shape != want or arr.dtype != np.float16:
-                    raise DataError(f"feature shard {str(f)!r} has shape {shape_str(arr.shape)} "
-                                    f"{arr.dtype}, expected {shape_str(want)} float16")
+                    raise DataError(
+                        f"feature shard {str(f)!r} has shape {shape_str(arr.shape)} "
+                        f"{arr.dtype}, expected {shape_str(want)} float16"
+                    )
                 out.append(arr)
             self._shards = out
         return self._shards
@@ -134,7 +143,7 @@ class FeatureStore:
         time (memory stays bounded by one batch)."""
         for s, arr in zip(self.meta["shards"], self.shards()):
             for i in range(0, s["count"], batch_size):
-                yield s["start"] + i, np.asarray(arr[i:i + batch_size, view])
+                yield s["start"] + i, np.asarray(arr[i : i + batch_size, view])
 
     def view_labels(self) -> dict[str, np.ndarray]:
         """Transformed labels of the augmented views, concatenated over shards (views > 0)."""
@@ -152,22 +161,28 @@ class FeatureStore:
     def check_labels(self, labels) -> None:
         """Raise :class:`DataError` unless ``labels`` (a SpinLabels) are the store's samples."""
         if len(labels) != self.count:
-            raise DataError(f"feature store {str(self.path)!r} holds {self.count} samples but the "
-                            f"labels {labels.path!r} hold {len(labels)}; extract features for "
-                            "this label file")
+            raise DataError(
+                f"feature store {str(self.path)!r} holds {self.count} samples but the "
+                f"labels {labels.path!r} hold {len(labels)}; extract features for "
+                "this label file"
+            )
         fp = labels.fingerprint()
         if fp != self.labels_fingerprint:
-            raise DataError(f"feature store {str(self.path)!r} was made for a different sample "
-                            f"list (labels fingerprint {self.labels_fingerprint}, these labels "
-                            f"{fp}); the image names or their order differ")
+            raise DataError(
+                f"feature store {str(self.path)!r} was made for a different sample "
+                f"list (labels fingerprint {self.labels_fingerprint}, these labels "
+                f"{fp}); the image names or their order differ"
+            )
 
     def check_source(self, fingerprint: str) -> None:
         """Raise unless the features come from the backbone checkpoint with ``fingerprint``."""
         if fingerprint != self.source_fingerprint:
-            raise DataError(f"feature store {str(self.path)!r} was made with backbone "
-                            f"{self.meta['source'].get('checkpoint')!r} (fingerprint "
-                            f"{self.source_fingerprint}), not the checkpoint given "
-                            f"(fingerprint {fingerprint}); re-extract or use the matching one")
+            raise DataError(
+                f"feature store {str(self.path)!r} was made with backbone "
+                f"{self.meta['source'].get('checkpoint')!r} (fingerprint "
+                f"{self.source_fingerprint}), not the checkpoint given "
+                f"(fingerprint {fingerprint}); re-extract or use the matching one"
+            )
 
 
 class FeatureStoreWriter:
@@ -177,30 +192,60 @@ class FeatureStoreWriter:
     metadata is an error unless ``overwrite``.
     """
 
-    def __init__(self, path: str | os.PathLike, *, dataset: str, count: int, feature_dim: int,
-                 labels_fingerprint: str, source_checkpoint: str, source_fingerprint: str,
-                 views: int = 0, shard_size: int = 4096, overwrite: bool = False,
-                 extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        dataset: str,
+        count: int,
+        feature_dim: int,
+        labels_fingerprint: str,
+        source_checkpoint: str,
+        source_fingerprint: str,
+        views: int = 0,
+        shard_size: int = 4096,
+        overwrite: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         if count < 1 or feature_dim < 1 or shard_size < 1 or views < 0:
-            raise ConfigError(f"count, feature_dim, shard_size must be >= 1 and views >= 0, got "
-                             f"{count}, {feature_dim}, {shard_size}, {views}")
+            raise ConfigError(
+                f"count, feature_dim, shard_size must be >= 1 and views >= 0, got "
+                f"{count}, {feature_dim}, {shard_size}, {views}"
+            )
         self.path = Path(path)
         self.meta = {
-            "format": FORMAT, "dataset": dataset, "count": int(count),
-            "feature_dim": int(feature_dim), "dtype": "float16", "views": int(views),
-            "shard_size": int(shard_size), "labels_fingerprint": labels_fingerprint,
+            "format": FORMAT,
+            "dataset": dataset,
+            "count": int(count),
+            "feature_dim": int(feature_dim),
+            "dtype": "float16",
+            "views": int(views),
+            "shard_size": int(shard_size),
+            "labels_fingerprint": labels_fingerprint,
             "source": {"checkpoint": str(source_checkpoint), "fingerprint": source_fingerprint},
-            "extra": extra or {}, "shards": _plan(count, shard_size), "complete": False,
+            "extra": extra or {},
+            "shards": _plan(count, shard_size),
+            "complete": False,
         }
         index = self.path / INDEX
         if index.is_file() and not overwrite:
             old = json.loads(index.read_text())
-            keys = ("format", "dataset", "count", "feature_dim", "views", "shard_size",
-                    "labels_fingerprint", "source")
+            keys = (
+                "format",
+                "dataset",
+                "count",
+                "feature_dim",
+                "views",
+                "shard_size",
+                "labels_fingerprint",
+                "source",
+            )
             diff = [k for k in keys if old.get(k) != self.meta[k]]
             if diff:
-                raise DataError(f"{str(self.path)!r} already holds a feature store with different "
-                                f"{diff}; choose another --out or pass --overwrite")
+                raise DataError(
+                    f"{str(self.path)!r} already holds a feature store with different "
+                    f"{diff}; choose another --out or pass --overwrite"
+                )
             self.meta = old
             self.meta["complete"] = False
         elif overwrite and self.path.is_dir():
@@ -210,8 +255,11 @@ class FeatureStoreWriter:
 
     def pending(self) -> list[tuple[int, int, int]]:
         """``(shard id, start, stop)`` of every shard not yet on disk."""
-        return [(i, s["start"], s["start"] + s["count"]) for i, s in enumerate(self.meta["shards"])
-                if not (self.path / s["file"]).is_file()]
+        return [
+            (i, s["start"], s["start"] + s["count"])
+            for i, s in enumerate(self.meta["shards"])
+            if not (self.path / s["file"]).is_file()
+        ]
 
     def write_shard(self, i: int, features, view_labels: dict[str, np.ndarray] | None = None):
         """Write shard ``i``: features (n, feature_dim) or (n, 1 + views, feature_dim)."""
@@ -222,8 +270,9 @@ class FeatureStoreWriter:
             feats = feats[:, None]
         want = (s["count"], 1 + self.meta["views"], self.meta["feature_dim"])
         if feats.shape != want:
-            raise DataError(f"shard {i} must have shape {shape_str(want)}, got "
-                            f"{shape_str(feats.shape)}")
+            raise DataError(
+                f"shard {i} must have shape {shape_str(want)}, got {shape_str(feats.shape)}"
+            )
         if not np.isfinite(feats).all():
             raise DataError(f"shard {i} holds non-finite features (float16 overflow?)")
         if self.meta["views"]:
@@ -245,18 +294,32 @@ class FeatureStoreWriter:
         return FeatureStore(self.path)
 
 
-def write_feature_store(path: str | os.PathLike, features, *, dataset: str,
-                        labels_fingerprint: str, source_checkpoint: str, source_fingerprint: str,
-                        shard_size: int = 8192, overwrite: bool = True) -> FeatureStore:
+def write_feature_store(
+    path: str | os.PathLike,
+    features,
+    *,
+    dataset: str,
+    labels_fingerprint: str,
+    source_checkpoint: str,
+    source_fingerprint: str,
+    shard_size: int = 8192,
+    overwrite: bool = True,
+) -> FeatureStore:
     """Write an in-memory (N, D) feature array as a complete store (demo data, tests)."""
     features = np.asarray(features)
     if features.ndim != 2:
         raise DataError(f"features must have shape (N, D), got {shape_str(features.shape)}")
-    w = FeatureStoreWriter(path, dataset=dataset, count=len(features),
-                           feature_dim=features.shape[1], labels_fingerprint=labels_fingerprint,
-                           source_checkpoint=source_checkpoint,
-                           source_fingerprint=source_fingerprint, shard_size=shard_size,
-                           overwrite=overwrite)
+    w = FeatureStoreWriter(
+        path,
+        dataset=dataset,
+        count=len(features),
+        feature_dim=features.shape[1],
+        labels_fingerprint=labels_fingerprint,
+        source_checkpoint=source_checkpoint,
+        source_fingerprint=source_fingerprint,
+        shard_size=shard_size,
+        overwrite=overwrite,
+    )
     for i, a, b in w.pending():
         w.write_shard(i, features[a:b])
     return w.finalize()

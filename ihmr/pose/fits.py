@@ -40,8 +40,13 @@ GMOF_SIGMA = 100.0
 IGNORED_KEYPOINTS = (1, 9, 12, 25 + 2, 25 + 3)
 
 
-def estimate_translation(joints: torch.Tensor, keypoints: torch.Tensor, conf: torch.Tensor,
-                         focal: float = FOCAL_LENGTH, img_res: int = IMG_RES) -> torch.Tensor:
+def estimate_translation(
+    joints: torch.Tensor,
+    keypoints: torch.Tensor,
+    conf: torch.Tensor,
+    focal: float = FOCAL_LENGTH,
+    img_res: int = IMG_RES,
+) -> torch.Tensor:
     """Camera translation (B, 3) bringing ``joints`` (B, J, 3) m onto ``keypoints`` (B, J, 2) px
     with weights ``conf`` (B, J), by weighted least squares (float64). Rows whose system is
     singular (e.g. no visible joint) get NaN."""
@@ -50,9 +55,14 @@ def estimate_translation(joints: torch.Tensor, keypoints: torch.Tensor, conf: to
     zeros = torch.zeros_like(w)
     rows, rhs = [], []
     for axis in (0, 1):
-        q = torch.stack([torch.full_like(w, focal) if axis == 0 else zeros,
-                         torch.full_like(w, focal) if axis == 1 else zeros,
-                         o - k[..., axis]], -1)  # (B, J, 3)
+        q = torch.stack(
+            [
+                torch.full_like(w, focal) if axis == 0 else zeros,
+                torch.full_like(w, focal) if axis == 1 else zeros,
+                o - k[..., axis],
+            ],
+            -1,
+        )  # (B, J, 3)
         rows.append(q)
         rhs.append((k[..., axis] - o) * j[..., 2] - focal * j[..., axis])
     q = torch.cat(rows, 1)  # (B, 2J, 3)
@@ -65,8 +75,13 @@ def estimate_translation(joints: torch.Tensor, keypoints: torch.Tensor, conf: to
     return torch.where(bad[:, None], torch.full_like(t, math.nan), t)
 
 
-def fitting_loss(joints49: torch.Tensor, keypoints2d: torch.Tensor, focal: float = FOCAL_LENGTH,
-                 img_res: int = IMG_RES, sigma: float = GMOF_SIGMA) -> torch.Tensor:
+def fitting_loss(
+    joints49: torch.Tensor,
+    keypoints2d: torch.Tensor,
+    focal: float = FOCAL_LENGTH,
+    img_res: int = IMG_RES,
+    sigma: float = GMOF_SIGMA,
+) -> torch.Tensor:
     """The release's 2-D fitting loss (B,) of fits with joints ``joints49`` (B, 49, 3) m against
     ``keypoints2d`` (B, 49, 3): crop coordinates in [-1, 1] plus confidence (the training rows'
     ``kp2d``). See the module docstring for the formula. NaN where no translation exists."""
@@ -78,14 +93,19 @@ def fitting_loss(joints49: torch.Tensor, keypoints2d: torch.Tensor, focal: float
     proj = focal * p[..., :2] / p[..., 2:3] + img_res / 2.0
     scale = 2.0 / (img_res - 1)
     d = ((proj - px) * scale) ** 2  # the offsets of the two [-1, 1] maps cancel
-    g = sigma ** 2 * d ** 2 / (sigma ** 2 + d ** 2)
+    g = sigma**2 * d**2 / (sigma**2 + d**2)
     keep = torch.ones(kp.shape[1], dtype=kp.dtype, device=kp.device)
     keep[list(IGNORED_KEYPOINTS)] = 0.0
     return ((conf * keep)[..., None] * g).sum((1, 2))
 
 
-def fit_losses(body: Any, rotmat: torch.Tensor, betas: torch.Tensor, keypoints2d: torch.Tensor,
-               chunk: int = 8192) -> torch.Tensor:
+def fit_losses(
+    body: Any,
+    rotmat: torch.Tensor,
+    betas: torch.Tensor,
+    keypoints2d: torch.Tensor,
+    chunk: int = 8192,
+) -> torch.Tensor:
     """(R,) float64 fitting losses of R fits (``rotmat`` (R, 24, 3, 3), ``betas`` (R, 10)) against
     their rows' ``keypoints2d`` (R, 49, 3), chunked; joints from ``body`` (the neutral body)."""
     out = torch.empty(len(rotmat), dtype=torch.float64)
@@ -98,9 +118,14 @@ def fit_losses(body: Any, rotmat: torch.Tensor, betas: torch.Tensor, keypoints2d
     return out
 
 
-def fit_label_rows(gt: dict[str, torch.Tensor] | None, fit: dict[str, torch.Tensor],
-                   has_gt: torch.Tensor, body: Any, loss_threshold: float = 10.0,
-                   betas_limit: float = 3.0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def fit_label_rows(
+    gt: dict[str, torch.Tensor] | None,
+    fit: dict[str, torch.Tensor],
+    has_gt: torch.Tensor,
+    body: Any,
+    loss_threshold: float = 10.0,
+    betas_limit: float = 3.0,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """The training rows of a dataset with static fits, by the release's rule.
 
     Args:
@@ -122,8 +147,9 @@ def fit_label_rows(gt: dict[str, torch.Tensor] | None, fit: dict[str, torch.Tens
     need = ~has_gt
     if math.isfinite(loss_threshold) and bool(need.any()):
         idx = torch.nonzero(need).flatten()
-        loss[idx] = fit_losses(body, fit["pose"][idx].reshape(-1, 24, 3, 3), fit["betas"][idx],
-                               fit["kp2d"][idx])
+        loss[idx] = fit_losses(
+            body, fit["pose"][idx].reshape(-1, 24, 3, 3), fit["betas"][idx], fit["kp2d"][idx]
+        )
         ok = loss < loss_threshold  # NaN (no translation) is never valid
     else:
         ok = torch.ones(len(has_gt), dtype=torch.bool)

@@ -14,9 +14,16 @@ from ..errors import DataError
 PathLike = str | os.PathLike
 
 
-def split_job(labels: PathLike, out: PathLike, metric: str = "vertex", n_regions: int = 100,
-              train: Sequence[PathLike] = (), smpl_dir: PathLike | None = None,
-              chunk: int = 1024, bodies: Any = None) -> dict[str, Path]:
+def split_job(
+    labels: PathLike,
+    out: PathLike,
+    metric: str = "vertex",
+    n_regions: int = 100,
+    train: Sequence[PathLike] = (),
+    smpl_dir: PathLike | None = None,
+    chunk: int = 1024,
+    bodies: Any = None,
+) -> dict[str, Path]:
     """Compute and save the balanced split of a test file (``split.npz`` + ``split.png``)."""
     from ..errors import check_at_least
     from ..io import check_writable_dir, check_writable_file
@@ -48,11 +55,16 @@ def require_smpl_ground_truth(test: Any, path: PathLike) -> None:
     rows = (~test.has_smpl.bool()).nonzero().flatten().tolist()
     if missing or rows:
         n = len(test) if missing else len(rows)
-        why = (f"missing key(s) {missing}" if missing else
-               f"has_smpl is 0 in rows {rows[:8]}{' ...' if len(rows) > 8 else ''}")
-        raise DataError(f"{str(path)!r} has no SMPL ground truth for {n} of {len(test)} samples "
-                        f"({why}); evaluation needs 'pose' (N, 72) and 'shape' (N, 10) with "
-                        "has_smpl = 1 for every sample (as in 3dpw_test.npz)")
+        why = (
+            f"missing key(s) {missing}"
+            if missing
+            else f"has_smpl is 0 in rows {rows[:8]}{' ...' if len(rows) > 8 else ''}"
+        )
+        raise DataError(
+            f"{str(path)!r} has no SMPL ground truth for {n} of {len(test)} samples "
+            f"({why}); evaluation needs 'pose' (N, 72) and 'shape' (N, 10) with "
+            "has_smpl = 1 for every sample (as in 3dpw_test.npz)"
+        )
 
 
 def _concat(sets: list) -> Any:
@@ -76,13 +88,24 @@ def _concat(sets: list) -> Any:
     return type(sets[0])(**out)
 
 
-def eval_job(labels: PathLike, out: PathLike, *, predictions: PathLike | None = None,
-             checkpoint: PathLike | None = None, features: PathLike | None = None,
-             images: PathLike | None = None, split: PathLike | None = None,
-             smpl_dir: PathLike | None = None,
-             device: str | None = None, chunk: int = 1024, renders: int = 4,
-             save_predictions: bool | None = None, progress: bool = False,
-             bodies: Any = None, mpvpe_body: str = "gendered") -> tuple[dict, dict]:
+def eval_job(
+    labels: PathLike,
+    out: PathLike,
+    *,
+    predictions: PathLike | None = None,
+    checkpoint: PathLike | None = None,
+    features: PathLike | None = None,
+    images: PathLike | None = None,
+    split: PathLike | None = None,
+    smpl_dir: PathLike | None = None,
+    device: str | None = None,
+    chunk: int = 1024,
+    renders: int = 4,
+    save_predictions: bool | None = None,
+    progress: bool = False,
+    bodies: Any = None,
+    mpvpe_body: str = "gendered",
+) -> tuple[dict, dict]:
     """Evaluate a predictions file, or a checkpoint (ours or SPIN's) on cached test features
     (or on the test images: features are then extracted to ``out/features`` first, resumably).
 
@@ -99,8 +122,10 @@ def eval_job(labels: PathLike, out: PathLike, *, predictions: PathLike | None = 
 
     check_mpvpe_body(mpvpe_body)
     if (predictions is None) == (checkpoint is None):
-        raise DataError("give exactly one of --predictions (an .npz from any method) or "
-                        "--checkpoint (with --features)")
+        raise DataError(
+            "give exactly one of --predictions (an .npz from any method) or "
+            "--checkpoint (with --features)"
+        )
     check_writable_dir(out)
     test = read_spin_npz(labels)
     require_smpl_ground_truth(test, labels)
@@ -118,18 +143,32 @@ def eval_job(labels: PathLike, out: PathLike, *, predictions: PathLike | None = 
             from .extract import extract
 
             features = Path(out) / "features"
-            extract(labels, images, features, checkpoint=checkpoint, device=device,
-                    progress=progress)
+            extract(
+                labels, images, features, checkpoint=checkpoint, device=device, progress=progress
+            )
         if features is None:
-            raise DataError("--checkpoint needs --features (a feature store of the test set, "
-                            "from `ihmr extract-features`) or --images (the test images)")
+            raise DataError(
+                "--checkpoint needs --features (a feature store of the test set, "
+                "from `ihmr extract-features`) or --images (the test images)"
+            )
         head, store = load_checked_head(checkpoint, features, test, bodies.neutral)
         source = predictions_from_head(head, store.tensor(device=device), bodies.neutral, device)
-        info.update(checkpoint=str(checkpoint), features=str(features),
-                    title=Path(checkpoint).stem)
+        info.update(checkpoint=str(checkpoint), features=str(features), title=Path(checkpoint).stem)
         save_predictions = True if save_predictions is None else save_predictions
-    return evaluate(source, test, s, bodies, out, info, chunk, bool(save_predictions), renders,
-                    progress, device, mpvpe_body)
+    return evaluate(
+        source,
+        test,
+        s,
+        bodies,
+        out,
+        info,
+        chunk,
+        bool(save_predictions),
+        renders,
+        progress,
+        device,
+        mpvpe_body,
+    )
 
 
 def load_checked_head(checkpoint: PathLike, features: PathLike, test: Any, body: Any):
@@ -148,6 +187,8 @@ def load_checked_head(checkpoint: PathLike, features: PathLike, test: Any, body:
         store.check_source(file_fingerprint(checkpoint))
     head = load_head(checkpoint, getattr(body, "mean_params", None))
     if head.feature_dim != store.feature_dim:
-        raise DataError(f"the head takes {head.feature_dim}-d features but the store holds "
-                        f"{store.feature_dim}-d ones")
+        raise DataError(
+            f"the head takes {head.feature_dim}-d features but the store holds "
+            f"{store.feature_dim}-d ones"
+        )
     return head, store

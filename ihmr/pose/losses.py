@@ -48,8 +48,9 @@ POSE_LOSSES = ("mse", "gai", "bmc", "bmc_mmhuman3d")
 KEYPOINT_LOSSES = ("mse", "bmc")
 
 
-def project_joints(joints: torch.Tensor, cam: torch.Tensor, focal: float = FOCAL_LENGTH,
-                   res: int = IMG_RES) -> torch.Tensor:
+def project_joints(
+    joints: torch.Tensor, cam: torch.Tensor, focal: float = FOCAL_LENGTH, res: int = IMG_RES
+) -> torch.Tensor:
     """(B, J, 3) metres, (B, 3) [s, tx, ty] -> (B, J, 2) crop coordinates in [-1, 1]: SPIN's
     ``perspective_projection`` of ``pred_cam_t`` (Eq. (1)-(2) of :mod:`ihmr.spin`), divided by
     ``res / 2``."""
@@ -58,8 +59,9 @@ def project_joints(joints: torch.Tensor, cam: torch.Tensor, focal: float = FOCAL
     return focal * p[..., :2] / p[..., 2:3] / (res / 2.0)
 
 
-def keypoints2d_loss(pred: torch.Tensor, gt: torch.Tensor, openpose_weight: float = 0.0,
-                     gt_weight: float = 1.0) -> torch.Tensor:
+def keypoints2d_loss(
+    pred: torch.Tensor, gt: torch.Tensor, openpose_weight: float = 0.0, gt_weight: float = 1.0
+) -> torch.Tensor:
     """SPIN's 2-D keypoint loss: pred (B, 49, 2), gt (B, 49, 3) [x, y, conf] in [-1, 1]."""
     conf = gt[..., 2:3]
     scale = torch.ones(49, 1, dtype=conf.dtype, device=conf.device)
@@ -84,8 +86,9 @@ def _centred3d(pred: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torc
     return pred_c, gt_c
 
 
-def balanced_keypoints3d_loss(pred: torch.Tensor, gt: torch.Tensor, has3d: torch.Tensor,
-                              criterion: nn.Module) -> torch.Tensor:
+def balanced_keypoints3d_loss(
+    pred: torch.Tensor, gt: torch.Tensor, has3d: torch.Tensor, criterion: nn.Module
+) -> torch.Tensor:
     """BMC twin of :func:`keypoints3d_loss`: pred (B, 24, 3), gt (B, 24, 4), has3d (B,) float.
 
     The (B, 72) mid-hip centred joints, target weights = confidence x has3d per coordinate.
@@ -96,9 +99,13 @@ def balanced_keypoints3d_loss(pred: torch.Tensor, gt: torch.Tensor, has3d: torch
     return criterion(pred_c.reshape(b, -1), gt_c.reshape(b, -1), w.reshape(b, -1))
 
 
-def balanced_keypoints2d_loss(pred: torch.Tensor, gt: torch.Tensor, criterion: nn.Module,
-                              openpose_weight: float = 0.0, gt_weight: float = 1.0
-                              ) -> torch.Tensor:
+def balanced_keypoints2d_loss(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    criterion: nn.Module,
+    openpose_weight: float = 0.0,
+    gt_weight: float = 1.0,
+) -> torch.Tensor:
     """BMC twin of :func:`keypoints2d_loss`: pred (B, 49, 2), gt (B, 49, 3) [x, y, conf].
 
     The (B, 98) joint coordinates, target weights = confidence x (``openpose_weight`` for the 25
@@ -123,8 +130,14 @@ def camera_prior(cam: torch.Tensor) -> torch.Tensor:
     return torch.exp(-10.0 * cam[:, 0]).pow(2).mean()
 
 
-def make_pose_criterion(kind: str, *, prior: Any = None, init_noise_sigma: float = 1.0,
-                        learn_noise: bool = True, gather: bool = True) -> nn.Module | None:
+def make_pose_criterion(
+    kind: str,
+    *,
+    prior: Any = None,
+    init_noise_sigma: float = 1.0,
+    learn_noise: bool = True,
+    gather: bool = True,
+) -> nn.Module | None:
     """The balanced pose loss module (None for ``mse``); checks the prior's dimension (216)."""
     from ..losses import BMCLoss, GAILoss
 
@@ -136,20 +149,28 @@ def make_pose_criterion(kind: str, *, prior: Any = None, init_noise_sigma: float
     if kind == "bmc_mmhuman3d":
         return BMCLoss.mmhuman3d(init_noise_sigma, learn_noise, gather=gather)
     if prior is None:
-        raise ConfigError("loss.kind=gai needs loss.prior: a GMM fitted on the training poses as "
-                          "rotation matrices, e.g. `ihmr fit-prior train.npz --key pose "
-                          "--pose-to-rotmat -k 16 -o prior.npz`")
-    d = int(getattr(prior, "means").shape[-1]) if getattr(prior, "means").ndim == 2 else 1
+        raise ConfigError(
+            "loss.kind=gai needs loss.prior: a GMM fitted on the training poses as "
+            "rotation matrices, e.g. `ihmr fit-prior train.npz --key pose "
+            "--pose-to-rotmat -k 16 -o prior.npz`"
+        )
+    d = int(prior.means.shape[-1]) if prior.means.ndim == 2 else 1
     if d != POSE_DIM:
-        raise DataError(f"the GAI prior has label dimension {d}, but the pose loss works on "
-                        f"flattened rotation matrices (24 x 9 = {POSE_DIM}); fit the prior with "
-                        "`ihmr fit-prior ... --pose-to-rotmat`")
+        raise DataError(
+            f"the GAI prior has label dimension {d}, but the pose loss works on "
+            f"flattened rotation matrices (24 x 9 = {POSE_DIM}); fit the prior with "
+            "`ihmr fit-prior ... --pose-to-rotmat`"
+        )
     return GAILoss(prior, init_noise_sigma, learn_noise, normalize_by_dim=True)
 
 
-def make_keypoint_criteria(kind: str, *, init_noise_sigma: tuple[float, float] = (0.1, 0.1),
-                           learn_noise: bool = True, gather: bool = True
-                           ) -> tuple[nn.Module, nn.Module] | None:
+def make_keypoint_criteria(
+    kind: str,
+    *,
+    init_noise_sigma: tuple[float, float] = (0.1, 0.1),
+    learn_noise: bool = True,
+    gather: bool = True,
+) -> tuple[nn.Module, nn.Module] | None:
     """The 3-D and 2-D keypoint BMC modules for ``keypoints="bmc"`` (None for ``mse``).
 
     ``init_noise_sigma``: (3-D in metres, 2-D in crop units [-1, 1]).
@@ -157,16 +178,20 @@ def make_keypoint_criteria(kind: str, *, init_noise_sigma: tuple[float, float] =
     from ..losses import BMCLoss
 
     if kind not in KEYPOINT_LOSSES:
-        raise ConfigError(f"loss.keypoints must be one of {list(KEYPOINT_LOSSES)}, got {kind!r} "
-                          "(the balanced keypoint losses are BMC: they need no prior)")
+        raise ConfigError(
+            f"loss.keypoints must be one of {list(KEYPOINT_LOSSES)}, got {kind!r} "
+            "(the balanced keypoint losses are BMC: they need no prior)"
+        )
     if kind == "mse":
         return None
     for s, dim in zip(init_noise_sigma, ("3", "2")):
         if not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
-            raise ConfigError(f"loss.keypoints{dim}d_init_noise_sigma must be a finite number "
-                              f"> 0, got {s!r}")
-    return tuple(BMCLoss(s, learn_noise, normalize_by_dim=True, gather=gather)
-                 for s in init_noise_sigma)
+            raise ConfigError(
+                f"loss.keypoints{dim}d_init_noise_sigma must be a finite number > 0, got {s!r}"
+            )
+    return tuple(
+        BMCLoss(s, learn_noise, normalize_by_dim=True, gather=gather) for s in init_noise_sigma
+    )
 
 
 class IHMRLoss(nn.Module):
@@ -182,21 +207,35 @@ class IHMRLoss(nn.Module):
             the keypoint terms too (None: SPIN's MSE keypoint losses).
     """
 
-    DEFAULTS = {"pose": 60.0, "betas": 0.06, "keypoints3d": 300.0, "keypoints2d": 300.0,
-                "cam": 60.0, "openpose": 0.0}
+    DEFAULTS = {
+        "pose": 60.0,
+        "betas": 0.06,
+        "keypoints3d": 300.0,
+        "keypoints2d": 300.0,
+        "cam": 60.0,
+        "openpose": 0.0,
+    }
 
-    def __init__(self, pose: str = "mse", weights: Mapping[str, float] | None = None,
-                 criterion: nn.Module | None = None, all_valid: bool = False,
-                 keypoint_criteria: tuple[nn.Module, nn.Module] | None = None) -> None:
+    def __init__(
+        self,
+        pose: str = "mse",
+        weights: Mapping[str, float] | None = None,
+        criterion: nn.Module | None = None,
+        all_valid: bool = False,
+        keypoint_criteria: tuple[nn.Module, nn.Module] | None = None,
+    ) -> None:
         super().__init__()
         check_choice(pose, POSE_LOSSES, "loss.kind")
         if (pose == "mse") != (criterion is None):
-            raise ConfigError(f"pose loss {pose!r} needs {'no' if pose == 'mse' else 'a'} "
-                              "balanced criterion; build it with make_pose_criterion")
+            raise ConfigError(
+                f"pose loss {pose!r} needs {'no' if pose == 'mse' else 'a'} "
+                "balanced criterion; build it with make_pose_criterion"
+            )
         unknown = set(weights or {}) - set(self.DEFAULTS)
         if unknown:
-            raise ConfigError(f"unknown loss weight(s) {sorted(unknown)}; valid: "
-                              f"{sorted(self.DEFAULTS)}")
+            raise ConfigError(
+                f"unknown loss weight(s) {sorted(unknown)}; valid: {sorted(self.DEFAULTS)}"
+            )
         self.kind = pose
         self.weights = {**self.DEFAULTS, **dict(weights or {})}
         self.criterion = criterion
@@ -229,8 +268,14 @@ class IHMRLoss(nn.Module):
         # BMCLoss.mmhuman3d already carries the released weight 60 inside (mse_weight = 60).
         return self.weights["pose"] / 60.0 if self.kind == "bmc_mmhuman3d" else self.weights["pose"]
 
-    def forward(self, rotmat: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor,
-                joints49: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        rotmat: torch.Tensor,
+        betas: torch.Tensor,
+        cam: torch.Tensor,
+        joints49: torch.Tensor,
+        batch: Mapping[str, torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
         """Loss terms (weighted) and their sum ``total``.
 
         Args:

@@ -56,8 +56,9 @@ from .show import draw_boxes
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def list_images(images: str | os.PathLike, exclude: str | os.PathLike | None = None
-                ) -> tuple[Path, list[str]]:
+def list_images(
+    images: str | os.PathLike, exclude: str | os.PathLike | None = None
+) -> tuple[Path, list[str]]:
     """``(root, names)``: image files under the folder ``images`` (recursive, sorted, paths
     relative to it; files under ``exclude`` are left out), or the one file ``images``."""
     p = Path(images)
@@ -82,19 +83,25 @@ def overlay_stems(names: list[str]) -> dict[str, str]:
     seen: dict[str, int] = {}
     for v in plain.values():
         seen[v] = seen.get(v, 0) + 1
-    return {n: (v if seen[v] == 1 else n.replace("/", "__").replace(".", "_"))
-            for n, v in plain.items()}
+    return {
+        n: (v if seen[v] == 1 else n.replace("/", "__").replace(".", "_")) for n, v in plain.items()
+    }
 
 
-def run_model(model: Any, crops: np.ndarray, device: Any, batch_size: int,
-              timing: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+def run_model(
+    model: Any,
+    crops: np.ndarray,
+    device: Any,
+    batch_size: int,
+    timing: dict[str, float] | None = None,
+) -> dict[str, np.ndarray]:
     """Backbone + head on normalised crops (B, 3, 224, 224) -> numpy ``rotmat``, ``pose``
     (axis-angle), ``betas``, ``cam``, in sub-batches of ``batch_size`` on ``device``."""
     outs: dict[str, list] = {"rotmat": [], "pose": [], "betas": [], "cam": []}
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     with torch.inference_mode():
         for a in range(0, len(crops), batch_size):
-            x = torch.from_numpy(crops[a:a + batch_size]).to(device, non_blocking=True)
+            x = torch.from_numpy(crops[a : a + batch_size]).to(device, non_blocking=True)
             t0 = time.perf_counter()
             feats = model.backbone.features(x)
             sync()
@@ -107,17 +114,25 @@ def run_model(model: Any, crops: np.ndarray, device: Any, batch_size: int,
                 timing["head"] = timing.get("head", 0.0) + t2 - t1
             b = out.rotmat.shape[0]
             outs["rotmat"].append(out.rotmat.float().cpu().numpy())
-            outs["pose"].append(matrix_to_axis_angle(out.rotmat.double()).reshape(b, 72)
-                                .float().cpu().numpy())
+            outs["pose"].append(
+                matrix_to_axis_angle(out.rotmat.double()).reshape(b, 72).float().cpu().numpy()
+            )
             outs["betas"].append(out.betas.float().cpu().numpy())
             outs["cam"].append(out.cam.float().cpu().numpy())
     empty = {"rotmat": (0, 24, 3, 3), "pose": (0, 72), "betas": (0, 10), "cam": (0, 3)}
     return {k: np.concatenate(v) if v else np.zeros(empty[k], np.float32) for k, v in outs.items()}
 
 
-def render_people(renderer: Any, image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
-                  cams: np.ndarray, centers: np.ndarray, scales: np.ndarray,
-                  max_side: int = 1024) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def render_people(
+    renderer: Any,
+    image: np.ndarray,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    cams: np.ndarray,
+    centers: np.ndarray,
+    scales: np.ndarray,
+    max_side: int = 1024,
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Front overlay and side view of several people in one image.
 
     ``vertices`` (K, V, 3), ``cams`` (K, 3), ``centers`` (K, 2), ``scales`` (K,). The image is
@@ -128,8 +143,9 @@ def render_people(renderer: Any, image: np.ndarray, vertices: np.ndarray, faces:
     h, w = image.shape[:2]
     r = min(1.0, max_side / max(h, w))
     if r < 1.0:
-        image = cv2.resize(image, (max(1, round(w * r)), max(1, round(h * r))),
-                           interpolation=cv2.INTER_AREA)
+        image = cv2.resize(
+            image, (max(1, round(w * r)), max(1, round(h * r))), interpolation=cv2.INTER_AREA
+        )
     rx, ry = image.shape[1] / w, image.shape[0] / h
     front, side = image, np.full_like(image, 255)
     skipped = []
@@ -142,10 +158,12 @@ def render_people(renderer: Any, image: np.ndarray, vertices: np.ndarray, faces:
         t = weak_perspective_to_translation(cams[k])
         f, pp = crop_intrinsics(centers[k], float(scales[k]))
         f, pp = f * rx, pp * np.array([rx, ry])
-        front = renderer.render(vertices[k], faces, t, focal_length=f, principal_point=pp,
-                                image=front)
-        side = renderer.render(side_view(vertices[k]), faces, t, focal_length=f,
-                               principal_point=pp, image=side)
+        front = renderer.render(
+            vertices[k], faces, t, focal_length=f, principal_point=pp, image=front
+        )
+        side = renderer.render(
+            side_view(vertices[k]), faces, t, focal_length=f, principal_point=pp, image=side
+        )
     return front, side, sorted(skipped)
 
 
@@ -202,12 +220,14 @@ class PredictOptions:
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.fallback not in D.FALLBACKS:
-            raise ConfigError(f"--fallback must be one of {list(D.FALLBACKS)}, got "
-                              f"{self.fallback!r}")
+            raise ConfigError(
+                f"--fallback must be one of {list(D.FALLBACKS)}, got {self.fallback!r}"
+            )
 
     def detect_settings(self) -> DetectSettings:
-        return DetectSettings(score_threshold=self.score_threshold, min_size=self.min_size,
-                              max_people=self.max_people)
+        return DetectSettings(
+            score_threshold=self.score_threshold, min_size=self.min_size, max_people=self.max_people
+        )
 
 
 @dataclasses.dataclass
@@ -235,9 +255,16 @@ class _Results:
 
     def add_people(self, name: str, people: list) -> None:
         for i, p in enumerate(people):
-            for key, value in (("center", p.center), ("scale", p.scale), ("bbox", p.bbox),
-                               ("confidence", p.confidence), ("imgname", name),
-                               ("source", p.source), ("evidence", p.evidence), ("person", i)):
+            for key, value in (
+                ("center", p.center),
+                ("scale", p.scale),
+                ("bbox", p.bbox),
+                ("confidence", p.confidence),
+                ("imgname", name),
+                ("source", p.source),
+                ("evidence", p.evidence),
+                ("person", i),
+            ):
                 self.rows[key].append(value)
 
     def add_outputs(self, res: dict[str, np.ndarray]) -> None:
@@ -247,8 +274,10 @@ class _Results:
     def arrays(self) -> dict[str, np.ndarray]:
         """The columns of ``predictions.npz``."""
         rows, n = self.rows, len(self.rows["imgname"])
-        arrays = {k: (np.concatenate(v) if v else np.zeros(self.EMPTY[k], np.float32))
-                  for k, v in self.preds.items()}
+        arrays = {
+            k: (np.concatenate(v) if v else np.zeros(self.EMPTY[k], np.float32))
+            for k, v in self.preds.items()
+        }
         arrays.update(
             center=np.asarray(rows["center"], np.float64).reshape(n, 2),
             scale=np.asarray(rows["scale"], np.float64).reshape(n),
@@ -257,15 +286,21 @@ class _Results:
             imgname=np.asarray(rows["imgname"], dtype=str).reshape(n),
             source=np.asarray(rows["source"], dtype=str).reshape(n),
             evidence=np.asarray(rows["evidence"], dtype=str).reshape(n),
-            person=np.asarray(rows["person"], np.int64).reshape(n))
+            person=np.asarray(rows["person"], np.int64).reshape(n),
+        )
         return arrays
 
 
 def _boxes_over(shown: np.ndarray, image: np.ndarray, people: list) -> np.ndarray:
     """``shown`` (``image``, possibly resized) with each person's box, source and score."""
     scale = (shown.shape[1] / image.shape[1], shown.shape[0] / image.shape[0])
-    return draw_boxes(shown, [p.bbox for p in people], [p.source for p in people],
-                      [p.confidence for p in people], scale)
+    return draw_boxes(
+        shown,
+        [p.bbox for p in people],
+        [p.source for p in people],
+        [p.confidence for p in people],
+        scale,
+    )
 
 
 class _Overlays:
@@ -298,23 +333,39 @@ class _Overlays:
     def _boxes(self, found: _Found) -> None:
         image = found.image
         r = min(1.0, self.opts.max_render_side / max(image.shape[:2]))
-        small = image if r == 1.0 else cv2.resize(
-            image, (max(1, round(image.shape[1] * r)), max(1, round(image.shape[0] * r))),
-            interpolation=cv2.INTER_AREA)
+        small = (
+            image
+            if r == 1.0
+            else cv2.resize(
+                image,
+                (max(1, round(image.shape[1] * r)), max(1, round(image.shape[0] * r))),
+                interpolation=cv2.INTER_AREA,
+            )
+        )
         name = found.entry["image"]
-        found.entry["overlay"] = str(save_png(self.folder / f"{self.stems[name]}.png",
-                                              _boxes_over(small, image, found.people)))
+        found.entry["overlay"] = str(
+            save_png(
+                self.folder / f"{self.stems[name]}.png", _boxes_over(small, image, found.people)
+            )
+        )
 
     def _render(self, found: _Found, res: dict[str, np.ndarray]) -> None:
         entry, people = found.entry, found.people
         try:
             with torch.no_grad():
-                v = self.body(torch.from_numpy(res["betas"]),
-                              torch.from_numpy(res["rotmat"])).vertices.numpy()
+                v = self.body(
+                    torch.from_numpy(res["betas"]), torch.from_numpy(res["rotmat"])
+                ).vertices.numpy()
             front, side, bad = render_people(
-                self.renderer, found.image, v, self.body.faces, res["cam"],
-                np.array([p.center for p in people]), np.array([p.scale for p in people]),
-                self.opts.max_render_side)
+                self.renderer,
+                found.image,
+                v,
+                self.body.faces,
+                res["cam"],
+                np.array([p.center for p in people]),
+                np.array([p.scale for p in people]),
+                self.opts.max_render_side,
+            )
             if self.opts.show_boxes:
                 front = _boxes_over(front, found.image, people)
             stem = self.stems[entry["image"]]
@@ -326,8 +377,9 @@ class _Overlays:
             entry["render_error"] = f"{type(exc).__name__}: {exc}"
 
 
-def _find(root: Path, name: str, opts: PredictOptions, inputs: dict[str, Any],
-          timing: dict[str, float]) -> _Found | str:
+def _find(
+    root: Path, name: str, opts: PredictOptions, inputs: dict[str, Any], timing: dict[str, float]
+) -> _Found | str:
     """Read image ``name``, find its people and crop them; or why the image is skipped."""
     t = time.perf_counter()
     try:
@@ -336,8 +388,14 @@ def _find(root: Path, name: str, opts: PredictOptions, inputs: dict[str, Any],
         return str(exc)
     try:
         td = time.perf_counter()
-        people = D.find_people(image, name, boxes=inputs["boxes"], centers=inputs["centers"],
-                               detector=inputs["finder"], fallback=opts.fallback)
+        people = D.find_people(
+            image,
+            name,
+            boxes=inputs["boxes"],
+            centers=inputs["centers"],
+            detector=inputs["finder"],
+            fallback=opts.fallback,
+        )
         timing["detect"] += time.perf_counter() - td
         crops = [normalise(crop_image(image, p.center, p.scale)) for p in people]
     except (ValueError, cv2.error) as exc:  # a bad box of this image: report, go on
@@ -345,16 +403,28 @@ def _find(root: Path, name: str, opts: PredictOptions, inputs: dict[str, Any],
     by: dict[str, int] = {}
     for p in people:
         by[p.source] = by.get(p.source, 0) + 1
-    entry = {"image": name, "height": image.shape[0], "width": image.shape[1],
-             "people": len(people), "by_source": by,
-             "source": people[0].source if people else None,
-             "confidence": [_plain(p.confidence) for p in people]}
+    entry = {
+        "image": name,
+        "height": image.shape[0],
+        "width": image.shape[1],
+        "people": len(people),
+        "by_source": by,
+        "source": people[0].source if people else None,
+        "confidence": [_plain(p.confidence) for p in people],
+    }
     timing["read_detect_crop"] += time.perf_counter() - t
     return _Found(entry, image, people, crops)
 
 
-def _predict_chunk(chunk: list[_Found], model: Any, dev: Any, opts: PredictOptions,
-                   results: _Results, overlays: _Overlays, timing: dict[str, float]) -> None:
+def _predict_chunk(
+    chunk: list[_Found],
+    model: Any,
+    dev: Any,
+    opts: PredictOptions,
+    results: _Results,
+    overlays: _Overlays,
+    timing: dict[str, float],
+) -> None:
     """One model pass over the crops of ``chunk``; collect the outputs, draw each image."""
     if not chunk:
         return
@@ -365,7 +435,7 @@ def _predict_chunk(chunk: list[_Found], model: Any, dev: Any, opts: PredictOptio
     for found in chunk:
         n = len(found.people)
         t = time.perf_counter()
-        overlays.draw(found, {k: v[a:a + n] for k, v in res.items()})
+        overlays.draw(found, {k: v[a : a + n] for k, v in res.items()})
         if overlays.renderer is not None or opts.show_boxes:
             timing["render"] += time.perf_counter() - t
         a += n
@@ -376,43 +446,75 @@ def _read_inputs(images: str | os.PathLike, out: Path, opts: PredictOptions) -> 
     root, names = list_images(images, exclude=out)
     if not names:
         raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {str(images)!r}")
-    return {"root": root, "names": names,
-            "boxes": D.read_boxes(opts.boxes) if opts.boxes is not None else None,
-            "centers": D.read_center_scale(opts.centers) if opts.centers is not None else None,
-            "finder": build_detector(opts.detector, opts.detect_settings(), opts.detector_model,
-                                     opts.person_class)}
+    return {
+        "root": root,
+        "names": names,
+        "boxes": D.read_boxes(opts.boxes) if opts.boxes is not None else None,
+        "centers": D.read_center_scale(opts.centers) if opts.centers is not None else None,
+        "finder": build_detector(
+            opts.detector, opts.detect_settings(), opts.detector_model, opts.person_class
+        ),
+    }
 
 
-def _summary(inputs: dict[str, Any], results: _Results, arrays: dict[str, np.ndarray],
-             opts: PredictOptions, loaded: Any, dev: Any, overlays: _Overlays,
-             timing: dict[str, float], out: Path) -> dict[str, Any]:
+def _summary(
+    inputs: dict[str, Any],
+    results: _Results,
+    arrays: dict[str, np.ndarray],
+    opts: PredictOptions,
+    loaded: Any,
+    dev: Any,
+    overlays: _Overlays,
+    timing: dict[str, float],
+    out: Path,
+) -> dict[str, Any]:
     """The content of ``summary.json``."""
     names = inputs["names"]
     counts = {s: int(np.sum(arrays["source"] == s)) for s in D.SOURCES}
     known = set(names) | {Path(x).name for x in names}
-    unmatched = {f: sorted(k for k in (table or {}) if k not in known)
-                 for f, table in (("boxes", inputs["boxes"]), ("centers", inputs["centers"]))}
+    unmatched = {
+        f: sorted(k for k in (table or {}) if k not in known)
+        for f, table in (("boxes", inputs["boxes"]), ("centers", inputs["centers"]))
+    }
     return {
-        "images_dir": str(inputs["root"]), "images": len(names),
-        "images_done": len(results.per_image), "people": len(arrays["imgname"]),
-        "people_by_source": counts, "nobody": results.nobody, "skipped": results.skipped,
+        "images_dir": str(inputs["root"]),
+        "images": len(names),
+        "images_done": len(results.per_image),
+        "people": len(arrays["imgname"]),
+        "people_by_source": counts,
+        "nobody": results.nobody,
+        "skipped": results.skipped,
         "unmatched_entries": {k: v for k, v in unmatched.items() if v},
-        "checkpoint": {"kind": loaded.kind, **{k: (str(v) if isinstance(v, Path) else v)
-                                               for k, v in loaded.info.items()}},
-        "device": str(dev), "batch_size": opts.batch_size, "detector": opts.detector,
+        "checkpoint": {
+            "kind": loaded.kind,
+            **{k: (str(v) if isinstance(v, Path) else v) for k, v in loaded.info.items()},
+        },
+        "device": str(dev),
+        "batch_size": opts.batch_size,
+        "detector": opts.detector,
         "detector_model": str(opts.detector_model) if opts.detector_model is not None else None,
-        "detect_settings": {"score_threshold": opts.score_threshold, "min_size": opts.min_size,
-                            "max_people": opts.max_people, "fallback": opts.fallback},
+        "detect_settings": {
+            "score_threshold": opts.score_threshold,
+            "min_size": opts.min_size,
+            "max_people": opts.max_people,
+            "fallback": opts.fallback,
+        },
         "detector_notes": list(getattr(inputs["finder"], "notes", [])),
         "render": overlays.note or (overlays.renderer is not None),
-        "show_boxes": opts.show_boxes, "body": getattr(overlays.body, "name", None),
+        "show_boxes": opts.show_boxes,
+        "body": getattr(overlays.body, "name", None),
         "seconds": {k: round(v, 4) for k, v in timing.items()},
-        "predictions": str(out / "predictions.npz"), "per_image": results.per_image,
+        "predictions": str(out / "predictions.npz"),
+        "per_image": results.per_image,
     }
 
 
-def predict_images(images: str | os.PathLike, checkpoint: str | os.PathLike,
-                   out: str | os.PathLike, opts: PredictOptions | None = None) -> dict[str, Any]:
+def predict_images(
+    images: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    opts: PredictOptions | None = None,
+) -> dict[str, Any]:
     """Predict bodies for every image under ``images``; write everything to ``out``.
 
     Args:

@@ -154,8 +154,10 @@ def labels_fingerprint(imgname: np.ndarray) -> str:
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
-        raise DataError(f"SPIN label file {str(path)!r} does not exist; pass the path to a "
-                        "dataset_extras/*.npz file")
+        raise DataError(
+            f"SPIN label file {str(path)!r} does not exist; pass the path to a "
+            "dataset_extras/*.npz file"
+        )
 
     return read_npz(path, "SPIN label file")
 
@@ -163,30 +165,40 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 def _validate(path: Path, data: dict[str, np.ndarray], required: tuple[str, ...]) -> int:
     missing = [k for k in required if k not in data]
     if missing:
-        raise DataError(f"{str(path)!r}: missing key(s) {missing}; a SPIN file of this dataset "
-                        f"needs {list(required)} (found {sorted(data)})")
+        raise DataError(
+            f"{str(path)!r}: missing key(s) {missing}; a SPIN file of this dataset "
+            f"needs {list(required)} (found {sorted(data)})"
+        )
     n = len(data["imgname"]) if data["imgname"].ndim == 1 else None
     if n is None:
-        raise DataError(f"{str(path)!r}: key 'imgname' must have shape (N,), got "
-                        f"{shape_str(data['imgname'].shape)}")
+        raise DataError(
+            f"{str(path)!r}: key 'imgname' must have shape (N,), got "
+            f"{shape_str(data['imgname'].shape)}"
+        )
     for key, trail in KEY_SHAPES.items():
         if key not in data:
             continue
         arr = data[key]
         want = (n,) + trail
         if arr.shape != want:
-            raise DataError(f"{str(path)!r}: key {key!r} must have shape {shape_str(want)} "
-                            f"(N = {n} from 'imgname'), got {shape_str(arr.shape)}")
+            raise DataError(
+                f"{str(path)!r}: key {key!r} must have shape {shape_str(want)} "
+                f"(N = {n} from 'imgname'), got {shape_str(arr.shape)}"
+            )
         if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
             bad = np.unique(np.nonzero(~np.isfinite(arr.reshape(n, -1)))[0])
-            raise DataError(f"{str(path)!r}: key {key!r} holds non-finite values in {len(bad)} "
-                            f"sample(s), first rows {bad[:5].tolist()}; repair or drop them")
+            raise DataError(
+                f"{str(path)!r}: key {key!r} holds non-finite values in {len(bad)} "
+                f"sample(s), first rows {bad[:5].tolist()}; repair or drop them"
+            )
     if "gender" in data:
         g = np.char.lower(data["gender"].astype(str))
         bad = ~np.isin(g, ["m", "f", "male", "female", "n", "neutral"])
         if bad.any():
-            raise DataError(f"{str(path)!r}: key 'gender' must hold 'm' or 'f', got "
-                            f"{sorted(set(g[bad].tolist()))[:5]}")
+            raise DataError(
+                f"{str(path)!r}: key 'gender' must hold 'm' or 'f', got "
+                f"{sorted(set(g[bad].tolist()))[:5]}"
+            )
     return n
 
 
@@ -222,10 +234,17 @@ def read_spin_npz(path: str | os.PathLike, dataset: str | None = None) -> SpinLa
         has_smpl = torch.full((n,), has_pose, dtype=torch.bool)
     gender = _gender_codes(data["gender"]) if "gender" in data else np.full(n, -1, np.int8)
     return SpinLabels(
-        dataset=dataset, path=str(path), imgname=data["imgname"].astype(str),
-        center=get("center", (2,)), scale=get("scale", ()), pose=get("pose", (72,)),
-        betas=get("shape", (10,)), has_smpl=has_smpl, keypoints2d=get("part", (24, 3)),
-        openpose=get("openpose", (25, 3)), keypoints3d=get("S", (24, 4)),
+        dataset=dataset,
+        path=str(path),
+        imgname=data["imgname"].astype(str),
+        center=get("center", (2,)),
+        scale=get("scale", ()),
+        pose=get("pose", (72,)),
+        betas=get("shape", (10,)),
+        has_smpl=has_smpl,
+        keypoints2d=get("part", (24, 3)),
+        openpose=get("openpose", (25, 3)),
+        keypoints3d=get("S", (24, 4)),
         gender=torch.as_tensor(gender),
     )
 
@@ -237,22 +256,29 @@ def read_static_fits(path: str | os.PathLike, n: int | None = None):
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"static fits file {str(path)!r} does not exist; expected "
-                        "static_fits/<dataset>_fits.npy from SPIN's data release")
+        raise DataError(
+            f"static fits file {str(path)!r} does not exist; expected "
+            "static_fits/<dataset>_fits.npy from SPIN's data release"
+        )
     try:
         fits = np.load(path, allow_pickle=False)
     except Exception as exc:
         raise DataError(f"{str(path)!r} is not a readable .npy array: {exc}") from exc
     if fits.ndim != 2 or fits.shape[1] != 82:
-        raise DataError(f"{str(path)!r}: static fits must have shape (N, 82) = pose 72 + betas "
-                        f"10, got {shape_str(fits.shape)}")
+        raise DataError(
+            f"{str(path)!r}: static fits must have shape (N, 82) = pose 72 + betas "
+            f"10, got {shape_str(fits.shape)}"
+        )
     if n is not None and fits.shape[0] != n:
-        raise DataError(f"{str(path)!r}: {fits.shape[0]} fits for a dataset file of {n} samples; "
-                        "use the fits file that belongs to this dataset file")
+        raise DataError(
+            f"{str(path)!r}: {fits.shape[0]} fits for a dataset file of {n} samples; "
+            "use the fits file that belongs to this dataset file"
+        )
     if not np.isfinite(fits).all():
         bad = np.unique(np.nonzero(~np.isfinite(fits))[0])
-        raise DataError(f"{str(path)!r}: non-finite values in {len(bad)} fit(s), first rows "
-                        f"{bad[:5].tolist()}")
+        raise DataError(
+            f"{str(path)!r}: non-finite values in {len(bad)} fit(s), first rows {bad[:5].tolist()}"
+        )
     fits = torch.as_tensor(fits.astype(np.float32))
     return fits[:, :72].contiguous(), fits[:, 72:].contiguous()
 
@@ -261,5 +287,6 @@ def with_static_fits(labels: SpinLabels, fits_path: str | os.PathLike) -> SpinLa
     """Labels whose pose/betas are SPIN's static fits, every fit taken as valid (no fitting-loss
     rule; training applies the release's rule instead: :mod:`ihmr.pose.fits`)."""
     pose, betas = read_static_fits(fits_path, n=len(labels))
-    return dataclasses.replace(labels, pose=pose, betas=betas,
-                               has_smpl=torch.ones(len(labels), dtype=torch.bool))
+    return dataclasses.replace(
+        labels, pose=pose, betas=betas, has_smpl=torch.ones(len(labels), dtype=torch.bool)
+    )

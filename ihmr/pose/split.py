@@ -102,8 +102,10 @@ def as_rotmats(pose):
         return axis_angle_to_matrix(pose.reshape(-1, 24, 3))
     if pose.ndim == 4 and tuple(pose.shape[1:]) == (24, 3, 3):
         return pose
-    raise DataError(f"pose must be (N, 72) axis-angle or (N, 24, 3, 3) rotation matrices, got "
-                    f"{shape_str(pose.shape)}")
+    raise DataError(
+        f"pose must be (N, 72) axis-angle or (N, 24, 3, 3) rotation matrices, got "
+        f"{shape_str(pose.shape)}"
+    )
 
 
 def vertex_distances(bodies: GenderedBodies, pose, betas, gender, chunk: int = 1024) -> np.ndarray:
@@ -116,9 +118,10 @@ def vertex_distances(bodies: GenderedBodies, pose, betas, gender, chunk: int = 1
     out = np.empty(len(rot), dtype=np.float64)
     with torch.no_grad():
         for a in range(0, len(rot), chunk):
-            verts, _ = bodies.gt_forward(rot[a:a + chunk], betas[a:a + chunk],
-                                         torch.as_tensor(gender)[a:a + chunk])
-            out[a:a + chunk] = ((verts - ref).norm(dim=-1).mean(-1) * 1000.0).double().numpy()
+            verts, _ = bodies.gt_forward(
+                rot[a : a + chunk], betas[a : a + chunk], torch.as_tensor(gender)[a : a + chunk]
+            )
+            out[a : a + chunk] = ((verts - ref).norm(dim=-1).mean(-1) * 1000.0).double().numpy()
     return out
 
 
@@ -172,18 +175,26 @@ class Split:
         return len(self.distance)
 
 
-def split_from_distances(d, n_regions: int = N_REGIONS, metric: str = "vertex",
-                         body: str = "", train_distances=None) -> Split:
+def split_from_distances(
+    d, n_regions: int = N_REGIONS, metric: str = "vertex", body: str = "", train_distances=None
+) -> Split:
     """Build a :class:`Split` from test distances (and optionally training distances)."""
     d = np.asarray(d, dtype=np.float64)
     if d.ndim != 1 or len(d) < 2 or not np.isfinite(d).all():
-        raise DataError(f"distances must be a finite (N,) array with N >= 2, got shape "
-                        f"{shape_str(d.shape)}")
+        raise DataError(
+            f"distances must be a finite (N,) array with N >= 2, got shape {shape_str(d.shape)}"
+        )
     lo, hi = float(d.min()), float(d.max())
     region = assign_regions(d, lo, hi, n_regions)
-    split = Split(d, region, region_edges(lo, hi, n_regions),
-                  np.bincount(region, minlength=n_regions), metric,
-                  "mm" if metric == "vertex" else "deg", body)
+    split = Split(
+        d,
+        region,
+        region_edges(lo, hi, n_regions),
+        np.bincount(region, minlength=n_regions),
+        metric,
+        "mm" if metric == "vertex" else "deg",
+        body,
+    )
     if train_distances is not None:
         t = np.asarray(train_distances, dtype=np.float64)
         split.train_counts = np.bincount(assign_regions(t, lo, hi, n_regions), minlength=n_regions)
@@ -191,8 +202,9 @@ def split_from_distances(d, n_regions: int = N_REGIONS, metric: str = "vertex",
     return split
 
 
-def distances_for(labels, bodies: GenderedBodies, metric: str = "vertex",
-                  chunk: int = 1024) -> np.ndarray:
+def distances_for(
+    labels, bodies: GenderedBodies, metric: str = "vertex", chunk: int = 1024
+) -> np.ndarray:
     """Distances of every sample of a :class:`~ihmr.pose.spin_data.SpinLabels` set."""
     if metric not in METRICS:
         raise DataError(f"metric must be one of {list(METRICS)}, got {metric!r}")
@@ -201,8 +213,14 @@ def distances_for(labels, bodies: GenderedBodies, metric: str = "vertex",
     return vertex_distances(bodies, labels.pose, labels.betas, labels.gender, chunk)
 
 
-def make_split(labels, bodies: GenderedBodies, metric: str = "vertex",
-               n_regions: int = N_REGIONS, train_labels=None, chunk: int = 1024) -> Split:
+def make_split(
+    labels,
+    bodies: GenderedBodies,
+    metric: str = "vertex",
+    n_regions: int = N_REGIONS,
+    train_labels=None,
+    chunk: int = 1024,
+) -> Split:
     """The balanced split of a test set (``train_labels``: also count training samples)."""
     d = distances_for(labels, bodies, metric, chunk)
     t = None
@@ -218,9 +236,17 @@ def save_split(path: str | os.PathLike, split: Split) -> Path:
     extra = {}
     if split.train_counts is not None:
         extra = {"train_counts": split.train_counts, "train_outside": np.array(split.train_outside)}
-    return save_npz(path, distance=split.distance, region=split.region, edges=split.edges,
-                    counts=split.counts, metric=np.str_(split.metric),
-                    units=np.str_(split.units), body=np.str_(split.body), **extra)
+    return save_npz(
+        path,
+        distance=split.distance,
+        region=split.region,
+        edges=split.edges,
+        counts=split.counts,
+        metric=np.str_(split.metric),
+        units=np.str_(split.units),
+        body=np.str_(split.body),
+        **extra,
+    )
 
 
 def load_split(path: str | os.PathLike, n: int | None = None) -> Split:
@@ -234,15 +260,22 @@ def load_split(path: str | os.PathLike, n: int | None = None) -> Split:
         missing = [k for k in ("distance", "region", "edges", "counts") if k not in z.files]
         if missing:
             raise DataError(f"{str(path)!r} is not an ihmr split (missing {missing})")
-        s = Split(z["distance"], z["region"].astype(np.int64), z["edges"], z["counts"],
-                  str(z["metric"]) if "metric" in z.files else "vertex",
-                  str(z["units"]) if "units" in z.files else "mm",
-                  str(z["body"]) if "body" in z.files else "",
-                  z["train_counts"] if "train_counts" in z.files else None,
-                  tuple(z["train_outside"].tolist()) if "train_outside" in z.files else (0, 0))
+        s = Split(
+            z["distance"],
+            z["region"].astype(np.int64),
+            z["edges"],
+            z["counts"],
+            str(z["metric"]) if "metric" in z.files else "vertex",
+            str(z["units"]) if "units" in z.files else "mm",
+            str(z["body"]) if "body" in z.files else "",
+            z["train_counts"] if "train_counts" in z.files else None,
+            tuple(z["train_outside"].tolist()) if "train_outside" in z.files else (0, 0),
+        )
     if n is not None and len(s) != n:
-        raise DataError(f"split {str(path)!r} has {len(s)} samples but the test set has {n}; "
-                        "make the split from the same test labels")
+        raise DataError(
+            f"split {str(path)!r} has {len(s)} samples but the test set has {n}; "
+            "make the split from the same test labels"
+        )
     return s
 
 
@@ -259,13 +292,27 @@ def plot_split(split: Split, path: str | os.PathLike) -> Path:
     width = split.edges[1] - split.edges[0]
     fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
     if split.train_counts is not None:
-        ax.bar(centres, split.train_counts / max(split.train_counts.sum(), 1), width=width,
-               alpha=0.5, label=f"train (n={int(split.train_counts.sum())})", color="tab:orange")
-    ax.bar(centres, split.counts / split.counts.sum(), width=width, alpha=0.6,
-           label=f"test (n={len(split)})", color="tab:blue")
+        ax.bar(
+            centres,
+            split.train_counts / max(split.train_counts.sum(), 1),
+            width=width,
+            alpha=0.5,
+            label=f"train (n={int(split.train_counts.sum())})",
+            color="tab:orange",
+        )
+    ax.bar(
+        centres,
+        split.counts / split.counts.sum(),
+        width=width,
+        alpha=0.6,
+        label=f"test (n={len(split)})",
+        color="tab:blue",
+    )
     ax.set_yscale("log")
-    ax.set_xlabel(f"distance to the mean {'mesh' if split.metric == 'vertex' else 'pose'} "
-                  f"({split.units}), {split.n_regions} regions")
+    ax.set_xlabel(
+        f"distance to the mean {'mesh' if split.metric == 'vertex' else 'pose'} "
+        f"({split.units}), {split.n_regions} regions"
+    )
     ax.set_ylabel("share of samples")
     ax.legend(frameon=False)
     fig.tight_layout()
@@ -273,4 +320,3 @@ def plot_split(split: Split, path: str | os.PathLike) -> Path:
         fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
     return Path(path)
-

@@ -68,12 +68,14 @@ class TrainStep(nn.Module):
 def warm_body(body: Any, device: torch.device) -> None:
     """Build the body's joints-only path and its casts for ``device`` before any compilation, so
     the compiled step never changes the body's state (that would cost a recompilation)."""
-    body.joints_only(torch.zeros(1, 10, device=device),
-                     torch.eye(3, device=device).expand(1, 24, 3, 3))
+    body.joints_only(
+        torch.zeros(1, 10, device=device), torch.eye(3, device=device).expand(1, 24, 3, 3)
+    )
 
 
-def compile_step(step_fn: nn.Module, mode: str, backend: str = "inductor",
-                 fullgraph: bool = True) -> Callable:
+def compile_step(
+    step_fn: nn.Module, mode: str, backend: str = "inductor", fullgraph: bool = True
+) -> Callable:
     """``torch.compile`` of the forward (``fullgraph=True``: a graph break is an error, not a
     silent host sync); AOTAutograd compiles its backward as one graph too. ``mode``: ``default``,
     ``reduce-overhead`` (CUDA graphs) or ``max-autotune`` (inductor only; another ``backend``,
@@ -103,30 +105,49 @@ def build_loss(cfg: PoseTrainConfig, all_valid: bool) -> nn.Module:
 
         path = resolve_path(lc.prior, cfg.data.root)
         if not path.is_file():
-            raise ConfigError(f"loss.prior {lc.prior!r} not found: no file {str(path)!r} "
-                              "(a relative path is read from data.root); fit it with `ihmr "
-                              "fit-prior <train labels> --key pose --pose-to-rotmat -k 16 -o "
-                              "<file>` (`ihmr demo` does this for the demo data)")
+            raise ConfigError(
+                f"loss.prior {lc.prior!r} not found: no file {str(path)!r} "
+                "(a relative path is read from data.root); fit it with `ihmr "
+                "fit-prior <train labels> --key pose --pose-to-rotmat -k 16 -o "
+                "<file>` (`ihmr demo` does this for the demo data)"
+            )
         prior = GMMPrior.load(path)
     if lc.kind != "mse" and not lc.init_noise_sigma > 0:
-        raise ConfigError(f"loss.init_noise_sigma must be > 0 (sigma of the balanced pose "
-                          f"loss), got {lc.init_noise_sigma}")
-    crit = make_pose_criterion(lc.kind, prior=prior, init_noise_sigma=lc.init_noise_sigma,
-                               learn_noise=lc.learn_noise, gather=lc.gather)
-    kp = make_keypoint_criteria(lc.keypoints, init_noise_sigma=(
-        lc.keypoints3d_init_noise_sigma, lc.keypoints2d_init_noise_sigma),
-        learn_noise=lc.learn_noise, gather=lc.gather)
-    weights = {"pose": lc.pose_weight, "betas": lc.betas_weight, "cam": lc.cam_weight,
-               "keypoints3d": lc.keypoints3d_weight, "keypoints2d": lc.keypoints2d_weight,
-               "openpose": lc.openpose_weight}
+        raise ConfigError(
+            f"loss.init_noise_sigma must be > 0 (sigma of the balanced pose "
+            f"loss), got {lc.init_noise_sigma}"
+        )
+    crit = make_pose_criterion(
+        lc.kind,
+        prior=prior,
+        init_noise_sigma=lc.init_noise_sigma,
+        learn_noise=lc.learn_noise,
+        gather=lc.gather,
+    )
+    kp = make_keypoint_criteria(
+        lc.keypoints,
+        init_noise_sigma=(lc.keypoints3d_init_noise_sigma, lc.keypoints2d_init_noise_sigma),
+        learn_noise=lc.learn_noise,
+        gather=lc.gather,
+    )
+    weights = {
+        "pose": lc.pose_weight,
+        "betas": lc.betas_weight,
+        "cam": lc.cam_weight,
+        "keypoints3d": lc.keypoints3d_weight,
+        "keypoints2d": lc.keypoints2d_weight,
+        "openpose": lc.openpose_weight,
+    }
     return IHMRLoss(lc.kind, weights, crit, all_valid=all_valid, keypoint_criteria=kp)
 
 
 def _check_cfg(cfg: PoseTrainConfig) -> None:
     o = cfg.optim
     if o.epochs < 1 or o.batch_size < 2:
-        raise ConfigError(f"optim.epochs must be >= 1 and optim.batch_size >= 2 (BMC compares a "
-                          f"batch), got {o.epochs} and {o.batch_size}")
+        raise ConfigError(
+            f"optim.epochs must be >= 1 and optim.batch_size >= 2 (BMC compares a "
+            f"batch), got {o.epochs} and {o.batch_size}"
+        )
     if not (o.lr > 0 and o.sigma_lr >= 0 and o.grad_clip >= 0):
         raise ConfigError("optim.lr must be > 0, optim.sigma_lr and optim.grad_clip >= 0")
     if not 0 <= o.ema < 1:
@@ -135,9 +156,16 @@ def _check_cfg(cfg: PoseTrainConfig) -> None:
         raise ConfigError(f"log_every must be >= 1, got {cfg.log_every}")
 
 
-def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodies: Any = None,
-          callback: Callable[[int, dict], None] | None = None, holdout: Any = None,
-          init_head: dict | None = None) -> TrainResult:
+def train(
+    cfg: PoseTrainConfig,
+    *,
+    resume: bool = False,
+    body: Any = None,
+    bodies: Any = None,
+    callback: Callable[[int, dict], None] | None = None,
+    holdout: Any = None,
+    init_head: dict | None = None,
+) -> TrainResult:
     """Train the head as ``cfg`` says; write the run folder ``cfg.out``; evaluate if configured.
 
     Returns a :class:`~ihmr.runs.TrainResult` whose ``checkpoint`` is ``head.pt`` (the last
@@ -158,8 +186,14 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
             (a fine-tune from a shared start).
     """
     from ..models.hmr import HMRHead
-    from ..runs import (RunDir, fit, init_distributed, load_checkpoint, resolve_device,
-                        tensorboard_writer)
+    from ..runs import (
+        RunDir,
+        fit,
+        init_distributed,
+        load_checkpoint,
+        resolve_device,
+        tensorboard_writer,
+    )
     from .train_data import load_train_set
 
     _check_cfg(cfg)
@@ -174,9 +208,14 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
         from ..body import load_body
 
         body = load_body("neutral", cfg.smpl_dir)
-    train_set = load_train_set(cfg.data.train, cfg.data.root, cfg.data.views, body=body,
-                               fit_loss_threshold=cfg.data.fit_loss_threshold,
-                               fit_betas_limit=cfg.data.fit_betas_limit)
+    train_set = load_train_set(
+        cfg.data.train,
+        cfg.data.root,
+        cfg.data.views,
+        body=body,
+        fit_loss_threshold=cfg.data.fit_loss_threshold,
+        fit_betas_limit=cfg.data.fit_betas_limit,
+    )
     if holdout is not None and len(holdout):
         train_set = train_set.without(holdout)
     body = body.to(device)
@@ -223,18 +262,41 @@ def train(cfg: PoseTrainConfig, *, resume: bool = False, body: Any = None, bodie
 
     epochs = cfg.optim.epochs
     history, _ = fit(
-        run, objects, epochs=epochs, start=start, writer=tb, on_epoch=callback,
-        train_epoch=lambda epoch: _run_epoch(cfg, epoch, step_fn, head, loss, opt, data,
-                                             resident, device, info, run, ema),
-        extra={"loss": cfg.loss.kind, "features_fingerprint": data.source_fingerprint})
+        run,
+        objects,
+        epochs=epochs,
+        start=start,
+        writer=tb,
+        on_epoch=callback,
+        train_epoch=lambda epoch: _run_epoch(
+            cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run, ema
+        ),
+        extra={"loss": cfg.loss.kind, "features_fingerprint": data.source_fingerprint},
+    )
 
-    result = TrainResult(run.root, run.root / "head.pt", history, info={
-        "device": str(device), "features_resident": resident, "amp": amp,
-        "compile": cfg.compile, "world_size": info.world_size, "samples": len(train_set),
-        "views": train_set.views})
+    result = TrainResult(
+        run.root,
+        run.root / "head.pt",
+        history,
+        info={
+            "device": str(device),
+            "features_resident": resident,
+            "amp": amp,
+            "compile": cfg.compile,
+            "world_size": info.world_size,
+            "samples": len(train_set),
+            "views": train_set.views,
+        },
+    )
     if info.is_main:
-        _save_head(result.checkpoint, head if ema is None else ema, loss, cfg,
-                   data.source_fingerprint, epochs)
+        _save_head(
+            result.checkpoint,
+            head if ema is None else ema,
+            loss,
+            cfg,
+            data.source_fingerprint,
+            epochs,
+        )
         if cfg.eval.labels:
             result.eval_metrics = evaluate_run(cfg, result.checkpoint, bodies=bodies)
     result.seconds = time.perf_counter() - t_start
@@ -251,8 +313,9 @@ def ema_decay(decay: float, step: int) -> float:
     return min(decay, (1.0 + step) / (10.0 + step))
 
 
-def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run,
-               ema=None) -> dict:
+def _run_epoch(
+    cfg, epoch, step_fn, head, loss, opt, data, resident, device, info, run, ema=None
+) -> dict:
     """Epoch ``epoch`` (from 1); returns its metrics row (means of the loss terms, sigmas, timing).
 
     Its draws and its steps' place in the schedules use the 0-based index ``epoch - 1``."""
@@ -262,8 +325,9 @@ def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, inf
     t0 = time.perf_counter()
     bs = cfg.optim.batch_size
     e0 = epoch - 1  # epochs before this one
-    idx, view = epoch_draws(data, e0, cfg.seed, bs, cfg.data.samples_per_epoch,
-                            info.world_size, info.rank)
+    idx, view = epoch_draws(
+        data, e0, cfg.seed, bs, cfg.data.samples_per_epoch, info.world_size, info.rank
+    )
     idx = data.rows(idx, view)  # rows of the drawn (sample, view) pairs
     steps = idx.shape[0]
     idx_dev = idx.to(device)
@@ -285,18 +349,24 @@ def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, inf
         b = int(b)
         if b >= 0:
             last = run.last if run.last.is_file() else None
-            check_loss(float("nan"), epoch=epoch, step=e0 * steps + b + 1, batch=b,
-                       last_checkpoint=last)
+            check_loss(
+                float("nan"), epoch=epoch, step=e0 * steps + b + 1, batch=b, last_checkpoint=last
+            )
 
     # On a GPU the loss library's input checks would cost a host sync per step; ``bad`` below
     # tracks non-finite losses on the device instead (same error, at the next log step).
     on_gpu = torch.device(device).type == "cuda"
-    with value_checks(not on_gpu), Progress(steps, f"epoch {epoch}/{cfg.optim.epochs}",
-                                            enabled=cfg.progress and info.is_main) as bar:
+    with (
+        value_checks(not on_gpu),
+        Progress(
+            steps, f"epoch {epoch}/{cfg.optim.epochs}", enabled=cfg.progress and info.is_main
+        ) as bar,
+    ):
         for s in range(steps):
             if cfg.optim.schedule == "cosine":
-                opt.param_groups[0]["lr"] = cosine_lr(cfg.optim.lr, e0 * steps + s,
-                                                      cfg.optim.epochs * steps)
+                opt.param_groups[0]["lr"] = cosine_lr(
+                    cfg.optim.lr, e0 * steps + s, cfg.optim.epochs * steps
+                )
             f = data.features.index_select(0, idx_feat[s])
             if not resident:
                 f = f.to(device, non_blocking=True)
@@ -333,8 +403,11 @@ def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, inf
     seconds = time.perf_counter() - t0
     row = {f"loss_{k}": v for k, v in zip(TERMS, means)}
     row.update({k: float(v.detach()) for k, v in loss.sigmas().items()})
-    row.update(steps=steps, seconds=round(seconds, 3),
-               samples_per_s=round(steps * cfg.optim.batch_size * info.world_size / seconds, 1))
+    row.update(
+        steps=steps,
+        seconds=round(seconds, 3),
+        samples_per_s=round(steps * cfg.optim.batch_size * info.world_size / seconds, 1),
+    )
     if not all(math.isfinite(v) for v in means):  # belt and braces: the step check raised first
         check(steps - 1)
     return row
@@ -343,10 +416,15 @@ def _run_epoch(cfg, epoch, step_fn, head, loss, opt, data, resident, device, inf
 def _stop_non_finite(exc: Exception, epoch: int, step: int, batch: int, run: Any) -> None:
     from ..runs import NonFiniteLossError
 
-    last = (f"last good checkpoint: {str(run.last)!r} (resume from it with a lower learning rate)"
-            if run.last.is_file() else "no checkpoint written yet (the first epoch failed)")
-    raise NonFiniteLossError(f"non-finite values at epoch {epoch}, global step {step}, batch "
-                             f"{batch} ({exc}); training stopped; {last}") from exc
+    last = (
+        f"last good checkpoint: {str(run.last)!r} (resume from it with a lower learning rate)"
+        if run.last.is_file()
+        else "no checkpoint written yet (the first epoch failed)"
+    )
+    raise NonFiniteLossError(
+        f"non-finite values at epoch {epoch}, global step {step}, batch "
+        f"{batch} ({exc}); training stopped; {last}"
+    ) from exc
 
 
 def _average_grads(params: list[torch.Tensor], world: int) -> None:
@@ -359,21 +437,34 @@ def _average_grads(params: list[torch.Tensor], world: int) -> None:
         p.grad /= world
 
 
-def _save_head(path: Path, head: nn.Module, loss: nn.Module, cfg: PoseTrainConfig,
-               fingerprint: str, epochs: int) -> Path:
+def _save_head(
+    path: Path,
+    head: nn.Module,
+    loss: nn.Module,
+    cfg: PoseTrainConfig,
+    fingerprint: str,
+    epochs: int,
+) -> Path:
     from ..config import to_dict
     from ..io import torch_save
     from ..models.hmr import head_checkpoint
 
     sigma = None if loss.sigma is None else float(loss.sigma.detach())
-    state = head_checkpoint(head, features_fingerprint=fingerprint, loss=cfg.loss.kind,
-                            sigma=sigma, epochs=epochs, config=to_dict(cfg))
+    state = head_checkpoint(
+        head,
+        features_fingerprint=fingerprint,
+        loss=cfg.loss.kind,
+        sigma=sigma,
+        epochs=epochs,
+        config=to_dict(cfg),
+    )
     state["head"] = {k: v.detach().cpu() for k, v in state["head"].items()}
     return torch_save(path, state)
 
 
-def evaluate_run(cfg: PoseTrainConfig, head_path: Path, bodies: Any = None,
-                 out: Path | None = None) -> dict[str, Any]:
+def evaluate_run(
+    cfg: PoseTrainConfig, head_path: Path, bodies: Any = None, out: Path | None = None
+) -> dict[str, Any]:
     """``ihmr eval`` of a trained head on ``cfg.eval`` (written to ``<run>/eval``)."""
     from .jobs import eval_job
 
@@ -381,9 +472,16 @@ def evaluate_run(cfg: PoseTrainConfig, head_path: Path, bodies: Any = None,
     split = res(cfg.eval.split)
     if split is not None and not split.is_file():
         split = None  # computed by the evaluation and saved in its folder
-    metrics, _ = eval_job(res(cfg.eval.labels), out or Path(cfg.out) / "eval",
-                          checkpoint=head_path, features=res(cfg.eval.features),
-                          split=split, smpl_dir=cfg.smpl_dir,
-                          device=None, renders=cfg.eval.renders, bodies=bodies,
-                          mpvpe_body=cfg.eval.mpvpe_body)
+    metrics, _ = eval_job(
+        res(cfg.eval.labels),
+        out or Path(cfg.out) / "eval",
+        checkpoint=head_path,
+        features=res(cfg.eval.features),
+        split=split,
+        smpl_dir=cfg.smpl_dir,
+        device=None,
+        renders=cfg.eval.renders,
+        bodies=bodies,
+        mpvpe_body=cfg.eval.mpvpe_body,
+    )
     return metrics

@@ -99,8 +99,13 @@ def augment_rotmats(rot: torch.Tensor, flip: torch.Tensor, angle: torch.Tensor) 
     return torch.where(flip[..., None, None, None].bool(), mirrored, out)
 
 
-def view_label_tensors(base: dict[str, torch.Tensor], labels: Any, views: dict[str, np.ndarray],
-                       k: int, from_fits: bool) -> dict[str, torch.Tensor]:
+def view_label_tensors(
+    base: dict[str, torch.Tensor],
+    labels: Any,
+    views: dict[str, np.ndarray],
+    k: int,
+    from_fits: bool,
+) -> dict[str, torch.Tensor]:
     """Flat (n (1 + K), ...) label tensors, sample-major: view 0 from ``base``, views 1..K.
 
     Args:
@@ -116,22 +121,33 @@ def view_label_tensors(base: dict[str, torch.Tensor], labels: Any, views: dict[s
     from ..geometry import axis_angle_to_matrix
 
     n = len(labels)
-    want = {"pose": (n, k, 72), "part": (n, k, 24, 3), "openpose": (n, k, 25, 3),
-            "S": (n, k, 24, 4), "flip": (n, k), "rot": (n, k)}
+    want = {
+        "pose": (n, k, 72),
+        "part": (n, k, 24, 3),
+        "openpose": (n, k, 25, 3),
+        "S": (n, k, 24, 4),
+        "flip": (n, k),
+        "rot": (n, k),
+    }
     for key, shape in want.items():
         got = np.asarray(views.get(key, np.empty(0))).shape
         if got != shape:
-            raise DataError(f"cached view labels {key!r} have shape {shape_str(got)}, expected "
-                            f"{shape_str(shape)}; re-extract the store with `ihmr "
-                            "extract-features --views`")
+            raise DataError(
+                f"cached view labels {key!r} have shape {shape_str(got)}, expected "
+                f"{shape_str(shape)}; re-extract the store with `ihmr "
+                "extract-features --views`"
+            )
     t = {key: torch.from_numpy(np.asarray(views[key])) for key in want}
     if from_fits:
         fit = axis_angle_to_matrix(labels.pose.reshape(n, 1, 24, 3).double())
         vrot = augment_rotmats(fit.expand(n, k, 24, 3, 3), t["flip"], t["rot"].double())
     else:
         vrot = axis_angle_to_matrix(t["pose"].reshape(n, k, 24, 3).double())
-    vl = {"pose": vrot.float().reshape(n, k, 216), "kp3d": t["S"].float(),
-          "kp2d": torch.cat([t["openpose"], t["part"]], 2).float()}
+    vl = {
+        "pose": vrot.float().reshape(n, k, 216),
+        "kp3d": t["S"].float(),
+        "kp2d": torch.cat([t["openpose"], t["part"]], 2).float(),
+    }
     out = {}
     for key in LABEL_KEYS:
         b = base[key][:, None]
@@ -191,28 +207,52 @@ class TrainSet:
         else:
             nview = self.nview[keep]
             rows = torch.repeat_interleave(self.row0[keep], nview) + (
-                torch.arange(int(nview.sum())) - torch.repeat_interleave(
-                    torch.cumsum(nview, 0) - nview, nview))
+                torch.arange(int(nview.sum()))
+                - torch.repeat_interleave(torch.cumsum(nview, 0) - nview, nview)
+            )
             row0 = torch.cumsum(nview, 0) - nview
         ends = np.cumsum(self.counts)
-        counts = [int(((keep >= int(a)) & (keep < int(b))).sum())
-                  for a, b in zip(self.offsets, ends)]
-        return TrainSet(self.features.index_select(0, rows),
-                        {k: v.index_select(0, rows.to(v.device)) for k, v in self.labels.items()},
-                        list(np.cumsum([0] + counts[:-1]).astype(int)), counts, self.mix,
-                        self.names, self.source_fingerprint, self.views, row0, nview)
+        counts = [
+            int(((keep >= int(a)) & (keep < int(b))).sum()) for a, b in zip(self.offsets, ends)
+        ]
+        return TrainSet(
+            self.features.index_select(0, rows),
+            {k: v.index_select(0, rows.to(v.device)) for k, v in self.labels.items()},
+            list(np.cumsum([0] + counts[:-1]).astype(int)),
+            counts,
+            self.mix,
+            self.names,
+            self.source_fingerprint,
+            self.views,
+            row0,
+            nview,
+        )
 
     def to(self, device: Any, features: bool = True) -> "TrainSet":
         """Move labels (and the features when ``features``) to ``device``."""
         f = self.features.to(device) if features else self.features
-        return TrainSet(f, {k: v.to(device) for k, v in self.labels.items()}, self.offsets,
-                        self.counts, self.mix, self.names, self.source_fingerprint, self.views,
-                        self.row0, self.nview)
+        return TrainSet(
+            f,
+            {k: v.to(device) for k, v in self.labels.items()},
+            self.offsets,
+            self.counts,
+            self.mix,
+            self.names,
+            self.source_fingerprint,
+            self.views,
+            self.row0,
+            self.nview,
+        )
 
 
-def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
-                   use_views: bool = True, body: Any = None, fit_loss_threshold: float = 10.0,
-                   fit_betas_limit: float = 3.0) -> TrainSet:
+def load_train_set(
+    datasets: Sequence[Any],
+    root: str | os.PathLike = ".",
+    use_views: bool = True,
+    body: Any = None,
+    fit_loss_threshold: float = 10.0,
+    fit_betas_limit: float = 3.0,
+) -> TrainSet:
     """Read and check every dataset of the mix (``DatasetConfig`` entries); their relative paths
     are read from ``root`` (``data.root``, :func:`ihmr.config.resolve_path`).
 
@@ -230,8 +270,10 @@ def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
     from .spin_data import read_spin_npz, read_static_fits
 
     if not datasets:
-        raise ConfigError("data.train is empty: give at least one dataset (labels + features), "
-                          "e.g. configs/ihmr/demo_mse.yaml")
+        raise ConfigError(
+            "data.train is empty: give at least one dataset (labels + features), "
+            "e.g. configs/ihmr/demo_mse.yaml"
+        )
     feats, labs, counts, mix, names, nviews = [], [], [], [], [], []
     source = None
     for ds in datasets:
@@ -246,9 +288,11 @@ def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
         if source is None:
             source = store.source_fingerprint
         elif store.source_fingerprint != source:
-            raise DataError(f"feature store {str(feat_path)!r} comes from backbone fingerprint "
-                            f"{store.source_fingerprint}, the other datasets from {source}; extract "
-                            "every dataset with the same checkpoint")
+            raise DataError(
+                f"feature store {str(feat_path)!r} comes from backbone fingerprint "
+                f"{store.source_fingerprint}, the other datasets from {source}; extract "
+                "every dataset with the same checkpoint"
+            )
         fits = resolve_path(ds.fits, root)
         fit_labels = None
         if fits is not None:
@@ -266,8 +310,9 @@ def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
             if want_gt:
                 rows = view_label_tensors(base, labels, view_labels, store.views, False)
             if fit_labels is not None:
-                fit_rows = view_label_tensors(label_tensors(fit_labels), fit_labels, view_labels,
-                                              store.views, True)
+                fit_rows = view_label_tensors(
+                    label_tensors(fit_labels), fit_labels, view_labels, store.views, True
+                )
         else:
             v = 1
             feats.append(torch.from_numpy(np.ascontiguousarray(store.array(0))))
@@ -280,8 +325,9 @@ def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
                 from ..body import load_body
 
                 body = load_body("neutral")
-            rows, _ = fit_label_rows(rows, fit_rows, has_gt, body, fit_loss_threshold,
-                                     fit_betas_limit)
+            rows, _ = fit_label_rows(
+                rows, fit_rows, has_gt, body, fit_loss_threshold, fit_betas_limit
+            )
         labs.append(rows)
         nviews.append(torch.full((len(labels),), v, dtype=torch.long))
         counts.append(len(labels))
@@ -289,25 +335,49 @@ def load_train_set(datasets: Sequence[Any], root: str | os.PathLike = ".",
         names.append(ds.name)
     dims = {f.shape[-1] for f in feats}
     if len(dims) != 1:
-        raise DataError(f"feature stores of one mix must share the feature size, got {sorted(dims)}")
+        raise DataError(
+            f"feature stores of one mix must share the feature size, got {sorted(dims)}"
+        )
     total = float(sum(mix))
     nview = torch.cat(nviews)
     views = int(nview.max()) - 1
     row0 = (torch.cumsum(nview, 0) - nview) if views else None
-    return TrainSet(torch.cat(feats), {k: torch.cat([lb[k] for lb in labs]) for k in LABEL_KEYS},
-                    list(np.cumsum([0] + counts[:-1]).astype(int)), counts,
-                    [m / total for m in mix], names, str(source), views, row0,
-                    nview if views else None)
+    return TrainSet(
+        torch.cat(feats),
+        {k: torch.cat([lb[k] for lb in labs]) for k in LABEL_KEYS},
+        list(np.cumsum([0] + counts[:-1]).astype(int)),
+        counts,
+        [m / total for m in mix],
+        names,
+        str(source),
+        views,
+        row0,
+        nview if views else None,
+    )
 
 
-def epoch_indices(train: TrainSet, epoch: int, seed: int, batch_size: int, samples: int = 0,
-                  world_size: int = 1, rank: int = 0) -> torch.Tensor:
+def epoch_indices(
+    train: TrainSet,
+    epoch: int,
+    seed: int,
+    batch_size: int,
+    samples: int = 0,
+    world_size: int = 1,
+    rank: int = 0,
+) -> torch.Tensor:
     """(steps, batch_size) long sample indices of one epoch for this rank (:func:`epoch_draws`)."""
     return epoch_draws(train, epoch, seed, batch_size, samples, world_size, rank)[0]
 
 
-def epoch_draws(train: TrainSet, epoch: int, seed: int, batch_size: int, samples: int = 0,
-                world_size: int = 1, rank: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+def epoch_draws(
+    train: TrainSet,
+    epoch: int,
+    seed: int,
+    batch_size: int,
+    samples: int = 0,
+    world_size: int = 1,
+    rank: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(steps, batch_size) long sample indices and views of one epoch for this rank (CPU).
 
     Deterministic in ``(seed, epoch)``, so a resumed run draws what the uninterrupted run drew.
@@ -322,15 +392,18 @@ def epoch_draws(train: TrainSet, epoch: int, seed: int, batch_size: int, samples
     want = int(samples) if samples else n
     steps = want // (batch_size * world_size)
     if steps < 1:
-        raise ConfigError(f"{want} samples per epoch give no full batch of {batch_size} x "
-                          f"{world_size} process(es); lower optim.batch_size")
+        raise ConfigError(
+            f"{want} samples per epoch give no full batch of {batch_size} x "
+            f"{world_size} process(es); lower optim.batch_size"
+        )
     take = steps * batch_size * world_size
     if len(train.counts) == 1:
         reps = -(-take // n)
         idx = torch.cat([torch.randperm(n, generator=g) for _ in range(reps)])[:take]
     else:
-        which = torch.multinomial(torch.tensor(train.mix, dtype=torch.float64), take,
-                                  replacement=True, generator=g)
+        which = torch.multinomial(
+            torch.tensor(train.mix, dtype=torch.float64), take, replacement=True, generator=g
+        )
         u = torch.rand(take, generator=g, dtype=torch.float64)
         counts = torch.tensor(train.counts, dtype=torch.float64)
         local = (u * counts[which]).long().clamp_max(counts[which].long() - 1)

@@ -32,7 +32,20 @@ def load_prior(path: str | os.PathLike) -> GMMPrior | BinPrior:
 
 
 __all__ = [
-    "LDS", "BinPrior", "GMMPrior", "PriorFitWarning", "axis_angle_to_rotmat", "bin_index",
-    "edges_from_width", "fit_gmm", "histogram_prior", "lds_kernel", "load_prior", "parse_bins",
-    "pose_to_rotmat_labels", "read_labels", "reweighting_weights", "smooth_counts",
+    "LDS",
+    "BinPrior",
+    "GMMPrior",
+    "PriorFitWarning",
+    "axis_angle_to_rotmat",
+    "bin_index",
+    "edges_from_width",
+    "fit_gmm",
+    "histogram_prior",
+    "lds_kernel",
+    "load_prior",
+    "parse_bins",
+    "pose_to_rotmat_labels",
+    "read_labels",
+    "reweighting_weights",
+    "smooth_counts",
 ]

@@ -52,8 +52,10 @@ def lds_kernel(kind: str = "gaussian", ks: int = 5, sigma: float = 2.0) -> np.nd
     kind = "triangular" if kind == "triang" else kind
     check_choice(kind, KERNELS, "LDS kernel")
     if not isinstance(ks, (int, np.integer)) or ks < 1 or ks % 2 == 0:
-        raise ConfigError(f"LDS kernel size ks must be a positive odd integer, got {ks!r}; "
-                         "an odd size keeps the kernel centred on its bin (DIR uses 5)")
+        raise ConfigError(
+            f"LDS kernel size ks must be a positive odd integer, got {ks!r}; "
+            "an odd size keeps the kernel centred on its bin (DIR uses 5)"
+        )
     if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
         raise ConfigError(f"LDS sigma must be a finite number > 0, got {sigma!r}")
     half = (ks - 1) // 2
@@ -136,12 +138,16 @@ def _labels_1d(labels: Any) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
-        raise ShapeError(f"bin priors are 1-D: labels must have shape (N,) or (N, 1), got "
-                         f"{shape_str(y.shape)}; use a GMM prior for d > 1")
+        raise ShapeError(
+            f"bin priors are 1-D: labels must have shape (N,) or (N, 1), got "
+            f"{shape_str(y.shape)}; use a GMM prior for d > 1"
+        )
     bad = int((~np.isfinite(y)).sum())
     if bad:
-        raise DataError(f"labels contain {bad} of {y.size} NaN or inf value(s); drop them first, "
-                        "e.g. labels[np.isfinite(labels)]")
+        raise DataError(
+            f"labels contain {bad} of {y.size} NaN or inf value(s); drop them first, "
+            "e.g. labels[np.isfinite(labels)]"
+        )
     return y
 
 
@@ -168,8 +174,10 @@ class BinPrior:
         s = c.copy() if self.smoothed is None else np.array(self.smoothed, dtype=np.float64)
         for name, a in (("counts", c), ("smoothed", s)):
             if a.shape != (nb,):
-                raise ShapeError(f"{name} must have shape ({nb},) to match {nb + 1} edges, got "
-                                 f"{shape_str(a.shape)}")
+                raise ShapeError(
+                    f"{name} must have shape ({nb},) to match {nb + 1} edges, got "
+                    f"{shape_str(a.shape)}"
+                )
             if not np.isfinite(a).all() or (a < 0).any():
                 raise DataError(f"{name} must be finite and >= 0")
         if s.sum() <= 0:
@@ -211,10 +219,13 @@ class BinPrior:
             return np.log(self.density)[self.bin_index(labels)]
 
     def summary(self, labels: Any = None) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": "bins", "bins": self.n_bins,
-                               "range": [float(self.edges[0]), float(self.edges[-1])],
-                               "empty_bins": int((self.counts == 0).sum()),
-                               "lds": self.metadata.get("lds")}
+        out: dict[str, Any] = {
+            "kind": "bins",
+            "bins": self.n_bins,
+            "range": [float(self.edges[0]), float(self.edges[-1])],
+            "empty_bins": int((self.counts == 0).sum()),
+            "lds": self.metadata.get("lds"),
+        }
         if labels is not None:
             lp = self.log_prob(labels)
             out["N"] = int(lp.size)
@@ -226,8 +237,14 @@ class BinPrior:
         atomically (a failed write leaves no file)."""
         meta = {"kind": "bins", **self.metadata}
         meta.setdefault("created", _utc_now())
-        return save_npz(path, edges=self.edges, counts=self.counts, smoothed=self.smoothed,
-                        centers=self.centers, metadata=np.array(json.dumps(meta)))
+        return save_npz(
+            path,
+            edges=self.edges,
+            counts=self.counts,
+            smoothed=self.smoothed,
+            centers=self.centers,
+            metadata=np.array(json.dumps(meta)),
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "BinPrior":
@@ -250,8 +267,10 @@ def _resolve_lds(lds: Any) -> tuple[np.ndarray | None, dict | None, str]:
         for key in lds:
             if key not in names:
                 close = difflib.get_close_matches(str(key), names, n=1)
-                raise ConfigError(f"unknown LDS setting {key!r}"
-                                 + (f"; did you mean {close[0]!r}?" if close else f"; use {names}"))
+                raise ConfigError(
+                    f"unknown LDS setting {key!r}"
+                    + (f"; did you mean {close[0]!r}?" if close else f"; use {names}")
+                )
         lds = LDS(**lds)
     if isinstance(lds, LDS):
         check_choice(lds.mode, ("constant", "reflect"), "LDS padding mode")
@@ -260,8 +279,9 @@ def _resolve_lds(lds: Any) -> tuple[np.ndarray | None, dict | None, str]:
     return kernel, {"kernel": kernel.tolist(), "mode": "constant"}, "constant"
 
 
-def histogram_prior(labels: Any, edges: Any, lds: Any = None,
-                    metadata: Mapping[str, Any] | None = None) -> BinPrior:
+def histogram_prior(
+    labels: Any, edges: Any, lds: Any = None, metadata: Mapping[str, Any] | None = None
+) -> BinPrior:
     """Histogram of 1-D labels over ``edges`` (Nb+1,), optionally LDS-smoothed.
 
     Args:
@@ -276,19 +296,31 @@ def histogram_prior(labels: Any, edges: Any, lds: Any = None,
     kernel, lds_meta, mode = _resolve_lds(lds)  # bad settings fail before any work
     outside = int(((y < e[0]) | (y > e[-1])).sum())
     if outside:
-        warnings.warn(f"{outside} of {y.size} label(s) lie outside the bins [{e[0]:g}, {e[-1]:g}] "
-                      "and were counted in the end bins; widen the bins to keep them apart",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{outside} of {y.size} label(s) lie outside the bins [{e[0]:g}, {e[-1]:g}] "
+            "and were counted in the end bins; widen the bins to keep them apart",
+            UserWarning,
+            stacklevel=2,
+        )
     counts = np.bincount(bin_index(y, e), minlength=e.size - 1).astype(np.float64)
     smoothed = counts if kernel is None else smooth_counts(counts, kernel, mode)
-    meta = {"kind": "bins", "n_samples_fitted": int(y.size), "n_outside": outside,
-            "lds": lds_meta, "created": _utc_now()}
+    meta = {
+        "kind": "bins",
+        "n_samples_fitted": int(y.size),
+        "n_outside": outside,
+        "lds": lds_meta,
+        "created": _utc_now(),
+    }
     meta.update(dict(metadata or {}))
     return BinPrior(e, counts, smoothed, meta)
 
 
-def reweighting_weights(labels: Any, prior: Any, mode: str = "inverse",
-                        clip: tuple[float | None, float | None] | None = None) -> np.ndarray:
+def reweighting_weights(
+    labels: Any,
+    prior: Any,
+    mode: str = "inverse",
+    clip: tuple[float | None, float | None] | None = None,
+) -> np.ndarray:
     """Per-sample loss weights ``w_i ~ p(y_i)^-a`` (a = 1 "inverse", 1/2 "sqrt_inv", 0 "none"),
     normalised to mean 1: (N,) float64.
 
@@ -311,14 +343,17 @@ def reweighting_weights(labels: Any, prior: Any, mode: str = "inverse",
         if lo is not None and hi is not None and not lo <= hi:
             raise ConfigError(f"clip must be (lo, hi) with lo <= hi, got {clip!r}")
         with np.errstate(divide="ignore"):
-            logp = np.clip(logp, None if lo is None else np.log(lo),
-                           None if hi is None else np.log(hi))
+            logp = np.clip(
+                logp, None if lo is None else np.log(lo), None if hi is None else np.log(hi)
+            )
     a = {"inverse": 1.0, "sqrt_inv": 0.5, "none": 0.0}[mode]
     if a == 0.0:
         return np.ones(logp.size)
     if np.isneginf(logp).any():
-        raise DataError(f"{int(np.isneginf(logp).sum())} label(s) fall where the prior is 0, so "
-                        "their weight is infinite; smooth the prior (LDS) or pass clip=(lo, None)")
+        raise DataError(
+            f"{int(np.isneginf(logp).sum())} label(s) fall where the prior is 0, so "
+            "their weight is infinite; smooth the prior (LDS) or pass clip=(lo, None)"
+        )
     logw = -a * logp
     w = np.exp(logw - logw.max())
     return w * (w.size / w.sum())

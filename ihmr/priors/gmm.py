@@ -44,7 +44,9 @@ def _as_float_array(x: Any, name: str) -> np.ndarray:
         raise ShapeError(f"{name} must be a numeric array, got {type(x).__name__}: {exc}") from exc
     bad = int((~np.isfinite(arr)).sum())
     if bad:
-        raise NonFiniteError(f"{name} contains {bad} non-finite value(s) (NaN or inf); fix the prior")
+        raise NonFiniteError(
+            f"{name} contains {bad} non-finite value(s) (NaN or inf); fix the prior"
+        )
     return arr
 
 
@@ -125,8 +127,13 @@ class GMMPrior:
             json.dumps(meta)
         except TypeError as exc:
             raise ValueError(f"metadata must be JSON-serialisable: {exc}") from exc
-        for name, value in (("weights", w), ("means", mu), ("covariances", cov),
-                            ("metadata", meta), ("_chol", chol)):
+        for name, value in (
+            ("weights", w),
+            ("means", mu),
+            ("covariances", cov),
+            ("metadata", meta),
+            ("_chol", chol),
+        ):
             object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
@@ -186,8 +193,12 @@ class GMMPrior:
 
     def summary(self, labels: Any = None) -> dict[str, Any]:
         """Plain dict for printing: sizes, weights, means (d <= 3) or their norms, mean log p."""
-        out: dict[str, Any] = {"kind": "gmm", "K": self.n_components, "d": self.dim,
-                               "weights": self.weights.tolist()}
+        out: dict[str, Any] = {
+            "kind": "gmm",
+            "K": self.n_components,
+            "d": self.dim,
+            "weights": self.weights.tolist(),
+        }
         if self.dim == 1:
             out["means"] = self.means[:, 0].tolist()
             out["stds"] = np.sqrt(self.covariances[:, 0, 0]).tolist()
@@ -205,8 +216,13 @@ class GMMPrior:
         atomically (a failed write leaves no file)."""
         meta = {"kind": "gmm", **self.metadata}
         meta.setdefault("created", _utc_now())
-        return save_npz(path, weights=self.weights, means=self.means,
-                        covariances=self.covariances, metadata=np.array(json.dumps(meta)))
+        return save_npz(
+            path,
+            weights=self.weights,
+            means=self.means,
+            covariances=self.covariances,
+            metadata=np.array(json.dumps(meta)),
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "GMMPrior":
@@ -323,11 +339,19 @@ def fit_gmm(
     if covariance_type == "diag":
         cov = np.stack([np.diag(c) for c in cov])
     meta = {
-        "kind": "gmm", "label_representation": "unknown", "n_samples_fitted": int(n),
-        "n_labels": int(n_total), "seed": seed, "covariance_type": covariance_type,
-        "reg_covar": reg_covar, "max_iter": int(max_iter), "n_init": int(n_init),
-        "converged": bool(gm.converged_), "n_iter": int(gm.n_iter_),
-        "sklearn_version": sklearn.__version__, "created": _utc_now(),
+        "kind": "gmm",
+        "label_representation": "unknown",
+        "n_samples_fitted": int(n),
+        "n_labels": int(n_total),
+        "seed": seed,
+        "covariance_type": covariance_type,
+        "reg_covar": reg_covar,
+        "max_iter": int(max_iter),
+        "n_init": int(n_init),
+        "converged": bool(gm.converged_),
+        "n_iter": int(gm.n_iter_),
+        "sklearn_version": sklearn.__version__,
+        "created": _utc_now(),
     }
     meta.update(dict(metadata or {}))
     return GMMPrior(gm.weights_, gm.means_, cov, meta)
@@ -355,8 +379,14 @@ def _label_matrix(labels: Any) -> np.ndarray:
     return y
 
 
-def _check_fit_settings(n_components: Any, covariance_type: str, max_samples: int | None,
-                        reg_covar: float, max_iter: int, n_init: int) -> None:
+def _check_fit_settings(
+    n_components: Any,
+    covariance_type: str,
+    max_samples: int | None,
+    reg_covar: float,
+    max_iter: int,
+    n_init: int,
+) -> None:
     """Raise :class:`~ihmr.errors.ConfigError` naming the first invalid setting of :func:`fit_gmm`."""
     if not isinstance(n_components, (int, np.integer)) or n_components < 1:
         raise ConfigError(f"n_components must be an integer >= 1, got {n_components!r}")
@@ -369,16 +399,28 @@ def _check_fit_settings(n_components: Any, covariance_type: str, max_samples: in
         raise ConfigError(f"max_iter and n_init must be >= 1, got {max_iter} and {n_init}")
 
 
-def _run_em(y: np.ndarray, n_components: int, covariance_type: str, reg_covar: float,
-            max_iter: int, n_init: int, seed: int) -> Any:
+def _run_em(
+    y: np.ndarray,
+    n_components: int,
+    covariance_type: str,
+    reg_covar: float,
+    max_iter: int,
+    n_init: int,
+    seed: int,
+) -> Any:
     """scikit-learn's ``GaussianMixture`` fitted to ``y`` (N, d); a non-converged EM becomes a
     :class:`PriorFitWarning` with advice, other warnings pass through."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
-    gm = GaussianMixture(n_components=int(n_components), covariance_type=covariance_type,
-                         reg_covar=reg_covar, max_iter=int(max_iter), n_init=int(n_init),
-                         random_state=seed)
+    gm = GaussianMixture(
+        n_components=int(n_components),
+        covariance_type=covariance_type,
+        reg_covar=reg_covar,
+        max_iter=int(max_iter),
+        n_init=int(n_init),
+        random_state=seed,
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         gm.fit(y)
@@ -388,7 +430,8 @@ def _run_em(y: np.ndarray, n_components: int, covariance_type: str, reg_covar: f
                 f"the GMM fit (K={n_components}, N={y.shape[0]}, d={y.shape[1]}) did not converge "
                 f"in {max_iter} EM iterations; raise max_iter, lower n_components, or raise "
                 f"reg_covar (now {reg_covar:g}). The prior is usable but may be poor.",
-                PriorFitWarning, stacklevel=3,
+                PriorFitWarning,
+                stacklevel=3,
             )
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -49,19 +49,25 @@ def pose_to_rotmat_labels(pose: Any) -> np.ndarray:
     """Flattened axis-angle poses (N, 3J) (or (N, J, 3)) -> flattened rotation matrices (N, 9J)."""
     p = np.asarray(pose, dtype=np.float64)
     if p.ndim < 2:
-        raise ShapeError(f"pose labels must have shape (N, 3J), e.g. SMPL (N, 72), got "
-                         f"{shape_str(p.shape)}")
+        raise ShapeError(
+            f"pose labels must have shape (N, 3J), e.g. SMPL (N, 72), got {shape_str(p.shape)}"
+        )
     p = p.reshape(p.shape[0], -1)
     if p.shape[1] % 3:
-        raise ShapeError(f"pose labels must hold axis-angle triples, (N, 3J), got "
-                         f"{shape_str(p.shape)}; drop --pose-to-rotmat for other labels")
+        raise ShapeError(
+            f"pose labels must hold axis-angle triples, (N, 3J), got "
+            f"{shape_str(p.shape)}; drop --pose-to-rotmat for other labels"
+        )
     n = p.shape[0]
     return axis_angle_to_rotmat(p.reshape(n, -1, 3)).reshape(n, -1)
 
 
-def read_labels(path: str | os.PathLike, key: str | None = None,
-                column: str | int | Sequence[str | int] | None = None,
-                pose_to_rotmat: bool = False) -> np.ndarray:
+def read_labels(
+    path: str | os.PathLike,
+    key: str | None = None,
+    column: str | int | Sequence[str | int] | None = None,
+    pose_to_rotmat: bool = False,
+) -> np.ndarray:
     """Labels from a file: (N,) float64 for scalar labels, (N, d) otherwise.
 
     Args:
@@ -75,8 +81,9 @@ def read_labels(path: str | os.PathLike, key: str | None = None,
         raise DataError(f"label file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise DataError(f"label file {str(path)!r}: unsupported format {suffix!r}; use one of "
-                        f"{list(FORMATS)}")
+        raise DataError(
+            f"label file {str(path)!r}: unsupported format {suffix!r}; use one of {list(FORMATS)}"
+        )
     if suffix != ".npz" and key is not None:
         raise ConfigError(f"key={key!r} only applies to .npz files; {path.name} is {suffix}")
     if suffix != ".csv" and column is not None:
@@ -96,36 +103,48 @@ def read_labels(path: str | os.PathLike, key: str | None = None,
 
 def _read_numpy(path: Path, key: str | None) -> np.ndarray:
     if path.suffix.lower() == ".npz" and not zipfile.is_zipfile(path):
-        raise DataError(f"label file {str(path)!r} is not an .npz archive (numpy.savez format); "
-                        "check the file name and how it was written")
+        raise DataError(
+            f"label file {str(path)!r} is not an .npz archive (numpy.savez format); "
+            "check the file name and how it was written"
+        )
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
-        raise DataError(f"label file {str(path)!r} is not a readable {path.suffix} file "
-                        f"({type(exc).__name__}: {exc})") from exc
+        raise DataError(
+            f"label file {str(path)!r} is not a readable {path.suffix} file "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
     if isinstance(data, np.lib.npyio.NpzFile):
         with data:
             keys = list(data.files)
             if key is None:
                 if len(keys) != 1:
-                    raise DataError(f"label file {str(path)!r} holds {len(keys)} arrays; choose "
-                                    f"one with key (--key), available: {keys}")
+                    raise DataError(
+                        f"label file {str(path)!r} holds {len(keys)} arrays; choose "
+                        f"one with key (--key), available: {keys}"
+                    )
                 key = keys[0]
             if key not in keys:
                 import difflib
 
                 close = difflib.get_close_matches(key, keys, n=1)
-                raise DataError(f"label file {str(path)!r} has no key {key!r}"
-                                + (f" (did you mean {close[0]!r}?)" if close else "")
-                                + f"; available: {keys}")
+                raise DataError(
+                    f"label file {str(path)!r} has no key {key!r}"
+                    + (f" (did you mean {close[0]!r}?)" if close else "")
+                    + f"; available: {keys}"
+                )
             try:
                 arr = data[key]
             except ValueError as exc:
-                raise DataError(f"label file {str(path)!r}: key {key!r} cannot be read without "
-                                f"pickle ({exc}); store plain numeric arrays") from exc
+                raise DataError(
+                    f"label file {str(path)!r}: key {key!r} cannot be read without "
+                    f"pickle ({exc}); store plain numeric arrays"
+                ) from exc
             except (OSError, EOFError, zipfile.BadZipFile) as exc:
-                raise DataError(f"label file {str(path)!r}: key {key!r} is corrupt "
-                                f"({type(exc).__name__}: {exc})") from exc
+                raise DataError(
+                    f"label file {str(path)!r}: key {key!r} is corrupt "
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
         where = f"label file {str(path)!r}, key {key!r}"
     else:
         arr, where = data, f"label file {str(path)!r}"
@@ -145,8 +164,10 @@ def _read_csv(path: Path, column: Any) -> np.ndarray:
     names = header if has_header else [str(i) for i in range(len(header))]
     if column is None:
         if len(names) != 1:
-            raise DataError(f"label file {str(path)!r} has {len(names)} columns; choose one with "
-                            f"column (--column), available: {names}")
+            raise DataError(
+                f"label file {str(path)!r} has {len(names)} columns; choose one with "
+                f"column (--column), available: {names}"
+            )
         cols = [0]
     else:
         wanted = [column] if isinstance(column, (str, int)) else list(column)
@@ -157,16 +178,20 @@ def _read_csv(path: Path, column: Any) -> np.ndarray:
             elif isinstance(c, int) or (isinstance(c, str) and c.lstrip("-").isdigit()):
                 i = int(c)
                 if not -len(names) <= i < len(names):
-                    raise DataError(f"label file {str(path)!r}: column index {i} out of range "
-                                    f"for {len(names)} columns {names}")
+                    raise DataError(
+                        f"label file {str(path)!r}: column index {i} out of range "
+                        f"for {len(names)} columns {names}"
+                    )
                 cols.append(i % len(names))
             else:
                 import difflib
 
                 close = difflib.get_close_matches(str(c), names, n=1)
-                raise DataError(f"label file {str(path)!r} has no column {c!r}"
-                                + (f" (did you mean {close[0]!r}?)" if close else "")
-                                + f"; available: {names}")
+                raise DataError(
+                    f"label file {str(path)!r} has no column {c!r}"
+                    + (f" (did you mean {close[0]!r}?)" if close else "")
+                    + f"; available: {names}"
+                )
     out = np.empty((len(body), len(cols)))
     first = 2 if has_header else 1
     for r, row in enumerate(body):
@@ -175,8 +200,10 @@ def _read_csv(path: Path, column: Any) -> np.ndarray:
             try:
                 out[r, j] = float(cell)
             except ValueError:
-                raise DataError(f"label file {str(path)!r}, line {r + first}, column "
-                                f"{names[c]!r}: {cell!r} is not a number") from None
+                raise DataError(
+                    f"label file {str(path)!r}, line {r + first}, column "
+                    f"{names[c]!r}: {cell!r} is not a number"
+                ) from None
     return out[:, 0] if len(cols) == 1 else out
 
 

@@ -74,10 +74,15 @@ def egl_works() -> bool:
         query_addr = lib.eglGetProcAddress(b"eglQueryDevicesEXT")
         platform_addr = lib.eglGetProcAddress(b"eglGetPlatformDisplayEXT")
         if query_addr and platform_addr:
-            query = ctypes.CFUNCTYPE(ctypes.c_uint, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p),
-                                     ctypes.POINTER(ctypes.c_int))(query_addr)
-            get_display = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_uint, ctypes.c_void_p,
-                                           ctypes.c_void_p)(platform_addr)
+            query = ctypes.CFUNCTYPE(
+                ctypes.c_uint,
+                ctypes.c_int,
+                ctypes.POINTER(ctypes.c_void_p),
+                ctypes.POINTER(ctypes.c_int),
+            )(query_addr)
+            get_display = ctypes.CFUNCTYPE(
+                ctypes.c_void_p, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p
+            )(platform_addr)
             devices, count = (ctypes.c_void_p * 8)(), ctypes.c_int()
             if query(8, devices, ctypes.byref(count)):
                 for i in range(count.value):
@@ -139,8 +144,7 @@ def import_pyrender():
         import pyrender
     except ImportError as exc:
         raise RenderBackendError(
-            f"pyrender could not be imported ({exc}); install it with "
-            "pip install pyrender==0.1.45"
+            f"pyrender could not be imported ({exc}); install it with pip install pyrender==0.1.45"
         ) from exc
     return pyrender
 

@@ -27,8 +27,9 @@ def project(points, translation, focal_length: float, principal_point) -> np.nda
     return focal_length * p[..., :2] / p[..., 2:3] + pp
 
 
-def fit_translation(vertices, focal_length: float, size: tuple[int, int],
-                    fill: float = 0.85) -> np.ndarray:
+def fit_translation(
+    vertices, focal_length: float, size: tuple[int, int], fill: float = 0.85
+) -> np.ndarray:
     """A translation (3,) that centres ``vertices`` (N, 3) in an image of ``size`` = (H, W)
     with the principal point at the centre, the larger extent filling ``fill`` of the image."""
     v = _np(vertices)

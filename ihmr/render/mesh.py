@@ -24,16 +24,19 @@ _OPENCV_TO_GL = np.array([1.0, -1.0, -1.0])
 def _check_color(color: Sequence[float], name: str = "color") -> tuple[float, float, float]:
     c = tuple(float(x) for x in color)
     if len(c) != 3 or not all(0.0 <= x <= 1.0 for x in c):
-        raise ConfigError(f"{name} must be 3 floats in [0, 1] (RGB), got {tuple(color)}; "
-                         "divide 0-255 colours by 255")
+        raise ConfigError(
+            f"{name} must be 3 floats in [0, 1] (RGB), got {tuple(color)}; "
+            "divide 0-255 colours by 255"
+        )
     return c  # type: ignore[return-value]
 
 
 def _check_image(image) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ShapeError(f"image must be an uint8 (H, W, 3) RGB array, got {image.dtype} "
-                         f"{image.shape}")
+        raise ShapeError(
+            f"image must be an uint8 (H, W, 3) RGB array, got {image.dtype} {image.shape}"
+        )
     return image
 
 
@@ -69,10 +72,19 @@ class MeshRenderer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def render(self, vertices, faces, translation=(0.0, 0.0, 0.0), *,
-               focal_length: float = FOCAL_LENGTH, principal_point=None, image=None,
-               size: tuple[int, int] | None = None, color: Sequence[float] = BODY_COLOR,
-               background: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    def render(
+        self,
+        vertices,
+        faces,
+        translation=(0.0, 0.0, 0.0),
+        *,
+        focal_length: float = FOCAL_LENGTH,
+        principal_point=None,
+        image=None,
+        size: tuple[int, int] | None = None,
+        color: Sequence[float] = BODY_COLOR,
+        background: Sequence[float] = (1.0, 1.0, 1.0),
+    ) -> np.ndarray:
         """Render ``vertices`` (V, 3) + ``translation`` (3,) with triangles ``faces`` (F, 3).
 
         ``image`` (H, W, 3) uint8 is the backdrop (its size is used); without it a plain
@@ -88,8 +100,10 @@ class MeshRenderer:
         check_shape(v, (None, 3), "vertices")
         check_shape(f, (None, 3), "faces")
         if f.size and (f.min() < 0 or f.max() >= len(v)):
-            raise ShapeError(f"faces index vertices 0..{len(v) - 1}, got indices "
-                             f"{f.min()}..{f.max()}; were faces and vertices from the same body?")
+            raise ShapeError(
+                f"faces index vertices 0..{len(v) - 1}, got indices "
+                f"{f.min()}..{f.max()}; were faces and vertices from the same body?"
+            )
         color, background = _check_color(color), _check_color(background, "background")
         if image is not None:
             image = _check_image(image)
@@ -100,13 +114,24 @@ class MeshRenderer:
         pts = (v + _np(translation)) * _OPENCV_TO_GL
         mesh = trimesh.Trimesh(pts, f, process=False)
         material = pyrender.MetallicRoughnessMaterial(
-            metallicFactor=0.0, roughnessFactor=0.6, alphaMode="OPAQUE",
-            baseColorFactor=(*color, 1.0))
+            metallicFactor=0.0,
+            roughnessFactor=0.6,
+            alphaMode="OPAQUE",
+            baseColorFactor=(*color, 1.0),
+        )
         scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0), ambient_light=(0.2, 0.2, 0.2))
         scene.add(pyrender.Mesh.from_trimesh(mesh, material=material, smooth=True))
         depth = float(np.median(pts[:, 2])) if len(pts) else -1.0
-        scene.add(pyrender.IntrinsicsCamera(fx=focal_length, fy=focal_length, cx=pp[0], cy=pp[1],
-                                            znear=0.01, zfar=max(100.0, 4.0 * abs(depth))))
+        scene.add(
+            pyrender.IntrinsicsCamera(
+                fx=focal_length,
+                fy=focal_length,
+                cx=pp[0],
+                cy=pp[1],
+                znear=0.01,
+                zfar=max(100.0, 4.0 * abs(depth)),
+            )
+        )
         # key light from the camera, fill from the upper left, a weak one from the right
         lights = (((0.0, 0.3, 1.0), 1.6), ((-1.0, 1.0, 0.6), 0.9), ((1.0, 0.2, 0.2), 0.5))
         for direction, power in lights:
@@ -119,16 +144,29 @@ class MeshRenderer:
         self._renderer.viewport_width, self._renderer.viewport_height = w, h
         rgba, _ = self._renderer.render(scene, flags=pyrender.RenderFlags.RGBA)
         alpha = rgba[..., 3:4].astype(np.float32) / 255.0
-        backdrop = (image.astype(np.float32) if image is not None
-                    else np.broadcast_to(np.asarray(background, np.float32) * 255.0, (h, w, 3)))
+        backdrop = (
+            image.astype(np.float32)
+            if image is not None
+            else np.broadcast_to(np.asarray(background, np.float32) * 255.0, (h, w, 3))
+        )
         out = rgba[..., :3].astype(np.float32) * alpha + backdrop * (1.0 - alpha)
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def render_mesh(vertices, faces, cam=None, *, image=None, size: int | tuple[int, int] = 224,
-                translation=None, focal_length: float | None = None, principal_point=None,
-                side: bool = False, color: Sequence[float] = BODY_COLOR,
-                renderer: MeshRenderer | None = None) -> np.ndarray:
+def render_mesh(
+    vertices,
+    faces,
+    cam=None,
+    *,
+    image=None,
+    size: int | tuple[int, int] = 224,
+    translation=None,
+    focal_length: float | None = None,
+    principal_point=None,
+    side: bool = False,
+    color: Sequence[float] = BODY_COLOR,
+    renderer: MeshRenderer | None = None,
+) -> np.ndarray:
     """One-call rendering with SPIN's weak-perspective camera.
 
     ``cam`` (3,) = [s, tx, ty] for a square crop: the translation is Eq. (1) of :mod:`ihmr.spin`
@@ -150,5 +188,13 @@ def render_mesh(vertices, faces, cam=None, *, image=None, size: int | tuple[int,
     focal_length = crop_focal_length(hw[1]) if focal_length is None else focal_length
     v = side_view(vertices) if side else _np(vertices)
     renderer = MeshRenderer(hw[1], hw[0]) if renderer is None else renderer
-    return renderer.render(v, faces, translation, focal_length=focal_length,
-                           principal_point=principal_point, image=image, size=hw, color=color)
+    return renderer.render(
+        v,
+        faces,
+        translation,
+        focal_length=focal_length,
+        principal_point=principal_point,
+        image=image,
+        size=hw,
+        color=color,
+    )

@@ -42,17 +42,21 @@ def load_params(path: str | os.PathLike) -> dict[str, np.ndarray]:
         d["betas"] = d["shape"]
     for key in ("pose", "betas"):
         if key not in d:
-            raise DataError(f"{path}: needs {key!r} (pose (N, 72) or (N, 24, 3, 3), betas "
-                            "(N, 10)); "
-                            f"found keys {sorted(d)}")
+            raise DataError(
+                f"{path}: needs {key!r} (pose (N, 72) or (N, 24, 3, 3), betas "
+                "(N, 10)); "
+                f"found keys {sorted(d)}"
+            )
     pose, betas = d["pose"].astype(np.float32), d["betas"].astype(np.float32)
     n = len(pose)
     if not (pose.shape == (n, 72) or pose.shape == (n, 24, 3, 3)):
-        raise ShapeError(f"{path}: pose must be (N, 72) axis-angle or (N, 24, 3, 3), "
-                         f"got {pose.shape}")
+        raise ShapeError(
+            f"{path}: pose must be (N, 72) axis-angle or (N, 24, 3, 3), got {pose.shape}"
+        )
     if betas.shape != (n, NUM_BETAS):
-        raise ShapeError(f"{path}: betas must be ({n}, {NUM_BETAS}) to match pose, "
-                         f"got {betas.shape}")
+        raise ShapeError(
+            f"{path}: betas must be ({n}, {NUM_BETAS}) to match pose, got {betas.shape}"
+        )
     out = {"pose": pose, "betas": betas}
     for key, shape in (("cam", (n, 3)), ("center", (n, 2)), ("scale", (n,))):
         if key in d:
@@ -114,10 +118,18 @@ def panel_camera(vertices: np.ndarray, cam, image, crop, size: int):
     return t, f, None, (size, size), image
 
 
-def render_params(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
-                  labels: Sequence[str] | None = None, gt: str | os.PathLike | None = None,
-                  image_dir: str | os.PathLike | None = None, side: bool = False,
-                  size: int = 512, first: int = 0, count: int | None = 16) -> list[Path]:
+def render_params(
+    files: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    labels: Sequence[str] | None = None,
+    gt: str | os.PathLike | None = None,
+    image_dir: str | os.PathLike | None = None,
+    side: bool = False,
+    size: int = 512,
+    first: int = 0,
+    count: int | None = 16,
+) -> list[Path]:
     """Render samples ``first .. first + count`` of each file in ``files`` (and of ``gt``) to
     ``out_dir/<index>_<image stem>.png``; returns the paths written.
 
@@ -138,11 +150,14 @@ def render_params(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike
     preds = [load_params(f) for f in files]
     sets = ([("ground truth", load_params(gt), GT_COLOR, True)] if gt is not None else []) + [
         (lab, p, METHOD_COLORS[i % len(METHOD_COLORS)], False)
-        for i, (lab, p) in enumerate(zip(labels, preds))]
+        for i, (lab, p) in enumerate(zip(labels, preds))
+    ]
     n = min(len(p["pose"]) for _, p, _, _ in sets)
     if any(len(p["pose"]) != n for _, p, _, _ in sets):
-        raise ShapeError(f"predictions and ground truth must have the same number of samples, "
-                         f"got {[len(p['pose']) for _, p, _, _ in sets]}")
+        raise ShapeError(
+            f"predictions and ground truth must have the same number of samples, "
+            f"got {[len(p['pose']) for _, p, _, _ in sets]}"
+        )
     if not 0 <= first < n:
         raise ConfigError(f"--first must be in 0..{n - 1}, got {first}")
     idx = np.arange(first, n if count is None else min(n, first + count))
@@ -155,8 +170,11 @@ def render_params(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike
     written = []
     with MeshRenderer(size, size) as renderer:
         for k, i in enumerate(idx):
-            image = (read_image(Path(image_dir) / names[i], hint=IMAGES_HINT)
-                     if image_dir is not None else None)
+            image = (
+                read_image(Path(image_dir) / names[i], hint=IMAGES_HINT)
+                if image_dir is not None
+                else None
+            )
             crop = next((p for _, p, _, _ in sets if "center" in p and "scale" in p), None)
             front, back = [], []
             for (_, p, color, _), (v, faces) in zip(sets, verts):
@@ -164,11 +182,30 @@ def render_params(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike
                 cam = default_cam[i] if cam is None and default_cam is not None else cam
                 box = None if crop is None else (crop["center"][i], crop["scale"][i])
                 t, f, pp, hw, backdrop = panel_camera(v[k], cam, image, box, size)
-                front.append(renderer.render(v[k], faces, t, focal_length=f, principal_point=pp,
-                                             image=backdrop, size=hw, color=color))
+                front.append(
+                    renderer.render(
+                        v[k],
+                        faces,
+                        t,
+                        focal_length=f,
+                        principal_point=pp,
+                        image=backdrop,
+                        size=hw,
+                        color=color,
+                    )
+                )
                 if side:
-                    back.append(renderer.render(side_view(v[k]), faces, t, focal_length=f,
-                                                principal_point=pp, size=hw, color=color))
+                    back.append(
+                        renderer.render(
+                            side_view(v[k]),
+                            faces,
+                            t,
+                            focal_length=f,
+                            principal_point=pp,
+                            size=hw,
+                            color=color,
+                        )
+                    )
             if len(sets) == 1 and not side:
                 picture = front[0]
             else:
@@ -176,8 +213,14 @@ def render_params(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike
                 row = comparison_strip(lead + front, ["image"] * len(lead) + [s[0] for s in sets])
                 if side:
                     blank = [np.full_like(image, 255)] if image is not None else []
-                    row = grid([row, comparison_strip(
-                        blank + back, [""] * len(blank) + [f"{s[0]} (side)" for s in sets])])
+                    row = grid(
+                        [
+                            row,
+                            comparison_strip(
+                                blank + back, [""] * len(blank) + [f"{s[0]} (side)" for s in sets]
+                            ),
+                        ]
+                    )
                 picture = row
             stem = Path(names[i]).stem if names is not None else "sample"
             written.append(save_png(out_dir / f"{i:05d}_{stem}.png", picture))

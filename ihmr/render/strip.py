@@ -33,8 +33,16 @@ def label_panel(panel: np.ndarray, text: str, bar: int | None = None) -> np.ndar
         scale *= 0.9
     (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     top = np.full((bar, w, 3), 255, np.uint8)
-    cv2.putText(top, text, ((w - tw) // 2, (bar + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                (20, 20, 20), thick, cv2.LINE_AA)
+    cv2.putText(
+        top,
+        text,
+        ((w - tw) // 2, (bar + th) // 2),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (20, 20, 20),
+        thick,
+        cv2.LINE_AA,
+    )
     return np.concatenate([top, panel], axis=0)
 
 
@@ -45,8 +53,9 @@ def _fit_height(panel: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(panel, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def comparison_strip(panels: Sequence[np.ndarray], labels: Sequence[str] | None = None,
-                     gap: int = 4) -> np.ndarray:
+def comparison_strip(
+    panels: Sequence[np.ndarray], labels: Sequence[str] | None = None, gap: int = 4
+) -> np.ndarray:
     """Panels side by side (resized to the first one's height), each under its label.
 
     ``panels``: uint8 (H_i, W_i, 3) RGB arrays, e.g. [image, ground truth, method A, method B];
@@ -72,20 +81,22 @@ def grid(rows: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
     """Stack strips (uint8 (H_i, W_i, 3)) vertically, padding narrower ones with white."""
     rows = [_check_panel(r, i) for i, r in enumerate(rows)]
     width = max(r.shape[1] for r in rows)
-    padded = [np.pad(r, ((0, gap), (0, width - r.shape[1]), (0, 0)), constant_values=255)
-              for r in rows]
-    return np.concatenate(padded, axis=0)[:-gap or None]
+    padded = [
+        np.pad(r, ((0, gap), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows
+    ]
+    return np.concatenate(padded, axis=0)[: -gap or None]
 
 
 def save_png(path: str | os.PathLike, rgb: np.ndarray, compression: int = 9) -> Path:
     """Write an uint8 (H, W, 3) RGB array as a PNG, atomically (whole file or none)."""
     rgb = _check_panel(rgb, 0)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]),
-                           [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])
+    ok, buf = cv2.imencode(
+        ".png",
+        np.ascontiguousarray(rgb[..., ::-1]),
+        [cv2.IMWRITE_PNG_COMPRESSION, int(compression)],
+    )
     if not ok:
         raise ValueError(f"OpenCV could not encode a {rgb.shape} image as PNG")
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.tobytes())
     return Path(path)
-
-

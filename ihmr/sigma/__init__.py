@@ -12,5 +12,12 @@ from __future__ import annotations
 from .search import Candidate, SigmaSearch, check_sigmas, parabolic_step, search_sigma
 from .validation import holdout_split, validation_score
 
-__all__ = ["Candidate", "SigmaSearch", "check_sigmas", "holdout_split", "parabolic_step",
-           "search_sigma", "validation_score"]
+__all__ = [
+    "Candidate",
+    "SigmaSearch",
+    "check_sigmas",
+    "holdout_split",
+    "parabolic_step",
+    "search_sigma",
+    "validation_score",
+]

@@ -37,30 +37,35 @@ class PoseValidation:
 
     @classmethod
     def build(cls, cfg: Any, bodies: Any, fraction: float = 0.1, seed: int = 0) -> "PoseValidation":
+        from ..config import resolve_path
         from ..pose.features import FeatureStore
         from ..pose.spin_data import read_spin_npz
         from ..pose.split import assign_regions, vertex_distances
-        from ..config import resolve_path
         from .validation import holdout_split
 
         if not cfg.data.train:
-            raise ConfigError("data.train is empty: the config has no training samples to hold "
-                              "out; give at least one dataset")
+            raise ConfigError(
+                "data.train is empty: the config has no training samples to hold "
+                "out; give at least one dataset"
+            )
         sets, offset, dist, glob = [], 0, [], []
         for ds in cfg.data.train:
             labels = read_spin_npz(resolve_path(ds.labels, cfg.data.root))
             # ground-truth SMPL only: static fits are pseudo labels, not a validation target
             valid = np.flatnonzero(np.asarray(labels.has_smpl) > 0)
-            d = vertex_distances(bodies, labels.pose[valid], labels.betas[valid],
-                                 labels.gender[valid])
+            d = vertex_distances(
+                bodies, labels.pose[valid], labels.betas[valid], labels.gender[valid]
+            )
             sets.append((labels, FeatureStore(resolve_path(ds.features, cfg.data.root)), valid))
             dist.append(d)
             glob.append(offset + valid)
             offset += len(labels)
         d, g = np.concatenate(dist), np.concatenate(glob)
         if len(d) < 2:
-            raise DataError("the training sets hold fewer than 2 samples with ground-truth SMPL "
-                            "(has_smpl); there is nothing to hold out for a validation score")
+            raise DataError(
+                "the training sets hold fewer than 2 samples with ground-truth SMPL "
+                "(has_smpl); there is nothing to hold out for a validation score"
+            )
         region = assign_regions(d, float(d.min()), float(d.max()))
         _, val = holdout_split(region, fraction, seed)
         holdout = np.sort(g[val])
@@ -85,8 +90,12 @@ class PoseValidation:
         for labels, feats in self.parts:
             head = HMRHead(feats.shape[1], bodies.neutral.mean_params)
             head.load_state_dict(head_state)
-            acc, _ = run_metrics(predictions_from_head(head, torch.from_numpy(feats), bodies.neutral),
-                                 labels, None, bodies)
+            acc, _ = run_metrics(
+                predictions_from_head(head, torch.from_numpy(feats), bodies.neutral),
+                labels,
+                None,
+                bodies,
+            )
             errors.append(acc.errors)
             dist.append(acc.split.distance)
         split = split_from_distances(np.concatenate(dist), body=bodies.name)
@@ -97,9 +106,15 @@ class PoseValidation:
         return metrics
 
 
-def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int | None,
-              fraction: float = 0.1, log: Callable[[str], None] = print,
-              refine: int = 0) -> dict[str, Any]:
+def tune_pose(
+    cfg: Any,
+    out: Path,
+    grid: list[float] | None,
+    budget_epochs: int | None,
+    fraction: float = 0.1,
+    log: Callable[[str], None] = print,
+    refine: int = 0,
+) -> dict[str, Any]:
     """Search sigma for a pose config; writes ``out``; returns the outputs' paths and result."""
     import torch
 
@@ -111,16 +126,20 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
     from .search import search_sigma
 
     if cfg.loss.kind not in ("gai", "bmc", "bmc_mmhuman3d"):
-        raise ConfigError(f"loss.kind is {cfg.loss.kind!r}, which has no sigma; tune a gai or bmc "
-                          "config (e.g. configs/ihmr/demo_gai.yaml)")
+        raise ConfigError(
+            f"loss.kind is {cfg.loss.kind!r}, which has no sigma; tune a gai or bmc "
+            "config (e.g. configs/ihmr/demo_gai.yaml)"
+        )
     if budget_epochs is not None and budget_epochs < 1:
         raise ConfigError(f"--budget-epochs must be >= 1, got {budget_epochs}")
     _ensure_demo_prior(cfg, log)
     grid = grid or [0.02, 0.05, 0.1, 0.2, 0.5]
     bodies = GenderedBodies.load(cfg.smpl_dir)
     val = PoseValidation.build(cfg, bodies, fraction, cfg.seed)
-    log(f"validation: {len(val.holdout)} held-out training samples "
-        f"({val.n_train_bins} non-empty training regions)")
+    log(
+        f"validation: {len(val.holdout)} held-out training samples "
+        f"({val.n_train_bins} non-empty training regions)"
+    )
     out = check_writable_dir(out)  # only once the data checked out: no empty folder on an error
 
     def run(name: str, pose: str, sigma: float, learn: bool, epochs: int, init: dict | None):
@@ -146,8 +165,9 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
     def score(sigma: float, start: dict | None = None):
         log(f"sigma {sigma:g}: {budget_epochs or epochs} epochs")
         try:
-            head, _ = run(f"sigma_{sigma:g}", cfg.loss.kind, sigma, False,
-                          budget_epochs or epochs, start)
+            head, _ = run(
+                f"sigma_{sigma:g}", cfg.loss.kind, sigma, False, budget_epochs or epochs, start
+            )
         except NonFiniteLossError:
             return float("inf"), None
         m = val.score(head, bodies)
@@ -159,18 +179,32 @@ def tune_pose(cfg: Any, out: Path, grid: list[float] | None, budget_epochs: int 
         log(f"learned sigma from {cfg.loss.init_noise_sigma:g}")
         t0 = time.perf_counter()
         init = _load_head(out / "runs" / "mse_start") if budget_epochs else None
-        head, sig = run("learned", cfg.loss.kind, cfg.loss.init_noise_sigma, True,
-                        budget_epochs or epochs, init)
-        learned = {"sigma": float(sig), "score": val.score(head, bodies)["bMPVPE"]["all"],
-                   "seconds": time.perf_counter() - t0}
+        head, sig = run(
+            "learned", cfg.loss.kind, cfg.loss.init_noise_sigma, True, budget_epochs or epochs, init
+        )
+        learned = {
+            "sigma": float(sig),
+            "score": val.score(head, bodies)["bMPVPE"]["all"],
+            "seconds": time.perf_counter() - t0,
+        }
     chosen = copy.deepcopy(cfg)
     chosen.loss.init_noise_sigma, chosen.loss.learn_noise = search.sigma, False
     chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
-    files = write_outputs(out, search, "bMPVPE (mm)", chosen,
-                          f"{cfg.loss.kind}: sigma on held-out training samples", learned,
-                          {"task": "pose", "validation_samples": int(len(val.holdout)),
-                           "budget_epochs": budget_epochs, "full_epochs": epochs},
-                          mse=ref.get("mse"))
+    files = write_outputs(
+        out,
+        search,
+        "bMPVPE (mm)",
+        chosen,
+        f"{cfg.loss.kind}: sigma on held-out training samples",
+        learned,
+        {
+            "task": "pose",
+            "validation_samples": int(len(val.holdout)),
+            "budget_epochs": budget_epochs,
+            "full_epochs": epochs,
+        },
+        mse=ref.get("mse"),
+    )
     return {"search": search, "files": files, "learned": learned}
 
 

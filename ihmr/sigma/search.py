@@ -66,20 +66,31 @@ class SigmaSearch:
 
     def table(self) -> list[dict[str, Any]]:
         """Rows ``{"sigma", "score", "seconds", "stage", "chosen"}`` for a CSV or Markdown table."""
-        return [{"sigma": c.sigma, "score": c.score, "seconds": round(c.seconds, 3),
-                 "stage": c.stage, "chosen": c.sigma == self.sigma} for c in self.candidates]
+        return [
+            {
+                "sigma": c.sigma,
+                "score": c.score,
+                "seconds": round(c.seconds, 3),
+                "stage": c.stage,
+                "chosen": c.sigma == self.sigma,
+            }
+            for c in self.candidates
+        ]
 
 
 def check_sigmas(grid: Sequence[float]) -> list[float]:
     """The grid as sorted distinct floats; refused when empty or holding a sigma <= 0 / not finite."""
     values = [float(s) for s in grid]
     if not values:
-        raise ConfigError("the sigma grid is empty: give at least one sigma > 0, e.g. "
-                          "--grid 0.1,0.3,1,3")
+        raise ConfigError(
+            "the sigma grid is empty: give at least one sigma > 0, e.g. --grid 0.1,0.3,1,3"
+        )
     for s in values:
         if not (math.isfinite(s) and s > 0):
-            raise ConfigError(f"sigma must be a finite number > 0, got {s:g} in the grid "
-                              f"{values}; sigma is the label noise's standard deviation")
+            raise ConfigError(
+                f"sigma must be a finite number > 0, got {s:g} in the grid "
+                f"{values}; sigma is the label noise's standard deviation"
+            )
     return sorted(set(values))
 
 
@@ -92,15 +103,21 @@ def _evaluate(score: Callable, sigma: float, start: Any, use_start: bool, stage:
     try:
         value = float(out)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"the score callable returned {out!r} for sigma={sigma:g}; it must "
-                        "return a number (lower is better)") from exc
+        raise DataError(
+            f"the score callable returned {out!r} for sigma={sigma:g}; it must "
+            "return a number (lower is better)"
+        ) from exc
     if math.isnan(value):
-        raise DataError(f"the score callable returned NaN for sigma={sigma:g}; return math.inf "
-                        "for a run that diverged, or fix the validation metric (an empty "
-                        "validation set or a NaN prediction gives NaN)")
+        raise DataError(
+            f"the score callable returned NaN for sigma={sigma:g}; return math.inf "
+            "for a run that diverged, or fix the validation metric (an empty "
+            "validation set or a NaN prediction gives NaN)"
+        )
     if value == -math.inf:
-        raise DataError(f"the score callable returned -inf for sigma={sigma:g}; scores are "
-                        "errors (lower is better) and cannot be -inf")
+        raise DataError(
+            f"the score callable returned -inf for sigma={sigma:g}; scores are "
+            "errors (lower is better) and cannot be -inf"
+        )
     return Candidate(sigma, value, time.perf_counter() - t0, stage, info)
 
 
@@ -115,7 +132,7 @@ def parabolic_step(candidates: Sequence[Candidate]) -> float | None:
     i = min(range(len(pts)), key=lambda k: (pts[k][1], pts[k][0]))
     if i in (0, len(pts) - 1):  # the minimum may lie beyond the grid: widen it, do not guess
         return None
-    (x0, f0), (x1, f1), (x2, f2) = [(math.log(s), f) for s, f in pts[i - 1:i + 2]]
+    (x0, f0), (x1, f1), (x2, f2) = [(math.log(s), f) for s, f in pts[i - 1 : i + 2]]
     den = (x1 - x0) * (f1 - f2) - (x1 - x2) * (f1 - f0)
     if den == 0:
         return None
@@ -177,12 +194,15 @@ def search_sigma(
         cands = _golden(score, bracket, evals, start, use_start)
     finite = [c for c in cands if math.isfinite(c.score)]
     if not finite:
-        raise DataError(f"every candidate sigma ({', '.join(f'{c.sigma:g}' for c in cands)}) "
-                        "diverged (score inf); try smaller sigmas, a lower learning rate, or "
-                        "check the data")
+        raise DataError(
+            f"every candidate sigma ({', '.join(f'{c.sigma:g}' for c in cands)}) "
+            "diverged (score inf); try smaller sigmas, a lower learning rate, or "
+            "check the data"
+        )
     best = min(finite, key=lambda c: (c.score, c.sigma))
-    return SigmaSearch(best.sigma, best.score, cands, use_start, warm_seconds,
-                       time.perf_counter() - t0)
+    return SigmaSearch(
+        best.sigma, best.score, cands, use_start, warm_seconds, time.perf_counter() - t0
+    )
 
 
 def _golden(score, bracket, evals, start, use_start) -> list[Candidate]:

@@ -27,8 +27,11 @@ from ..errors import ConfigError, DataError
 from ..io import check_writable_dir
 
 TASKS = ("pose", "age", "depth")
-DEFAULT_GRIDS = {"pose": [0.02, 0.05, 0.1, 0.2, 0.5], "age": [1.0, 2.0, 4.0, 8.0, 16.0],
-                 "depth": [0.1, 0.3, 1.0, 3.0]}
+DEFAULT_GRIDS = {
+    "pose": [0.02, 0.05, 0.1, 0.2, 0.5],
+    "age": [1.0, 2.0, 4.0, 8.0, 16.0],
+    "depth": [0.1, 0.3, 1.0, 3.0],
+}
 
 
 def detect_task(raw: dict) -> str:
@@ -42,14 +45,24 @@ def detect_task(raw: dict) -> str:
         return "pose"
     if "input_wh" in data or "model" in raw:
         return "depth"
-    raise ConfigError("cannot tell the task of this config (no stage or rrt section for age, no "
-                      "eval section or data.train for pose, no model or data.input_wh for "
-                      "depth); pass --task pose|age|depth")
+    raise ConfigError(
+        "cannot tell the task of this config (no stage or rrt section for age, no "
+        "eval section or data.train for pose, no model or data.input_wh for "
+        "depth); pass --task pose|age|depth"
+    )
 
 
-def tune(config: Path, *, task: str = "auto", grid: list[float] | None = None,
-         budget_epochs: int | None = None, refine: int = 0, out: Path | None = None,
-         sets: list[str] = (), log: Callable[[str], None] = print) -> dict[str, Any]:
+def tune(
+    config: Path,
+    *,
+    task: str = "auto",
+    grid: list[float] | None = None,
+    budget_epochs: int | None = None,
+    refine: int = 0,
+    out: Path | None = None,
+    sets: list[str] = (),
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Load ``config`` (with ``--set`` overrides), run the search, write ``out``; the result."""
     from ..config import load_config, read_yaml
     from ..errors import check_choice
@@ -69,8 +82,11 @@ def tune(config: Path, *, task: str = "auto", grid: list[float] | None = None,
 
         cfg = load_config(PoseTrainConfig, config, list(sets))
         out = out or Path(f"{cfg.out}_tune_sigma")
-        return {"task": task, "out": out, **tune_pose(cfg, out, grid, budget_epochs, log=log,
-                                                         refine=refine)}
+        return {
+            "task": task,
+            "out": out,
+            **tune_pose(cfg, out, grid, budget_epochs, log=log, refine=refine),
+        }
     if task == "age":
         from ..age.config import AgeConfig
 
@@ -84,12 +100,16 @@ def tune(config: Path, *, task: str = "auto", grid: list[float] | None = None,
     return {"task": task, "out": out, **_tune_depth(cfg, out, grid, budget_epochs, log, refine)}
 
 
-def _finish(out: Path, search, metric: str, chosen: Any, title: str, learned, info,
-            mse: float | None = None) -> dict:
+def _finish(
+    out: Path, search, metric: str, chosen: Any, title: str, learned, info, mse: float | None = None
+) -> dict:
     from .report import write_outputs
 
-    return {"search": search, "learned": learned,
-            "files": write_outputs(out, search, metric, chosen, title, learned, info, mse)}
+    return {
+        "search": search,
+        "learned": learned,
+        "files": write_outputs(out, search, metric, chosen, title, learned, info, mse),
+    }
 
 
 def _search(score, grid, budget_epochs, warm, refine: int = 0):
@@ -101,16 +121,25 @@ def _search(score, grid, budget_epochs, warm, refine: int = 0):
 # ------------------------------------------------------------------------------------------------
 # age: stage-2 RRT on the frozen stage-1 backbone
 
-def _tune_age(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
-              log: Callable[[str], None], refine: int = 0) -> dict:
+
+def _tune_age(
+    cfg: Any,
+    out: Path,
+    grid: list[float],
+    budget_epochs: int | None,
+    log: Callable[[str], None],
+    refine: int = 0,
+) -> dict:
     from ..age.train import load_age_checkpoint, train_rrt
     from ..runs import NonFiniteLossError
     from .validation import validation_score
 
     if cfg.stage != "rrt" or cfg.loss.kind not in ("bmc", "gai", "bni"):
-        raise ConfigError(f"tune-sigma needs a stage-2 config with a Balanced MSE loss (loss.kind "
-                          f"bmc, gai or bni), got stage {cfg.stage!r} with loss.kind "
-                          f"{cfg.loss.kind!r} (e.g. configs/age/demo_bmc.yaml)")
+        raise ConfigError(
+            f"tune-sigma needs a stage-2 config with a Balanced MSE loss (loss.kind "
+            f"bmc, gai or bni), got stage {cfg.stage!r} with loss.kind "
+            f"{cfg.loss.kind!r} (e.g. configs/age/demo_bmc.yaml)"
+        )
     out = check_writable_dir(out)
     epochs = cfg.optim.epochs
 
@@ -120,9 +149,8 @@ def _tune_age(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
         c.loss.kind, c.loss.init_noise_sigma, c.loss.learn_noise = loss, sigma, learn
         c.optim.epochs = n
         shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
-        _, best = load_age_checkpoint(train_rrt(c, log=lambda m: None,
-                                                init_linear=init).checkpoint)
-        lin = {k[len("linear."):]: v for k, v in best["model"].items() if k.startswith("linear.")}
+        _, best = load_age_checkpoint(train_rrt(c, log=lambda m: None, init_linear=init).checkpoint)
+        lin = {k[len("linear.") :]: v for k, v in best["model"].items() if k.startswith("linear.")}
         crit = best.get("criterion") or {}
         res = best["val"]["overall"]
         score = validation_score({"bins": res["n_ages"], "bmae": res["bmae"]})
@@ -132,15 +160,15 @@ def _tune_age(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
 
     def warm():
         log(f"shared start: MSE re-training, {epochs} epochs")
-        ref["mse"], lin, _ = run("mse_start", "mse", cfg.loss.init_noise_sigma, False, epochs,
-                                 None)
+        ref["mse"], lin, _ = run("mse_start", "mse", cfg.loss.init_noise_sigma, False, epochs, None)
         return lin
 
     def score(sigma: float, start: dict | None = None):
         log(f"sigma {sigma:g}: {budget_epochs or epochs} epochs")
         try:
-            return run(f"sigma_{sigma:g}", cfg.loss.kind, sigma, False, budget_epochs or epochs,
-                       start)[0]
+            return run(
+                f"sigma_{sigma:g}", cfg.loss.kind, sigma, False, budget_epochs or epochs, start
+            )[0]
         except NonFiniteLossError:
             return math.inf
 
@@ -149,34 +177,52 @@ def _tune_age(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
     if cfg.loss.learn_noise:
         t0 = time.perf_counter()
         init = warm_state(out / "runs" / "mse_start", "age") if budget_epochs else None
-        s, _, crit = run("learned", cfg.loss.kind, cfg.loss.init_noise_sigma, True,
-                         budget_epochs or epochs, init)
+        s, _, crit = run(
+            "learned", cfg.loss.kind, cfg.loss.init_noise_sigma, True, budget_epochs or epochs, init
+        )
         learned = {"sigma": _sigma_of(crit), "score": s, "seconds": time.perf_counter() - t0}
     chosen = copy.deepcopy(cfg)
     chosen.loss.init_noise_sigma, chosen.loss.learn_noise = search.sigma, False
     chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
-    return _finish(out, search, "bMAE (years)", chosen,
-                   f"age {cfg.loss.kind}: sigma on the validation split", learned,
-                   {"task": "age", "budget_epochs": budget_epochs, "full_epochs": epochs},
-                   ref.get("mse"))
+    return _finish(
+        out,
+        search,
+        "bMAE (years)",
+        chosen,
+        f"age {cfg.loss.kind}: sigma on the validation split",
+        learned,
+        {"task": "age", "budget_epochs": budget_epochs, "full_epochs": epochs},
+        ref.get("mse"),
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # depth
 
-def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | None,
-                log: Callable[[str], None], refine: int = 0) -> dict:
+
+def _tune_depth(
+    cfg: Any,
+    out: Path,
+    grid: list[float],
+    budget_epochs: int | None,
+    log: Callable[[str], None],
+    refine: int = 0,
+) -> dict:
     from ..depth.train import train_depth
     from ..runs import NonFiniteLossError
 
     if cfg.loss.kind not in ("bni", "gai", "bmc"):
-        raise ConfigError(f"loss.kind is {cfg.loss.kind!r}, which has no sigma; tune a bni, gai "
-                          "or bmc config (e.g. configs/depth/demo.yaml --set loss.kind=bni)")
+        raise ConfigError(
+            f"loss.kind is {cfg.loss.kind!r}, which has no sigma; tune a bni, gai "
+            "or bmc config (e.g. configs/depth/demo.yaml --set loss.kind=bni)"
+        )
     bins = _depth_validation_bins(cfg)
     if bins < 2:
-        raise DataError(f"the depth validation scenes (data.val_fraction "
-                        f"{cfg.data.val_fraction:g}) cover {bins} non-empty 0.1 m depth bin(s); "
-                        "a balanced score needs at least 2: raise data.val_fraction or add scenes")
+        raise DataError(
+            f"the depth validation scenes (data.val_fraction "
+            f"{cfg.data.val_fraction:g}) cover {bins} non-empty 0.1 m depth bin(s); "
+            "a balanced score needs at least 2: raise data.val_fraction or add scenes"
+        )
     out = check_writable_dir(out)
     epochs = cfg.optim.epochs
 
@@ -188,8 +234,10 @@ def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | Non
         shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
         value = float(train_depth(c, init_model=init).best["value"])
         if math.isnan(value):
-            raise ConfigError(f"validation bRMSE of {c.out!r} is NaN: the validation scenes "
-                              "hold no valid pixels; raise data.val_fraction")
+            raise ConfigError(
+                f"validation bRMSE of {c.out!r} is NaN: the validation scenes "
+                "hold no valid pixels; raise data.val_fraction"
+            )
         return value
 
     ref: dict[str, float] = {}
@@ -202,8 +250,9 @@ def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | Non
     def score(sigma: float, start: dict | None = None):
         log(f"sigma {sigma:g}: {budget_epochs or epochs} epochs")
         try:
-            return run(f"sigma_{sigma:g}", cfg.loss.kind, sigma, False, budget_epochs or epochs,
-                       start)
+            return run(
+                f"sigma_{sigma:g}", cfg.loss.kind, sigma, False, budget_epochs or epochs, start
+            )
         except NonFiniteLossError:
             return math.inf
 
@@ -212,17 +261,27 @@ def _tune_depth(cfg: Any, out: Path, grid: list[float], budget_epochs: int | Non
     if cfg.loss.learn_noise:
         t0 = time.perf_counter()
         init = warm_state(out / "runs" / "mse_start", "depth") if budget_epochs else None
-        s = run("learned", cfg.loss.kind, cfg.loss.init_noise_sigma, True, budget_epochs or epochs,
-                init)
-        learned = {"sigma": _depth_sigma(out / "runs" / "learned"), "score": s,
-                   "seconds": time.perf_counter() - t0}
+        s = run(
+            "learned", cfg.loss.kind, cfg.loss.init_noise_sigma, True, budget_epochs or epochs, init
+        )
+        learned = {
+            "sigma": _depth_sigma(out / "runs" / "learned"),
+            "score": s,
+            "seconds": time.perf_counter() - t0,
+        }
     chosen = copy.deepcopy(cfg)
     chosen.loss.init_noise_sigma, chosen.loss.learn_noise = search.sigma, False
     chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
-    return _finish(out, search, "bRMSE (m)", chosen,
-                   f"depth {cfg.loss.kind}: sigma on held-out training scenes", learned,
-                   {"task": "depth", "budget_epochs": budget_epochs, "full_epochs": epochs},
-                   ref.get("mse"))
+    return _finish(
+        out,
+        search,
+        "bRMSE (m)",
+        chosen,
+        f"depth {cfg.loss.kind}: sigma on held-out training scenes",
+        learned,
+        {"task": "depth", "budget_epochs": budget_epochs, "full_epochs": epochs},
+        ref.get("mse"),
+    )
 
 
 def _depth_validation_bins(cfg: Any) -> int:
@@ -248,8 +307,7 @@ def warm_state(run_dir: Path, task: str) -> dict:
         from ..age.train import load_age_checkpoint
 
         _, best = load_age_checkpoint(run_dir / "best.pt")
-        return {k[len("linear."):]: v for k, v in best["model"].items()
-                if k.startswith("linear.")}
+        return {k[len("linear.") :]: v for k, v in best["model"].items() if k.startswith("linear.")}
     from ..runs import read_checkpoint
 
     return read_checkpoint(run_dir / "best.pt")["state"]["model"]

@@ -17,8 +17,9 @@ import numpy as np
 from ..errors import DataError, ShapeError, shape_str
 
 
-def holdout_split(bin_ids: Any, fraction: float = 0.1, seed: int = 0,
-                  min_bins: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    bin_ids: Any, fraction: float = 0.1, seed: int = 0, min_bins: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """Stratified hold-out: ``(train_idx, val_idx)`` sorted int64 arrays over ``len(bin_ids)``.
 
     From every bin with ``n >= 2`` training samples, ``max(1, round(fraction * n))`` samples (at
@@ -30,7 +31,9 @@ def holdout_split(bin_ids: Any, fraction: float = 0.1, seed: int = 0,
     """
     b = np.asarray(bin_ids)
     if b.ndim != 1 or not np.issubdtype(b.dtype, np.integer):
-        raise ShapeError(f"bin_ids must be a (N,) integer array, got {shape_str(b.shape)} {b.dtype}")
+        raise ShapeError(
+            f"bin_ids must be a (N,) integer array, got {shape_str(b.shape)} {b.dtype}"
+        )
     if not 0.0 < fraction < 1.0:
         raise DataError(f"the validation fraction must lie in (0, 1), got {fraction:g}")
     rng = np.random.default_rng(seed)
@@ -44,9 +47,11 @@ def holdout_split(bin_ids: Any, fraction: float = 0.1, seed: int = 0,
     val_idx = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
     n_bins = len(np.unique(b[val_idx]))
     if n_bins < min_bins:
-        raise DataError(f"the validation split covers {n_bins} non-empty label bin(s); a balanced "
-                        f"validation score needs at least {min_bins}: use finer label bins or a "
-                        "training set whose labels span more than one bin")
+        raise DataError(
+            f"the validation split covers {n_bins} non-empty label bin(s); a balanced "
+            f"validation score needs at least {min_bins}: use finer label bins or a "
+            "training set whose labels span more than one bin"
+        )
     train_idx = np.setdiff1d(np.arange(len(b)), val_idx)
     return train_idx.astype(np.int64), val_idx.astype(np.int64)
 
@@ -55,11 +60,15 @@ def validation_score(result: dict[str, Any], key: str = "bmae", min_bins: int = 
     """The balanced ``key`` of a :class:`~ihmr.metrics.regression.BalancedRegressionMetric`
     result, refused when the validation samples fell in fewer than ``min_bins`` bins."""
     if result.get("bins", 0) < min_bins:
-        raise DataError(f"the validation set covers {result.get('bins', 0)} non-empty label "
-                        f"bin(s); a balanced score needs at least {min_bins}: hold out more "
-                        "samples or use finer bins")
+        raise DataError(
+            f"the validation set covers {result.get('bins', 0)} non-empty label "
+            f"bin(s); a balanced score needs at least {min_bins}: hold out more "
+            "samples or use finer bins"
+        )
     value = result.get(key)
     if value is None or not math.isfinite(value):
-        raise DataError(f"validation {key} is {value}; the validation set is empty or a "
-                        "prediction is not finite")
+        raise DataError(
+            f"validation {key} is {value}; the validation set is empty or a "
+            "prediction is not finite"
+        )
     return float(value)

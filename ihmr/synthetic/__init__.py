@@ -62,5 +62,13 @@ def run_with_progress(config: SynthConfig, threads: int | None = None) -> Benchm
         bars.close()
 
 
-__all__ = ["BenchmarkResult", "SynthConfig", "check_ordering", "run_benchmark",
-           "run_with_progress", "set_threads", "summarize", "write_outputs"]
+__all__ = [
+    "BenchmarkResult",
+    "SynthConfig",
+    "check_ordering",
+    "run_benchmark",
+    "run_with_progress",
+    "set_threads",
+    "summarize",
+    "write_outputs",
+]

@@ -104,8 +104,11 @@ def _val_stats(x: torch.Tensor, y: torch.Tensor):
     u = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1).double()
     n = x.shape[-2]
     yy = y.double()
-    return (u.transpose(-1, -2) @ u / n, (yy.transpose(-1, -2) @ u) / n,
-            (yy * yy).sum((-1, -2)) / n)
+    return (
+        u.transpose(-1, -2) @ u / n,
+        (yy.transpose(-1, -2) @ u) / n,
+        (yy * yy).sum((-1, -2)) / n,
+    )
 
 
 def _linear_val_mse(theta_net: torch.Tensor, spec: ModelSpec, stats) -> torch.Tensor:
@@ -139,19 +142,31 @@ class _Models:
     best_epoch: torch.Tensor
 
     @classmethod
-    def start(cls, spec: ModelSpec, data: TrainSet, learnable: np.ndarray,
-              sigma_true: float | np.ndarray, sigma_init: float, dtype: torch.dtype) -> "_Models":
+    def start(
+        cls,
+        spec: ModelSpec,
+        data: TrainSet,
+        learnable: np.ndarray,
+        sigma_true: float | np.ndarray,
+        sigma_init: float,
+        dtype: torch.dtype,
+    ) -> "_Models":
         """Initial weights of every group, sigma at ``sigma_init`` where it is learnable and at
         ``sigma_true`` elsewhere, zero moments, nothing selected yet."""
         G, R, npar = data.x_train.shape[0], len(learnable), spec.n_params
         theta = torch.empty(G, R, npar + 1, dtype=dtype)
         theta[..., :npar] = torch.as_tensor(data.init, dtype=dtype).unsqueeze(1)
         theta[..., npar] = torch.as_tensor(
-            np.where(learnable[None, :], sigma_init, _per_model(sigma_true)), dtype=dtype)
-        return cls(theta=theta, state1=torch.zeros_like(theta), state2=torch.zeros_like(theta),
-                   best_theta=theta.clone(),
-                   best_val=torch.full((G, R), math.inf, dtype=torch.float64),
-                   best_epoch=torch.zeros(G, R, dtype=torch.long))
+            np.where(learnable[None, :], sigma_init, _per_model(sigma_true)), dtype=dtype
+        )
+        return cls(
+            theta=theta,
+            state1=torch.zeros_like(theta),
+            state2=torch.zeros_like(theta),
+            best_theta=theta.clone(),
+            best_val=torch.full((G, R), math.inf, dtype=torch.float64),
+            best_epoch=torch.zeros(G, R, dtype=torch.long),
+        )
 
 
 @dataclasses.dataclass
@@ -180,8 +195,7 @@ class _Run:
         self.batches = [(s, min(s + bs, n_train)) for s in range(0, n_train, bs)]
         self.x_val = torch.as_tensor(self.data.x_val, dtype=self.dtype)
         self.y_val = torch.as_tensor(self.data.y_val, dtype=self.dtype)
-        self.val_stats = (_val_stats(self.x_val, self.y_val) if self.spec.kind == "linear"
-                          else None)
+        self.val_stats = _val_stats(self.x_val, self.y_val) if self.spec.kind == "linear" else None
 
     def epoch_done(self, epoch: int) -> None:
         if self.progress is not None:
@@ -233,8 +247,9 @@ def train_batched(
         raise ValueError("the GAI methods need one prior per group (TrainSet.priors)")
     compiled = use_compiled(backend, dtype, data.y_train.shape[-1])
     history = np.zeros((n_epochs, G, len(methods))) if keep_history else None
-    run = _Run(spec, protocol, blocks, data, n_epochs, chunk_epochs, select_from, progress,
-               history, dtype)
+    run = _Run(
+        spec, protocol, blocks, data, n_epochs, chunk_epochs, select_from, progress, history, dtype
+    )
     if compiled:
         _train_compiled(run, models, methods)
     else:
@@ -247,33 +262,54 @@ def _train_compiled(run: _Run, models: _Models, methods: Sequence[str]) -> None:
     data, G, R = run.data, *models.best_val.shape
     n_train, d = data.x_train.shape[1], data.y_train.shape[-1]
     codes, n_comp, prior = compiled_inputs(
-        methods, data.priors if run.blocks["gai"] is not None else None, G, d)
-    arrays = dict(u_train=run.u_train.astype(np.float32),
-                  y_train=np.ascontiguousarray(data.y_train, dtype=np.float32),
-                  inv_density=run.inv_density.astype(np.float32))
+        methods, data.priors if run.blocks["gai"] is not None else None, G, d
+    )
+    arrays = dict(
+        u_train=run.u_train.astype(np.float32),
+        y_train=np.ascontiguousarray(data.y_train, dtype=np.float32),
+        inv_density=run.inv_density.astype(np.float32),
+    )
     if run.val_stats is not None:
         validation = tuple(np.ascontiguousarray(x.numpy()) for x in run.val_stats)
     else:
-        validation = (np.concatenate([data.x_val, np.ones(data.x_val.shape[:2] + (1,))],
-                                     axis=-1).astype(np.float32),
-                      np.ascontiguousarray(data.y_val, dtype=np.float32))
+        validation = (
+            np.concatenate([data.x_val, np.ones(data.x_val.shape[:2] + (1,))], axis=-1).astype(
+                np.float32
+            ),
+            np.ascontiguousarray(data.y_val, dtype=np.float32),
+        )
     protocol, spec = run.protocol, run.spec
     epoch = 0
     while epoch < run.n_epochs:
         n_chunk = min(run.chunk_epochs, run.n_epochs - epoch)
         hist = np.zeros((n_chunk if run.history is not None else 0, G, R))
         train_chunk(
-            models.theta.numpy(), models.state1.numpy(), models.state2.numpy(),
-            models.best_theta.numpy(), models.best_val.numpy(), models.best_epoch.numpy(), hist,
-            **arrays, perm=_permutations(run.rngs, n_chunk, n_train),
-            lrs=run.lrs[epoch:epoch + n_chunk], first_epoch=epoch,
-            first_step=epoch * len(run.batches), codes=codes, learnable=run.blocks["learnable"],
-            n_comp=n_comp, prior=prior, validation=validation, select_from=run.select_from,
-            optimizer=protocol.optimizer, momentum=protocol.momentum,
-            sigma_lr=protocol.sigma_lr, batch_size=protocol.batch_size,
-            hidden=spec.hidden if spec.kind == "mlp" else 0)
+            models.theta.numpy(),
+            models.state1.numpy(),
+            models.state2.numpy(),
+            models.best_theta.numpy(),
+            models.best_val.numpy(),
+            models.best_epoch.numpy(),
+            hist,
+            **arrays,
+            perm=_permutations(run.rngs, n_chunk, n_train),
+            lrs=run.lrs[epoch : epoch + n_chunk],
+            first_epoch=epoch,
+            first_step=epoch * len(run.batches),
+            codes=codes,
+            learnable=run.blocks["learnable"],
+            n_comp=n_comp,
+            prior=prior,
+            validation=validation,
+            select_from=run.select_from,
+            optimizer=protocol.optimizer,
+            momentum=protocol.momentum,
+            sigma_lr=protocol.sigma_lr,
+            batch_size=protocol.batch_size,
+            hidden=spec.hidden if spec.kind == "mlp" else 0,
+        )
         if run.history is not None:
-            run.history[epoch:epoch + n_chunk] = hist
+            run.history[epoch : epoch + n_chunk] = hist
         for _ in range(n_chunk):
             epoch += 1
             run.epoch_done(epoch)
@@ -300,11 +336,26 @@ def _train_torch(run: _Run, models: _Models) -> None:
             lr_vec[:npar] = run.lrs[epoch]
             lr_vec[npar] = protocol.sigma_lr
             for s, t in run.batches:
-                step(spec, models.theta, U[ec, :, s:t], Yc[ec, :, s:t], Wc[ec, :, s:t],
-                     learn_mask, grad)
+                step(
+                    spec,
+                    models.theta,
+                    U[ec, :, s:t],
+                    Yc[ec, :, s:t],
+                    Wc[ec, :, s:t],
+                    learn_mask,
+                    grad,
+                )
                 n_steps += 1
-                _optimizer_step(protocol, models.theta, grad, models.state1, models.state2,
-                                lr_vec, n_steps, (0.9, 0.999, 1e-8))
+                _optimizer_step(
+                    protocol,
+                    models.theta,
+                    grad,
+                    models.state1,
+                    models.state2,
+                    lr_vec,
+                    n_steps,
+                    (0.9, 0.999, 1e-8),
+                )
             epoch += 1
             _validate_and_select(run, models, epoch)
             run.epoch_done(epoch)
@@ -315,7 +366,7 @@ def _validate_and_select(run: _Run, models: _Models, epoch: int) -> None:
     history needs it, and the best parameters so far."""
     if epoch < run.select_from and run.history is None:
         return
-    theta_net = models.theta[..., :run.spec.n_params]
+    theta_net = models.theta[..., : run.spec.n_params]
     if run.val_stats is not None:
         val = _linear_val_mse(theta_net, run.spec, run.val_stats)
     else:
@@ -329,8 +380,13 @@ def _validate_and_select(run: _Run, models: _Models, epoch: int) -> None:
         models.best_epoch = torch.where(better, epoch, models.best_epoch)
 
 
-def _result(spec: ModelSpec, methods: Sequence[str], models: _Models, data: TrainSet,
-            history: np.ndarray | None) -> TrainResult:
+def _result(
+    spec: ModelSpec,
+    methods: Sequence[str],
+    models: _Models,
+    data: TrainSet,
+    history: np.ndarray | None,
+) -> TrainResult:
     """Test MSE (float64) of the selected and of the last models, and their sigmas."""
     npar = spec.n_params
     x_test = torch.as_tensor(data.x_test, dtype=torch.float64)

@@ -56,9 +56,11 @@ class SynthConfig:
 
     def validate(self) -> "SynthConfig":
         """Check names (suggesting the closest), counts and epochs; return a canonical copy."""
-        for values, choices, what in ((self.distributions, S.DISTRIBUTIONS, "distribution"),
-                                      (self.skews, S.SKEWS, "skew"),
-                                      (self.methods, S.METHODS, "method")):
+        for values, choices, what in (
+            (self.distributions, S.DISTRIBUTIONS, "distribution"),
+            (self.skews, S.SKEWS, "skew"),
+            (self.methods, S.METHODS, "method"),
+        ):
             if not values:
                 raise ConfigError(f"select at least one {what} (choices: {list(choices)})")
             for v in values:
@@ -103,19 +105,37 @@ class BenchmarkResult:
 def _priors(settings: Sequence[tuple[str, str]], needed: bool) -> dict:
     if not needed:
         return {}
-    return {(dist, skew): fit_true_prior(dist, skew, S.GAI_COMPONENTS[dist])
-            for dist, skew in dict.fromkeys(settings)}
+    return {
+        (dist, skew): fit_true_prior(dist, skew, S.GAI_COMPONENTS[dist])
+        for dist, skew in dict.fromkeys(settings)
+    }
 
 
-def _train_family(name, spec, protocol, groups, methods, epochs, progress,
-                  select_after: float = 0.5, backend: str = "auto",
-                  sigma_true: float | np.ndarray = S.NOISE_SIGMA) -> FamilyRun:
+def _train_family(
+    name,
+    spec,
+    protocol,
+    groups,
+    methods,
+    epochs,
+    progress,
+    select_after: float = 0.5,
+    backend: str = "auto",
+    sigma_true: float | np.ndarray = S.NOISE_SIGMA,
+) -> FamilyRun:
     t0 = time.perf_counter()
     datasets = [make_dataset(dist, skew, seed, protocol, fn) for dist, skew, fn, seed in groups]
     need_prior = any(m in ("gai_true", "gai") for m in methods)
     priors = _priors([(g[0], g[1]) for g in groups], need_prior)
-    keys = [[seed, S.DISTRIBUTIONS.index(dist), S.SKEWS.index(skew),
-             (("linear",) + S.NONLINEAR_FUNCTIONS).index(fn)] for dist, skew, fn, seed in groups]
+    keys = [
+        [
+            seed,
+            S.DISTRIBUTIONS.index(dist),
+            S.SKEWS.index(skew),
+            (("linear",) + S.NONLINEAR_FUNCTIONS).index(fn),
+        ]
+        for dist, skew, fn, seed in groups
+    ]
     data = TrainSet(
         x_train=np.stack([d.x_train for d in datasets]),
         y_train=np.stack([d.y_train for d in datasets]),
@@ -128,10 +148,18 @@ def _train_family(name, spec, protocol, groups, methods, epochs, progress,
         shuffle_keys=[k + [23] for k in keys],
         priors=[priors[(g[0], g[1])] for g in groups] if need_prior else None,
     )
-    result = train_batched(spec, protocol, methods, data, sigma_true=sigma_true,
-                           sigma_init=S.LEARNED_SIGMA_INIT * S.NOISE_SIGMA, epochs=epochs,
-                           progress=progress, select_from=int(select_after * epochs) + 1,
-                           backend=backend)
+    result = train_batched(
+        spec,
+        protocol,
+        methods,
+        data,
+        sigma_true=sigma_true,
+        sigma_init=S.LEARNED_SIGMA_INIT * S.NOISE_SIGMA,
+        epochs=epochs,
+        progress=progress,
+        select_from=int(select_after * epochs) + 1,
+        backend=backend,
+    )
     return FamilyRun(name, spec, list(groups), datasets, result, time.perf_counter() - t0)
 
 
@@ -140,12 +168,16 @@ def _records(run: FamilyRun) -> list[dict]:
     out = []
     for g, (dist, skew, fn, seed) in enumerate(run.groups):
         for r, method in enumerate(res.methods):
-            rec = {"distribution": dist if fn == "linear" else fn, "skew": skew,
-                   "method": method, "seed": seed,
-                   "test_mse": float(res.test_mse[g, r]),
-                   "last_epoch_test_mse": float(res.last_test_mse[g, r]),
-                   "selected_epoch": int(res.best_epoch[g, r]),
-                   "val_mse": float(res.best_val_mse[g, r])}
+            rec = {
+                "distribution": dist if fn == "linear" else fn,
+                "skew": skew,
+                "method": method,
+                "seed": seed,
+                "test_mse": float(res.test_mse[g, r]),
+                "last_epoch_test_mse": float(res.last_test_mse[g, r]),
+                "selected_epoch": int(res.best_epoch[g, r]),
+                "val_mse": float(res.best_val_mse[g, r]),
+            }
             if method in ("gai_true", "gai", "bmc_true", "bmc"):
                 rec["sigma"] = float(res.sigma[g, r])
                 rec["last_sigma"] = float(res.last_sigma[g, r])
@@ -168,23 +200,33 @@ def run_benchmark(
     one_d = [d for d in cfg.distributions if d != "mvn"]
     if one_d:
         groups = [(d, k, "linear", s) for d in one_d for k in cfg.skews for s in seeds]
-        plans.append(("1-D linear", ModelSpec("linear", 1, 1), S.PROTOCOL_1D, groups,
-                      cfg.epochs_1d))
+        plans.append(
+            ("1-D linear", ModelSpec("linear", 1, 1), S.PROTOCOL_1D, groups, cfg.epochs_1d)
+        )
     if "mvn" in cfg.distributions:
         groups = [("mvn", k, "linear", s) for k in cfg.skews for s in seeds]
-        plans.append(("2-D linear", ModelSpec("linear", 2, 2), S.PROTOCOL_2D, groups,
-                      cfg.epochs_2d))
+        plans.append(
+            ("2-D linear", ModelSpec("linear", 2, 2), S.PROTOCOL_2D, groups, cfg.epochs_2d)
+        )
     if cfg.nonlinear:
         dist, skew = S.NONLINEAR_SKEW
         groups = [(dist, skew, fn, 0) for fn in S.NONLINEAR_FUNCTIONS]
-        plans.append(("nonlinear", ModelSpec("mlp", 1, 1, cfg.hidden), S.PROTOCOL_NONLINEAR,
-                      groups, cfg.epochs_nonlinear))
+        plans.append(
+            (
+                "nonlinear",
+                ModelSpec("mlp", 1, 1, cfg.hidden),
+                S.PROTOCOL_NONLINEAR,
+                groups,
+                cfg.epochs_nonlinear,
+            )
+        )
 
     families, records, nonlinear_records, seconds = {}, [], [], {}
     for name, mspec, protocol, groups, epochs in plans:
         cb = None if progress is None else functools.partial(_report, progress, name, epochs)
-        run = _train_family(name, mspec, protocol, groups, cfg.methods, epochs, cb,
-                            cfg.select_after, cfg.backend)
+        run = _train_family(
+            name, mspec, protocol, groups, cfg.methods, epochs, cb, cfg.select_after, cfg.backend
+        )
         families[name] = run
         seconds[name] = run.seconds
         (nonlinear_records if name == "nonlinear" else records).extend(_records(run))
@@ -202,7 +244,8 @@ def summarize(records: Sequence[dict]) -> dict:
     groups: dict = {}
     for rec in records:
         groups.setdefault((rec["distribution"], rec["skew"], rec["method"]), []).append(
-            rec["test_mse"])
+            rec["test_mse"]
+        )
     out = {}
     for key, vals in groups.items():
         a = np.asarray(vals, dtype=np.float64)

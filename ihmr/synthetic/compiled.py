@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .kernels import _JIT, _bmc_model, _gai_model, _gai_tables, _LOG2E
+from .kernels import _JIT, _LOG2E, _bmc_model, _gai_model, _gai_tables
 
 OPTIMIZER_CODES = {"sgd": 0, "adam": 1}
 
@@ -35,14 +35,40 @@ Prior = namedtuple("Prior", "n_comp log_w means eigvals eigvecs")
 #: validation data: moments (linear models) or samples (MLPs); the unused pair is a dummy
 Validation = namedtuple("Validation", "suu syu syy u_val y_val")
 #: per-method loss codes and learnable sigma, where the chunk starts, optimiser and model
-Settings = namedtuple("Settings", "codes learnable first_epoch first_step select_from optimizer "
-                                  "momentum sigma_lr batch_size hidden")
+Settings = namedtuple(
+    "Settings",
+    "codes learnable first_epoch first_step select_from optimizer "
+    "momentum sigma_lr batch_size hidden",
+)
 
 
-def train_chunk(theta, state1, state2, best_theta, best_val, best_epoch, history, u_train,
-                y_train, inv_density, perm, lrs, first_epoch: int, first_step: int, codes,
-                learnable, n_comp, prior, validation, select_from: int, optimizer: str,
-                momentum: float, sigma_lr: float, batch_size: int, hidden: int = 0) -> None:
+def train_chunk(
+    theta,
+    state1,
+    state2,
+    best_theta,
+    best_val,
+    best_epoch,
+    history,
+    u_train,
+    y_train,
+    inv_density,
+    perm,
+    lrs,
+    first_epoch: int,
+    first_step: int,
+    codes,
+    learnable,
+    n_comp,
+    prior,
+    validation,
+    select_from: int,
+    optimizer: str,
+    momentum: float,
+    sigma_lr: float,
+    batch_size: int,
+    hidden: int = 0,
+) -> None:
     """Train every model for ``len(lrs)`` epochs, updating the arrays in place.
 
     Args:
@@ -73,13 +99,27 @@ def train_chunk(theta, state1, state2, best_theta, best_val, best_epoch, history
         y_val = np.zeros((1, 1, 1), np.float32)
     models = Models(theta, state1, state2, best_theta, best_val, best_epoch, history)
     batches = Batches(u_train, y_train, inv_density, perm, np.asarray(lrs, np.float64))
-    settings = Settings(codes, learnable, int(first_epoch), int(first_step), int(select_from),
-                        OPTIMIZER_CODES[optimizer], float(momentum), float(sigma_lr),
-                        int(batch_size), int(hidden))
+    settings = Settings(
+        codes,
+        learnable,
+        int(first_epoch),
+        int(first_step),
+        int(select_from),
+        OPTIMIZER_CODES[optimizer],
+        float(momentum),
+        float(sigma_lr),
+        int(batch_size),
+        int(hidden),
+    )
     previous = numba.set_parallel_chunksize(1)  # models differ in cost: hand them out singly
     try:
-        _train(models, batches, Prior(n_comp, *prior), Validation(suu, syu, syy, u_val, y_val),
-               settings)
+        _train(
+            models,
+            batches,
+            Prior(n_comp, *prior),
+            Validation(suu, syu, syy, u_val, y_val),
+            settings,
+        )
     finally:
         numba.set_parallel_chunksize(previous)
 
@@ -168,8 +208,18 @@ def _train(models, batches, prior, validation, settings):
     u_train, y_train, inv_density, perm, lrs = batches
     n_comp, log_w, means, eigvals, eigvecs = prior
     suu, syu, syy, u_val, y_val = validation
-    (codes, learnable, first_epoch, first_step, select_from, optimizer, momentum, sigma_lr,
-     batch_size, hidden) = settings
+    (
+        codes,
+        learnable,
+        first_epoch,
+        first_step,
+        select_from,
+        optimizer,
+        momentum,
+        sigma_lr,
+        batch_size,
+        hidden,
+    ) = settings
     G, R, n1 = theta.shape
     N, q = u_train.shape[1], u_train.shape[2]
     d = y_train.shape[2]
@@ -205,8 +255,22 @@ def _train(models, batches, prior, validation, settings):
                 _gather(perm, u_train, y_train, inv_density, e, g, s, B, ut, yt, wb)
                 _forward(th, ut, pt, hid, B, hidden)
                 v = th[n1 - 1] * th[n1 - 1]
-                gv = _loss_grad(code, log_w[g, :K], means[g, :K], eigvals[g, :K], eigvecs[g, :K],
-                                pt, yt, wb, ysq, v, tab, buf, gp, B)
+                gv = _loss_grad(
+                    code,
+                    log_w[g, :K],
+                    means[g, :K],
+                    eigvals[g, :K],
+                    eigvecs[g, :K],
+                    pt,
+                    yt,
+                    wb,
+                    ysq,
+                    v,
+                    tab,
+                    buf,
+                    gp,
+                    B,
+                )
                 _backward(th, ut, gp, hid, gh, grad, B, hidden)
                 grad[n1 - 1] = np.float32(gv * 2.0 * th[n1 - 1]) if learnable[r] else 0.0
                 step += 1
@@ -311,8 +375,8 @@ def _optimizer_step(th, grad, m1, m2, lr, sigma_lr, step, optimizer, momentum):
             th[c] -= rate * m1[c]
         return
     beta1, beta2, eps = np.float32(0.9), np.float32(0.999), np.float32(1e-8)
-    bc1 = 1.0 - 0.9 ** step
-    bc2_sqrt = math.sqrt(1.0 - 0.999 ** step)
+    bc1 = 1.0 - 0.9**step
+    bc2_sqrt = math.sqrt(1.0 - 0.999**step)
     for c in range(n1):
         rate = sigma_lr if c == n1 - 1 else lr
         m1[c] += (grad[c] - m1[c]) * (np.float32(1.0) - beta1)

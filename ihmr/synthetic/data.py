@@ -24,8 +24,19 @@ import numpy as np
 
 from ..errors import ConfigError, check_choice
 from ..priors.gmm import fit_gmm
-from .spec import (DISTRIBUTIONS, EXP_RATE, MVN_BASE_COV, MVN_SCALE, NOISE_SIGMA,
-                   NONLINEAR_FUNCTIONS, NORMAL_SIGMA, PRIOR_SAMPLES, SKEWS, Protocol, label_range)
+from .spec import (
+    DISTRIBUTIONS,
+    EXP_RATE,
+    MVN_BASE_COV,
+    MVN_SCALE,
+    NOISE_SIGMA,
+    NONLINEAR_FUNCTIONS,
+    NORMAL_SIGMA,
+    PRIOR_SAMPLES,
+    SKEWS,
+    Protocol,
+    label_range,
+)
 
 LINEAR_K = 1.0
 LINEAR_B = 0.0
@@ -81,6 +92,7 @@ def train_density(distribution: str, skew: str, y: np.ndarray) -> np.ndarray:
 
 
 # --- oracles ---------------------------------------------------------------------------------
+
 
 def nonlinear_oracle(name: str, x: np.ndarray) -> np.ndarray:
     """The four monotone oracles of the nonlinear benchmark (Fig. 4), mapping x in about
@@ -169,9 +181,15 @@ def make_dataset(
     check_choice(skew, SKEWS, "skew")
     check_choice(function, ("linear",) + NONLINEAR_FUNCTIONS, "function")
     if distribution == "mvn" and function != "linear":
-        raise ConfigError("the nonlinear oracles are 1-D: use distribution 'normal' or 'exponential'")
-    key = [int(seed), DISTRIBUTIONS.index(distribution), SKEWS.index(skew),
-           (("linear",) + NONLINEAR_FUNCTIONS).index(function)]
+        raise ConfigError(
+            "the nonlinear oracles are 1-D: use distribution 'normal' or 'exponential'"
+        )
+    key = [
+        int(seed),
+        DISTRIBUTIONS.index(distribution),
+        SKEWS.index(skew),
+        (("linear",) + NONLINEAR_FUNCTIONS).index(function),
+    ]
     rng = np.random.default_rng(key)
     d = 2 if distribution == "mvn" else 1
     lo, hi = label_range(distribution)
@@ -190,10 +208,19 @@ def make_dataset(
     y_val = rng.uniform(lo, hi, size=(protocol.n_val, d))
     y_test = rng.uniform(lo, hi, size=(protocol.n_test, d))
     return SynthData(
-        distribution=distribution, skew=skew, seed=int(seed), function=function,
-        x_train=inverse(y_clean), y_train=y_train, y_clean=y_clean, noise=noise,
+        distribution=distribution,
+        skew=skew,
+        seed=int(seed),
+        function=function,
+        x_train=inverse(y_clean),
+        y_train=y_train,
+        y_clean=y_clean,
+        noise=noise,
         density_train=train_density(distribution, skew, y_train),
-        x_val=inverse(y_val), y_val=y_val, x_test=inverse(y_test), y_test=y_test,
+        x_val=inverse(y_val),
+        y_val=y_val,
+        x_test=inverse(y_test),
+        y_test=y_test,
         oracle_matrix=matrix,
     )
 
@@ -202,7 +229,8 @@ def fit_true_prior(distribution: str, skew: str, n_components: int, seed: int = 
     """GAI prior: a GMM fitted with :func:`ihmr.priors.fit_gmm` to 10,000 samples of the true
     (trimmed) training distribution. It describes ``p_train``, not a drawn dataset, so one fit
     serves every seed of a setting."""
-    rng = np.random.default_rng([int(seed), 7919, DISTRIBUTIONS.index(distribution),
-                                 SKEWS.index(skew)])
+    rng = np.random.default_rng(
+        [int(seed), 7919, DISTRIBUTIONS.index(distribution), SKEWS.index(skew)]
+    )
     labels = sample_labels(distribution, skew, PRIOR_SAMPLES, rng)
     return fit_gmm(labels, n_components, seed=seed)

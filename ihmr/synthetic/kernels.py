@@ -35,9 +35,18 @@ METHOD_CODES = {"vanilla": 0, "reweight": 1, "gai_true": 2, "gai": 2, "bmc_true"
 
 _JIT = dict(fastmath=True, error_model="numpy", cache=True)
 _LOG2E = np.float32(1.4426950408889634)
-_C0, _C1, _C2, _C3, _C4, _C5, _C6 = (np.float32(c) for c in (
-    1.0000000005920209, 0.6931472056005101, 0.24022646608714127, 0.05550328997516974,
-    0.009618519534336466, 0.0013399860363408223, 0.00015337576838590306))
+_C0, _C1, _C2, _C3, _C4, _C5, _C6 = (
+    np.float32(c)
+    for c in (
+        1.0000000005920209,
+        0.6931472056005101,
+        0.24022646608714127,
+        0.05550328997516974,
+        0.009618519534336466,
+        0.0013399860363408223,
+        0.00015337576838590306,
+    )
+)
 _INT_MAX = np.int32(2147483647)
 
 
@@ -200,8 +209,12 @@ def _gai_model(p, yt, v, tab, buf, gp, B):
             z = np.float32(1.0)
             g0 = tab[3, 0] * q0 + tab[4, 0] * q1
             g1 = tab[4, 0] * q0 + tab[5, 0] * q1
-            h = (tab[6, 0] * q0 * q0 + np.float32(2.0) * tab[7, 0] * q0 * q1
-                 + tab[8, 0] * q1 * q1 - tab[9, 0])
+            h = (
+                tab[6, 0] * q0 * q0
+                + np.float32(2.0) * tab[7, 0] * q0 * q1
+                + tab[8, 0] * q1 * q1
+                - tab[9, 0]
+            )
         else:
             # component log-densities log w_k + log N(p; mu_k, Sigma_k + vI), shifted by their max
             top = -_INT_MAX
@@ -215,8 +228,10 @@ def _gai_model(p, yt, v, tab, buf, gp, B):
                     q0 = p0 - tab[1, k]
                     q1 = p1 - tab[2, k]
                     buf[k] = tab[0, k] - np.float32(0.5) * (
-                        tab[3, k] * q0 * q0 + np.float32(2.0) * tab[4, k] * q0 * q1
-                        + tab[5, k] * q1 * q1)
+                        tab[3, k] * q0 * q0
+                        + np.float32(2.0) * tab[4, k] * q0 * q1
+                        + tab[5, k] * q1 * q1
+                    )
                     top = max(top, _ordered(buf[k]))
             peak = _bits_to_float(_flip(top))
             z = np.float32(0.0)
@@ -239,8 +254,12 @@ def _gai_model(p, yt, v, tab, buf, gp, B):
                     z += e
                     g0 += e * (tab[3, k] * q0 + tab[4, k] * q1)
                     g1 += e * (tab[4, k] * q0 + tab[5, k] * q1)
-                    h += e * (tab[6, k] * q0 * q0 + np.float32(2.0) * tab[7, k] * q0 * q1
-                              + tab[8, k] * q1 * q1 - tab[9, k])
+                    h += e * (
+                        tab[6, k] * q0 * q0
+                        + np.float32(2.0) * tab[7, k] * q0 * q1
+                        + tab[8, k] * q1 * q1
+                        - tab[9, k]
+                    )
         # dT2/dp = -sum r A q,  dT2/dv = sum r (q^T A^2 q - tr A) / 2;  T1 = ||e||^2/(2v) + ...
         e0 = p0 - yt[0, i]
         gp[0, i] = (e0 - v * g0 / z) * np.float32(2.0 / B)
@@ -271,8 +290,20 @@ def loss_grads(P, Yt, W, v, codes, n_comp, log_w, means, eigvals, eigvecs, gP, g
     previous = numba.set_parallel_chunksize(1)
     try:
         gPt = np.empty(P.shape[:2] + P.shape[:1:-1], np.float32)  # (G, R, d, B)
-        _loss_grads(np.ascontiguousarray(P.transpose(0, 1, 3, 2)), Yt, W, v, codes, n_comp,
-                    log_w, means, eigvals, eigvecs, gPt, gv)
+        _loss_grads(
+            np.ascontiguousarray(P.transpose(0, 1, 3, 2)),
+            Yt,
+            W,
+            v,
+            codes,
+            n_comp,
+            log_w,
+            means,
+            eigvals,
+            eigvecs,
+            gPt,
+            gv,
+        )
         gP[...] = gPt.transpose(0, 1, 3, 2)
     finally:
         numba.set_parallel_chunksize(previous)

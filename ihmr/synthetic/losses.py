@@ -77,12 +77,13 @@ def bmc_grads(
     for s in range(0, M, chunk):
         e = min(s + chunk, M)
         sc = scale[s:e].view(-1, 1, 1)
-        logits = torch.baddbmm((ysq[s:e] * (-0.5)).unsqueeze(1) * sc, P[s:e] * sc,
-                               Y[s:e].transpose(1, 2))
+        logits = torch.baddbmm(
+            (ysq[s:e] * (-0.5)).unsqueeze(1) * sc, P[s:e] * sc, Y[s:e].transpose(1, 2)
+        )
         logits.sub_(logits.amax(-1, keepdim=True)).exp2_()
         torch.bmm(yaug[s:e], logits.transpose(1, 2), out=moments[s:e])
     z = moments[:, 0]  # (M, B)
-    ybar = (moments[:, 1:1 + d] / z.unsqueeze(1)).transpose(1, 2)
+    ybar = (moments[:, 1 : 1 + d] / z.unsqueeze(1)).transpose(1, 2)
     m2 = moments[:, -1] / z
     diff = ybar - Y
     gP = diff * (2.0 / n)
@@ -91,7 +92,10 @@ def bmc_grads(
 
 
 def gai_tables(
-    log_weights: torch.Tensor, means: torch.Tensor, eigvals: torch.Tensor, eigvecs: torch.Tensor,
+    log_weights: torch.Tensor,
+    means: torch.Tensor,
+    eigvals: torch.Tensor,
+    eigvecs: torch.Tensor,
     v: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-model, per-component coefficient tables of GAI for the current ``v``.
@@ -113,21 +117,30 @@ def gai_tables(
     A2 = torch.einsum("mkab,mkb,mkcb->mkac", eigvecs, inv * inv, eigvecs)
     Amu = torch.einsum("mkab,mkb->mka", A, means)
     A2mu = torch.einsum("mkab,mkb->mka", A2, means)
-    const = (log_weights - 0.5 * torch.log(2.0 * math.pi * s).sum(-1)
-             - 0.5 * (means * Amu).sum(-1))
+    const = log_weights - 0.5 * torch.log(2.0 * math.pi * s).sum(-1) - 0.5 * (means * Amu).sum(-1)
     M, K = log_weights.shape
     logit_coef = torch.cat(
         [-0.5 * A.reshape(M, K, d * d), Amu, const.unsqueeze(-1)], dim=-1
     ).transpose(1, 2)
     grad_coef = torch.cat(
-        [A.reshape(M, K, d * d), Amu, A2.reshape(M, K, d * d), A2mu,
-         (means * A2mu).sum(-1, keepdim=True), inv.sum(-1, keepdim=True)], dim=-1
+        [
+            A.reshape(M, K, d * d),
+            Amu,
+            A2.reshape(M, K, d * d),
+            A2mu,
+            (means * A2mu).sum(-1, keepdim=True),
+            inv.sum(-1, keepdim=True),
+        ],
+        dim=-1,
     )
     return logit_coef.contiguous(), grad_coef
 
 
 def gai_grads(
-    P: torch.Tensor, Y: torch.Tensor, v: torch.Tensor, logit_coef: torch.Tensor,
+    P: torch.Tensor,
+    Y: torch.Tensor,
+    v: torch.Tensor,
+    logit_coef: torch.Tensor,
     grad_coef: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients of the GAI loss (batch mean of ``2v * Eq. 3.12``) w.r.t. ``P`` and ``v``.
@@ -145,9 +158,9 @@ def gai_grads(
     H = torch.bmm(grad_coef.transpose(1, 2), r.transpose(1, 2)).transpose(1, 2)
     dd = d * d
     Abar = H[..., :dd].reshape(M, n, d, d)
-    Amu = H[..., dd:dd + d]
-    A2bar = H[..., dd + d:2 * dd + d].reshape(M, n, d, d)
-    A2mu = H[..., 2 * dd + d:2 * dd + 2 * d]
+    Amu = H[..., dd : dd + d]
+    A2bar = H[..., dd + d : 2 * dd + d].reshape(M, n, d, d)
+    A2mu = H[..., 2 * dd + d : 2 * dd + 2 * d]
     muA2mu = H[..., -2]
     trA = H[..., -1]
     # (B, d, d) x (B, d) products as broadcast sums: tiny batched matmuls are slow on the CPU
@@ -184,6 +197,7 @@ def prior_tensors(priors, k_max: int, dtype=torch.float32) -> dict[str, torch.Te
 
 # --- reference values (autograd-able, for tests) ---------------------------------------------
 
+
 def bmc_value(P: torch.Tensor, Y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """BMC loss per model, (M,): batch mean of ``2v.detach() * [T1 + T2]`` (Eq. 3.14)."""
     sq = ((P.unsqueeze(2) - Y.unsqueeze(1)) ** 2).sum(-1)  # (M, B, B)
@@ -193,8 +207,14 @@ def bmc_value(P: torch.Tensor, Y: torch.Tensor, v: torch.Tensor) -> torch.Tensor
     return ((t1 + t2) * (2 * vv).detach()).mean(-1)
 
 
-def gai_value(P: torch.Tensor, Y: torch.Tensor, v: torch.Tensor, log_weights: torch.Tensor,
-              means: torch.Tensor, covariances: torch.Tensor) -> torch.Tensor:
+def gai_value(
+    P: torch.Tensor,
+    Y: torch.Tensor,
+    v: torch.Tensor,
+    log_weights: torch.Tensor,
+    means: torch.Tensor,
+    covariances: torch.Tensor,
+) -> torch.Tensor:
     """GAI loss per model, (M,), from ``MultivariateNormal`` densities (slow; for tests).
 
     ``log_weights`` (M, K), ``means`` (M, K, d), ``covariances`` (M, K, d, d).
@@ -203,7 +223,8 @@ def gai_value(P: torch.Tensor, Y: torch.Tensor, v: torch.Tensor, log_weights: to
     eye = torch.eye(d, dtype=P.dtype)
     vv = v.view(-1, 1, 1, 1)
     t1 = -MultivariateNormal(P, covariance_matrix=vv * eye).log_prob(Y)
-    comp = MultivariateNormal(means.unsqueeze(1), covariance_matrix=covariances.unsqueeze(1)
-                              + vv.unsqueeze(-1) * eye).log_prob(P.unsqueeze(2))  # (M, B, K)
+    comp = MultivariateNormal(
+        means.unsqueeze(1), covariance_matrix=covariances.unsqueeze(1) + vv.unsqueeze(-1) * eye
+    ).log_prob(P.unsqueeze(2))  # (M, B, K)
     t2 = torch.logsumexp(comp + log_weights.unsqueeze(1), dim=-1)
     return ((t1 + t2) * (2 * v.view(-1, 1)).detach()).mean(-1)

@@ -49,6 +49,7 @@ class ModelSpec:
 def init_params(spec: ModelSpec, rng: np.random.Generator) -> np.ndarray:
     """``torch.nn.Linear``'s default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
     weights and biases, drawn from ``rng``; returns (n_params,) float64."""
+
     def uniform(shape, fan_in):
         bound = 1.0 / math.sqrt(fan_in)
         return rng.uniform(-bound, bound, size=shape)
@@ -68,8 +69,8 @@ def _split(spec: ModelSpec, theta: torch.Tensor):
     n1 = spec.hidden * (spec.d_in + 1)
     n2 = spec.d_out * spec.hidden
     a1 = theta[..., :n1].reshape(*lead, spec.hidden, spec.d_in + 1)
-    w2 = theta[..., n1:n1 + n2].reshape(*lead, spec.d_out, spec.hidden)
-    b2 = theta[..., n1 + n2:]
+    w2 = theta[..., n1 : n1 + n2].reshape(*lead, spec.d_out, spec.hidden)
+    b2 = theta[..., n1 + n2 :]
     return a1, w2, b2
 
 
@@ -91,14 +92,20 @@ def forward(spec: ModelSpec, theta: torch.Tensor, u: torch.Tensor):
     return torch.matmul(h, w2.transpose(-1, -2)) + b2.unsqueeze(-2), h
 
 
-def backward(spec: ModelSpec, theta: torch.Tensor, u: torch.Tensor, cache, gP: torch.Tensor,
-             out: torch.Tensor) -> torch.Tensor:
+def backward(
+    spec: ModelSpec,
+    theta: torch.Tensor,
+    u: torch.Tensor,
+    cache,
+    gP: torch.Tensor,
+    out: torch.Tensor,
+) -> torch.Tensor:
     """Write ``dL/dtheta`` into ``out[..., :n_params]`` given ``gP = dL/dP`` (G, R, B, d_out)."""
     uu = u.unsqueeze(1)
     lead = theta.shape[:-1]
     if spec.kind == "linear":
         g = torch.matmul(gP.transpose(-1, -2), uu)  # (G, R, d_out, d_in + 1)
-        out[..., :spec.n_params] = g.reshape(*lead, -1)
+        out[..., : spec.n_params] = g.reshape(*lead, -1)
         return out
     a1, w2, b2 = _split(spec, theta)
     h = cache
@@ -108,8 +115,8 @@ def backward(spec: ModelSpec, theta: torch.Tensor, u: torch.Tensor, cache, gP: t
     gh = torch.matmul(gP, w2) * (h > 0)
     ga1 = torch.matmul(gh.transpose(-1, -2), uu)
     out[..., :n1] = ga1.reshape(*lead, -1)
-    out[..., n1:n1 + n2] = gw2.reshape(*lead, -1)
-    out[..., n1 + n2:spec.n_params] = gP.sum(-2)
+    out[..., n1 : n1 + n2] = gw2.reshape(*lead, -1)
+    out[..., n1 + n2 : spec.n_params] = gP.sum(-2)
     return out
 
 
@@ -130,9 +137,11 @@ def to_torch_module(spec: ModelSpec, params: np.ndarray) -> torch.nn.Module:
             lin.bias.copy_(parts[0][:, -1])
         return lin
     a1, w2, b2 = parts
-    net = torch.nn.Sequential(torch.nn.Linear(spec.d_in, spec.hidden, dtype=torch.float64),
-                              torch.nn.ReLU(),
-                              torch.nn.Linear(spec.hidden, spec.d_out, dtype=torch.float64))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(spec.d_in, spec.hidden, dtype=torch.float64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(spec.hidden, spec.d_out, dtype=torch.float64),
+    )
     with torch.no_grad():
         net[0].weight.copy_(a1[:, :-1])
         net[0].bias.copy_(a1[:, -1])

@@ -20,8 +20,20 @@ from ..io import check_writable_dir
 from . import spec as S
 from .benchmark import BenchmarkResult, summarize
 
-CSV_FIELDS = ("distribution", "skew", "method", "seed", "test_mse", "last_epoch_test_mse",
-              "selected_epoch", "val_mse", "sigma", "last_sigma", "weight", "bias")
+CSV_FIELDS = (
+    "distribution",
+    "skew",
+    "method",
+    "seed",
+    "test_mse",
+    "last_epoch_test_mse",
+    "selected_epoch",
+    "val_mse",
+    "sigma",
+    "last_sigma",
+    "weight",
+    "bias",
+)
 DIST_LABELS = {"normal": "Normal", "exponential": "Exponential", "mvn": "MVN"}
 SKEW_LABELS = {"high": "High", "moderate": "Mod.", "low": "Low"}
 
@@ -36,8 +48,9 @@ def records_csv(records: Sequence[dict]) -> str:
     return buf.getvalue()
 
 
-def check_ordering(summary: dict, factor: float = 5.0,
-                   floor: float = 0.25) -> list[tuple[str, bool, str]]:
+def check_ordering(
+    summary: dict, factor: float = 5.0, floor: float = 0.25
+) -> list[tuple[str, bool, str]]:
     """The ordering of paper Table 4 (Ren et al., CVPR 2022), per setting present in ``summary``
     (means over seeds): every Balanced MSE variant < Reweight < Vanilla; true-sigma variants
     < 0.25; learned-sigma variants within ``factor`` x the true-sigma ones or below ``floor`` (a
@@ -45,24 +58,38 @@ def check_ordering(summary: dict, factor: float = 5.0,
     against 0.001).
     Returns ``[(setting, ok, detail)]``."""
     out = []
-    settings = sorted({(d, s) for d, s, _ in summary}, key=lambda k: (
-        S.DISTRIBUTIONS.index(k[0]) if k[0] in S.DISTRIBUTIONS else 9, S.SKEWS.index(k[1])))
+    settings = sorted(
+        {(d, s) for d, s, _ in summary},
+        key=lambda k: (
+            S.DISTRIBUTIONS.index(k[0]) if k[0] in S.DISTRIBUTIONS else 9,
+            S.SKEWS.index(k[1]),
+        ),
+    )
     for dist, skew in settings:
-        m = {meth: summary[(dist, skew, meth)][0] for meth in S.METHODS
-             if (dist, skew, meth) in summary}
+        m = {
+            meth: summary[(dist, skew, meth)][0]
+            for meth in S.METHODS
+            if (dist, skew, meth) in summary
+        }
         fails = []
         bal = [x for x in ("gai_true", "bmc_true", "gai", "bmc") if x in m]
         if "reweight" in m:
-            fails += [f"{x} {m[x]:.3g} >= reweight {m['reweight']:.3g}" for x in bal
-                      if m[x] >= m["reweight"]]
+            fails += [
+                f"{x} {m[x]:.3g} >= reweight {m['reweight']:.3g}"
+                for x in bal
+                if m[x] >= m["reweight"]
+            ]
             if "vanilla" in m and m["reweight"] >= m["vanilla"]:
                 fails.append(f"reweight {m['reweight']:.3g} >= vanilla {m['vanilla']:.3g}")
-        fails += [f"{x} {m[x]:.3g} >= 0.25" for x in ("gai_true", "bmc_true")
-                  if x in m and m[x] >= 0.25]
+        fails += [
+            f"{x} {m[x]:.3g} >= 0.25" for x in ("gai_true", "bmc_true") if x in m and m[x] >= 0.25
+        ]
         for learned, true in (("gai", "gai_true"), ("bmc", "bmc_true")):
             if learned in m and true in m and m[learned] > max(factor * m[true], floor):
-                fails.append(f"{learned} {m[learned]:.3g} > {factor:g} x {true} {m[true]:.3g} "
-                             f"and > {floor:g}")
+                fails.append(
+                    f"{learned} {m[learned]:.3g} > {factor:g} x {true} {m[true]:.3g} "
+                    f"and > {floor:g}"
+                )
         out.append((f"{dist}/{skew}", not fails, "; ".join(fails) or "ok"))
     return out
 
@@ -80,7 +107,9 @@ def table_markdown(result: BenchmarkResult) -> str:
     lines = [
         f"Test MSE (lower is better) of the model selected on validation MSE, mean ± std over "
         f"{cfg.seeds} seed(s); the paper's Table 4 value below each of ours.",
-        "", head, "|---|" + "---|" * len(cols),
+        "",
+        head,
+        "|---|" + "---|" * len(cols),
     ]
     for method in S.TABLE_METHODS:
         if method not in cfg.methods:
@@ -92,19 +121,29 @@ def table_markdown(result: BenchmarkResult) -> str:
             paper.append(_fmt(S.PAPER_TABLE4[d][method][S.SKEWS.index(s)]))
         lines.append(f"| {S.METHOD_LABELS[method]} | " + " | ".join(ours) + " |")
         lines.append("| *paper* | " + " | ".join(f"*{p}*" for p in paper) + " |")
-    lines += ["", "Claims (means over seeds): every Balanced MSE variant < Reweight < Vanilla; "
-              "true-σ variants < 0.25; learned σ within 5x of the true σ or < 0.25.", ""]
+    lines += [
+        "",
+        "Claims (means over seeds): every Balanced MSE variant < Reweight < Vanilla; "
+        "true-σ variants < 0.25; learned σ within 5x of the true σ or < 0.25.",
+        "",
+    ]
     for setting, ok, detail in check_ordering(summary):
         lines.append(f"- {setting}: {'PASS' if ok else 'FAIL'} ({detail})")
     if result.nonlinear_records:
-        lines += ["", "Nonlinear regressions (Fig. 4; Normal labels, moderate skew, seed 0), "
-                  "test MSE:", "", "| Function | " + " | ".join(
-                      S.METHOD_LABELS[m] for m in cfg.methods) + " |",
-                  "|---|" + "---|" * len(cfg.methods)]
+        lines += [
+            "",
+            "Nonlinear regressions (Fig. 4; Normal labels, moderate skew, seed 0), test MSE:",
+            "",
+            "| Function | " + " | ".join(S.METHOD_LABELS[m] for m in cfg.methods) + " |",
+            "|---|" + "---|" * len(cfg.methods),
+        ]
         nl = summarize(result.nonlinear_records)
         for fn in S.NONLINEAR_FUNCTIONS:
-            cells = [_fmt(nl[(fn, S.NONLINEAR_SKEW[1], m)][0]) for m in cfg.methods
-                     if (fn, S.NONLINEAR_SKEW[1], m) in nl]
+            cells = [
+                _fmt(nl[(fn, S.NONLINEAR_SKEW[1], m)][0])
+                for m in cfg.methods
+                if (fn, S.NONLINEAR_SKEW[1], m) in nl
+            ]
             if cells:
                 lines.append(f"| {fn} | " + " | ".join(cells) + " |")
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
@@ -123,8 +162,10 @@ def write_outputs(result: BenchmarkResult, out: str | os.PathLike, figures: bool
             "results.json": json.dumps(result.records, indent=1) + "\n",
             "results.csv": records_csv(result.records),
             "table.md": table_markdown(result),
-            "run.json": json.dumps({"config": dataclasses.asdict(result.config),
-                                    "seconds": result.seconds}, indent=2) + "\n",
+            "run.json": json.dumps(
+                {"config": dataclasses.asdict(result.config), "seconds": result.seconds}, indent=2
+            )
+            + "\n",
         }
         if result.nonlinear_records:
             files["nonlinear.json"] = json.dumps(result.nonlinear_records, indent=1) + "\n"

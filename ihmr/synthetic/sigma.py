@@ -54,10 +54,16 @@ def _mean_std(v: Sequence[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
 
-def tune_table4(grid: Sequence[float], seeds: int = 5,
-                distributions: Sequence[str] = S.DISTRIBUTIONS,
-                skews: Sequence[str] = S.SKEWS, refine: int = 2, epochs_scale: float = 1.0,
-                backend: str = "auto", log: Callable[[str], None] = lambda m: None) -> dict:
+def tune_table4(
+    grid: Sequence[float],
+    seeds: int = 5,
+    distributions: Sequence[str] = S.DISTRIBUTIONS,
+    skews: Sequence[str] = S.SKEWS,
+    refine: int = 2,
+    epochs_scale: float = 1.0,
+    backend: str = "auto",
+    log: Callable[[str], None] = lambda m: None,
+) -> dict:
     """Run the study; returns ``{"rows": [SigmaRow], "seconds": {...}, "grid": [...]}``.
 
     Every (setting, method, seed) runs :func:`ihmr.sigma.search_sigma` on ``grid`` with
@@ -69,9 +75,16 @@ def tune_table4(grid: Sequence[float], seeds: int = 5,
     grid = check_sigmas(grid)
     ep1 = max(1, int(S.PROTOCOL_1D.epochs * epochs_scale))
     ep2 = max(1, int(S.PROTOCOL_2D.epochs * epochs_scale))
-    cfg = SynthConfig(distributions=tuple(distributions), skews=tuple(skews),
-                      methods=("gai_true", "gai", "bmc_true", "bmc"), seeds=seeds,
-                      nonlinear=False, backend=backend, epochs_1d=ep1, epochs_2d=ep2).validate()
+    cfg = SynthConfig(
+        distributions=tuple(distributions),
+        skews=tuple(skews),
+        methods=("gai_true", "gai", "bmc_true", "bmc"),
+        seeds=seeds,
+        nonlinear=False,
+        backend=backend,
+        epochs_1d=ep1,
+        epochs_2d=ep2,
+    ).validate()
     t0 = time.perf_counter()
     base = run_benchmark(cfg)
     seconds = {"baseline": time.perf_counter() - t0}
@@ -80,12 +93,25 @@ def tune_table4(grid: Sequence[float], seeds: int = 5,
     plans = []
     one_d = [d for d in cfg.distributions if d != "mvn"]
     if one_d:
-        plans.append(("1-D linear", ModelSpec("linear", 1, 1), S.PROTOCOL_1D,
-                      [(d, k, "linear", s) for d in one_d for k in cfg.skews
-                       for s in range(seeds)], ep1))
+        plans.append(
+            (
+                "1-D linear",
+                ModelSpec("linear", 1, 1),
+                S.PROTOCOL_1D,
+                [(d, k, "linear", s) for d in one_d for k in cfg.skews for s in range(seeds)],
+                ep1,
+            )
+        )
     if "mvn" in cfg.distributions:
-        plans.append(("2-D linear", ModelSpec("linear", 2, 2), S.PROTOCOL_2D,
-                      [("mvn", k, "linear", s) for k in cfg.skews for s in range(seeds)], ep2))
+        plans.append(
+            (
+                "2-D linear",
+                ModelSpec("linear", 2, 2),
+                S.PROTOCOL_2D,
+                [("mvn", k, "linear", s) for k in cfg.skews for s in range(seeds)],
+                ep2,
+            )
+        )
     fixed = ("gai_true", "bmc_true")
     results: dict[tuple, dict[float, dict]] = {}  # (dist, skew, method, seed) -> sigma -> record
 
@@ -94,20 +120,36 @@ def tune_table4(grid: Sequence[float], seeds: int = 5,
         t = time.perf_counter()
         for name, mspec, protocol, groups, epochs in plans:
             sig = np.array([[sigma_of((d, k, m, s)) for m in fixed] for d, k, _, s in groups])
-            run = _train_family(name, mspec, protocol, groups, fixed, epochs, None,
-                                cfg.select_after, cfg.backend, sigma_true=sig)
+            run = _train_family(
+                name,
+                mspec,
+                protocol,
+                groups,
+                fixed,
+                epochs,
+                None,
+                cfg.select_after,
+                cfg.backend,
+                sigma_true=sig,
+            )
             recs = _records(run)  # group by group, methods in the order of ``fixed``
             for gi, (d, k, _, seed) in enumerate(groups):
                 for mi, m in enumerate(fixed):
                     results.setdefault((d, k, m, seed), {}).setdefault(
-                        float(sig[gi, mi]), recs[gi * len(fixed) + mi])
+                        float(sig[gi, mi]), recs[gi * len(fixed) + mi]
+                    )
         seconds[label] = time.perf_counter() - t
         log(f"{label}: {seconds[label]:.1f} s")
 
     for s in grid:  # all settings train together at each grid sigma
         train_all(f"sigma={s:g}", lambda key, s=s: s)
-    keys = [(d, k, m, s) for d in cfg.distributions for k in cfg.skews for m in fixed
-            for s in range(seeds)]
+    keys = [
+        (d, k, m, s)
+        for d in cfg.distributions
+        for k in cfg.skews
+        for m in fixed
+        for s in range(seeds)
+    ]
     for step in range(refine):  # successive parabolic steps, each model at its own next sigma
         nxt = {}
         for key in keys:
@@ -127,37 +169,59 @@ def tune_table4(grid: Sequence[float], seeds: int = 5,
                 chosen, sigmas = [], []
                 for seed in range(seeds):
                     res_k = results[(dist, skew, fixed_name, seed)]
-                    found = search_sigma(lambda s: (res_k[s]["val_mse"], res_k[s]["test_mse"]),
-                                         grid, refine=refine)
-                    chosen.append(next(c.info for c in found.candidates
-                                       if c.sigma == found.sigma))
+                    found = search_sigma(
+                        lambda s: (res_k[s]["val_mse"], res_k[s]["test_mse"]), grid, refine=refine
+                    )
+                    chosen.append(next(c.info for c in found.candidates if c.sigma == found.sigma))
                     sigmas.append(found.sigma)
-                rows.append(SigmaRow(
-                    dist, skew, method,
-                    _mean_std([by_key[(dist, skew, fixed_name, s)]["test_mse"]
-                               for s in range(seeds)]),
-                    _mean_std([by_key[(dist, skew, method, s)]["test_mse"] for s in range(seeds)]),
-                    _mean_std(chosen), sigmas))
+                rows.append(
+                    SigmaRow(
+                        dist,
+                        skew,
+                        method,
+                        _mean_std(
+                            [by_key[(dist, skew, fixed_name, s)]["test_mse"] for s in range(seeds)]
+                        ),
+                        _mean_std(
+                            [by_key[(dist, skew, method, s)]["test_mse"] for s in range(seeds)]
+                        ),
+                        _mean_std(chosen),
+                        sigmas,
+                    )
+                )
     seconds["total"] = time.perf_counter() - t0
-    return {"rows": rows, "seconds": seconds, "grid": grid, "refine": refine, "seeds": seeds,
-            "epochs": {"1-D": ep1, "2-D": ep2}}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "grid": grid,
+        "refine": refine,
+        "seeds": seeds,
+        "epochs": {"1-D": ep1, "2-D": ep2},
+    }
 
 
 def markdown(study: dict) -> str:
     """The study as a Markdown table plus the two counts of the acceptance rule."""
     f = lambda ms: f"{ms[0]:.3f} ± {ms[1]:.3f}"  # noqa: E731
-    lines = ["| setting | method | true σ | learned σ | σ chosen on val. | chosen σ (per seed) "
-             "| ≤ 2x true | ≤ learned + std |", "|---|---|---:|---:|---:|---|:-:|:-:|"]
+    lines = [
+        "| setting | method | true σ | learned σ | σ chosen on val. | chosen σ (per seed) "
+        "| ≤ 2x true | ≤ learned + std |",
+        "|---|---|---:|---:|---:|---|:-:|:-:|",
+    ]
     for r in study["rows"]:
-        lines.append(f"| {r.distribution} {r.skew} | {r.method.upper()} | {f(r.true)} | "
-                     f"{f(r.learned)} | {f(r.chosen)} | "
-                     f"{', '.join(f'{s:.3g}' for s in r.sigmas)} | "
-                     f"{'yes' if r.within_2x else 'no'} | {'yes' if r.vs_learned_ok else 'no'} |")
+        lines.append(
+            f"| {r.distribution} {r.skew} | {r.method.upper()} | {f(r.true)} | "
+            f"{f(r.learned)} | {f(r.chosen)} | "
+            f"{', '.join(f'{s:.3g}' for s in r.sigmas)} | "
+            f"{'yes' if r.within_2x else 'no'} | {'yes' if r.vs_learned_ok else 'no'} |"
+        )
     lines.append("")
     for method in TUNED:
         rows = [r for r in study["rows"] if r.method == method]
-        lines.append(f"{method.upper()}: within 2x of the true sigma in "
-                     f"{sum(r.within_2x for r in rows)} of {len(rows)} settings; no worse than "
-                     f"the learned sigma by more than its seed spread in "
-                     f"{sum(r.vs_learned_ok for r in rows)} of {len(rows)}.")
+        lines.append(
+            f"{method.upper()}: within 2x of the true sigma in "
+            f"{sum(r.within_2x for r in rows)} of {len(rows)} settings; no worse than "
+            f"the learned sigma by more than its seed spread in "
+            f"{sum(r.vs_learned_ok for r in rows)} of {len(rows)}."
+        )
     return "\n".join(lines) + "\n"

@@ -28,8 +28,10 @@ def use_compiled(backend: str, dtype: torch.dtype, d: int) -> bool:
     applies = dtype == torch.float32 and d in (1, 2)
     if backend == "compiled":
         if not applies:
-            raise ConfigError(f"the compiled backend needs float32 and 1-D or 2-D labels, got "
-                             f"{dtype} and d = {d}; use backend='torch'")
+            raise ConfigError(
+                f"the compiled backend needs float32 and 1-D or 2-D labels, got "
+                f"{dtype} and d = {d}; use backend='torch'"
+            )
         return True
     try:
         import numba  # noqa: F401
@@ -45,13 +47,23 @@ def compiled_inputs(methods: Sequence[str], priors, n_groups: int, d: int):
     group gets one unused standard-normal component."""
     codes = np.array([METHOD_CODES[m] for m in methods], dtype=np.int64)
     if priors is None:
-        return codes, np.ones(n_groups, np.int64), (
-            np.zeros((n_groups, 1)), np.zeros((n_groups, 1, d)), np.ones((n_groups, 1, d)),
-            np.tile(np.eye(d), (n_groups, 1, 1, 1)))
+        return (
+            codes,
+            np.ones(n_groups, np.int64),
+            (
+                np.zeros((n_groups, 1)),
+                np.zeros((n_groups, 1, d)),
+                np.ones((n_groups, 1, d)),
+                np.tile(np.eye(d), (n_groups, 1, 1, 1)),
+            ),
+        )
     n_comp = np.array([np.asarray(p.weights).shape[0] for p in priors], np.int64)
     t = L.prior_tensors(priors, int(n_comp.max()), torch.float64)
-    return codes, n_comp, tuple(t[k].numpy() for k in ("log_weights", "means", "eigvals",
-                                                        "eigvecs"))
+    return (
+        codes,
+        n_comp,
+        tuple(t[k].numpy() for k in ("log_weights", "means", "eigvals", "eigvecs")),
+    )
 
 
 class TorchStep:
@@ -110,8 +122,7 @@ def _step_grads(spec, theta, u, y, invd, blocks, prior_t, learn_mask, grad) -> N
             continue
         for g0, g1, pt in prior_t:  # runs of groups whose priors have the same K
             sl = slice(g0 * k, g1 * k)
-            coef = L.gai_tables(pt["log_weights"], pt["means"], pt["eigvals"], pt["eigvecs"],
-                                v[sl])
+            coef = L.gai_tables(pt["log_weights"], pt["means"], pt["eigvals"], pt["eigvecs"], v[sl])
             g, dv = L.gai_grads(Pb[sl], Yb[sl], v[sl], *coef)
             gP[g0:g1, a:b] = g.view(g1 - g0, k, n, -1)
             gv[g0:g1, a:b] = dv.view(g1 - g0, k)

@@ -12,7 +12,9 @@ def tiny_config(tmp, csv, **kw):
     from ihmr.config import from_dict, to_dict
 
     cfg = to_dict(AgeConfig())
-    cfg.update(stage="vanilla", out=str(tmp / "vanilla"), device="cpu", progress=False, tensorboard=False)
+    cfg.update(
+        stage="vanilla", out=str(tmp / "vanilla"), device="cpu", progress=False, tensorboard=False
+    )
     # data.root is the demo's folder; data.csv is read from it (the config path rule)
     cfg["data"].update(root=str(Path(csv).parent), csv=Path(csv).name, img_size=16, workers=0)
     cfg["model"].update(backbone="small", width=4)

@@ -57,18 +57,25 @@ def test_transform_normalisation_crop_and_flip():
     flip = rng.random() < 0.5
     pad = np.full((40, 40, 3), -1.0, np.float32)
     pad[16:24, 16:24] = (img / 255.0 - 0.5) / 0.5
-    ref = pad[top:top + 8, left:left + 8]
+    ref = pad[top : top + 8, left : left + 8]
     ref = ref[:, ::-1] if flip else ref
-    np.testing.assert_array_equal(transform(img, 8, True, np.random.default_rng(3)), ref.transpose(2, 0, 1))
+    np.testing.assert_array_equal(
+        transform(img, 8, True, np.random.default_rng(3)), ref.transpose(2, 0, 1)
+    )
     assert len(seen) > 3  # many crops of an 8-pixel image lie wholly in the padding
 
 
 def test_demo_data_long_tailed_and_readable(tmp_path):
-    from ihmr.io import read_image
     from ihmr.age.demo_data import age_pool_counts, make_demo
+    from ihmr.io import read_image
 
-    counts = age_pool_counts()  # the default demo's images per age: many adults, few children/elderly
-    assert counts[25:45].mean() > 10 * counts[:8].mean() and counts[25:45].mean() > 10 * counts[70:].mean()
+    counts = (
+        age_pool_counts()
+    )  # the default demo's images per age: many adults, few children/elderly
+    assert (
+        counts[25:45].mean() > 10 * counts[:8].mean()
+        and counts[25:45].mean() > 10 * counts[70:].mean()
+    )
     s = make_demo(tmp_path, total=300, size=16, cap=3)
     t = read_age_csv(s["csv"])
     check_images(tmp_path, list(t.paths))

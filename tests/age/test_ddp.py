@@ -52,10 +52,15 @@ torch.save({"linear": {k: v.detach().clone() for k, v in model.linear.state_dict
 
 
 def _cfg(tiny_run, out, batch_size):
-    return tiny_config(tiny_run["tmp"], tiny_run["csv"], stage="rrt", out=str(out),
-                       rrt={"pretrained": str(tiny_run["vanilla"]), "features": str(tiny_run["features"])},
-                       loss={"kind": "bmc"}, optim={"epochs": 3, "batch_size": batch_size, "lr": 1e-2})
-
+    return tiny_config(
+        tiny_run["tmp"],
+        tiny_run["csv"],
+        stage="rrt",
+        out=str(out),
+        rrt={"pretrained": str(tiny_run["vanilla"]), "features": str(tiny_run["features"])},
+        loss={"kind": "bmc"},
+        optim={"epochs": 3, "batch_size": batch_size, "lr": 1e-2},
+    )
 
 
 def _launch_two_ranks(worker: str, tmp_path) -> None:
@@ -66,13 +71,33 @@ def _launch_two_ranks(worker: str, tmp_path) -> None:
         port = s.getsockname()[1]
     procs = []
     for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", worker, str(tmp_path / "cfg.yaml"), str(tmp_path / f"out{rank}"),
-             str(tmp_path / f"state{rank}.pt")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        env = dict(
+            os.environ,
+            RANK=str(rank),
+            WORLD_SIZE="2",
+            LOCAL_RANK=str(rank),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            OMP_NUM_THREADS="1",
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    worker,
+                    str(tmp_path / "cfg.yaml"),
+                    str(tmp_path / f"out{rank}"),
+                    str(tmp_path / f"state{rank}.pt"),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
     logs = [p.communicate(timeout=120)[0].decode() for p in procs]
     assert all(p.returncode == 0 for p in procs), logs
+
 
 def test_rrt_two_gloo_processes_match_one_process(tiny_run, tmp_path):
     from ihmr.age.features import load_features
@@ -80,7 +105,9 @@ def test_rrt_two_gloo_processes_match_one_process(tiny_run, tmp_path):
 
     n = len(load_features(tiny_run["features"], splits=("train",))["train"]["y"])
     batch_size = 32
-    assert n % batch_size % 2 == 1  # an odd last batch: the ranks' shares differ (weighted by train)
+    assert (
+        n % batch_size % 2 == 1
+    )  # an odd last batch: the ranks' shares differ (weighted by train)
     cfg = _cfg(tiny_run, tmp_path / "unused", batch_size)
     save_config(cfg, tmp_path / "cfg.yaml")
     _launch_two_ranks(WORKER, tmp_path)
@@ -105,8 +132,12 @@ def test_rrt_two_gloo_processes_match_one_process(tiny_run, tmp_path):
     last = torch.load(one.run_dir / "last.pt", weights_only=True)
     for k, v in s0["linear"].items():
         torch.testing.assert_close(last["state"]["linear"][k], v, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(last["state"]["criterion"]["inner.noise_sigma"],
-                               s0["criterion"]["inner.noise_sigma"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        last["state"]["criterion"]["inner.noise_sigma"],
+        s0["criterion"]["inner.noise_sigma"],
+        rtol=1e-4,
+        atol=1e-5,
+    )
 
 
 VANILLA_WORKER = """
@@ -146,4 +177,3 @@ def test_vanilla_two_gloo_processes_stay_in_sync(tiny_run, tmp_path):
     assert not (tmp_path / "out1").exists()
     _, payload = load_age_checkpoint(tmp_path / "out0" / "best.pt")
     assert payload["stage"] == "vanilla" and payload["epoch"] == 1
-

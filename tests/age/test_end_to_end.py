@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 
@@ -27,8 +26,10 @@ def naive_metrics(best, features, split="test"):
     w, b = (ck["model"][k].double().numpy() for k in ("linear.weight", "linear.bias"))
     err = np.abs(x @ w.T + b - y[:, None])[:, 0]
     counts = ck["train_counts"].numpy()
-    shot = {a: "many" if counts[a] > 100 else "few" if counts[a] < 20 else "medium"
-            for a in range(len(counts))}
+    shot = {
+        a: "many" if counts[a] > 100 else "few" if counts[a] < 20 else "medium"
+        for a in range(len(counts))
+    }
     ages = np.floor(y).astype(int)
     out = {}
     for name in ("overall", "many", "medium", "few"):
@@ -54,25 +55,42 @@ def check_against_naive(metrics, best, features):
 
 def test_end_to_end_outputs(tiny_run):
     tmp = tiny_run["tmp"]
-    cfg = tiny_config(tmp, tiny_run["csv"], stage="rrt", out=str(tmp / "bni"),
-                      rrt={"pretrained": str(tiny_run["vanilla"]), "features": str(tiny_run["features"])},
-                      loss={"kind": "bni", "lds": True}, optim={"epochs": 2, "lr": 1e-2})
+    cfg = tiny_config(
+        tmp,
+        tiny_run["csv"],
+        stage="rrt",
+        out=str(tmp / "bni"),
+        rrt={"pretrained": str(tiny_run["vanilla"]), "features": str(tiny_run["features"])},
+        loss={"kind": "bni", "lds": True},
+        optim={"epochs": 2, "lr": 1e-2},
+    )
     best = train(cfg, log=lambda m: None).checkpoint
     rows = [json.loads(x) for x in (tmp / "bni" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2] and all("sigma" in r and "val_bmae" in r for r in rows)
-    res = evaluate_age_checkpoint(best, tmp / "eval", features=str(tiny_run["features"]),
-                                  vanilla=tiny_run["vanilla"], device="cpu")
+    assert [r["epoch"] for r in rows] == [1, 2] and all(
+        "sigma" in r and "val_bmae" in r for r in rows
+    )
+    res = evaluate_age_checkpoint(
+        best,
+        tmp / "eval",
+        features=str(tiny_run["features"]),
+        vanilla=tiny_run["vanilla"],
+        device="cpu",
+    )
     m = json.loads((tmp / "eval" / "metrics.json").read_text())
     assert set(m["metrics"]) == {"Vanilla", "BNI + LDS"}
     check_against_naive(m["metrics"]["BNI + LDS"], best, tiny_run["features"])
     check_against_naive(m["metrics"]["Vanilla"], tiny_run["vanilla"], tiny_run["features"])
     assert (tmp / "eval" / "gain.png").stat().st_size > 1000
     lines = (tmp / "eval" / "per_sample.csv").read_text().splitlines()
-    assert lines[0] == "path,age,pred,abs_err" and len(lines) - 1 == res["metrics"]["overall"]["count"]
+    assert (
+        lines[0] == "path,age,pred,abs_err" and len(lines) - 1 == res["metrics"]["overall"]["count"]
+    )
     assert "| BNI + LDS |" in (tmp / "eval" / "table.md").read_text()
     # evaluating from the images gives the same numbers as from the cached features
     img = evaluate_age_checkpoint(best, tmp / "eval_img", device="cpu")
-    assert img["metrics"]["overall"]["bmae"] == pytest.approx(res["metrics"]["overall"]["bmae"], rel=1e-4)
+    assert img["metrics"]["overall"]["bmae"] == pytest.approx(
+        res["metrics"]["overall"]["bmae"], rel=1e-4
+    )
 
 
 def test_cli_eval_and_bad_config(tiny_run, tmp_path):
@@ -81,8 +99,20 @@ def test_cli_eval_and_bad_config(tiny_run, tmp_path):
     from ihmr.cli import _register, app
 
     _register()
-    r = CliRunner().invoke(app, ["age", "eval", str(tiny_run["vanilla"]), "--out", str(tmp_path / "e"),
-                                 "--features", str(tiny_run["features"]), "--device", "cpu"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "age",
+            "eval",
+            str(tiny_run["vanilla"]),
+            "--out",
+            str(tmp_path / "e"),
+            "--features",
+            str(tiny_run["features"]),
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     check_against_naive(m["metrics"]["Vanilla"], tiny_run["vanilla"], tiny_run["features"])
@@ -109,9 +139,20 @@ def test_generic_eval_routes_age_checkpoints(tiny_run, tmp_path):
     from ihmr.cli import _register, app
 
     _register()
-    r = CliRunner().invoke(app, ["eval", "--checkpoint", str(tiny_run["vanilla"]), "--out",
-                                 str(tmp_path / "g"), "--features", str(tiny_run["features"]),
-                                 "--device", "cpu"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--checkpoint",
+            str(tiny_run["vanilla"]),
+            "--out",
+            str(tmp_path / "g"),
+            "--features",
+            str(tiny_run["features"]),
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "g" / "metrics.json").read_text())
     check_against_naive(m["metrics"]["Vanilla"], tiny_run["vanilla"], tiny_run["features"])

@@ -17,8 +17,11 @@ from ihmr.age.metrics import AgeMetrics
 from ihmr.config import load_config
 from ihmr.errors import DataError
 
-CONFIGS = sorted(p for p in (Path(__file__).parents[2] / "configs" / "age").glob("*.yaml")
-                 if "imdb_wiki" in p.read_text())
+CONFIGS = sorted(
+    p
+    for p in (Path(__file__).parents[2] / "configs" / "age").glob("*.yaml")
+    if "imdb_wiki" in p.read_text()
+)
 
 
 def _dir_like_csv(path: Path) -> Path:

@@ -28,7 +28,9 @@ def test_metrics_match_hand_computation():
     assert r["overall"]["bmse"] == pytest.approx(67 / 3)
     assert r["many"]["l1"] == pytest.approx(2.0) and r["many"]["count"] == 3
     assert r["medium"]["bmae"] == pytest.approx(3.0) and r["medium"]["mse"] == pytest.approx(9.0)
-    assert r["few"]["l1"] == pytest.approx(6.0) and r["few"]["gmean"] == pytest.approx(math.sqrt(20))
+    assert r["few"]["l1"] == pytest.approx(6.0) and r["few"]["gmean"] == pytest.approx(
+        math.sqrt(20)
+    )
     assert r["few"]["n_ages"] == 1
 
 
@@ -59,7 +61,7 @@ def test_streaming_equals_one_shot_and_float_ages_bin_by_floor(rng):
     train = rng.normal(35, 12, 3000).clip(0, 99)
     m = AgeMetrics(train)
     for i in range(0, 500, 77):
-        m.update(pred[i:i + 77], ages[i:i + 77])
+        m.update(pred[i : i + 77], ages[i : i + 77])
     a, b = m.compute(), dir_metrics(pred, ages, train)
     for shot in a:
         for k, v in a[shot].items():

@@ -13,7 +13,7 @@ def test_dir_checkpoint_keys_load_into_resnet50():
     assert src.linear.in_features == 2048
     dir_state = {}
     for k, v in src.state_dict().items():  # DIR names: module.conv1.weight ... module.linear.weight
-        name = k[len("backbone."):] if k.startswith("backbone.") else k
+        name = k[len("backbone.") :] if k.startswith("backbone.") else k
         dir_state["module." + name] = v.clone()
     dst = AgeRegressor("resnet50")
     load_dir_state_dict(dst, dir_state)

@@ -18,9 +18,15 @@ from .conftest import tiny_config
 def _cfg(tiny_run, out, stage):
     if stage == "vanilla":
         return tiny_config(tiny_run["tmp"], tiny_run["csv"], out=str(out), optim={"epochs": 2})
-    return tiny_config(tiny_run["tmp"], tiny_run["csv"], stage="rrt", out=str(out),
-                       rrt={"pretrained": str(tiny_run["vanilla"]), "features": str(tiny_run["features"])},
-                       loss={"kind": "bmc"}, optim={"epochs": 3, "batch_size": 32, "lr": 1e-2})
+    return tiny_config(
+        tiny_run["tmp"],
+        tiny_run["csv"],
+        stage="rrt",
+        out=str(out),
+        rrt={"pretrained": str(tiny_run["vanilla"]), "features": str(tiny_run["features"])},
+        loss={"kind": "bmc"},
+        optim={"epochs": 3, "batch_size": 32, "lr": 1e-2},
+    )
 
 
 def _rows(run):
@@ -69,8 +75,9 @@ def test_nan_loss_stops_with_location_and_keeps_last_checkpoint(tiny_run, tmp_pa
 
     n_batches = -(-len(np.load(tiny_run["features"])["train_y"]) // 32)  # batch_size 32
     monkeypatch.setattr(T._Head, "forward", poisoned)
-    with pytest.raises(NonFiniteLossError,
-                       match=rf"epoch 2, global step {n_batches + 1}, batch 0.*last\.pt"):
+    with pytest.raises(
+        NonFiniteLossError, match=rf"epoch 2, global step {n_batches + 1}, batch 0.*last\.pt"
+    ):
         train(_cfg(tiny_run, tmp_path / "run", "rrt"), log=lambda m: None)
     ck = read_checkpoint(tmp_path / "run" / "last.pt")
     assert ck["epoch"] == 1  # the last good checkpoint is intact

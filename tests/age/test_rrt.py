@@ -12,9 +12,15 @@ from .conftest import tiny_config
 
 
 def _rrt(tiny_run, name, kind, features="", epochs=2):
-    return tiny_config(tiny_run["tmp"], tiny_run["csv"], stage="rrt", out=str(tiny_run["tmp"] / name),
-                       rrt={"pretrained": str(tiny_run["vanilla"]), "features": features},
-                       loss={"kind": kind}, optim={"epochs": epochs, "batch_size": 64, "lr": 1e-2})
+    return tiny_config(
+        tiny_run["tmp"],
+        tiny_run["csv"],
+        stage="rrt",
+        out=str(tiny_run["tmp"] / name),
+        rrt={"pretrained": str(tiny_run["vanilla"]), "features": features},
+        loss={"kind": kind},
+        optim={"epochs": epochs, "batch_size": 64, "lr": 1e-2},
+    )
 
 
 @pytest.mark.parametrize("use_features", [False, True])
@@ -46,7 +52,9 @@ def test_rrt_resume_matches_uninterrupted(tiny_run):
     a, b = read_checkpoint(full.run_dir / "last.pt"), read_checkpoint(resumed.run_dir / "last.pt")
     for k in a["state"]["linear"]:
         assert torch.equal(a["state"]["linear"][k], b["state"]["linear"][k])
-    assert torch.equal(a["state"]["criterion"]["inner.noise_sigma"], b["state"]["criterion"]["inner.noise_sigma"])
+    assert torch.equal(
+        a["state"]["criterion"]["inner.noise_sigma"], b["state"]["criterion"]["inner.noise_sigma"]
+    )
     with pytest.raises(Exception, match="--resume"):
         train(cut, log=lambda m: None)
 
@@ -86,6 +94,8 @@ def test_rrt_follows_optim_milestones_and_leaves_sigma_rate_alone(tiny_run):
 
     cfg = _rrt(tiny_run, "bmc_steps", "bmc", features=str(tiny_run["features"]), epochs=2)
     cfg.optim.milestones, cfg.optim.gamma, cfg.optim.weight_decay = [1], 0.1, 1e-3
-    groups = read_checkpoint(train(cfg, log=lambda m: None).run_dir / "last.pt")["state"]["optimizer"]["param_groups"]
+    groups = read_checkpoint(train(cfg, log=lambda m: None).run_dir / "last.pt")["state"][
+        "optimizer"
+    ]["param_groups"]
     assert [g["lr"] for g in groups] == [pytest.approx(1e-3), pytest.approx(cfg.optim.sigma_lr)]
     assert [g["weight_decay"] for g in groups] == [1e-3, 0.0]

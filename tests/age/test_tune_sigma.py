@@ -14,10 +14,15 @@ from .conftest import tiny_config
 
 
 def _config(tiny_run, tmp_path, **loss):
-    cfg = tiny_config(tiny_run["tmp"], tiny_run["csv"], stage="rrt", out=str(tmp_path / "bmc"),
-                      rrt={"pretrained": str(tiny_run["vanilla"]),
-                           "features": str(tiny_run["features"])},
-                      loss={"kind": "bmc", **loss}, optim={"epochs": 2, "batch_size": 64, "lr": 1e-2})
+    cfg = tiny_config(
+        tiny_run["tmp"],
+        tiny_run["csv"],
+        stage="rrt",
+        out=str(tmp_path / "bmc"),
+        rrt={"pretrained": str(tiny_run["vanilla"]), "features": str(tiny_run["features"])},
+        loss={"kind": "bmc", **loss},
+        optim={"epochs": 2, "batch_size": 64, "lr": 1e-2},
+    )
     return save_config(cfg, tmp_path / "bmc.yaml")
 
 

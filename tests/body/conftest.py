@@ -27,5 +27,7 @@ def body64(body_data):
 def random_inputs():
     """Betas (B, 10) and axis-angle pose (B, 72) in float64, B = 9."""
     g = torch.Generator().manual_seed(3)
-    return (torch.randn(9, 10, generator=g, dtype=torch.float64),
-            0.6 * torch.randn(9, 72, generator=g, dtype=torch.float64))
+    return (
+        torch.randn(9, 10, generator=g, dtype=torch.float64),
+        0.6 * torch.randn(9, 72, generator=g, dtype=torch.float64),
+    )

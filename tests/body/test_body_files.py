@@ -14,8 +14,7 @@ import scipy.sparse
 import torch
 
 import ihmr.body as body_pkg
-from ihmr.body import OpenBodyNotice, load_bodies, load_body
-from ihmr.body import files
+from ihmr.body import OpenBodyNotice, files, load_bodies, load_body
 from ihmr.body.testing import mean_params_arrays, random_body_arrays, write_smpl_folder
 from ihmr.errors import AssetNotFoundError, DataError
 
@@ -51,10 +50,15 @@ def fake_chumpy():
 
 def _smpl_pickle_dict(Ch, data):
     return {
-        "v_template": Ch(data["v_template"]), "shapedirs": Ch(data["shapedirs"]),
-        "posedirs": data["posedirs"], "J_regressor": scipy.sparse.csc_matrix(data["J_regressor"]),
-        "weights": Ch(data["weights"]), "kintree_table": data["kintree_table"], "f": data["f"],
-        "bs_style": "lbs", "bs_type": "lrotmin",
+        "v_template": Ch(data["v_template"]),
+        "shapedirs": Ch(data["shapedirs"]),
+        "posedirs": data["posedirs"],
+        "J_regressor": scipy.sparse.csc_matrix(data["J_regressor"]),
+        "weights": Ch(data["weights"]),
+        "kintree_table": data["kintree_table"],
+        "f": data["f"],
+        "bs_style": "lbs",
+        "bs_type": "lrotmin",
     }
 
 
@@ -90,10 +94,13 @@ def test_malicious_pickle_is_refused_without_running(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("payload", [
-    (eval, ("1 + 1",)),
-    (os.getenv, ("HOME",)),
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        (eval, ("1 + 1",)),
+        (os.getenv, ("HOME",)),
+    ],
+)
 def test_other_globals_are_refused(tmp_path, payload):
     class Bad:
         def __reduce__(self):
@@ -116,8 +123,9 @@ def test_pkl_body_equals_npz_body(tmp_path, fake_chumpy):
     body_pkg._cache.clear()
     pkl_body = load_body("neutral", folder, dtype=torch.float64)
     betas, pose = torch.randn(3, 10, dtype=torch.float64), torch.randn(3, 72, dtype=torch.float64)
-    torch.testing.assert_close(pkl_body(betas, pose).vertices, npz_body(betas, pose).vertices,
-                               rtol=0, atol=1e-6)  # the npz stores float32
+    torch.testing.assert_close(
+        pkl_body(betas, pose).vertices, npz_body(betas, pose).vertices, rtol=0, atol=1e-6
+    )  # the npz stores float32
 
 
 def test_load_from_folder_and_env(tmp_path, monkeypatch):
@@ -153,8 +161,9 @@ def test_open_body_fallback_says_so_once(tmp_path, monkeypatch):
     np.savez(tmp_path / "open_body.npz", **random_body_arrays(30, seed=4))
     np.savez(tmp_path / "mean_params.npz", **mean_params_arrays())
     monkeypatch.delenv(files.ENV_VAR, raising=False)
-    monkeypatch.setattr(files, "open_body_paths",
-                        lambda: (tmp_path / "open_body.npz", tmp_path / "mean_params.npz"))
+    monkeypatch.setattr(
+        files, "open_body_paths", lambda: (tmp_path / "open_body.npz", tmp_path / "mean_params.npz")
+    )
     monkeypatch.setattr(body_pkg, "_notice_shown", False)
     monkeypatch.setattr(body_pkg, "_cache", {})
     with pytest.warns(OpenBodyNotice, match="open body"):

@@ -30,7 +30,9 @@ def test_forward_matches_smplx(body_data, body64, random_inputs):
     torch.testing.assert_close(out.vertices, ref.vertices, rtol=0, atol=1e-12)
     torch.testing.assert_close(out.joints, ref.joints[:, :24], rtol=0, atol=1e-12)
     # H36M joints: the regressor applied to smplx's posed vertices.
-    h36m = torch.einsum("kv,bvc->bkc", torch.from_numpy(body_data["J_regressor_h36m"]), ref.vertices)
+    h36m = torch.einsum(
+        "kv,bvc->bkc", torch.from_numpy(body_data["J_regressor_h36m"]), ref.vertices
+    )
     torch.testing.assert_close(out.joints_h36m, h36m, rtol=0, atol=1e-12)
 
 
@@ -48,21 +50,31 @@ def test_spin49_joints_by_name(body_data, body64, random_inputs):
     betas, pose = random_inputs
     out = body64(betas, pose)
     ref = _smplx_forward(body_data, betas, pose)
-    extra = torch.einsum("kv,bvc->bkc", torch.from_numpy(body_data["J_regressor_extra"]),
-                         ref.vertices)
+    extra = torch.einsum(
+        "kv,bvc->bkc", torch.from_numpy(body_data["J_regressor_extra"]), ref.vertices
+    )
     vid = body_data["vertex_joint_ids"]
     expect = {
-        "OP MidHip": ref.joints[:, 0], "OP RAnkle": ref.joints[:, 8], "OP LWrist": ref.joints[:, 20],
-        "OP Neck": ref.joints[:, 12], "Right Knee": ref.joints[:, 5],
-        "Right Hip": extra[:, 0], "Left Hip": extra[:, 1], "Top of Head (LSP)": extra[:, 3],
-        "Head (H36M)": extra[:, 8], "OP Nose": ref.vertices[:, vid[0]],
-        "Right Eye": ref.vertices[:, vid[1]], "OP LHeel": ref.vertices[:, vid[7]],
-        "OP RBigToe": ref.vertices[:, vid[8]], "Left Ear": ref.vertices[:, vid[4]],
+        "OP MidHip": ref.joints[:, 0],
+        "OP RAnkle": ref.joints[:, 8],
+        "OP LWrist": ref.joints[:, 20],
+        "OP Neck": ref.joints[:, 12],
+        "Right Knee": ref.joints[:, 5],
+        "Right Hip": extra[:, 0],
+        "Left Hip": extra[:, 1],
+        "Top of Head (LSP)": extra[:, 3],
+        "Head (H36M)": extra[:, 8],
+        "OP Nose": ref.vertices[:, vid[0]],
+        "Right Eye": ref.vertices[:, vid[1]],
+        "OP LHeel": ref.vertices[:, vid[7]],
+        "OP RBigToe": ref.vertices[:, vid[8]],
+        "Left Ear": ref.vertices[:, vid[4]],
     }
     assert len(SPIN_JOINT_NAMES) == 49 and out.joints49.shape == (9, 49, 3)
     for name, want in expect.items():
-        torch.testing.assert_close(out.joints49[:, SPIN_JOINT_NAMES.index(name)], want,
-                                   rtol=0, atol=1e-12, msg=name)
+        torch.testing.assert_close(
+            out.joints49[:, SPIN_JOINT_NAMES.index(name)], want, rtol=0, atol=1e-12, msg=name
+        )
     assert SPIN_JOINT_NAMES[:25] == OPENPOSE_JOINT_NAMES and SPIN_JOINT_NAMES[25:] == GT_JOINT_NAMES
 
 
@@ -81,7 +93,11 @@ def test_chunked_forward_equals_single_pass(body64, random_inputs):
     chunked = body64(betas, pose, chunk_size=4)
     torch.testing.assert_close(chunked.vertices, whole.vertices, rtol=0, atol=1e-14)
     empty = body64(betas[:0], pose[:0])
-    assert empty.vertices.shape == (0, body64.num_vertices, 3) and empty.joints49.shape == (0, 49, 3)
+    assert empty.vertices.shape == (0, body64.num_vertices, 3) and empty.joints49.shape == (
+        0,
+        49,
+        3,
+    )
     parts = list(body64.chunks(betas, pose, chunk_size=4))
     assert [s.start for s, _ in parts] == [0, 4, 8]
     torch.testing.assert_close(torch.cat([o.joints_h36m for _, o in parts]), whole.joints_h36m)
@@ -90,8 +106,9 @@ def test_chunked_forward_equals_single_pass(body64, random_inputs):
 def test_rest_pose_zero_betas_gives_template(body_data, body64):
     out = body64(torch.zeros(2, 10, dtype=torch.float64), torch.zeros(2, 72, dtype=torch.float64))
     np.testing.assert_allclose(out.vertices[0].numpy(), body_data["v_template"], atol=1e-12)
-    np.testing.assert_allclose(out.joints[1].numpy(),
-                               body_data["J_regressor"] @ body_data["v_template"], atol=1e-12)
+    np.testing.assert_allclose(
+        out.joints[1].numpy(), body_data["J_regressor"] @ body_data["v_template"], atol=1e-12
+    )
 
 
 def test_chain_levels_follow_the_tree():
@@ -158,27 +175,36 @@ def test_joints_only_without_vertex_ids_and_float32(random_inputs):
     betas, pose = (x.float() for x in random_inputs)
     full, fast = body(betas, pose), body.joints_only(betas, pose)
     torch.testing.assert_close(fast.joints49, full.joints49, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(full.joints49[:, SPIN_JOINT_NAMES.index("OP Nose")], full.joints[:, 15])
+    torch.testing.assert_close(
+        full.joints49[:, SPIN_JOINT_NAMES.index("OP Nose")], full.joints[:, 15]
+    )
 
 
 def test_joints_only_gradients_match(body64, random_inputs):
     betas, pose = (x.clone().requires_grad_(True) for x in random_inputs)
     w = torch.randn(9, 49, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     g_full = torch.autograd.grad((body64(betas, pose).joints49 * w).sum(), (betas, pose))
-    g_fast = torch.autograd.grad((body64.joints_only(betas, pose).joints49 * w).sum(), (betas, pose))
+    g_fast = torch.autograd.grad(
+        (body64.joints_only(betas, pose).joints49 * w).sum(), (betas, pose)
+    )
     for a, b in zip(g_full, g_fast):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 
 def test_forward_gendered_picks_body_per_sample(random_inputs):
-    bodies = {g: BodyModel(validate_body(random_body_arrays(120, seed=s), g), mean_params_arrays(),
-                           dtype=torch.float64)
-              for s, g in enumerate(("neutral", "male", "female"))}
+    bodies = {
+        g: BodyModel(
+            validate_body(random_body_arrays(120, seed=s), g),
+            mean_params_arrays(),
+            dtype=torch.float64,
+        )
+        for s, g in enumerate(("neutral", "male", "female"))
+    }
     betas, pose = random_inputs
     genders = ["m", "f", "f", 0, 1, "male", "n", "f", "m"]
     out = forward_gendered(bodies, genders, betas, pose)
     for i, g in enumerate(genders):
-        ref = bodies[normalise_gender(g)](betas[i:i + 1], pose[i:i + 1])
+        ref = bodies[normalise_gender(g)](betas[i : i + 1], pose[i : i + 1])
         torch.testing.assert_close(out.vertices[i], ref.vertices[0], rtol=0, atol=1e-14)
     fast = forward_gendered(bodies, genders, betas, pose, joints_only=True)
     torch.testing.assert_close(fast.joints_h36m, out.joints_h36m, rtol=0, atol=1e-12)
@@ -188,10 +214,15 @@ def test_forward_gendered_picks_body_per_sample(random_inputs):
         forward_gendered(bodies, ["m"], betas, pose)
 
 
-
 def test_forward_gendered_runs_each_body_once_and_takes_code_tensors(random_inputs):
-    neutral, female = (BodyModel(validate_body(random_body_arrays(120, seed=s), "neutral"),
-                                 mean_params_arrays(), dtype=torch.float64) for s in (0, 2))
+    neutral, female = (
+        BodyModel(
+            validate_body(random_body_arrays(120, seed=s), "neutral"),
+            mean_params_arrays(),
+            dtype=torch.float64,
+        )
+        for s in (0, 2)
+    )
     calls = []
 
     class Counting:
@@ -209,13 +240,15 @@ def test_forward_gendered_runs_each_body_once_and_takes_code_tensors(random_inpu
     out = forward_gendered(bodies, codes, betas, pose)
     assert sorted(n for _, n in calls) == [3, 6]  # one forward per distinct body, not per gender
     for i, c in enumerate(codes.tolist()):
-        ref = (female if c == 1 else neutral)(betas[i:i + 1], pose[i:i + 1])
+        ref = (female if c == 1 else neutral)(betas[i : i + 1], pose[i : i + 1])
         torch.testing.assert_close(out.vertices[i], ref.vertices[0], rtol=0, atol=1e-14)
     calls.clear()
-    same = forward_gendered({"neutral": shared, "male": shared, "female": shared}, codes,
-                            betas, pose)
+    same = forward_gendered(
+        {"neutral": shared, "male": shared, "female": shared}, codes, betas, pose
+    )
     assert [n for _, n in calls] == [9]  # one body for all: the whole batch in input order
     torch.testing.assert_close(same.vertices, neutral(betas, pose).vertices, rtol=0, atol=0)
+
 
 def test_body_output_indexing(body64, random_inputs):
     out = body64(*random_inputs)
@@ -252,11 +285,15 @@ def test_dtype_follows_the_inputs(body_data, body64, random_inputs):
 
 
 def test_forward_gradcheck_float64():
-    body = BodyModel(validate_body(random_body_arrays(30, seed=6, vertex_joint_ids=True), "x"),
-                     mean_params_arrays(), dtype=torch.float64)
+    body = BodyModel(
+        validate_body(random_body_arrays(30, seed=6, vertex_joint_ids=True), "x"),
+        mean_params_arrays(),
+        dtype=torch.float64,
+    )
     g = torch.Generator().manual_seed(4)
     betas = torch.randn(2, 10, generator=g, dtype=torch.float64, requires_grad=True)
     pose = (0.5 * torch.randn(2, 72, generator=g, dtype=torch.float64)).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda b, p: body(b, p).vertices, (betas, pose), fast_mode=True)
-    assert torch.autograd.gradcheck(lambda b, p: body.joints_only(b, p).joints49, (betas, pose),
-                                    fast_mode=True)
+    assert torch.autograd.gradcheck(
+        lambda b, p: body.joints_only(b, p).joints49, (betas, pose), fast_mode=True
+    )

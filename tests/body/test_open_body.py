@@ -54,9 +54,14 @@ def test_keys_shapes_and_dtypes(body):
     v = body["v_template"].shape[0]
     assert 5000 <= v <= 15000
     expected = {
-        "v_template": (v, 3), "shapedirs": (v, 3, 10), "posedirs": (v, 3, 207),
-        "J_regressor": (24, v), "weights": (v, 24), "kintree_table": (2, 24),
-        "J_regressor_h36m": (17, v), "J_regressor_extra": (9, v),
+        "v_template": (v, 3),
+        "shapedirs": (v, 3, 10),
+        "posedirs": (v, 3, 207),
+        "J_regressor": (24, v),
+        "weights": (v, 24),
+        "kintree_table": (2, 24),
+        "J_regressor_h36m": (17, v),
+        "J_regressor_extra": (9, v),
     }
     for key, shape in expected.items():
         assert body[key].shape == shape, key
@@ -214,5 +219,8 @@ def test_surface_point_vertices(body):
     assert (p[11:16, 0] > joints[20, 0] + 0.05).all()  # finger tips beyond the wrist
     assert (p[12:16, 0] > joints[22, 0]).all()  # and, but for the thumb, beyond the knuckles
     np.testing.assert_allclose(p[[2, 4]] * [-1, 1, 1], p[[1, 3]], atol=0.005)  # mirror pairs
-    np.testing.assert_allclose(p[[5, 6, 7] + list(range(11, 16))] * [-1, 1, 1],
-                               p[[8, 9, 10] + list(range(16, 21))], atol=0.005)
+    np.testing.assert_allclose(
+        p[[5, 6, 7] + list(range(11, 16))] * [-1, 1, 1],
+        p[[8, 9, 10] + list(range(16, 21))],
+        atol=0.005,
+    )

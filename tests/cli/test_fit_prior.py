@@ -38,8 +38,21 @@ def run_main(monkeypatch, capsys, *args):
 
 def test_gmm_from_csv(tmp_path, csv_file):
     out = tmp_path / "prior.npz"
-    res = runner.invoke(_registered(), ["fit-prior", str(csv_file), "--out", str(out),
-                                        "--column", "age", "-k", "2", "--max-iter", "50"])
+    res = runner.invoke(
+        _registered(),
+        [
+            "fit-prior",
+            str(csv_file),
+            "--out",
+            str(out),
+            "--column",
+            "age",
+            "-k",
+            "2",
+            "--max-iter",
+            "50",
+        ],
+    )
     assert res.exit_code == 0, res.output
     p = GMMPrior.load(out)
     assert p.n_components == 2 and p.dim == 1
@@ -58,9 +71,26 @@ def test_bins_with_lds_from_npz(tmp_path, rng):
     y = rng.uniform(0, 10, 200)
     np.savez(tmp_path / "labels.npz", depth=y, other=np.zeros(3))
     out = tmp_path / "bins.npz"
-    res = runner.invoke(_registered(), ["fit-prior", str(tmp_path / "labels.npz"), "--key", "depth",
-                                        "--out", str(out), "--kind", "bins", "--bins", "0:10:10",
-                                        "--lds", "--lds-kernel", "triangular", "--lds-ks", "3"])
+    res = runner.invoke(
+        _registered(),
+        [
+            "fit-prior",
+            str(tmp_path / "labels.npz"),
+            "--key",
+            "depth",
+            "--out",
+            str(out),
+            "--kind",
+            "bins",
+            "--bins",
+            "0:10:10",
+            "--lds",
+            "--lds-kernel",
+            "triangular",
+            "--lds-ks",
+            "3",
+        ],
+    )
     assert res.exit_code == 0, res.output
     p = BinPrior.load(out)
     counts = np.histogram(y, np.linspace(0, 10, 11))[0].astype(float)
@@ -71,24 +101,43 @@ def test_pose_to_rotmat_diag_prior(tmp_path, rng):
     pose = rng.normal(scale=0.3, size=(40, 72))
     np.savez(tmp_path / "spin.npz", pose=pose, shape=np.zeros((40, 10)))
     out = tmp_path / "ihmr_prior.npz"
-    res = runner.invoke(_registered(), ["fit-prior", str(tmp_path / "spin.npz"), "--key", "pose",
-                                        "--pose-to-rotmat", "-k", "2", "--covariance", "diag",
-                                        "--max-iter", "20", "--out", str(out)])
+    res = runner.invoke(
+        _registered(),
+        [
+            "fit-prior",
+            str(tmp_path / "spin.npz"),
+            "--key",
+            "pose",
+            "--pose-to-rotmat",
+            "-k",
+            "2",
+            "--covariance",
+            "diag",
+            "--max-iter",
+            "20",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     p = GMMPrior.load(out)
     assert p.dim == 216 and p.metadata["label_representation"] == "rotmat"
     assert "mean_norms" in res.output
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--column", "ages"], "no column 'ages' (did you mean 'age'?)"),
-    (["--column", "age", "-k", "20"], "cannot fit 20 components to 10 label(s)"),
-    (["--column", "age", "--kind", "bin"], "did you mean 'bins'"),
-    (["--column", "age", "--kind", "bins"], "exactly one of --bins"),
-    (["--column", "age", "--bins", "0:10:5"], "apply to --kind bins only"),
-])
-def test_bad_input_exits_2_and_writes_nothing(tmp_path, csv_file, monkeypatch, capsys, extra,
-                                              message):
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--column", "ages"], "no column 'ages' (did you mean 'age'?)"),
+        (["--column", "age", "-k", "20"], "cannot fit 20 components to 10 label(s)"),
+        (["--column", "age", "--kind", "bin"], "did you mean 'bins'"),
+        (["--column", "age", "--kind", "bins"], "exactly one of --bins"),
+        (["--column", "age", "--bins", "0:10:5"], "apply to --kind bins only"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(
+    tmp_path, csv_file, monkeypatch, capsys, extra, message
+):
     out = tmp_path / "prior.npz"
     code, cap = run_main(monkeypatch, capsys, "fit-prior", csv_file, "--out", out, *extra)
     assert code == 2
@@ -98,7 +147,8 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, csv_file, monkeypatch, c
 
 def test_nan_labels_rejected(tmp_path, monkeypatch, capsys):
     np.save(tmp_path / "y.npy", np.array([1.0, np.nan, 2.0, 3.0]))
-    code, cap = run_main(monkeypatch, capsys, "fit-prior", tmp_path / "y.npy", "--out",
-                         tmp_path / "p.npz", "-k", "1")
+    code, cap = run_main(
+        monkeypatch, capsys, "fit-prior", tmp_path / "y.npy", "--out", tmp_path / "p.npz", "-k", "1"
+    )
     assert code == 2 and "1 of 4 row(s) with NaN or inf" in cap.err
     assert not (tmp_path / "p.npz").exists()

@@ -87,7 +87,9 @@ def _write_split(root, split, scenes, views, kind, rng):
         for v in range(views):
             rel = f"data/nyu2_{split}/{s}/{v}"
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(root / f"{rel}.png"), rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
+            cv2.imwrite(
+                str(root / f"{rel}.png"), rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+            )
             if kind == "train":
                 raw = rng.integers(0, 256, (240, 320)).astype(np.uint8)
             else:

@@ -47,13 +47,16 @@ def test_haze_cue_gives_depth_with_gaussian_sigma():
     # tints have unit luminance; log albedo is N(log A, (sigma / L)^2)
     np.testing.assert_allclose(tint @ [0.299, 0.587, 0.114], 1.0, rtol=1e-12)
     read_err = -st.attenuation_m * (np.log(albedo) - np.log(st.mean_albedo))
-    assert abs(read_err.mean()) < 0.02 and read_err.std() == pytest.approx(st.noise_sigma_m, rel=0.03)
+    assert abs(read_err.mean()) < 0.02 and read_err.std() == pytest.approx(
+        st.noise_sigma_m, rel=0.03
+    )
     # with the mean albedo on every surface, -L log(lum / (255 A)) reads the depth back exactly
     # up to the 8-bit rounding of the colour
     room = S._room(rng, 7.0, 1.0)
     n = 6 + len(room[2])
-    rgb, depth = S.render_view(room, S._pose(rng), np.full(n, st.mean_albedo), np.ones((n, 3)),
-                               st, rng)
+    rgb, depth = S.render_view(
+        room, S._pose(rng), np.full(n, st.mean_albedo), np.ones((n, 3)), st, rng
+    )
     lum = rgb[..., 0].astype(np.float64) / 255.0
     read = -st.attenuation_m * np.log(lum / st.mean_albedo)
     step = st.attenuation_m * 0.5 / (255 * st.mean_albedo * np.exp(-depth / st.attenuation_m))
@@ -66,11 +69,19 @@ def demo_run(tmp_path_factory):
     from ihmr.depth.demo_scenes import make_haze_dataset
 
     out = tmp_path_factory.mktemp("depth_demo")
-    info = make_haze_dataset(out / "data", _settings(train_scenes=5, test_scenes=2, views=2,
-                                                     per_bin=40))
+    info = make_haze_dataset(
+        out / "data", _settings(train_scenes=5, test_scenes=2, views=2, per_bin=40)
+    )
     logs = []
-    res = run_depth_demo(out, seeds=(0, 1), stage1_epochs=1, head_epochs=2, threads=1,
-                         losses=("mse", "bni"), log=logs.append)
+    res = run_depth_demo(
+        out,
+        seeds=(0, 1),
+        stage1_epochs=1,
+        head_epochs=2,
+        threads=1,
+        losses=("mse", "bni"),
+        log=logs.append,
+    )
     return out, info, res, logs
 
 
@@ -88,7 +99,9 @@ def test_demo_data_layout_and_imbalance(demo_run):
     shots = json.loads((out / "data/data/shots.json").read_text())
     train_counts = np.load(out / "data/data/train_bin_counts.npz")["counts"]
     share = train_counts / train_counts.sum()
-    assert all(share[b] > 0.01 for b in shots["many"]) and all(share[b] < 0.001 for b in shots["few"])
+    assert all(share[b] > 0.01 for b in shots["many"]) and all(
+        share[b] < 0.001 for b in shots["few"]
+    )
 
 
 @pytest.mark.slow
@@ -104,8 +117,15 @@ def test_demo_numbers_recomputed_from_files(demo_run):
     results = json.loads((out / "results.json").read_text())
     mask = np.load(out / "data/data/test_balanced_mask.npy")
     rows = (out / "data/data/nyu2_test.csv").read_text().split()
-    gt = np.stack([cv2.imread(str(out / "data" / r.split(",")[1]), cv2.IMREAD_UNCHANGED)[6:234, 8:312]
-                   for r in rows]).astype(np.float64) / 1000.0  # 320 x 240 -> centre 304 x 228
+    gt = (
+        np.stack(
+            [
+                cv2.imread(str(out / "data" / r.split(",")[1]), cv2.IMREAD_UNCHANGED)[6:234, 8:312]
+                for r in rows
+            ]
+        ).astype(np.float64)
+        / 1000.0
+    )  # 320 x 240 -> centre 304 x 228
     t = gt[mask]
 
     def metrics(pred):  # plain numpy: pooled RMSE and delta1 over the mask's pixels
@@ -124,15 +144,19 @@ def test_demo_numbers_recomputed_from_files(demo_run):
         for loss in ("mse", "bni"):
             for seed in (0, 1):
                 head = pixel_regressor()  # R of the demo reads the 64 x 48 input image
-                head.load_state_dict(torch.load(out / f"heads/{loss}_s{seed}.pt", weights_only=True))
+                head.load_state_dict(
+                    torch.load(out / f"heads/{loss}_s{seed}.pt", weights_only=True)
+                )
                 head.eval()
                 rmse, d1 = metrics(up(head(test_img))[:, 0].double().numpy())
                 rec = json.loads((out / f"heads/{loss}_s{seed}.json").read_text())
                 assert rec["test"]["overall"]["rmse"] == pytest.approx(rmse, rel=1e-5)
                 assert rec["test"]["overall"]["delta1"] == pytest.approx(d1, abs=1e-6)
     # the report's mean +- std and verdict come from the per-seed results
-    per_seed = [json.loads((out / f"heads/bni_s{s}.json").read_text())["test"]["overall"]["rmse"]
-                for s in (0, 1)]
+    per_seed = [
+        json.loads((out / f"heads/bni_s{s}.json").read_text())["test"]["overall"]["rmse"]
+        for s in (0, 1)
+    ]
     got = results["summary"]["bni"]["rmse"]["overall"]
     assert got == pytest.approx([np.mean(per_seed), np.std(per_seed, ddof=1)])
     report = (out / "report.md").read_text()
@@ -147,17 +171,33 @@ def test_demo_resumes_and_retrains_only_what_changed(demo_run):
 
     out, _, res, _ = demo_run
     logs = []
-    res2 = run_depth_demo(out, seeds=(0, 1), stage1_epochs=1, head_epochs=2, threads=1,
-                          losses=("mse", "bni"), log=logs.append)
+    res2 = run_depth_demo(
+        out,
+        seeds=(0, 1),
+        stage1_epochs=1,
+        head_epochs=2,
+        threads=1,
+        losses=("mse", "bni"),
+        log=logs.append,
+    )
     assert res2["results"] == res["results"]
     assert sum("reusing" in line for line in logs) == 2 + 4  # data, stage 1 and the four R runs
     assert not any(line.startswith(("features: caching", "stage 1 (MSE")) for line in logs)
     rec = json.loads((out / "heads/bni_s1.json").read_text())
-    rec["key"]["config"]["loss"]["init_noise_sigma"] = 9.0  # as if made with another sigma: not reused
+    rec["key"]["config"]["loss"]["init_noise_sigma"] = (
+        9.0  # as if made with another sigma: not reused
+    )
     (out / "heads/bni_s1.json").write_text(json.dumps(rec))
     logs.clear()
-    res3 = run_depth_demo(out, seeds=(0, 1), stage1_epochs=1, head_epochs=2, threads=1,
-                          losses=("mse", "bni"), log=logs.append)
+    res3 = run_depth_demo(
+        out,
+        seeds=(0, 1),
+        stage1_epochs=1,
+        head_epochs=2,
+        threads=1,
+        losses=("mse", "bni"),
+        log=logs.append,
+    )
     assert sum("reusing" in line for line in logs) == 2 + 3
     assert res3["results"]["bni"] == res["results"]["bni"]  # retrained the same way, same numbers
 
@@ -181,7 +221,9 @@ def _linear_feats(n=6, wh=(16, 12), seed=0):
         if split == "train":
             feats["train_y_img"], feats["train_y"] = y, F.avg_pool2d(y, 2)
         else:  # 4,000 pixels of the 228 x 304 crops, upsampled as the evaluation does
-            up = F.interpolate(y, size=(CROP_WH[1], CROP_WH[0]), mode="bilinear", align_corners=True)
+            up = F.interpolate(
+                y, size=(CROP_WH[1], CROP_WH[0]), mode="bilinear", align_corners=True
+            )
             feats[f"{split}_idx"] = np.sort(rng.choice(up.numel(), 4000, replace=False))
             feats[f"{split}_t"] = up.numpy().ravel()[feats[f"{split}_idx"]].astype(np.float32)
     return feats
@@ -216,10 +258,17 @@ def test_pixel_head_learns_a_per_pixel_cue_and_hu_head_still_trains():
     assert np.isfinite(train_head(feats, hu, shots)["test"]["overall"]["rmse"])
 
 
-@pytest.mark.parametrize("kw, word", [({"losses": ("mse", "l1")}, "losses"),
-                                      ({"seeds": ()}, "seeds"), ({"head_epochs": 0}, "head_epochs"),
-                                      ({"sigma": -1.0}, "sigma"), ({"read_noise": 0.0}, "read_noise"),
-                                      ({"head": "conv"}, "head")])
+@pytest.mark.parametrize(
+    "kw, word",
+    [
+        ({"losses": ("mse", "l1")}, "losses"),
+        ({"seeds": ()}, "seeds"),
+        ({"head_epochs": 0}, "head_epochs"),
+        ({"sigma": -1.0}, "sigma"),
+        ({"read_noise": 0.0}, "read_noise"),
+        ({"head": "conv"}, "head"),
+    ],
+)
 def test_demo_refuses_bad_settings_before_any_work(tmp_path, kw, word):
     from ihmr.depth.demo import run_depth_demo
     from ihmr.errors import IhmrError

@@ -23,11 +23,23 @@ def demo_root(tmp_path_factory):
 
 def tiny_sets(root, out, *more):
     """A network of a few thousand weights at 64 x 48, one step per epoch (seconds per run)."""
-    return [f"data.root={root}", f"out={out}", "data.input_wh=[64, 48]",
-            "data.val_fraction=0.3", "model.width=0.125", "model.encoder_width=0.125",
-            "model.encoder_layers=[1, 1, 1, 1]", "optim.batch_size=2", "optim.epochs=2",
-            "optim.max_steps_per_epoch=1", "loss.kind=bni", "data.prior_pixels_per_image=50",
-            "threads=1", "device=cpu", *more]
+    return [
+        f"data.root={root}",
+        f"out={out}",
+        "data.input_wh=[64, 48]",
+        "data.val_fraction=0.3",
+        "model.width=0.125",
+        "model.encoder_width=0.125",
+        "model.encoder_layers=[1, 1, 1, 1]",
+        "optim.batch_size=2",
+        "optim.epochs=2",
+        "optim.max_steps_per_epoch=1",
+        "loss.kind=bni",
+        "data.prior_pixels_per_image=50",
+        "threads=1",
+        "device=cpu",
+        *more,
+    ]
 
 
 def test_depth_train_resume_rule(demo_root, tmp_path, resume_rule):
@@ -36,7 +48,9 @@ def test_depth_train_resume_rule(demo_root, tmp_path, resume_rule):
     from ihmr.depth.train import DepthTrainConfig
 
     root, _ = demo_root
-    cfg = load_config(DepthTrainConfig, None, tiny_sets(root, tmp_path / "unused", "optim.epochs=1"))
+    cfg = load_config(
+        DepthTrainConfig, None, tiny_sets(root, tmp_path / "unused", "optim.epochs=1")
+    )
     resume_rule(("depth", "train"), save_config(cfg, tmp_path / "cfg.yaml"), tmp_path / "run", 1)
 
 
@@ -138,7 +152,9 @@ def test_cli_train_kill_resume_and_evaluate(demo_root, tmp_path, ihmr_main, monk
     for name in ("error_per_bin.png", "examples.png"):
         assert (tmp_path / "eval" / "full" / name).stat().st_size > 1000
     # the generic `ihmr eval` recognises the depth checkpoint and writes the same numbers
-    code, _, _ = ihmr_main("eval", "--checkpoint", best, "--out", tmp_path / "eval2", "--device", "cpu")
+    code, _, _ = ihmr_main(
+        "eval", "--checkpoint", best, "--out", tmp_path / "eval2", "--device", "cpu"
+    )
     assert code == 0
     got = json.loads((tmp_path / "eval2" / "metrics.json").read_text())
     assert got["overall"]["rmse"] == res["overall"]["rmse"]
@@ -175,8 +191,9 @@ def test_cli_demo_data(tmp_path, ihmr_main):
     from ihmr.depth import data as D
 
     out = tmp_path / "nyud2"
-    code, text, _ = ihmr_main("depth", "demo-data", "--out", out, "--train-scenes", "1",
-                              "--test-scenes", "1")
+    code, text, _ = ihmr_main(
+        "depth", "demo-data", "--out", out, "--train-scenes", "1", "--test-scenes", "1"
+    )
     assert code == 0
     # 8 views of each room; the test split's depth PNGs are 16-bit millimetres
     assert len(list((out / "data" / "nyu2_train").rglob("*.png"))) == 8 * 2  # RGB + depth

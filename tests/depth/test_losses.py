@@ -66,8 +66,11 @@ def test_bni_matches_numpy_formula_and_chunking_is_exact(maps):
 def test_gai_matches_closed_form(maps):
     scipy_stats = pytest.importorskip("scipy.stats")
     p, y = maps
-    gmm = GMMPrior(weights=np.array([0.3, 0.7]), means=np.array([[2.0], [4.0]]),
-                   covariances=np.array([[[0.5]], [[1.5]]]))
+    gmm = GMMPrior(
+        weights=np.array([0.3, 0.7]),
+        means=np.array([[2.0], [4.0]]),
+        covariances=np.array([[[0.5]], [[1.5]]]),
+    )
     v = 0.64
     loss = DepthLoss("gai", gmm=gmm, init_noise_sigma=0.8)
     got = float(loss(p, y).detach())
@@ -75,7 +78,8 @@ def test_gai_matches_closed_form(maps):
     pp, yy = p.detach().numpy()[m], y.numpy()[m]
     nll = -scipy_stats.norm.logpdf(yy, pp, math.sqrt(v))
     integ = 0.3 * scipy_stats.norm.pdf(pp, 2.0, math.sqrt(0.5 + v)) + 0.7 * scipy_stats.norm.pdf(
-        pp, 4.0, math.sqrt(1.5 + v))
+        pp, 4.0, math.sqrt(1.5 + v)
+    )
     ref = np.mean(2 * v * (nll + np.log(integ)))
     assert got == pytest.approx(ref, rel=1e-10)
     loss.chunk = 64
@@ -102,8 +106,13 @@ def test_learnable_sigma_gets_gradient_and_empty_is_zero(maps):
     loss = DepthLoss("bni", _counts(y), init_noise_sigma=1.0, learn_noise=True).double()
     loss(p, y).backward()
     assert loss.log_sigma.grad is not None and torch.isfinite(loss.log_sigma.grad)
-    z = depth_loss(p, torch.zeros_like(y), "bni", bin_centers=torch.ones(3, dtype=torch.float64),
-                   bin_weights=torch.ones(3, dtype=torch.float64))
+    z = depth_loss(
+        p,
+        torch.zeros_like(y),
+        "bni",
+        bin_centers=torch.ones(3, dtype=torch.float64),
+        bin_weights=torch.ones(3, dtype=torch.float64),
+    )
     assert float(z.detach()) == 0.0
 
 

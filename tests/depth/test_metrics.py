@@ -63,8 +63,13 @@ def _naive(pred, target, bins_of_shot):
         lg += abs(math.log10(o) - math.log10(t))
         d1 += max(o / t, t / o) <= 1.25
         n += 1
-    return {"rmse": math.sqrt(sq / n), "mae": ab / n, "absrel": rel / n, "log10": lg / n,
-            "delta1": d1 / n}
+    return {
+        "rmse": math.sqrt(sq / n),
+        "mae": ab / n,
+        "absrel": rel / n,
+        "log10": lg / n,
+        "delta1": d1 / n,
+    }
 
 
 @pytest.fixture
@@ -79,8 +84,7 @@ def scene(rng):
 
 def test_overall_shots_and_balanced_vs_loops(scene):
     pred, target, mask = scene
-    shots = {"many": list(range(20, 50)), "medium": list(range(7, 20)),
-             "few": list(range(50, 100))}
+    shots = {"many": list(range(20, 50)), "medium": list(range(7, 20)), "few": list(range(50, 100))}
     acc = DepthMetrics(shots)
     acc.update(pred, target, mask)
     res = acc.compute()
@@ -115,7 +119,11 @@ def test_streaming_equals_one_call(scene):
 
 
 def test_table_layout():
-    res = {"overall": {"rmse": 1.0, "delta1": 0.5}, "many": {"rmse": 0.5, "delta1": 0.7},
-           "medium": None, "few": {"rmse": 2.0, "delta1": 0.1}}
+    res = {
+        "overall": {"rmse": 1.0, "delta1": 0.5},
+        "many": {"rmse": 0.5, "delta1": 0.7},
+        "medium": None,
+        "few": {"rmse": 2.0, "delta1": 0.1},
+    }
     text = table2_markdown({"MSE": res})
     assert "| MSE | 1.000 | 0.500 | – | 2.000 | 0.500 | 0.700 | – | 0.100 |" in text

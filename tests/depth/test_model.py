@@ -12,7 +12,12 @@ def test_full_model_uses_the_shared_resnet50_names():
     ref = {k: v.shape for k, v in resnet50(num_classes=None).state_dict().items()}
     assert enc == ref  # a torchvision / DIR ResNet-50 checkpoint loads into the encoder
     assert net.conv.in_channels == 2048 and net.conv.out_channels == 1024
-    assert [m.conv1.out_channels for m in (net.up1, net.up2, net.up3, net.up4)] == [512, 256, 128, 64]
+    assert [m.conv1.out_channels for m in (net.up1, net.up2, net.up3, net.up4)] == [
+        512,
+        256,
+        128,
+        64,
+    ]
     assert net.refine[0][0].in_channels == 128 and net.refine[-1].out_channels == 1
 
 

@@ -22,7 +22,7 @@ def _step_edge_depth_mm(rng) -> np.ndarray:
     for _ in range(12):
         y, x = rng.integers(0, 440), rng.integers(0, 600)
         h, w = rng.integers(20, 200), rng.integers(20, 300)
-        d[y:y + h, x:x + w] = rng.integers(700, 9900)
+        d[y : y + h, x : x + w] = rng.integers(700, 9900)
     return d
 
 
@@ -62,14 +62,18 @@ def test_test_ground_truth_equals_pillow_nearest_pipeline(tmp_path, rng):
         np.testing.assert_array_equal(got, depths[i][1::2, 1::2][6:234, 8:312] / np.float32(1000))
         np.testing.assert_array_equal(test[i]["mask"].numpy(), mask[i].astype(bool))
     # the old bilinear resize moved many step-edge pixels by more than 1 cm
-    old = D.center_crop(cv2.resize(depths[0].astype(np.float32) / 1000, (320, 240),
-                                   interpolation=cv2.INTER_LINEAR))
-    assert (np.abs(old - _reference_test_depth(tmp_path / "data/nyu2_test/00000_depth.png"))
-            > 0.01).mean() > 0.005
+    old = D.center_crop(
+        cv2.resize(depths[0].astype(np.float32) / 1000, (320, 240), interpolation=cv2.INTER_LINEAR)
+    )
+    assert (
+        np.abs(old - _reference_test_depth(tmp_path / "data/nyu2_test/00000_depth.png")) > 0.01
+    ).mean() > 0.005
 
 
-@pytest.mark.parametrize("src_hw,dst_wh", [((480, 640), (320, 240)), ((37, 53), (20, 14)),
-                                            ((240, 320), (152, 114)), ((10, 7), (23, 31))])
+@pytest.mark.parametrize(
+    "src_hw,dst_wh",
+    [((480, 640), (320, 240)), ((37, 53), (20, 14)), ((240, 320), (152, 114)), ((10, 7), (23, 31))],
+)
 def test_pil_nearest_resize_matches_pillow(rng, src_hw, dst_wh):
     img = rng.integers(0, 65535, src_hw).astype(np.uint16)
     ref = np.asarray(Image.fromarray(img).resize(dst_wh, Image.NEAREST))

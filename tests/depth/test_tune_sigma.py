@@ -20,11 +20,21 @@ def test_tune_sigma_depth(tmp_path):
         make_demo_dataset(root, train_scenes=3, test_scenes=1, views=2, per_bin=50)
     except Exception as exc:  # noqa: BLE001 - no offscreen OpenGL on this machine
         pytest.skip(f"pyrender cannot render here: {exc}")
-    sets = [f"data.root={root}", f"out={tmp_path / 'bni'}", "data.input_wh=[64, 48]",
-            "data.val_fraction=0.3", "model.width=0.125", "model.encoder_width=0.125",
-            "model.encoder_layers=[1, 1, 1, 1]", "optim.batch_size=2", "optim.epochs=2",
-            "optim.max_steps_per_epoch=1", "loss.kind=bni", "data.prior_pixels_per_image=50",
-            "threads=1"]
+    sets = [
+        f"data.root={root}",
+        f"out={tmp_path / 'bni'}",
+        "data.input_wh=[64, 48]",
+        "data.val_fraction=0.3",
+        "model.width=0.125",
+        "model.encoder_width=0.125",
+        "model.encoder_layers=[1, 1, 1, 1]",
+        "optim.batch_size=2",
+        "optim.epochs=2",
+        "optim.max_steps_per_epoch=1",
+        "loss.kind=bni",
+        "data.prior_pixels_per_image=50",
+        "threads=1",
+    ]
     path = save_config(load_config(DepthTrainConfig, None, sets), tmp_path / "bni.yaml")
     res = tune(path, grid=[0.3, 1.0], budget_epochs=1, out=tmp_path / "tune", log=lambda m: None)
     info = json.loads((tmp_path / "tune" / "search.json").read_text())
@@ -70,8 +80,13 @@ def test_depth_validation_bins_counted_and_one_bin_refused(tmp_path, values, bin
 
     root = tmp_path / "nyud2"
     _flat_root(root, values)  # 51/255*10 = 2.0 m (bin 20), 153/255*10 = 6.0 m (bin 60)
-    sets = [f"data.root={root}", f"out={tmp_path / 'bni'}", "data.val_fraction=0.5",
-            "loss.kind=bni", "threads=1"]
+    sets = [
+        f"data.root={root}",
+        f"out={tmp_path / 'bni'}",
+        "data.val_fraction=0.5",
+        "loss.kind=bni",
+        "threads=1",
+    ]
     cfg = load_config(DepthTrainConfig, None, sets)
     assert _depth_validation_bins(cfg) == bins
     if bins == 1:

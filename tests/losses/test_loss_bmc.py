@@ -10,8 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ihmr.losses import BMCLoss, bmc_loss
-from ihmr.losses import _common
+from ihmr.losses import BMCLoss, _common, bmc_loss
 from ihmr.losses import bmc as bmc_module
 
 
@@ -144,8 +143,14 @@ def test_known_value_of_released_unit_case():
     # mmhuman3d's BMCLossMD with its default weights (1, 1): ones vs zeros, labels (1, 6), v = 1:
     # (6 / 1 + 1 * (-3)) / 6 * 1 = 0.5. Its weights (a, b) are mse_weight = a, balance_weight = b/2.
     with pytest.warns(RuntimeWarning):
-        value = bmc_loss(torch.ones(1, 6), torch.zeros(1, 6), 1.0, mse_weight=1.0,
-                         balance_weight=0.5, normalize_by_dim=True)
+        value = bmc_loss(
+            torch.ones(1, 6),
+            torch.zeros(1, 6),
+            1.0,
+            mse_weight=1.0,
+            balance_weight=0.5,
+            normalize_by_dim=True,
+        )
     assert float(value) == pytest.approx(0.5)
 
 

@@ -44,16 +44,18 @@ def _data(seed: int, b: int = 7, d: int = 5, missing: float = 0.3):
 @pytest.mark.parametrize("v", [0.3, 1.7])
 def test_matches_scipy_densities(v):
     p, y, w = _data(0)
-    got = bmc_loss(torch.tensor(p), torch.tensor(y), v, target_weight=torch.tensor(w),
-                   reduction="none").numpy()
+    got = bmc_loss(
+        torch.tensor(p), torch.tensor(y), v, target_weight=torch.tensor(w), reduction="none"
+    ).numpy()
     want = 2 * v * naive_weighted_nll(p, y, w, v)
     assert got[2] == 0.0  # the row without data gives 0
     keep = np.arange(7) != 2
     np.testing.assert_allclose(got[keep], want[keep], rtol=1e-10)
     mean = bmc_loss(torch.tensor(p), torch.tensor(y), v, target_weight=torch.tensor(w))
     assert math.isclose(float(mean), want[keep].mean(), rel_tol=1e-10)  # mean over rows with data
-    normed = bmc_loss(torch.tensor(p), torch.tensor(y), v, target_weight=torch.tensor(w),
-                      normalize_by_dim=True)
+    normed = bmc_loss(
+        torch.tensor(p), torch.tensor(y), v, target_weight=torch.tensor(w), normalize_by_dim=True
+    )
     assert math.isclose(float(normed), want[keep].mean() / 5, rel_tol=1e-10)
 
 
@@ -61,8 +63,10 @@ def test_unit_weights_equal_unweighted_and_missing_target_is_dropped():
     p, y, _ = _data(1)
     pt, yt = torch.tensor(p), torch.tensor(y)
     ones = torch.ones_like(yt)
-    torch.testing.assert_close(bmc_loss(pt, yt, 0.5, target_weight=ones, reduction="none"),
-                               bmc_loss(pt, yt, 0.5, reduction="none"))
+    torch.testing.assert_close(
+        bmc_loss(pt, yt, 0.5, target_weight=ones, reduction="none"),
+        bmc_loss(pt, yt, 0.5, reduction="none"),
+    )
     # zeroing every coordinate of target 2 equals running the batch without sample 2
     w = ones.clone()
     w[2] = 0
@@ -76,7 +80,8 @@ def test_prediction_gradient_is_mse_scale_and_gradcheck():
     pt = torch.tensor(p, requires_grad=True)
     wt = torch.tensor(w)
     assert torch.autograd.gradcheck(
-        lambda a: bmc_loss(a, torch.tensor(y), 0.8, target_weight=wt), (pt,))
+        lambda a: bmc_loss(a, torch.tensor(y), 0.8, target_weight=wt), (pt,)
+    )
     # sigma's gradient is 2v times that of the balanced NLL (the value is (2v).detach() * NLL)
     v = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
     (gv,) = torch.autograd.grad(bmc_loss(pt.detach(), torch.tensor(y), v, target_weight=wt), v)
@@ -85,8 +90,7 @@ def test_prediction_gradient_is_mse_scale_and_gradcheck():
     h = 1e-6
     assert math.isclose(float(gv), 1.6 * (nll(0.8 + h) - nll(0.8 - h)) / (2 * h), rel_tol=1e-6)
     # without the balancing term the prediction gradient is the weighted MSE's
-    big = bmc_loss(pt, torch.tensor(y), 0.3, target_weight=wt, reduction="sum",
-                   balance_weight=0.0)
+    big = bmc_loss(pt, torch.tensor(y), 0.3, target_weight=wt, reduction="sum", balance_weight=0.0)
     (g,) = torch.autograd.grad(big, pt)
     has = torch.tensor((w > 0).any(1), dtype=torch.float64)[:, None]
     want = 2 * wt * (pt.detach() - torch.tensor(y)) * has
@@ -103,10 +107,12 @@ def test_no_target_with_data_is_zero_and_finite():
 def test_module_and_bad_weights():
     p, y, w = _data(3)
     crit = BMCLoss(0.7, learn_noise=False, normalize_by_dim=True)
-    want = bmc_loss(torch.tensor(p), torch.tensor(y), 0.49, target_weight=torch.tensor(w),
-                    normalize_by_dim=True)
-    torch.testing.assert_close(crit(torch.tensor(p), torch.tensor(y), torch.tensor(w)).double(),
-                               want)
+    want = bmc_loss(
+        torch.tensor(p), torch.tensor(y), 0.49, target_weight=torch.tensor(w), normalize_by_dim=True
+    )
+    torch.testing.assert_close(
+        crit(torch.tensor(p), torch.tensor(y), torch.tensor(w)).double(), want
+    )
     with pytest.raises(ValueError, match="target_weight must be >= 0"):
         bmc_loss(torch.tensor(p), torch.tensor(y), 0.5, target_weight=-torch.tensor(w))
     with pytest.raises(ValueError, match="same shape"):

@@ -19,8 +19,9 @@ def naive_bni_nll(p, y, centers, weights, v):
     for pi, yi in zip(p, y):
         norm = (2 * math.pi * v) ** (-d / 2)
         mse = -math.log(norm * math.exp(-np.sum((yi - pi) ** 2) / (2 * v)))
-        integral = sum(w * norm * math.exp(-np.sum((c - pi) ** 2) / (2 * v))
-                       for c, w in zip(centers, weights))
+        integral = sum(
+            w * norm * math.exp(-np.sum((c - pi) ** 2) / (2 * v)) for c, w in zip(centers, weights)
+        )
         out.append(mse + math.log(integral))
     return np.array(out)
 
@@ -31,10 +32,17 @@ def test_matches_naive_loop_with_empty_bins(rng, d):
     weights = rng.uniform(0, 1, size=15)
     weights[[0, 3, 7]] = 0.0  # empty bins: log 0 = -inf must drop out
     p, y, v = rng.normal(size=(6, d)), rng.normal(size=(6, d)), 0.8
-    got = bni_loss(torch.tensor(p), torch.tensor(y), torch.tensor(centers), torch.tensor(weights),
-                   v, reduction="none")
-    np.testing.assert_allclose(got.numpy(), 2 * v * naive_bni_nll(p, y, centers, weights, v),
-                               rtol=1e-10)
+    got = bni_loss(
+        torch.tensor(p),
+        torch.tensor(y),
+        torch.tensor(centers),
+        torch.tensor(weights),
+        v,
+        reduction="none",
+    )
+    np.testing.assert_allclose(
+        got.numpy(), 2 * v * naive_bni_nll(p, y, centers, weights, v), rtol=1e-10
+    )
 
 
 def test_riemann_sum_approximates_the_integral():
@@ -44,8 +52,15 @@ def test_riemann_sum_approximates_the_integral():
     centers = np.arange(-8, 10, delta)
     dens = np.exp(-0.5 * (centers - 1) ** 2 / 0.49) / math.sqrt(2 * math.pi * 0.49)
     p = np.array([-1.0, 0.5, 3.0])
-    t2 = bni_loss(torch.tensor(p), torch.tensor(p), torch.tensor(centers), torch.tensor(dens), v,
-                  mse_weight=0.0, reduction="none").numpy() / (2 * v)
+    t2 = bni_loss(
+        torch.tensor(p),
+        torch.tensor(p),
+        torch.tensor(centers),
+        torch.tensor(dens),
+        v,
+        mse_weight=0.0,
+        reduction="none",
+    ).numpy() / (2 * v)
     got = t2 + math.log(delta) - 0.5 * math.log(2 * math.pi * v)
     s2 = 0.49 + v
     want = -0.5 * (p - 1) ** 2 / s2 - 0.5 * np.log(2 * math.pi * s2)
@@ -73,11 +88,14 @@ def test_noise_var_gradient_against_finite_difference(rng):
     centers, weights = rng.normal(size=(12, 2)), rng.uniform(size=12)
     p, y = rng.normal(size=(5, 2)), rng.normal(size=(5, 2))
     v0, h = 0.6, 1e-6
-    fd = (naive_bni_nll(p, y, centers, weights, v0 + h).mean()
-          - naive_bni_nll(p, y, centers, weights, v0 - h).mean()) / (2 * h)
+    fd = (
+        naive_bni_nll(p, y, centers, weights, v0 + h).mean()
+        - naive_bni_nll(p, y, centers, weights, v0 - h).mean()
+    ) / (2 * h)
     v = torch.tensor(v0, dtype=torch.float64, requires_grad=True)
-    bni_loss(torch.tensor(p), torch.tensor(y), torch.tensor(centers), torch.tensor(weights),
-             v).backward()
+    bni_loss(
+        torch.tensor(p), torch.tensor(y), torch.tensor(centers), torch.tensor(weights), v
+    ).backward()
     assert float(v.grad) == pytest.approx(2 * v0 * fd, rel=1e-6)
 
 

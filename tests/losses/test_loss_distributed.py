@@ -49,8 +49,9 @@ def _worker(rank: int, port: int, out: str) -> None:
             lo = sum(sizes[:rank])
             local_p = p[lo : lo + sizes[rank]].clone().requires_grad_(True)
             valid = MASKS[r][lo : lo + sizes[rank]] if r in MASKS else None
-            per = bmc_loss(local_p, y[lo : lo + sizes[rank]], V, gather=True, reduction="none",
-                           valid=valid)
+            per = bmc_loss(
+                local_p, y[lo : lo + sizes[rank]], V, gather=True, reduction="none", valid=valid
+            )
             mean = bmc_loss(local_p, y[lo : lo + sizes[rank]], V, gather=True, valid=valid)
             mean.backward()
             results[f"per{r}"] = per.detach()
@@ -59,8 +60,9 @@ def _worker(rank: int, port: int, out: str) -> None:
             # the same with per-coordinate target weights (gathered with the targets)
             w = global_weights(r)[lo : lo + sizes[rank]]
             wp = p[lo : lo + sizes[rank]].clone().requires_grad_(True)
-            wmean = bmc_loss(wp, y[lo : lo + sizes[rank]], V, gather=True, target_weight=w,
-                             reduction="sum")
+            wmean = bmc_loss(
+                wp, y[lo : lo + sizes[rank]], V, gather=True, target_weight=w, reduction="sum"
+            )
             wmean.backward()
             results[f"wsum{r}"] = wmean.detach()
             results[f"wgrad{r}"] = wp.grad

@@ -41,16 +41,23 @@ def scipy_nll(p, y, prior, v):
 def test_value_is_2v_times_eq_3_12(rng, d):
     prior = random_gmm(rng, 3, d)
     p, y, v = rng.normal(size=(6, d)), rng.normal(size=(6, d)), 0.6
-    got = gai_loss(torch.tensor(p), torch.tensor(y), prepare_gmm(prior, torch.float64), v,
-                   reduction="none")
+    got = gai_loss(
+        torch.tensor(p), torch.tensor(y), prepare_gmm(prior, torch.float64), v, reduction="none"
+    )
     np.testing.assert_allclose(got.numpy(), 2 * v * scipy_nll(p, y, prior, v), rtol=1e-9)
 
 
 def balancing_term(p, prior, v):
     """log int N(y; p, vI) p_train(y) dy as computed by gai_loss (balance term only)."""
     d = p.shape[1]
-    t = gai_loss(torch.tensor(p), torch.tensor(p), prepare_gmm(prior, torch.float64), v,
-                 mse_weight=0.0, reduction="none") / (2 * v)
+    t = gai_loss(
+        torch.tensor(p),
+        torch.tensor(p),
+        prepare_gmm(prior, torch.float64),
+        v,
+        mse_weight=0.0,
+        reduction="none",
+    ) / (2 * v)
     return t.numpy() - 0.5 * d * math.log(2 * math.pi)
 
 
@@ -69,8 +76,16 @@ def test_balancing_term_against_quadrature_1d(rng):
         )
 
     want = [
-        math.log(quad(lambda t: norm.pdf(t, pi[0], math.sqrt(v)) * p_train(t), -30, 30,
-                      points=[pi[0]], limit=200, epsabs=1e-14)[0])
+        math.log(
+            quad(
+                lambda t: norm.pdf(t, pi[0], math.sqrt(v)) * p_train(t),
+                -30,
+                30,
+                points=[pi[0]],
+                limit=200,
+                epsabs=1e-14,
+            )[0]
+        )
         for pi in p
     ]
     np.testing.assert_allclose(balancing_term(p, prior, v), want, rtol=1e-7)
@@ -86,8 +101,9 @@ def test_balancing_term_against_monte_carlo_3d(rng):
     for pi in p:
         # E_{y ~ N(p, vI)}[p_train(y)] = int N(y; p, vI) p_train(y) dy
         ys = pi + math.sqrt(v) * rng.standard_normal((200_000, 3))
-        dens = sum(w * mvn.pdf(ys, m, c) for w, m, c in
-                   zip(prior.weights, prior.means, prior.covariances))
+        dens = sum(
+            w * mvn.pdf(ys, m, c) for w, m, c in zip(prior.weights, prior.means, prior.covariances)
+        )
         want.append(math.log(dens.mean()))
     np.testing.assert_allclose(balancing_term(p, prior, v), want, rtol=0, atol=0.02)
 
@@ -138,8 +154,9 @@ def test_raw_and_prepared_prior_agree_and_1d_shapes(rng):
     b = gai_loss(p[:, None], y[:, None], prepare_gmm(prior, torch.float64), 0.5, reduction="none")
     assert a.shape == (5,)
     torch.testing.assert_close(a, b)
-    flat = SimpleNamespace(weights=prior.weights, means=prior.means[:, 0],
-                           covariances=prior.covariances[:, 0, 0])
+    flat = SimpleNamespace(
+        weights=prior.weights, means=prior.means[:, 0], covariances=prior.covariances[:, 0, 0]
+    )
     torch.testing.assert_close(gai_loss(p, y, flat, 0.5, reduction="none"), a)
 
 
@@ -180,8 +197,9 @@ def test_prior_errors(rng):
     with pytest.raises(ValueError, match="means contain NaN"):
         gai_loss(p, y, nan, 1.0)
     with pytest.raises(ShapeError, match=r"\(K, d, d\)"):
-        gai_loss(p, y, SimpleNamespace(weights=[1.0], means=np.zeros((1, 3)),
-                                       covariances=np.eye(3)), 1.0)
+        gai_loss(
+            p, y, SimpleNamespace(weights=[1.0], means=np.zeros((1, 3)), covariances=np.eye(3)), 1.0
+        )
     unnorm = SimpleNamespace(weights=[2.0], means=np.zeros((1, 3)), covariances=np.eye(3)[None])
     with pytest.warns(UserWarning, match="normalising"):
         a = gai_loss(p, y, unnorm, 1.0)

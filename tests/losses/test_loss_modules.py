@@ -25,8 +25,9 @@ PRIOR = SimpleNamespace(
     means=np.array([[0.0, 1.0], [2.0, -1.0]]),
     covariances=np.array([[[1.0, 0.3], [0.3, 0.5]], [[2.0, 0.0], [0.0, 0.1]]]),
 )
-CENTERS = torch.stack(torch.meshgrid(torch.linspace(-3, 3, 7), torch.linspace(-3, 3, 7),
-                                     indexing="ij"), -1).reshape(-1, 2)
+CENTERS = torch.stack(
+    torch.meshgrid(torch.linspace(-3, 3, 7), torch.linspace(-3, 3, 7), indexing="ij"), -1
+).reshape(-1, 2)
 WEIGHTS = torch.exp(-0.5 * (CENTERS**2).sum(1))
 
 
@@ -35,8 +36,10 @@ def modules():
     return {
         "bmc": (BMCLoss(1.3, **kw), lambda p, y, v: bmc_loss(p, y, v, **kw)),
         "gai": (GAILoss(PRIOR, 1.3, **kw), lambda p, y, v: gai_loss(p, y, PRIOR, v, **kw)),
-        "bni": (BNILoss(CENTERS, WEIGHTS, 1.3, **kw),
-                lambda p, y, v: bni_loss(p, y, CENTERS, WEIGHTS, v, **kw)),
+        "bni": (
+            BNILoss(CENTERS, WEIGHTS, 1.3, **kw),
+            lambda p, y, v: bni_loss(p, y, CENTERS, WEIGHTS, v, **kw),
+        ),
     }
 
 
@@ -73,7 +76,10 @@ def test_fixed_noise_is_a_buffer_and_noise_parameters():
     sigmas = noise_parameters(holder)
     assert len(sigmas) == 1 and sigmas[0] is learnable.noise_sigma
     assert {k for k, _ in learnable.named_buffers()} == {
-        "gmm_log_weights", "gmm_means", "gmm_eigvals", "gmm_eigvecs"
+        "gmm_log_weights",
+        "gmm_means",
+        "gmm_eigvals",
+        "gmm_eigvecs",
     }
 
 
@@ -113,8 +119,9 @@ def test_one_training_step_moves_sigma_and_model(gen):
     # Smoke: an optimizer with sigma in its own group updates both.
     model = nn.Linear(3, 2)
     crit = BMCLoss(1.0)
-    opt = torch.optim.SGD([{"params": model.parameters(), "lr": 0.1},
-                           {"params": noise_parameters(crit), "lr": 0.01}])
+    opt = torch.optim.SGD(
+        [{"params": model.parameters(), "lr": 0.1}, {"params": noise_parameters(crit), "lr": 0.01}]
+    )
     x, y = torch.randn(16, 3, generator=gen), torch.randn(16, 2, generator=gen)
     before = (model.weight.detach().clone(), float(crit.noise_sigma.detach()))
     loss = crit(model(x), y)

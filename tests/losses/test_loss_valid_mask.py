@@ -17,18 +17,27 @@ B, D = 7, 5
 
 def _gmm(rng, k: int = 3, d: int = D) -> SimpleNamespace:
     a = rng.normal(size=(k, d, d)) * 0.5
-    return SimpleNamespace(weights=np.full(k, 1.0 / k), means=rng.normal(size=(k, d)),
-                           covariances=a @ a.transpose(0, 2, 1) + 0.1 * np.eye(d))
+    return SimpleNamespace(
+        weights=np.full(k, 1.0 / k),
+        means=rng.normal(size=(k, d)),
+        covariances=a @ a.transpose(0, 2, 1) + 0.1 * np.eye(d),
+    )
 
 
 def _losses(rng):
-    return {"bmc": BMCLoss(0.8, normalize_by_dim=True).double(),
-            "bmc_mmhuman3d": BMCLoss.mmhuman3d(0.8).double(),
-            "gai": GAILoss(_gmm(rng), 0.8, normalize_by_dim=True).double()}
+    return {
+        "bmc": BMCLoss(0.8, normalize_by_dim=True).double(),
+        "bmc_mmhuman3d": BMCLoss.mmhuman3d(0.8).double(),
+        "gai": GAILoss(_gmm(rng), 0.8, normalize_by_dim=True).double(),
+    }
 
 
-MASKS = {"some": [1, 0, 1, 1, 0, 1, 1], "one": [0, 0, 0, 1, 0, 0, 0], "all": [1] * B,
-         "none": [0] * B}
+MASKS = {
+    "some": [1, 0, 1, 1, 0, 1, 1],
+    "one": [0, 0, 0, 1, 0, 0, 0],
+    "all": [1] * B,
+    "none": [0] * B,
+}
 
 
 @pytest.mark.parametrize("kind", ["bmc", "bmc_mmhuman3d", "gai"])
@@ -50,8 +59,11 @@ def test_mask_equals_selecting_the_valid_rows(rng, kind, mask):
     torch.testing.assert_close(g_got, g_want, rtol=1e-10, atol=1e-14)
     assert not g_got[~keep].any()  # no gradient for a sample without a fit
     # sigma's gradient too (BMC's custom backward sees the masked columns)
-    sig_want = torch.autograd.grad(loss(p0[keep], y[keep]), [loss.noise_sigma])[0] \
-        if keep.sum() > 1 else None
+    sig_want = (
+        torch.autograd.grad(loss(p0[keep], y[keep]), [loss.noise_sigma])[0]
+        if keep.sum() > 1
+        else None
+    )
     if sig_want is not None:
         sig_got = torch.autograd.grad(loss(p0, y, valid=keep), [loss.noise_sigma])[0]
         assert float(sig_got) == pytest.approx(float(sig_want), rel=1e-10)
@@ -69,12 +81,16 @@ def test_masked_rows_may_hold_garbage_targets(rng, kind, d):
     y_bad = y.clone()
     y_bad[1], y_bad[4] = 1e30, float("nan")  # no fit: anything
     gmm = _gmm(rng, d=d)
-    fn = (lambda t: bmc_loss(p, t, 0.5, valid=keep)) if kind == "bmc" else (  # noqa: E731
-        lambda t: gai_loss(p, t, gmm, 0.5, valid=keep))
+    fn = (
+        (lambda t: bmc_loss(p, t, 0.5, valid=keep))
+        if kind == "bmc"
+        # noqa: E731
+        else (lambda t: gai_loss(p, t, gmm, 0.5, valid=keep))
+    )
     a, b = fn(y), fn(y_bad)  # NaN in a row without a fit is no input error either
     assert float(a.detach()) == pytest.approx(float(b.detach()), rel=1e-12)
-    ga, = torch.autograd.grad(a, [p])
-    gb, = torch.autograd.grad(b, [p])
+    (ga,) = torch.autograd.grad(a, [p])
+    (gb,) = torch.autograd.grad(b, [p])
     torch.testing.assert_close(ga, gb, rtol=1e-10, atol=1e-14)
 
 
@@ -101,5 +117,5 @@ def test_valid_with_target_weights_equals_zero_weights_for_invalid_rows(rng):
     dropped = bmc_loss(p[keep], y[keep], 0.5, target_weight=w[keep])
     assert float(got.detach()) == pytest.approx(float(zeroed.detach()), rel=1e-12)
     assert float(got.detach()) == pytest.approx(float(dropped.detach()), rel=1e-10)
-    g, = torch.autograd.grad(got, [p])
+    (g,) = torch.autograd.grad(got, [p])
     assert not g[~keep].any()

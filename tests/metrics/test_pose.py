@@ -33,7 +33,7 @@ def umeyama(src, dst):
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
         sgn[2, 2] = -1
     rot = u @ sgn @ vt
-    var = (a ** 2).sum() / len(src)
+    var = (a**2).sum() / len(src)
     s = np.trace(np.diag(d) @ sgn) / var
     return s, rot, mu_d - s * rot @ mu_s
 
@@ -97,7 +97,9 @@ def test_one_exactly_known_value():
 def test_mpvpe_matches_naive(rng):
     gt = rng.normal(size=(6, 50, 3))
     pred = gt + rng.normal(size=gt.shape) * 0.01
-    ref = [1000 * np.mean([np.linalg.norm(p - g) for p, g in zip(pv, gv)]) for pv, gv in zip(pred, gt)]
+    ref = [
+        1000 * np.mean([np.linalg.norm(p - g) for p, g in zip(pv, gv)]) for pv, gv in zip(pred, gt)
+    ]
     np.testing.assert_allclose(mpvpe(pred, gt), ref, rtol=1e-12)
 
 
@@ -114,8 +116,9 @@ def test_procrustes_is_batched_svd_of_each_sample(skeletons):
     aligned = procrustes_align(pred, gt)
     for i in (0, 17):
         s, rot, t = umeyama(pred[i].numpy(), gt[i].numpy())
-        np.testing.assert_allclose(aligned[i].numpy(), (s * (rot @ pred[i].numpy().T)).T + t,
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            aligned[i].numpy(), (s * (rot @ pred[i].numpy().T)).T + t, atol=1e-12
+        )
 
 
 def test_pose_errors_on_body_outputs(skeletons, rng):
@@ -126,7 +129,7 @@ def test_pose_errors_on_body_outputs(skeletons, rng):
     z = torch.zeros(40, 24, 3)
     errs = pose_errors(BodyOutput(vg + 0.001, z, pred, z), BodyOutput(vg, z, gt, z))
     assert set(errs) == {"mpjpe", "pa_mpjpe", "mpvpe"}
-    torch.testing.assert_close(errs["mpvpe"], torch.full((40,), 3 ** 0.5, dtype=torch.float64))
+    torch.testing.assert_close(errs["mpvpe"], torch.full((40,), 3**0.5, dtype=torch.float64))
 
 
 def test_shape_errors():

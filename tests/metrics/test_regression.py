@@ -47,8 +47,14 @@ def naive(pred, target, edges, train=None, center=None, tails=()):
         if not mae_b:
             return None
         inb = np.isin(b, list(sel_bins))
-        return {"bmae": np.mean(mae_b), "bmse": np.mean(mse_b), "brmse": math.sqrt(np.mean(mse_b)),
-                "mae": a[inb].mean(), "mse": s[inb].mean(), "rmse": math.sqrt(s[inb].mean())}
+        return {
+            "bmae": np.mean(mae_b),
+            "bmse": np.mean(mse_b),
+            "brmse": math.sqrt(np.mean(mse_b)),
+            "mae": a[inb].mean(),
+            "mse": s[inb].mean(),
+            "rmse": math.sqrt(s[inb].mean()),
+        }
 
     out = {"all": six(range(nb))}
     if train is not None:
@@ -128,8 +134,9 @@ def test_same_results_as_age_report():
     rep = AgeMetrics(train, n_bins=120)
     rep.update(p, y)
     want = rep.compute()
-    m = R.PlainBalancedRegressionMetric(n_bins=120, binner=lambda v: age_bins(v, 120),
-                                        train_targets=train)
+    m = R.PlainBalancedRegressionMetric(
+        n_bins=120, binner=lambda v: age_bins(v, 120), train_targets=train
+    )
     m.update(p, y)
     got = m.compute()
     assert got["bmae"] == pytest.approx(want["overall"]["bmae"], rel=1e-12)
@@ -169,6 +176,7 @@ def test_torchmetrics_subclass_when_installed():
 # ------------------------------------------------------------------------------------------------
 # two gloo ranks: each sees half of an uneven split; compute() must equal one process on all data
 
+
 def _data():
     rng = np.random.default_rng(3)
     y = rng.exponential(1.0, (57, 2))
@@ -179,8 +187,13 @@ def _worker(rank: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=2, timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=2,
+        timeout=datetime.timedelta(seconds=60),
+    )
     try:
         p, y = _data()
         results = []
@@ -207,8 +220,9 @@ def test_two_gloo_ranks_equal_one_process(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
     mp.spawn(_worker, args=(_port(), str(tmp_path)), nprocs=2, join=True)
     p, y = _data()
-    one = R.PlainBalancedRegressionMetric(np.linspace(0, 4, 7), center=np.zeros(2),
-                                          train_targets=y[:30], tails=(10, 5))
+    one = R.PlainBalancedRegressionMetric(
+        np.linspace(0, 4, 7), center=np.zeros(2), train_targets=y[:30], tails=(10, 5)
+    )
     one.update(p, y)
     want = one.compute()
     for rank, cls in [(r, c) for r in range(2) for c in range(len(CLASSES))]:
@@ -218,5 +232,8 @@ def test_two_gloo_ranks_equal_one_process(tmp_path, monkeypatch):
             assert got[key] == pytest.approx(want[key], rel=1e-12)
         for block in ("many", "medium", "few", "tail10", "tail5"):
             for key, v in want[block].items():
-                assert (got[block][key] is None) if v is None else \
-                    got[block][key] == pytest.approx(v, rel=1e-12), (block, key)
+                assert (
+                    (got[block][key] is None)
+                    if v is None
+                    else got[block][key] == pytest.approx(v, rel=1e-12)
+                ), (block, key)

@@ -54,15 +54,20 @@ class ToyBody:
         for j in range(1, 24):
             p = PARENTS[j]
             g_rot.append(g_rot[p] @ rot[:, j])
-            g_t.append(g_t[p] + (g_rot[p] @ (joints_rest[:, j] - joints_rest[:, p])[..., None])[..., 0])
+            g_t.append(
+                g_t[p] + (g_rot[p] @ (joints_rest[:, j] - joints_rest[:, p])[..., None])[..., 0]
+            )
         g_rot = torch.stack(g_rot, 1)
         g_t = torch.stack(g_t, 1)
         local = verts_rest - joints_rest[:, self.owner]
         verts = (g_rot[:, self.owner] @ local[..., None])[..., 0] + g_t[:, self.owner]
         h36m = torch.einsum("kv,bvc->bkc", self.J_regressor_h36m, verts)
-        return types.SimpleNamespace(vertices=verts, joints=g_t, joints_h36m=h36m,
-                                     joints49=torch.cat([g_t, g_t[:, :1], g_t], 1))
-
+        return types.SimpleNamespace(
+            vertices=verts,
+            joints=g_t,
+            joints_h36m=h36m,
+            joints49=torch.cat([g_t, g_t[:, :1], g_t], 1),
+        )
 
 
 def spin_arrays(n: int, rng: np.random.Generator, dataset: str = "h36m") -> dict[str, np.ndarray]:

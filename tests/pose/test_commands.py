@@ -32,8 +32,20 @@ def demo_data(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("demo") / "data"
     argv = sys.argv
-    sys.argv = ["ihmr", "demo-data", "--out", str(out), "--n-train", "200", "--n-test", "40",
-                "--seed", "3", "--set", "feature_dim=32"]
+    sys.argv = [
+        "ihmr",
+        "demo-data",
+        "--out",
+        str(out),
+        "--n-train",
+        "200",
+        "--n-test",
+        "40",
+        "--seed",
+        "3",
+        "--set",
+        "feature_dim=32",
+    ]
     try:
         with pytest.raises(SystemExit) as exc:
             main()
@@ -74,13 +86,27 @@ def test_demo_data_files_and_distribution(demo_data):
 
 def test_demo_trains_mse_and_bmc_side_by_side(demo_data, tmp_path, ihmr_main):
     runs = tmp_path / "runs"
-    code, out, _ = ihmr_main("demo", "--data", demo_data, "--runs", runs, "--losses", "mse,bmc",
-                             "--set", "optim.epochs=1", "--set", "optim.batch_size=16",
-                             "--set", "data.samples_per_epoch=32", "--no-render")
+    code, out, _ = ihmr_main(
+        "demo",
+        "--data",
+        demo_data,
+        "--runs",
+        runs,
+        "--losses",
+        "mse,bmc",
+        "--set",
+        "optim.epochs=1",
+        "--set",
+        "optim.batch_size=16",
+        "--set",
+        "data.samples_per_epoch=32",
+        "--no-render",
+    )
     assert code == 0
     saved = json.loads((runs / "demo_metrics.json").read_text())["metrics"]
-    table = [line for line in (runs / "demo_metrics.md").read_text().splitlines()
-             if line.startswith("|")]
+    table = [
+        line for line in (runs / "demo_metrics.md").read_text().splitlines() if line.startswith("|")
+    ]
     rows = {}
     for line in table[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -103,8 +129,11 @@ def test_demo_trains_mse_and_bmc_side_by_side(demo_data, tmp_path, ihmr_main):
             assert bold == [v == min(values) for v in values], line
     assert "| bMPVPE all |" in out and "renders skipped" in out
     # the verdict is computed from the two columns
-    below = sum(rows[f"{m} {p}"][1] < rows[f"{m} {p}"][0] for m in ("bMPVPE", "bMPJPE",
-                "bPA-MPJPE") for p in ("all", "tail 10%", "tail 5%"))
+    below = sum(
+        rows[f"{m} {p}"][1] < rows[f"{m} {p}"][0]
+        for m in ("bMPVPE", "bMPJPE", "bPA-MPJPE")
+        for p in ("all", "tail 10%", "tail 5%")
+    )
     assert f"BMC (pose): below MSE on {below} of 9 balanced metrics" in out
 
 
@@ -125,10 +154,16 @@ def spin(tmp_path_factory):
     (root / "im").mkdir()
     n = 5
     for i in range(n):
-        cv2.imwrite(str(root / "im" / f"{i}.png"), rng.integers(0, 255, (80, 100, 3), dtype=np.uint8))
-    np.savez(root / "lsp_test.npz", imgname=np.array([f"im/{i}.png" for i in range(n)]),
-             center=rng.uniform(40, 60, (n, 2)), scale=rng.uniform(0.25, 0.35, n),
-             part=np.concatenate([rng.uniform(0, 80, (n, 24, 2)), np.ones((n, 24, 1))], -1))
+        cv2.imwrite(
+            str(root / "im" / f"{i}.png"), rng.integers(0, 255, (80, 100, 3), dtype=np.uint8)
+        )
+    np.savez(
+        root / "lsp_test.npz",
+        imgname=np.array([f"im/{i}.png" for i in range(n)]),
+        center=rng.uniform(40, 60, (n, 2)),
+        scale=rng.uniform(0.25, 0.35, n),
+        part=np.concatenate([rng.uniform(0, 80, (n, 24, 2)), np.ones((n, 24, 1))], -1),
+    )
     return root, model
 
 
@@ -139,10 +174,24 @@ def test_extract_features_matches_the_backbone(spin, tmp_path, ihmr_main):
     from ihmr.pose.features import FeatureStore, file_fingerprint
 
     root, model = spin
-    code, out, _ = ihmr_main("extract-features", root / "lsp_test.npz", "--images", root,
-                             "--checkpoint", root / "model_checkpoint.pt", "--out", tmp_path / "f",
-                             "--batch-size", "2", "--shard-size", "2", "--workers", "1",
-                             "--device", "cpu")
+    code, out, _ = ihmr_main(
+        "extract-features",
+        root / "lsp_test.npz",
+        "--images",
+        root,
+        "--checkpoint",
+        root / "model_checkpoint.pt",
+        "--out",
+        tmp_path / "f",
+        "--batch-size",
+        "2",
+        "--shard-size",
+        "2",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+    )
     assert code == 0 and re.search(r"wrote 3 shard\(s\) .* \(complete\)", out)
     store = FeatureStore(tmp_path / "f")
     assert store.array().shape == (5, 2048)
@@ -167,10 +216,13 @@ def test_export_combines_backbone_and_head(spin, tmp_path, ihmr_main):
     head = HMRHead(2048)
     for p in head.parameters():
         p.data.normal_(0, 0.02)
-    torch_save(tmp_path / "head.pt",
-               head_checkpoint(head.eval(), features_fingerprint=file_fingerprint(spin_ck)))
-    code, out, _ = ihmr_main("export", tmp_path / "head.pt", "--backbone", spin_ck,
-                             "--out", tmp_path / "model.pt")
+    torch_save(
+        tmp_path / "head.pt",
+        head_checkpoint(head.eval(), features_fingerprint=file_fingerprint(spin_ck)),
+    )
+    code, out, _ = ihmr_main(
+        "export", tmp_path / "head.pt", "--backbone", spin_ck, "--out", tmp_path / "model.pt"
+    )
     assert code == 0 and str(tmp_path / "model.pt") in out
     got = torch.load(tmp_path / "model.pt", weights_only=True)["model"]
     src = torch.load(spin_ck, weights_only=True)["model"]

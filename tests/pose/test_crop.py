@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from ihmr.pose.crop import (
-    SMPL_JOINTS_FLIP_PERM, Augment, crop_image, flip_pose, normalise, transform_keypoints2d,
-    transform_keypoints3d, transform_pose,
+    SMPL_JOINTS_FLIP_PERM,
+    Augment,
+    crop_image,
+    flip_pose,
+    normalise,
+    transform_keypoints2d,
+    transform_keypoints3d,
+    transform_pose,
 )
 from ihmr.spin import IMG_NORM_MEAN, IMG_NORM_STD
 
@@ -17,12 +23,13 @@ from .helpers import rodrigues
 
 def _dot_image(x, y):
     img = np.zeros((300, 400, 3), np.uint8)
-    img[y - 1:y + 2, x - 1:x + 2] = 255
+    img[y - 1 : y + 2, x - 1 : x + 2] = 255
     return img
 
 
-@pytest.mark.parametrize("aug", [Augment(), Augment(rot=25.0, scale=1.1),
-                                 Augment(flip=True, rot=-40.0, scale=0.9)])
+@pytest.mark.parametrize(
+    "aug", [Augment(), Augment(rot=25.0, scale=1.1), Augment(flip=True, rot=-40.0, scale=0.9)]
+)
 def test_keypoints_follow_the_image(rng, aug):
     x, y, res = 150, 120, 64
     kp = np.concatenate([rng.uniform(100, 200, (24, 2)), np.ones((24, 1))], 1)
@@ -63,7 +70,11 @@ def test_rotation_turns_body_and_joints_alike(rng, toy_body):
     t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
     zero = torch.zeros(1, 10)
     j = toy_body(betas=zero, pose=rodrigues(t(pose).reshape(1, 24, 3))).joints[0].numpy()
-    jr = toy_body(betas=zero, pose=rodrigues(t(transform_pose(pose, aug)).reshape(1, 24, 3))).joints[0].numpy()
+    jr = (
+        toy_body(betas=zero, pose=rodrigues(t(transform_pose(pose, aug)).reshape(1, 24, 3)))
+        .joints[0]
+        .numpy()
+    )
     S = np.concatenate([j, np.ones((24, 1))], 1)
     np.testing.assert_allclose(transform_keypoints3d(S, aug)[:, :3], jr, atol=1e-5)
     # a flip of 3-D joints negates x after the left/right permutation
@@ -90,5 +101,8 @@ def test_image_and_3d_rotations_agree(rng):
     kp = np.concatenate([c + 100 * S[:, :2], np.ones((24, 1))], 1)  # 200 px crop: 1 m = 100 px
     for rot in (0.0, 30.0, -55.0):
         aug = Augment(rot=rot)
-        np.testing.assert_allclose(transform_keypoints2d(kp, c, 1.0, 224, aug)[:, :2],
-                                   transform_keypoints3d(S, aug)[:, :2], atol=1e-9)
+        np.testing.assert_allclose(
+            transform_keypoints2d(kp, c, 1.0, 224, aug)[:, :2],
+            transform_keypoints3d(S, aug)[:, :2],
+            atol=1e-9,
+        )

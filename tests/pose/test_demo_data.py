@@ -37,8 +37,10 @@ def test_seeded(tmp_path, demo, toy_body):
     b = np.load(tmp_path / "again" / "dataset_extras" / "demo_train.npz")
     for k in a.files:
         np.testing.assert_array_equal(a[k], b[k])
-    np.testing.assert_array_equal(FeatureStore(out / "features" / "demo_train").array(),
-                                  FeatureStore(tmp_path / "again" / "features" / "demo_train").array())
+    np.testing.assert_array_equal(
+        FeatureStore(out / "features" / "demo_train").array(),
+        FeatureStore(tmp_path / "again" / "features" / "demo_train").array(),
+    )
     make_demo(tmp_path / "other", DemoConfig(seed=1, **SMALL), body=toy_body)
     c = np.load(tmp_path / "other" / "dataset_extras" / "demo_train.npz")
     assert not np.allclose(a["pose"], c["pose"])
@@ -56,8 +58,9 @@ def test_long_tail_and_even_test(demo):
 
 
 def test_features_are_the_affine_map_of_the_labels_without_noise(tmp_path, toy_body):
-    cfg = DemoConfig(n_train=20, n_test=30, feature_dim=160, obs_noise=0.0, betas_noise=0.0,
-                     feature_noise=0.0)
+    cfg = DemoConfig(
+        n_train=20, n_test=30, feature_dim=160, obs_noise=0.0, betas_noise=0.0, feature_noise=0.0
+    )
     make_demo(tmp_path, cfg, body=toy_body)
     for split in ("train", "test"):
         z = np.load(tmp_path / "dataset_extras" / f"demo_{split}.npz")
@@ -72,8 +75,7 @@ def test_observation_noise_is_isotropic_rotation_noise(tmp_path, toy_body):
     independent of the axis and the joint; the generator's own report agrees."""
     from ihmr.geometry import axis_angle_to_matrix, matrix_to_axis_angle, rot6d_to_matrix
 
-    cfg = DemoConfig(n_train=3000, n_test=10, feature_dim=256, feature_noise=0.0,
-                     betas_noise=0.0)
+    cfg = DemoConfig(n_train=3000, n_test=10, feature_dim=256, feature_noise=0.0, betas_noise=0.0)
     meta = make_demo(tmp_path, cfg, body=toy_body)
     z = np.load(tmp_path / "dataset_extras" / "demo_train.npz")
     x = FeatureStore(tmp_path / "features" / "demo_train").array().astype(np.float64)
@@ -105,8 +107,10 @@ def test_keypoints_from_the_body(demo, toy_body):
     te = np.load(out / "dataset_extras" / "demo_test.npz")
     from .helpers import rodrigues
 
-    j49 = toy_body(betas=torch.tensor(te["shape"][:5], dtype=torch.float32),
-                   pose=rodrigues(torch.tensor(te["pose"][:5], dtype=torch.float32).reshape(5, 24, 3))).joints49
+    j49 = toy_body(
+        betas=torch.tensor(te["shape"][:5], dtype=torch.float32),
+        pose=rodrigues(torch.tensor(te["pose"][:5], dtype=torch.float32).reshape(5, 24, 3)),
+    ).joints49
     gt = j49[:, 25:].double().numpy()
     want = gt - gt[:, [2, 3]].mean(1, keepdims=True)
     np.testing.assert_allclose(te["S"][:5, :, :3], want, atol=1e-5)

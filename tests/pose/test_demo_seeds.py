@@ -21,14 +21,32 @@ def test_seed_tables_are_the_statistics_of_the_runs(tmp_path):
     spec.loader.exec_module(mod)
     make_demo(tmp_path / "data", DemoConfig(n_train=200, n_test=40, feature_dim=160))
     out = tmp_path / "runs"
-    table = mod.main(["--data", str(tmp_path / "data"), "--out", str(out), "--seeds", "3",
-                      "--losses", "mse,gai_kp", "--set", "optim.epochs=1",
-                      "--set", "data.samples_per_epoch=32", "--set", "optim.batch_size=16",
-                      "--set", "progress=false"])
+    table = mod.main(
+        [
+            "--data",
+            str(tmp_path / "data"),
+            "--out",
+            str(out),
+            "--seeds",
+            "3",
+            "--losses",
+            "mse,gai_kp",
+            "--set",
+            "optim.epochs=1",
+            "--set",
+            "data.samples_per_epoch=32",
+            "--set",
+            "optim.batch_size=16",
+            "--set",
+            "progress=false",
+        ]
+    )
     seeds = [0, 1, 2]
     # per-seed values straight from each run's own evaluation, not from the script's summary
-    runs = {k: [json.loads((out / f"seed{s}" / k / "eval" / "metrics.json").read_text())
-                for s in seeds] for k in ("mse", "gai_kp")}
+    runs = {
+        k: [json.loads((out / f"seed{s}" / k / "eval" / "metrics.json").read_text()) for s in seeds]
+        for k in ("mse", "gai_kp")
+    }
     assert yaml.safe_load((out / "seed1" / "gai_kp" / "config.yaml").read_text())["seed"] == 1
     means, paired = table.split("Paired difference")
     for m in mod.METRICS:
@@ -45,7 +63,8 @@ def test_seed_tables_are_the_statistics_of_the_runs(tmp_path):
     for s in seeds:
         row = re.search(rf"^\| {s} \| ([\d.]+) \| ([\d.]+) \|", table, re.M)
         assert [float(x) for x in row.groups()] == [
-            round(runs[k][s]["bMPVPE"]["tail5"], 1) for k in ("mse", "gai_kp")]
+            round(runs[k][s]["bMPVPE"]["tail5"], 1) for k in ("mse", "gai_kp")
+        ]
     assert len({r["bMPVPE"]["tail5"] for r in runs["mse"]}) == 3  # the seeds differ
 
 

@@ -63,23 +63,39 @@ def test_iou_and_nms_match_naive_loops(rng):
 
 
 def test_box_files_json_csv_agree(tmp_path):
-    want = {"a.jpg": [([10.0, 20.0, 60.0, 120.0], 0.9), ([5.0, 5.0, 15.0, 25.0], 1.0)],
-            "b.png": [([0.0, 0.0, 50.0, 50.0], 1.0)]}
-    (tmp_path / "d.json").write_text(json.dumps(
-        {"a.jpg": [{"bbox": [10, 20, 60, 120], "score": 0.9}, [5, 5, 15, 25]],
-         "b.png": [[0, 0, 50, 50]]}))
-    (tmp_path / "l.json").write_text(json.dumps(
-        [{"image": "a.jpg", "bbox": [10, 20, 60, 120], "score": 0.9},
-         {"image": "a.jpg", "bbox": [5, 5, 15, 25]}, {"image": "b.png", "bbox": [0, 0, 50, 50]}]))
-    (tmp_path / "xyxy.csv").write_text("image,x1,y1,x2,y2,score\na.jpg,10,20,60,120,0.9\n"
-                                       "a.jpg,5,5,15,25,\nb.png,0,0,50,50,\n")
-    (tmp_path / "xywh.csv").write_text("image,x,y,w,h\na.jpg,10,20,50,100\na.jpg,5,5,10,20\n"
-                                       "b.png,0,0,50,50\n")
+    want = {
+        "a.jpg": [([10.0, 20.0, 60.0, 120.0], 0.9), ([5.0, 5.0, 15.0, 25.0], 1.0)],
+        "b.png": [([0.0, 0.0, 50.0, 50.0], 1.0)],
+    }
+    (tmp_path / "d.json").write_text(
+        json.dumps(
+            {
+                "a.jpg": [{"bbox": [10, 20, 60, 120], "score": 0.9}, [5, 5, 15, 25]],
+                "b.png": [[0, 0, 50, 50]],
+            }
+        )
+    )
+    (tmp_path / "l.json").write_text(
+        json.dumps(
+            [
+                {"image": "a.jpg", "bbox": [10, 20, 60, 120], "score": 0.9},
+                {"image": "a.jpg", "bbox": [5, 5, 15, 25]},
+                {"image": "b.png", "bbox": [0, 0, 50, 50]},
+            ]
+        )
+    )
+    (tmp_path / "xyxy.csv").write_text(
+        "image,x1,y1,x2,y2,score\na.jpg,10,20,60,120,0.9\na.jpg,5,5,15,25,\nb.png,0,0,50,50,\n"
+    )
+    (tmp_path / "xywh.csv").write_text(
+        "image,x,y,w,h\na.jpg,10,20,50,100\na.jpg,5,5,10,20\nb.png,0,0,50,50\n"
+    )
     for name in ("d.json", "l.json", "xyxy.csv"):
         assert D.read_boxes(tmp_path / name) == want, name
     got = D.read_boxes(tmp_path / "xywh.csv")
-    assert {k: [b for b, _ in v] for k, v in got.items()} == \
-        {k: [b for b, _ in v] for k, v in want.items()}
+    assert {k: [b for b, _ in v] for k, v in got.items()} == {
+        k: [b for b, _ in v] for k, v in want.items()
+    }
 
 
 def test_box_file_errors(tmp_path):
@@ -95,12 +111,17 @@ def test_box_file_errors(tmp_path):
 
 
 def test_center_scale_file(tmp_path):
-    np.savez(tmp_path / "c.npz", imgname=np.array(["x/a.jpg", "x/a.jpg"]),
-             center=np.array([[10.0, 20.0], [30.0, 40.0]]), scale=np.array([1.0, 0.5]))
+    np.savez(
+        tmp_path / "c.npz",
+        imgname=np.array(["x/a.jpg", "x/a.jpg"]),
+        center=np.array([[10.0, 20.0], [30.0, 40.0]]),
+        scale=np.array([1.0, 0.5]),
+    )
     got = D.read_center_scale(tmp_path / "c.npz")
     assert list(got) == ["x/a.jpg"] and len(got["x/a.jpg"]) == 2
-    np.savez(tmp_path / "bad.npz", imgname=np.array(["a"]), center=np.zeros((1, 3)),
-             scale=np.ones(1))
+    np.savez(
+        tmp_path / "bad.npz", imgname=np.array(["a"]), center=np.zeros((1, 3)), scale=np.ones(1)
+    )
     with pytest.raises(ShapeError, match=r"center must be \(1, 2\)"):
         D.read_center_scale(tmp_path / "bad.npz")
 

@@ -61,8 +61,9 @@ def detector():
 
 
 def _contains(box, region) -> bool:
-    return (box[0] <= region[0] and box[1] <= region[1] and box[2] >= region[2]
-            and box[3] >= region[3])
+    return (
+        box[0] <= region[0] and box[1] <= region[1] and box[2] >= region[2] and box[3] >= region[3]
+    )
 
 
 def _centre_in(d, region) -> bool:
@@ -149,9 +150,14 @@ def test_people_seen_from_behind_ascent():
     assert _contains([370, 220, 512, 512], box)
 
 
-@pytest.mark.parametrize("package, rel", [("skimage", "data/coffee.png"),
-                                          ("skimage", "data/chelsea.png"),
-                                          ("skimage", "data/rocket.jpg"),
-                                          ("sklearn", "datasets/images/china.jpg")])
+@pytest.mark.parametrize(
+    "package, rel",
+    [
+        ("skimage", "data/coffee.png"),
+        ("skimage", "data/chelsea.png"),
+        ("skimage", "data/rocket.jpg"),
+        ("sklearn", "datasets/images/china.jpg"),
+    ],
+)
 def test_photos_without_people(detector, package, rel):
     assert detector(_photo(package, rel)) == []

@@ -14,19 +14,23 @@ from ihmr.pose.detectors import Detection, DetectSettings
 
 def test_body_from_head_by_hand():
     # head 40 x 50 at x 100..140: 7.5 heads tall from its top, 2.8 heads wide about x = 120
-    np.testing.assert_allclose(T.body_from_head(np.array([100.0, 50, 140, 100]), 1000, 1000),
-                               [120 - 56, 50, 120 + 56, 50 + 375])
+    np.testing.assert_allclose(
+        T.body_from_head(np.array([100.0, 50, 140, 100]), 1000, 1000),
+        [120 - 56, 50, 120 + 56, 50 + 375],
+    )
     # clipped to a 300 x 200 (h x w) image
-    np.testing.assert_allclose(T.body_from_head(np.array([0.0, 10, 40, 60]), 300, 200),
-                               [0, 10, 20 + 56, 300])
+    np.testing.assert_allclose(
+        T.body_from_head(np.array([0.0, 10, 40, 60]), 300, 200), [0, 10, 20 + 56, 300]
+    )
 
 
 def test_head_estimates_by_hand():
     # a 100 px face box at (200, 100): the head runs 40 px above it and 5 px below
     np.testing.assert_allclose(T.head_of("face", 200, 100, 100, 100), [195, 60, 305, 205])
     # a 64 x 128 HOG window at (0, 0): the person is the middle 96 px, head 12.8 px below 16
-    np.testing.assert_allclose(T.head_of("hog", 0, 0, 64, 128),
-                               [32 - 0.4 * 12.8, 16, 32 + 0.4 * 12.8, 16 + 12.8])
+    np.testing.assert_allclose(
+        T.head_of("hog", 0, 0, 64, 128), [32 - 0.4 * 12.8, 16, 32 + 0.4 * 12.8, 16 + 12.8]
+    )
     np.testing.assert_allclose(T.head_of("upper_body", 0, 0, 100, 80), [30, 16, 70, 56])
 
 
@@ -38,17 +42,20 @@ def _cand(source, head, score, box=None):
 
 def test_merge_same_head_across_sources_is_one_person():
     s = DetectSettings(score_threshold=0.0)
-    cands = [_cand("profile_face", [102, 52, 142, 102], 0.5),
-             _cand("face", [100, 50, 140, 100], 0.6),
-             _cand("face", [101, 51, 141, 101], 0.55),  # a duplicate of the same source
-             _cand("face", [400, 50, 440, 100], 0.4)]
+    cands = [
+        _cand("profile_face", [102, 52, 142, 102], 0.5),
+        _cand("face", [100, 50, 140, 100], 0.6),
+        _cand("face", [101, 51, 141, 101], 0.55),  # a duplicate of the same source
+        _cand("face", [400, 50, 440, 100], 0.4),
+    ]
     got = T.merge_candidates(cands, s)
     assert len(got) == 2
     # noisy-or of the best score per source: 1 - (1 - 0.6)(1 - 0.5); the duplicate adds nothing
     assert got[0].score == pytest.approx(0.8) and got[0].evidence == ("face", "profile_face")
     assert got[0].source == "face"
-    np.testing.assert_allclose(got[0].box, T.body_from_head(np.array([100.0, 50, 140, 100]),
-                                                             1000, 1000))
+    np.testing.assert_allclose(
+        got[0].box, T.body_from_head(np.array([100.0, 50, 140, 100]), 1000, 1000)
+    )
     assert got[1].score == pytest.approx(0.4) and got[1].evidence == ("face",)
 
 
@@ -91,10 +98,15 @@ def test_merge_threshold_min_size_and_max_people():
     assert len(T.merge_candidates([small], DetectSettings(score_threshold=0.0, min_size=69))) == 1
 
 
-@pytest.mark.parametrize("kw, msg", [({"min_size": -1}, "--min-size must be >= 0"),
-                                     ({"score_threshold": 1.5}, "--score-threshold"),
-                                     ({"max_people": 0}, "--max-people must be >= 1"),
-                                     ({"sources": ("face", "yolo")}, "sources must be among")])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"min_size": -1}, "--min-size must be >= 0"),
+        ({"score_threshold": 1.5}, "--score-threshold"),
+        ({"max_people": 0}, "--max-people must be >= 1"),
+        ({"sources": ("face", "yolo")}, "sources must be among"),
+    ],
+)
 def test_settings_reject_bad_values(kw, msg):
     with pytest.raises(ValueError, match=msg):
         DetectSettings(**kw)
@@ -117,8 +129,10 @@ def test_build_detector_choices(tmp_path):
 # ------------------------------------------------------------------------------------- ONNX
 def test_decode_both_layouts_by_hand():
     # YOLOv8: (1, 4 + 2 classes, 3 candidates), columns are candidates
-    out = np.array([[[50, 10, 30], [40, 10, 30], [20, 4, 10], [60, 4, 10],
-                     [0.9, 0.2, 0.1], [0.1, 0.9, 0.8]]], np.float32)
+    out = np.array(
+        [[[50, 10, 30], [40, 10, 30], [20, 4, 10], [60, 4, 10], [0.9, 0.2, 0.1], [0.1, 0.9, 0.8]]],
+        np.float32,
+    )
     boxes, scores = N.decode_detections(out, 0)
     np.testing.assert_allclose(boxes[0], [40, 10, 60, 70])
     np.testing.assert_allclose(scores, [0.9, 0.2, 0.1], rtol=1e-6)
@@ -138,15 +152,21 @@ def _constant_onnx(path, output: np.ndarray, side: int = 64):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
-    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], keepdims=0),
-             helper.make_node("Mul", ["m", "zero"], ["z"]),
-             helper.make_node("Add", ["c", "z"], ["y"])]
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["m"], keepdims=0),
+        helper.make_node("Mul", ["m", "zero"], ["z"]),
+        helper.make_node("Add", ["c", "z"], ["y"]),
+    ]
     graph = helper.make_graph(
-        nodes, "constant",
+        nodes,
+        "constant",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, side, side])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(output.shape))],
-        [numpy_helper.from_array(output.astype(np.float32), "c"),
-         numpy_helper.from_array(np.zeros((), np.float32), "zero")])
+        [
+            numpy_helper.from_array(output.astype(np.float32), "c"),
+            numpy_helper.from_array(np.zeros((), np.float32), "zero"),
+        ],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     return path
 
@@ -154,8 +174,9 @@ def _constant_onnx(path, output: np.ndarray, side: int = 64):
 def test_onnx_detector_maps_letterboxed_boxes_back(tmp_path):
     # 64 px input; a 100 x 50 (w x h) image is letterboxed at r = 0.64 to 64 x 32, 16 px bands
     # one class; the second box overlaps the first; the third lies in the top grey band
-    out = np.array([[[32, 33, 10], [32, 33, 8], [32, 30, 8], [16, 15, 8],
-                     [0.9, 0.6, 0.2]]], np.float32)
+    out = np.array(
+        [[[32, 33, 10], [32, 33, 8], [32, 30, 8], [16, 15, 8], [0.9, 0.6, 0.2]]], np.float32
+    )
     path = _constant_onnx(tmp_path / "yolo.onnx", out)
     det = T.build_detector("auto", DetectSettings(score_threshold=0.3), model=path)
     assert det.input_size == 64  # read from the file

@@ -20,7 +20,9 @@ from ihmr.pose.split import GenderedBodies
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, toy_body):
     root = tmp_path_factory.mktemp("evaljob")
-    meta = make_demo(root / "demo", DemoConfig(n_train=10, n_test=48, feature_dim=32), body=toy_body)
+    meta = make_demo(
+        root / "demo", DemoConfig(n_train=10, n_test=48, feature_dim=32), body=toy_body
+    )
     torch.manual_seed(0)
     head = HMRHead(32, toy_body.mean_params)
     for p in head.parameters():
@@ -34,8 +36,15 @@ def test_checkpoint_then_predictions_file(setup, toy_body):
     bodies = GenderedBodies(toy_body)
     labels = root / "demo" / "dataset_extras" / "demo_test.npz"
     feats = root / "demo" / "features" / "demo_test"
-    m1, info = eval_job(labels, root / "a", checkpoint=root / "head.pt", features=feats,
-                        bodies=bodies, chunk=20, renders=0)
+    m1, info = eval_job(
+        labels,
+        root / "a",
+        checkpoint=root / "head.pt",
+        features=feats,
+        bodies=bodies,
+        chunk=20,
+        renders=0,
+    )
     preds = np.load(root / "a" / "predictions.npz")
     with torch.no_grad():
         want = head(FeatureStore(feats).tensor())
@@ -51,8 +60,14 @@ def test_checkpoint_then_predictions_file(setup, toy_body):
     np.testing.assert_allclose(in_pass.distance, direct.distance, rtol=1e-6)
     np.testing.assert_array_equal(in_pass.region, direct.region)
     # the saved predictions, evaluated as any method's file, give the same metrics
-    m2, _ = eval_job(labels, root / "b", predictions=root / "a" / "predictions.npz",
-                     split=root / "a" / "split.npz", bodies=bodies, renders=0)
+    m2, _ = eval_job(
+        labels,
+        root / "b",
+        predictions=root / "a" / "predictions.npz",
+        split=root / "a" / "split.npz",
+        bodies=bodies,
+        renders=0,
+    )
     for k, v in m1.items():
         if isinstance(v, dict):
             for t in v:
@@ -71,13 +86,24 @@ def test_mismatches_are_caught(setup, toy_body, tmp_path):
     feats = root / "demo" / "features" / "demo_test"
     torch_save(tmp_path / "other.pt", head_checkpoint(head, features_fingerprint="demo-other"))
     with pytest.raises(DataError, match="backbone"):
-        eval_job(labels, tmp_path / "o", checkpoint=tmp_path / "other.pt", features=feats, bodies=bodies)
+        eval_job(
+            labels, tmp_path / "o", checkpoint=tmp_path / "other.pt", features=feats, bodies=bodies
+        )
     with pytest.raises(DataError, match="different sample list|samples but"):
-        eval_job(root / "demo" / "dataset_extras" / "demo_train.npz", tmp_path / "o",
-                 checkpoint=root / "head.pt", features=feats, bodies=bodies)
-    torch_save(tmp_path / "spin.pt", {"model": head.state_dict()})  # features not from this backbone
+        eval_job(
+            root / "demo" / "dataset_extras" / "demo_train.npz",
+            tmp_path / "o",
+            checkpoint=root / "head.pt",
+            features=feats,
+            bodies=bodies,
+        )
+    torch_save(
+        tmp_path / "spin.pt", {"model": head.state_dict()}
+    )  # features not from this backbone
     with pytest.raises(DataError, match="fingerprint"):
-        eval_job(labels, tmp_path / "o", checkpoint=tmp_path / "spin.pt", features=feats, bodies=bodies)
+        eval_job(
+            labels, tmp_path / "o", checkpoint=tmp_path / "spin.pt", features=feats, bodies=bodies
+        )
     with pytest.raises(DataError, match="exactly one"):
         eval_job(labels, tmp_path / "o", bodies=bodies)
     assert not (tmp_path / "o" / "metrics.json").exists()
@@ -96,12 +122,34 @@ def test_cli_split_and_eval_open_body(tmp_path, rng):
     np.savez(tmp_path / "3dpw_test.npz", **arrs)
     np.savez(tmp_path / "pred.npz", pose=arrs["pose"] * 0.5, betas=arrs["shape"])
     run = CliRunner().invoke
-    r = run(app, ["split", str(tmp_path / "3dpw_test.npz"), "--out", str(tmp_path / "s" / "split.npz"),
-                  "--regions", "5"])
+    r = run(
+        app,
+        [
+            "split",
+            str(tmp_path / "3dpw_test.npz"),
+            "--out",
+            str(tmp_path / "s" / "split.npz"),
+            "--regions",
+            "5",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    r = run(app, ["eval", "--labels", str(tmp_path / "3dpw_test.npz"), "--predictions",
-                  str(tmp_path / "pred.npz"), "--split", str(tmp_path / "s" / "split.npz"),
-                  "--out", str(tmp_path / "e"), "--renders", "0"])
+    r = run(
+        app,
+        [
+            "eval",
+            "--labels",
+            str(tmp_path / "3dpw_test.npz"),
+            "--predictions",
+            str(tmp_path / "pred.npz"),
+            "--split",
+            str(tmp_path / "s" / "split.npz"),
+            "--out",
+            str(tmp_path / "e"),
+            "--renders",
+            "0",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "| MPVPE |" in r.output
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
@@ -114,18 +162,39 @@ def test_cli_split_and_eval_open_body(tmp_path, rng):
     bodies = load_bodies()
     f32 = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
-        pv = forward_gendered(bodies, arrs["gender"], f32(arrs["shape"]), f32(arrs["pose"] * 0.5)).vertices
-        gv = forward_gendered(bodies, arrs["gender"], f32(arrs["shape"]), f32(arrs["pose"])).vertices
+        pv = forward_gendered(
+            bodies, arrs["gender"], f32(arrs["shape"]), f32(arrs["pose"] * 0.5)
+        ).vertices
+        gv = forward_gendered(
+            bodies, arrs["gender"], f32(arrs["shape"]), f32(arrs["pose"])
+        ).vertices
     per = 1000 * np.sqrt(((pv.double() - gv.double()).numpy() ** 2).sum(-1)).mean(-1)  # (12,) mm
     s = np.load(tmp_path / "s" / "split.npz")
     region_means = [per[s["region"] == r].mean() for r in np.unique(s["region"])]
     assert m["bMPVPE"]["all"] == pytest.approx(np.mean(region_means), rel=1e-4)
     assert m["MPVPE"] == pytest.approx(per.mean(), rel=1e-4)
-    assert m["bMPVPE"]["tail10"] == pytest.approx(per[np.argmax(s["distance"])], rel=1e-4)  # 1 sample
+    assert m["bMPVPE"]["tail10"] == pytest.approx(
+        per[np.argmax(s["distance"])], rel=1e-4
+    )  # 1 sample
     assert len(region_means) > 1 and m["bMPVPE"]["all"] != pytest.approx(m["MPVPE"], rel=1e-3)
-    r = run(app, ["eval", "--labels", str(tmp_path / "3dpw_test.npz"), "--predictions",
-                  str(tmp_path / "pred.npz"), "--split", str(tmp_path / "s" / "split.npz"),
-                  "--out", str(tmp_path / "n"), "--renders", "0", "--mpvpe-body", "neutral"])
+    r = run(
+        app,
+        [
+            "eval",
+            "--labels",
+            str(tmp_path / "3dpw_test.npz"),
+            "--predictions",
+            str(tmp_path / "pred.npz"),
+            "--split",
+            str(tmp_path / "s" / "split.npz"),
+            "--out",
+            str(tmp_path / "n"),
+            "--renders",
+            "0",
+            "--mpvpe-body",
+            "neutral",
+        ],
+    )
     assert r.exit_code == 0, r.output
     n = json.loads((tmp_path / "n" / "metrics.json").read_text())
     assert n["mpvpe_body"] == "neutral"

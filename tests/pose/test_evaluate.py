@@ -77,7 +77,9 @@ def test_missing_and_duplicate_samples(rng):
 
 
 def test_markdown_table():
-    m = {"b" + k: {"all": 1.0, "tail10": 2.0, "tail5": None} for k in ("MPVPE", "MPJPE", "PA-MPJPE")}
+    m = {
+        "b" + k: {"all": 1.0, "tail10": 2.0, "tail5": None} for k in ("MPVPE", "MPJPE", "PA-MPJPE")
+    }
     m.update(MPVPE=3.0, MPJPE=4.0, **{"PA-MPJPE": 5.0})
     md = markdown_table(m, "demo")
     assert "| MPVPE | 1.00 | 2.00 | n/a | 3.00 |" in md and md.startswith("### demo")
@@ -100,7 +102,7 @@ def _naive_errors(pv, gv, pj, gj):
         sign = np.sign(np.linalg.det(vt.T @ u.T))
         dmat = np.diag([1, 1, sign])
         r = vt.T @ dmat @ u.T
-        scale = np.trace(dmat @ np.diag(s)) / (x ** 2).sum()
+        scale = np.trace(dmat @ np.diag(s)) / (x**2).sum()
         aligned = scale * x @ r.T + mg
         pa = np.linalg.norm(aligned - g14, axis=1).mean() * 1000
         out.append([mpvpe, mpjpe, pa])
@@ -137,11 +139,17 @@ def test_evaluate_predictions_file(tmp_path, rng, toy_body):
     by_code = {-1: "neutral", 0: "male", 1: "female"}  # SPIN's 3DPW gender codes
     for i in range(50):
         body = bodies.by_gender[by_code[int(labels.gender[i])]]
-        o = body(betas=t(arrs["shape"][i:i + 1]), pose=rodrigues(t(arrs["pose"][i]).reshape(1, 24, 3)))
-        gv.append(o.vertices[0].numpy()); gj.append(o.joints_h36m[0].numpy())
+        o = body(
+            betas=t(arrs["shape"][i : i + 1]), pose=rodrigues(t(arrs["pose"][i]).reshape(1, 24, 3))
+        )
+        gv.append(o.vertices[0].numpy())
+        gj.append(o.joints_h36m[0].numpy())
         # the IHMR release's MPVPE: the predicted mesh from the same gendered body
-        pv.append(body(betas=t(betas[i:i + 1]),
-                       pose=rodrigues(t(pose[i]).reshape(1, 24, 3))).vertices[0].numpy())
+        pv.append(
+            body(betas=t(betas[i : i + 1]), pose=rodrigues(t(pose[i]).reshape(1, 24, 3)))
+            .vertices[0]
+            .numpy()
+        )
     want = _naive_errors(np.array(pv), np.array(gv), pred.joints_h36m.numpy(), np.array(gj))
     np.testing.assert_allclose(ps["mpvpe"], want[:, 0], rtol=1e-3, atol=1e-2)
     np.testing.assert_allclose(ps["mpjpe"], want[:, 1], rtol=1e-3, atol=1e-2)
@@ -164,8 +172,14 @@ def test_evaluate_predictions_file(tmp_path, rng, toy_body):
     gt_body_pred = dict(pose=gt_rot, betas=arrs["shape"])
     np.savez(tmp_path / "perfect.npz", **gt_body_pred)
     same = GenderedBodies(toy_body)
-    m0, _ = evaluate(predictions_from_file(tmp_path / "perfect.npz", 50, toy_body), labels,
-                     split, same, tmp_path / "out0", renders=0)
+    m0, _ = evaluate(
+        predictions_from_file(tmp_path / "perfect.npz", 50, toy_body),
+        labels,
+        split,
+        same,
+        tmp_path / "out0",
+        renders=0,
+    )
     assert m0["bMPVPE"]["all"] < 1e-3 and m0["PA-MPJPE"] < 1e-2
 
 
@@ -214,7 +228,9 @@ def test_render_rarest(tmp_path, rng, toy_body):
     assert len(files) == 2 and f"sample{top:06d}" in files[0].name, status
     assert files[0].read_bytes()[:4] == b"\x89PNG"
     # no pose parameters: a status line, no exception
-    assert render_rarest(tmp_path, split, labels, {}, GenderedBodies(toy_body)).startswith("renders skipped")
+    assert render_rarest(tmp_path, split, labels, {}, GenderedBodies(toy_body)).startswith(
+        "renders skipped"
+    )
 
 
 def test_mpvpe_body_gendered_vs_neutral(tmp_path, rng, toy_body):
@@ -236,8 +252,9 @@ def test_mpvpe_body_gendered_vs_neutral(tmp_path, rng, toy_body):
     bodies = GenderedBodies(toy_body, male, female)
     t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
     probe = rodrigues(t(arrs["pose"][:1]).reshape(1, 24, 3))
-    assert (male(t(arrs["shape"][:1]), probe).vertices
-            - female(t(arrs["shape"][:1]), probe).vertices).abs().max() > 0.01
+    assert (
+        male(t(arrs["shape"][:1]), probe).vertices - female(t(arrs["shape"][:1]), probe).vertices
+    ).abs().max() > 0.01
     split = make_split(labels, bodies, n_regions=5)
     pose = arrs["pose"] + rng.normal(0, 0.2, (n, 72))
     betas = arrs["shape"] + rng.normal(0, 0.3, (n, 10))
@@ -256,10 +273,10 @@ def test_mpvpe_body_gendered_vs_neutral(tmp_path, rng, toy_body):
     want_g, want_n = [], []
     for i in range(n):
         body = male if arrs["gender"][i] == "m" else female
-        gt = body(t(arrs["shape"][i:i + 1]), rodrigues(t(arrs["pose"][i]).reshape(1, 24, 3)))
+        gt = body(t(arrs["shape"][i : i + 1]), rodrigues(t(arrs["pose"][i]).reshape(1, 24, 3)))
         rot = rodrigues(t(pose[i]).reshape(1, 24, 3))
-        pg = body(t(betas[i:i + 1]), rot).vertices
-        pn = toy_body(t(betas[i:i + 1]), rot).vertices
+        pg = body(t(betas[i : i + 1]), rot).vertices
+        pn = toy_body(t(betas[i : i + 1]), rot).vertices
         want_g.append(float((pg - gt.vertices).norm(dim=-1).mean()) * 1000)
         want_n.append(float((pn - gt.vertices).norm(dim=-1).mean()) * 1000)
     np.testing.assert_allclose(ps_g["mpvpe"], want_g, rtol=1e-4, atol=1e-3)

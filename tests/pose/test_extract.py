@@ -30,7 +30,9 @@ def data(tmp_path_factory):
     arrs["scale"] = rng.uniform(0.2, 0.3, N)
     (root / "im").mkdir()
     for i in range(N):
-        cv2.imwrite(str(root / "im" / f"{i}.png"), rng.integers(0, 255, (70, 90, 3), dtype=np.uint8))
+        cv2.imwrite(
+            str(root / "im" / f"{i}.png"), rng.integers(0, 255, (70, 90, 3), dtype=np.uint8)
+        )
     np.savez(root / "lsp_test.npz", **arrs)
     torch.manual_seed(0)
     return root, resnet50(None).eval()
@@ -74,8 +76,9 @@ def test_resume_after_kill(data, tmp_path):
         FeatureStore(tmp_path / "s")
     res = _run(data, tmp_path / "s")
     assert res["shards_written"] == 1 and res["complete"]  # shards 0 and 1 were kept
-    np.testing.assert_array_equal(FeatureStore(tmp_path / "s").array(),
-                                  FeatureStore(tmp_path / "full").array())
+    np.testing.assert_array_equal(
+        FeatureStore(tmp_path / "s").array(), FeatureStore(tmp_path / "full").array()
+    )
 
 
 def test_views_and_rank_split(data, tmp_path, monkeypatch):
@@ -100,5 +103,12 @@ def test_missing_image(data, tmp_path):
     arrs["imgname"][3] = "im/x.png"
     np.savez(tmp_path / "lsp_bad.npz", **arrs)
     with pytest.raises(DataError, match="im/x.png"):
-        extract(tmp_path / "lsp_bad.npz", root, tmp_path / "s", backbone=net, fingerprint="x",
-                shard_size=4, res=RES)
+        extract(
+            tmp_path / "lsp_bad.npz",
+            root,
+            tmp_path / "s",
+            backbone=net,
+            fingerprint="x",
+            shard_size=4,
+            res=RES,
+        )

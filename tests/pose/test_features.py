@@ -13,8 +13,9 @@ from ihmr.pose.spin_data import read_spin_npz
 
 from .helpers import spin_arrays
 
-META = dict(dataset="demo", labels_fingerprint="abc", source_checkpoint="ck.pt",
-            source_fingerprint="f00")
+META = dict(
+    dataset="demo", labels_fingerprint="abc", source_checkpoint="ck.pt", source_fingerprint="f00"
+)
 
 
 def test_round_trip_float16(tmp_path, rng):

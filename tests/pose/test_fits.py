@@ -53,8 +53,9 @@ def _joints(rng, n):
 
 def test_loss_matches_numpy_rederivation(rng):
     j49 = _joints(rng, 6)
-    kp = torch.tensor(np.concatenate([rng.uniform(-0.9, 0.9, (6, 49, 2)),
-                                      rng.uniform(0, 1, (6, 49, 1))], -1))
+    kp = torch.tensor(
+        np.concatenate([rng.uniform(-0.9, 0.9, (6, 49, 2)), rng.uniform(0, 1, (6, 49, 1))], -1)
+    )
     kp[0, 30:, 2] = 0  # some invisible ground-truth joints
     got = fitting_loss(j49, kp).numpy()
     want = [_loss_np(j49[i].numpy(), kp[i].numpy()) for i in range(6)]
@@ -64,14 +65,18 @@ def test_loss_matches_numpy_rederivation(rng):
 
 def test_exact_projection_recovers_translation_and_zero_loss(rng):
     j49 = _joints(rng, 4)
-    t0 = torch.tensor([[0.1, -0.05, 40.0], [0.0, 0.2, 55.0], [-0.2, 0.1, 48.0], [0, 0, 60.0]],
-                      dtype=torch.float64)
+    t0 = torch.tensor(
+        [[0.1, -0.05, 40.0], [0.0, 0.2, 55.0], [-0.2, 0.1, 48.0], [0, 0, 60.0]], dtype=torch.float64
+    )
     p = j49 + t0[:, None]
     px = 5000.0 * p[..., :2] / p[..., 2:3] + 112.0
     kp = torch.cat([px / 112.0 - 1, torch.ones(4, 49, 1, dtype=torch.float64)], -1)
-    np.testing.assert_allclose(estimate_translation(j49[:, 25:], px[:, 25:],
-                                                    torch.ones(4, 24)).numpy(), t0.numpy(),
-                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        estimate_translation(j49[:, 25:], px[:, 25:], torch.ones(4, 24)).numpy(),
+        t0.numpy(),
+        rtol=1e-9,
+        atol=1e-9,
+    )
     assert fitting_loss(j49, kp).abs().max() < 1e-12
     # the ignored OpenPose keypoints may be anywhere (the ignored hips still place the camera)
     kp[:, [1, 9, 12], :2] += 0.5
@@ -104,13 +109,24 @@ def _spin_files(root, body, rng):
         px = px + keypoint_offset[:, None, None] * sign
         ones = lambda k: np.ones((n, k, 1))  # noqa: E731
         imgname = np.array([f"{name}/{i:04d}.jpg" for i in range(n)])
-        np.savez(root / f"{name}.npz", imgname=imgname, center=np.full((n, 2), 112.0),
-                 scale=np.full(n, 1.12), part=np.concatenate([px[:, 25:], ones(24)], -1),
-                 openpose=np.concatenate([px[:, :25], ones(25)], -1), **extra)
+        np.savez(
+            root / f"{name}.npz",
+            imgname=imgname,
+            center=np.full((n, 2), 112.0),
+            scale=np.full(n, 1.12),
+            part=np.concatenate([px[:, 25:], ones(24)], -1),
+            openpose=np.concatenate([px[:, :25], ones(25)], -1),
+            **extra,
+        )
         np.save(root / f"{name}_fits.npy", fits)
-        write_feature_store(root / f"{name}_feats", rng.normal(size=(n, 8)).astype(np.float16),
-                            dataset=name, labels_fingerprint=labels_fingerprint(imgname),
-                            source_checkpoint="t", source_fingerprint="s")
+        write_feature_store(
+            root / f"{name}_feats",
+            rng.normal(size=(n, 8)).astype(np.float16),
+            dataset=name,
+            labels_fingerprint=labels_fingerprint(imgname),
+            source_checkpoint="t",
+            source_fingerprint="s",
+        )
         return DatasetConfig(name, f"{name}.npz", f"{name}_feats", fits=f"{name}_fits.npy")
 
     fits = np.concatenate([rng.normal(0, 0.2, (6, 72)), rng.normal(0, 0.5, (6, 10))], 1)
@@ -119,9 +135,18 @@ def _spin_files(root, body, rng):
     fits3 = np.concatenate([rng.normal(0, 0.2, (4, 72)), rng.normal(0, 0.5, (4, 10))], 1)
     gt_pose, gt_betas = rng.normal(0, 0.2, (4, 72)), rng.normal(0, 0.5, (4, 10))
     gt_betas[0, 0] = 4.0  # GT betas are never zeroed
-    mpi = write("mpi_inf_3dhp_train", 4, fits3, np.array([100.0, 0, 0, 100.0]),
-                {"pose": gt_pose, "shape": gt_betas, "has_smpl": np.array([1, 1, 0, 0]),
-                 "S": np.concatenate([rng.normal(0, 0.3, (4, 24, 3)), ones4(4)], -1)})
+    mpi = write(
+        "mpi_inf_3dhp_train",
+        4,
+        fits3,
+        np.array([100.0, 0, 0, 100.0]),
+        {
+            "pose": gt_pose,
+            "shape": gt_betas,
+            "has_smpl": np.array([1, 1, 0, 0]),
+            "S": np.concatenate([rng.normal(0, 0.3, (4, 24, 3)), ones4(4)], -1),
+        },
+    )
     return [lspet, mpi], fits, fits3, gt_pose, gt_betas
 
 
@@ -143,8 +168,13 @@ def test_release_rule_through_load_train_set(tmp_path, rng, smpl_body):
     from .helpers import rodrigues
 
     ds, fits, fits3, gt_pose, gt_betas = _spin_files(tmp_path, smpl_body, rng)
-    rotm = lambda p: rodrigues(torch.tensor(p, dtype=torch.float32).reshape(-1, 24, 3)  # noqa
-                               ).reshape(-1, 216).numpy()
+    rotm = lambda p: (
+        rodrigues(
+            torch.tensor(p, dtype=torch.float32).reshape(-1, 24, 3)  # noqa
+        )
+        .reshape(-1, 216)
+        .numpy()
+    )
     ts = load_train_set(ds, tmp_path, body=smpl_body)
     lab = {k: v.numpy() for k, v in ts.labels.items()}
     # lspet: samples 3 and 5 have keypoints 35 / 100 px off their fit: loss >= 10, not labels
@@ -160,8 +190,9 @@ def test_release_rule_through_load_train_set(tmp_path, rng, smpl_body):
     np.testing.assert_allclose(lab["betas"][6:8], gt_betas[:2], atol=1e-6)
     assert not ts.all_valid
     # the thresholds are settings: .inf takes every fit (and zeroes no betas)
-    every = load_train_set(ds, tmp_path, body=smpl_body, fit_loss_threshold=float("inf"),
-                           fit_betas_limit=float("inf"))
+    every = load_train_set(
+        ds, tmp_path, body=smpl_body, fit_loss_threshold=float("inf"), fit_betas_limit=float("inf")
+    )
     assert every.all_valid
     np.testing.assert_allclose(every.labels["betas"][:6].numpy(), fits[:, 72:], atol=1e-6)
     # a looser threshold (SPIN's value, 100) admits the 35 px fit but not the 100 px one

@@ -9,7 +9,12 @@ import torch
 from ihmr.errors import DataError
 from ihmr.io import torch_save
 from ihmr.models.hmr import (
-    HMR, HMRHead, head_checkpoint, load_checked, load_head, load_spin_model,
+    HMR,
+    HMRHead,
+    head_checkpoint,
+    load_checked,
+    load_head,
+    load_spin_model,
 )
 
 
@@ -23,8 +28,11 @@ def _gram_schmidt_np(x6):
 
 
 def test_head_matches_hand_loop(gen):
-    mp = {"pose": torch.randn(144, generator=gen), "shape": torch.randn(10, generator=gen),
-          "cam": torch.tensor([0.8, 0.1, -0.1])}
+    mp = {
+        "pose": torch.randn(144, generator=gen),
+        "shape": torch.randn(10, generator=gen),
+        "cam": torch.tensor([0.8, 0.1, -0.1]),
+    }
     head = HMRHead(16, mp).eval()
     for p in head.parameters():  # make the decoders matter
         p.data.normal_(0, 0.05, generator=gen)
@@ -44,7 +52,7 @@ def test_head_matches_hand_loop(gen):
         np.testing.assert_allclose(out.betas[i].numpy(), shape, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(out.cam[i].numpy(), cam, rtol=1e-4, atol=1e-5)
         for j in range(24):
-            want = _gram_schmidt_np(pose[6 * j:6 * j + 6])
+            want = _gram_schmidt_np(pose[6 * j : 6 * j + 6])
             np.testing.assert_allclose(out.rotmat[i, j].numpy(), want, atol=1e-4)
 
 
@@ -53,11 +61,17 @@ def test_spin_checkpoint_layout_loads_and_runs(tmp_path, gen):
     src = HMR()
     sd = src.spin_state_dict()
     # SPIN's flat layout: torchvision backbone names beside the head's, no nesting, no 'fc'
-    for key, shape in [("conv1.weight", (64, 3, 7, 7)), ("layer4.2.bn3.running_var", (2048,)),
-                       ("layer1.0.downsample.0.weight", (256, 64, 1, 1)),
-                       ("fc1.weight", (1024, 2205)), ("decpose.weight", (144, 1024)),
-                       ("deccam.bias", (3,)), ("init_pose", (1, 144)), ("init_shape", (1, 10)),
-                       ("init_cam", (1, 3))]:
+    for key, shape in [
+        ("conv1.weight", (64, 3, 7, 7)),
+        ("layer4.2.bn3.running_var", (2048,)),
+        ("layer1.0.downsample.0.weight", (256, 64, 1, 1)),
+        ("fc1.weight", (1024, 2205)),
+        ("decpose.weight", (144, 1024)),
+        ("deccam.bias", (3,)),
+        ("init_pose", (1, 144)),
+        ("init_shape", (1, 10)),
+        ("init_cam", (1, 3)),
+    ]:
         assert tuple(sd[key].shape) == shape, key
     assert not any(k.startswith(("backbone.", "head.", "fc.")) for k in sd)
     torch_save(tmp_path / "model_checkpoint.pt", {"model": sd, "optimizer": {}, "epoch": 3})
@@ -76,7 +90,9 @@ def test_spin_checkpoint_layout_loads_and_runs(tmp_path, gen):
 
 def test_module_prefix_and_head_checkpoint(tmp_path):
     head = HMRHead(32)
-    torch_save(tmp_path / "ddp.pt", {"model": {"module." + k: v for k, v in head.state_dict().items()}})
+    torch_save(
+        tmp_path / "ddp.pt", {"model": {"module." + k: v for k, v in head.state_dict().items()}}
+    )
     assert torch.equal(load_head(tmp_path / "ddp.pt").fc1.weight, head.fc1.weight)
     torch_save(tmp_path / "ours.pt", head_checkpoint(head, epoch=1))
     loaded = load_head(tmp_path / "ours.pt")

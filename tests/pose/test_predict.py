@@ -88,8 +88,8 @@ def spin_model(spin_ckpt):
 def run(tmp_path_factory, spin_ckpt):
     """One predict run: a user box (img0), a SPIN centre/scale (sub/img1), nothing (img2: the
     automatic detector, else the whole image as the fallback), an unreadable file."""
-    from ihmr.render import render_available
     from ihmr.pose.predict import PredictOptions, predict_images
+    from ihmr.render import render_available
 
     root = tmp_path_factory.mktemp("run")
     images = root / "images"
@@ -106,30 +106,70 @@ def run(tmp_path_factory, spin_ckpt):
     for name, img in (("img0.png", img0), ("sub/img1.png", img1), ("img2.png", img2)):
         cv2.imwrite(str(images / name), img[..., ::-1])
     (images / "broken.jpg").write_bytes(b"this is not a JPEG")
-    (root / "boxes.json").write_text(json.dumps({"img0.png": [[110, 30, 210, 225]],
-                                                 "gone.png": [[0, 0, 10, 10]]}))
-    np.savez(root / "centers.npz", imgname=np.array(["sub/img1.png"]),
-             center=np.array([[160.0, 120.0]]), scale=np.array([1.2]))
-    summary = predict_images(images, spin_ckpt, root / "out", PredictOptions(
-        boxes=root / "boxes.json", centers=root / "centers.npz", batch_size=2, render=rendered,
-        device="cpu", fallback="whole-image", show_boxes=True))
+    (root / "boxes.json").write_text(
+        json.dumps({"img0.png": [[110, 30, 210, 225]], "gone.png": [[0, 0, 10, 10]]})
+    )
+    np.savez(
+        root / "centers.npz",
+        imgname=np.array(["sub/img1.png"]),
+        center=np.array([[160.0, 120.0]]),
+        scale=np.array([1.2]),
+    )
+    summary = predict_images(
+        images,
+        spin_ckpt,
+        root / "out",
+        PredictOptions(
+            boxes=root / "boxes.json",
+            centers=root / "centers.npz",
+            batch_size=2,
+            render=rendered,
+            device="cpu",
+            fallback="whole-image",
+            show_boxes=True,
+        ),
+    )
     with np.load(root / "out" / "predictions.npz", allow_pickle=False) as z:
         preds = {k: z[k] for k in z.files}
-    return {"root": root, "images": images, "out": root / "out", "summary": summary,
-            "preds": preds, "rendered": rendered, "img0": img0}
+    return {
+        "root": root,
+        "images": images,
+        "out": root / "out",
+        "summary": summary,
+        "preds": preds,
+        "rendered": rendered,
+        "img0": img0,
+    }
 
 
 def test_outputs_keys_shapes_and_sources(run):
     p, s = run["preds"], run["summary"]
     n = 3
-    shapes = {"pose": (n, 72), "rotmat": (n, 24, 3, 3), "betas": (n, 10), "cam": (n, 3),
-              "center": (n, 2), "scale": (n,), "bbox": (n, 4), "confidence": (n,),
-              "imgname": (n,), "source": (n,), "evidence": (n,), "person": (n,)}
+    shapes = {
+        "pose": (n, 72),
+        "rotmat": (n, 24, 3, 3),
+        "betas": (n, 10),
+        "cam": (n, 3),
+        "center": (n, 2),
+        "scale": (n,),
+        "bbox": (n, 4),
+        "confidence": (n,),
+        "imgname": (n,),
+        "source": (n,),
+        "evidence": (n,),
+        "person": (n,),
+    }
     assert {k: p[k].shape for k in shapes} == shapes
     assert p["imgname"].tolist() == ["img0.png", "img2.png", "sub/img1.png"]
     assert p["source"][0] == "boxes" and p["source"][2] == "center_scale"
-    assert p["source"][1] in ("face", "profile_face", "upper_body", "full_body", "hog",
-                              "whole_image")
+    assert p["source"][1] in (
+        "face",
+        "profile_face",
+        "upper_body",
+        "full_body",
+        "hog",
+        "whole_image",
+    )
     assert p["evidence"][0] == "boxes" and p["evidence"][2] == "center_scale"
     np.testing.assert_allclose(p["bbox"][0], [110, 30, 210, 225])
     np.testing.assert_allclose(p["center"][0], [160, 127.5])
@@ -153,8 +193,9 @@ def test_pose_is_the_axis_angle_of_rotmat(run):
 
     p = run["preds"]
     rot = p["rotmat"].reshape(-1, 3, 3).astype(np.float64)
-    np.testing.assert_allclose(rot @ rot.transpose(0, 2, 1), np.broadcast_to(np.eye(3), rot.shape),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        rot @ rot.transpose(0, 2, 1), np.broadcast_to(np.eye(3), rot.shape), atol=1e-5
+    )
     want = Rotation.from_rotvec(p["pose"].reshape(-1, 3).astype(np.float64)).as_matrix()
     np.testing.assert_allclose(want, rot, atol=1e-5)
 
@@ -225,8 +266,9 @@ def test_readers_of_render_and_eval_accept_predictions(run, toy_body):
     assert d["pose"].shape == (3, 72) and d["cam"].shape == (3, 3) and len(d["imgname"]) == 3
     src = predictions_from_file(path, 3, toy_body)
     out = src(0, 3)
-    torch.testing.assert_close(out["rotmat"], torch.from_numpy(run["preds"]["rotmat"]),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        out["rotmat"], torch.from_numpy(run["preds"]["rotmat"]), atol=1e-5, rtol=0
+    )
 
 
 @pytest.mark.gpu
@@ -267,8 +309,9 @@ def test_head_checkpoint_with_backbone_and_export(tmp_path, spin_ckpt, spin_mode
         assert ex.kind == "ihmr-hmr-model" and ex.info["backbone_fingerprint"] == fp
         torch.testing.assert_close(ex.model(x).cam, want.cam)
         # a run's resumable last.pt holds the head under state/head, the fingerprint in extra
-        save_checkpoint(tmp_path / "last.pt", {"head": head}, epoch=3,
-                        extra={"features_fingerprint": fp})
+        save_checkpoint(
+            tmp_path / "last.pt", {"head": head}, epoch=3, extra={"features_fingerprint": fp}
+        )
         last = load_model(tmp_path / "last.pt", spin_ckpt)
         torch.testing.assert_close(last.model(x).betas, want.betas)
     # a head trained on another backbone's features
@@ -276,7 +319,8 @@ def test_head_checkpoint_with_backbone_and_export(tmp_path, spin_ckpt, spin_mode
     with pytest.raises(DataError, match=f"fingerprint 0{{16}}.*fingerprint {fp}"):
         load_model(tmp_path / "other.pt", spin_ckpt)
     assert load_model(tmp_path / "other.pt", spin_ckpt, allow_mismatch=True).info[
-        "fingerprint_mismatch"]
+        "fingerprint_mismatch"
+    ]
     with pytest.raises(DataError, match="--backbone"):
         load_model(tmp_path / "other.pt")
 
@@ -288,11 +332,14 @@ def test_backbone_found_through_training_config(tmp_path, spin_ckpt):
     from ihmr.pose.features import file_fingerprint
 
     fp = file_fingerprint(spin_ckpt)
-    write_json(tmp_path / "feats" / "index.json",
-               {"source": {"checkpoint": str(spin_ckpt), "fingerprint": fp}})
+    write_json(
+        tmp_path / "feats" / "index.json",
+        {"source": {"checkpoint": str(spin_ckpt), "fingerprint": fp}},
+    )
     cfg = {"data": {"root": str(tmp_path), "train": [{"features": "feats"}]}}
-    torch_save(tmp_path / "head.pt", head_checkpoint(HMRHead(2048), features_fingerprint=fp,
-                                                     config=cfg))
+    torch_save(
+        tmp_path / "head.pt", head_checkpoint(HMRHead(2048), features_fingerprint=fp, config=cfg)
+    )
     got = load_model(tmp_path / "head.pt")
     assert got.info["backbone"] == str(spin_ckpt)
     assert got.info["backbone_found_via"] == "training config"
@@ -320,10 +367,25 @@ def test_cli_predict_without_render(tmp_path, run, spin_ckpt):
     from ihmr.cli import _register, app
 
     _register()
-    res = CliRunner().invoke(app, ["predict", "--images", str(run["images"] / "img2.png"),
-                                   "--checkpoint", str(spin_ckpt), "--out", str(tmp_path / "o"),
-                                   "--detector", "none", "--no-render", "--device", "cpu",
-                                   "--fallback", "whole-image"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--images",
+            str(run["images"] / "img2.png"),
+            "--checkpoint",
+            str(spin_ckpt),
+            "--out",
+            str(tmp_path / "o"),
+            "--detector",
+            "none",
+            "--no-render",
+            "--device",
+            "cpu",
+            "--fallback",
+            "whole-image",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "img2.png: 1 person (whole_image 1)" in res.output
     assert "1 people in 1 of 1 images (whole_image 1)" in res.output
@@ -355,9 +417,9 @@ def test_overlay_names_never_collide():
 
 # ------------------------------------------------------- real photos, nobody, boxes, bad input
 def _grace_hopper() -> "Path":
-    import matplotlib
-
     from pathlib import Path
+
+    import matplotlib
 
     return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 
@@ -385,9 +447,22 @@ def test_cli_summary_lines_nobody_and_show_boxes(tmp_path, spin_ckpt):
 
     _register()
     images = _photo_folder(tmp_path)
-    res = CliRunner().invoke(app, ["predict", "--images", str(images), "--checkpoint",
-                                   str(spin_ckpt), "--out", str(tmp_path / "o"), "--no-render",
-                                   "--show-boxes", "--device", "cpu"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--images",
+            str(images),
+            "--checkpoint",
+            str(spin_ckpt),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-render",
+            "--show-boxes",
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     assert "grace.jpg: 1 person (face 1)" in lines
@@ -409,8 +484,12 @@ def test_cli_summary_lines_nobody_and_show_boxes(tmp_path, spin_ckpt):
     # every changed pixel is on the outline (2 px thick here) or in the label "face 0.93",
     # drawn at the box's top-left corner (at most 150 x 30 px)
     x1, y1, x2, y2 = np.round(box).astype(int)
-    on_edge = ((np.abs(xs - x1) <= 2) | (np.abs(xs - (x2 - 1)) <= 2) | (np.abs(ys - y1) <= 2)
-               | (np.abs(ys - (y2 - 1)) <= 2))
+    on_edge = (
+        (np.abs(xs - x1) <= 2)
+        | (np.abs(xs - (x2 - 1)) <= 2)
+        | (np.abs(ys - y1) <= 2)
+        | (np.abs(ys - (y2 - 1)) <= 2)
+    )
     in_label = (xs >= x1) & (xs < x1 + 150) & (ys < y1 + 30)
     assert np.all(on_edge | in_label) and on_edge.sum() > 2 * (y2 - y1)
     mid = int(round((box[1] + box[3]) / 2))
@@ -430,20 +509,35 @@ def _run_main(monkeypatch, capsys, *args):
     return exc.value.code, capsys.readouterr()
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--min-size", "-5"], "--min-size must be >= 0 px, got -5.0"),
-    (["--score-threshold", "2"], "--score-threshold must be in [0, 1]"),
-    (["--max-people", "0"], "--max-people must be >= 1"),
-    (["--fallback", "whole"], "did you mean 'whole-image'"),
-    (["--detector", "dnn"], "--detector dnn needs --detector-model"),
-    (["--detector-model", "nope.onnx"], "detector model 'nope.onnx' not found"),
-])
-def test_bad_options_one_line_and_nothing_written(tmp_path, spin_ckpt, monkeypatch, capsys,
-                                                  extra, message):
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--min-size", "-5"], "--min-size must be >= 0 px, got -5.0"),
+        (["--score-threshold", "2"], "--score-threshold must be in [0, 1]"),
+        (["--max-people", "0"], "--max-people must be >= 1"),
+        (["--fallback", "whole"], "did you mean 'whole-image'"),
+        (["--detector", "dnn"], "--detector dnn needs --detector-model"),
+        (["--detector-model", "nope.onnx"], "detector model 'nope.onnx' not found"),
+    ],
+)
+def test_bad_options_one_line_and_nothing_written(
+    tmp_path, spin_ckpt, monkeypatch, capsys, extra, message
+):
     images = _photo_folder(tmp_path)
     monkeypatch.chdir(tmp_path)
-    code, cap = _run_main(monkeypatch, capsys, "predict", "--images", images, "--checkpoint",
-                          spin_ckpt, "--out", tmp_path / "o", "--no-render", *extra)
+    code, cap = _run_main(
+        monkeypatch,
+        capsys,
+        "predict",
+        "--images",
+        images,
+        "--checkpoint",
+        spin_ckpt,
+        "--out",
+        tmp_path / "o",
+        "--no-render",
+        *extra,
+    )
     assert code == 2
     assert cap.err.startswith("error: ") and message in cap.err
     assert len(cap.err.strip().splitlines()) == 1
@@ -452,8 +546,17 @@ def test_bad_options_one_line_and_nothing_written(tmp_path, spin_ckpt, monkeypat
 
 def test_empty_folder_and_box_outside_the_image(tmp_path, spin_ckpt, monkeypatch, capsys):
     (tmp_path / "empty").mkdir()
-    code, cap = _run_main(monkeypatch, capsys, "predict", "--images", tmp_path / "empty",
-                          "--checkpoint", spin_ckpt, "--out", tmp_path / "o")
+    code, cap = _run_main(
+        monkeypatch,
+        capsys,
+        "predict",
+        "--images",
+        tmp_path / "empty",
+        "--checkpoint",
+        spin_ckpt,
+        "--out",
+        tmp_path / "o",
+    )
     assert code == 2 and cap.err.startswith("error: no images")
     assert len(cap.err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
     # a box outside its image: that image is skipped with one line, the others go on
@@ -464,12 +567,29 @@ def test_empty_folder_and_box_outside_the_image(tmp_path, spin_ckpt, monkeypatch
     from ihmr.cli import _register, app
 
     _register()
-    res = CliRunner().invoke(app, ["predict", "--images", str(images), "--checkpoint",
-                                   str(spin_ckpt), "--out", str(tmp_path / "o"), "--no-render",
-                                   "--boxes", str(tmp_path / "b.json"), "--device", "cpu",
-                                   "--fallback", "whole-image"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--images",
+            str(images),
+            "--checkpoint",
+            str(spin_ckpt),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-render",
+            "--boxes",
+            str(tmp_path / "b.json"),
+            "--device",
+            "cpu",
+            "--fallback",
+            "whole-image",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    assert ("skipped grace.jpg: box 0 [600.0, 10.0, 700.0, 200.0] lies outside the "
-            "512 x 600 image (boxes are [x1, y1, x2, y2] pixels)") in res.output.splitlines()
+    assert (
+        "skipped grace.jpg: box 0 [600.0, 10.0, 700.0, 200.0] lies outside the "
+        "512 x 600 image (boxes are [x1, y1, x2, y2] pixels)"
+    ) in res.output.splitlines()
     with np.load(tmp_path / "o" / "predictions.npz") as z:
         assert z["imgname"].tolist() == ["wall.png"] and z["source"].tolist() == ["whole_image"]

@@ -88,7 +88,9 @@ def test_static_fits(tmp_path, rng):
     np.savez(tmp_path / "coco_2014_train.npz", **arrs)
     fits = rng.normal(size=(5, 82))
     np.save(tmp_path / "coco_fits.npy", fits)
-    lab = with_static_fits(read_spin_npz(tmp_path / "coco_2014_train.npz"), tmp_path / "coco_fits.npy")
+    lab = with_static_fits(
+        read_spin_npz(tmp_path / "coco_2014_train.npz"), tmp_path / "coco_fits.npy"
+    )
     assert lab.dataset == "coco" and bool(lab.has_smpl.all())
     np.testing.assert_allclose(lab.pose.numpy(), fits[:, :72], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(lab.betas.numpy(), fits[:, 72:], rtol=1e-6, atol=1e-7)
@@ -114,9 +116,12 @@ def test_subset_and_fingerprint(tmp_path, rng):
 def test_h36m_valid_protocol_files_load(tmp_path, rng, protocol):
     # SPIN's datasets/preprocess/h36m.py writes exactly these four keys (S: (N, 24, 4), float64)
     n = 5
-    arrs = {"imgname": np.array([f"images/S9_Directions_1.54138969_{i:06d}.jpg" for i in range(n)]),
-            "center": rng.uniform(400, 600, (n, 2)), "scale": rng.uniform(2, 4, n),
-            "S": np.concatenate([rng.normal(0, 0.3, (n, 24, 3)), np.zeros((n, 24, 1))], -1)}
+    arrs = {
+        "imgname": np.array([f"images/S9_Directions_1.54138969_{i:06d}.jpg" for i in range(n)]),
+        "center": rng.uniform(400, 600, (n, 2)),
+        "scale": rng.uniform(2, 4, n),
+        "S": np.concatenate([rng.normal(0, 0.3, (n, 24, 3)), np.zeros((n, 24, 1))], -1),
+    }
     arrs["S"][:, 14:, 3] = 1.0  # SPIN fills only the H36M joints' confidences
     path = tmp_path / f"h36m_valid_protocol{protocol}.npz"
     np.savez(path, **arrs)
@@ -132,12 +137,17 @@ def test_h36m_valid_protocol_files_load(tmp_path, rng, protocol):
         read_spin_npz(path)
 
 
-@pytest.mark.parametrize("name, dataset", [("hr-lspet_train.npz", "lspet"),
-                                           ("coco_2014_train.npz", "coco"),
-                                           ("lsp_dataset_original_train.npz", "lsp"),
-                                           ("mpi_inf_3dhp_valid.npz", "mpi_inf_3dhp"),
-                                           ("h36m_valid_protocol2.npz", "h36m_valid"),
-                                           ("h36m_train.npz", "h36m")])
+@pytest.mark.parametrize(
+    "name, dataset",
+    [
+        ("hr-lspet_train.npz", "lspet"),
+        ("coco_2014_train.npz", "coco"),
+        ("lsp_dataset_original_train.npz", "lsp"),
+        ("mpi_inf_3dhp_valid.npz", "mpi_inf_3dhp"),
+        ("h36m_valid_protocol2.npz", "h36m_valid"),
+        ("h36m_train.npz", "h36m"),
+    ],
+)
 def test_spin_file_names_map_to_datasets(name, dataset):
     from ihmr.pose.spin_data import infer_dataset
 

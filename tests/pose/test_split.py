@@ -7,11 +7,18 @@ import pytest
 import torch
 
 from ihmr.errors import DataError
-from ihmr.pose.split import (
-    GenderedBodies, assign_regions, geodesic_distances, load_split, make_split, plot_split,
-    save_split, split_from_distances, vertex_distances,
-)
 from ihmr.pose.spin_data import read_spin_npz
+from ihmr.pose.split import (
+    GenderedBodies,
+    assign_regions,
+    geodesic_distances,
+    load_split,
+    make_split,
+    plot_split,
+    save_split,
+    split_from_distances,
+    vertex_distances,
+)
 
 from .helpers import ToyBody, spin_arrays
 
@@ -20,7 +27,9 @@ def _region_by_definition(d, lo, hi, n):
     """Region r holds lo + (r + 0.001) delta < d <= lo + (r + 1.001) delta; r = 0 holds lo."""
     delta = (hi - lo) / n
     for r in range(n):
-        if (lo + (r + 0.001) * delta < d <= lo + (r + 1.001) * delta) or (r == 0 and d <= lo + 1.001 * delta):
+        if (lo + (r + 0.001) * delta < d <= lo + (r + 1.001) * delta) or (
+            r == 0 and d <= lo + 1.001 * delta
+        ):
             return r
     raise AssertionError(f"{d} in no region")
 
@@ -60,9 +69,11 @@ def _rot6d_np(x):
 def bodies():
     neutral = ToyBody(0)
     g = torch.Generator().manual_seed(5)
-    neutral.mean_params = {"pose": torch.randn(144, generator=g) * 0.3 + torch.tensor(
-        [1.0, 0, 0, 1, 0, 0]).repeat(24), "shape": torch.randn(10, generator=g),
-        "cam": torch.tensor([0.9, 0, 0])}
+    neutral.mean_params = {
+        "pose": torch.randn(144, generator=g) * 0.3 + torch.tensor([1.0, 0, 0, 1, 0, 0]).repeat(24),
+        "shape": torch.randn(10, generator=g),
+        "cam": torch.tensor([0.9, 0, 0]),
+    }
     return GenderedBodies(neutral, ToyBody(1), ToyBody(2))
 
 
@@ -73,17 +84,31 @@ def test_vertex_distance_direct(rng, bodies):
     gender = np.array([-1, 0, 1, 1, 0, -1, 1, 0, 0], np.int8)
     got = vertex_distances(bodies, pose, betas, gender, chunk=4)
     mp = bodies.neutral.mean_params
-    mean_rot = np.stack([_rot6d_np(mp["pose"].double().numpy()[6 * j:6 * j + 6]) for j in range(24)])
-    ref = bodies.neutral(betas=mp["shape"][None].float(),
-                         pose=torch.tensor(mean_rot[None], dtype=torch.float32)).vertices[0].numpy()
+    mean_rot = np.stack(
+        [_rot6d_np(mp["pose"].double().numpy()[6 * j : 6 * j + 6]) for j in range(24)]
+    )
+    ref = (
+        bodies.neutral(
+            betas=mp["shape"][None].float(), pose=torch.tensor(mean_rot[None], dtype=torch.float32)
+        )
+        .vertices[0]
+        .numpy()
+    )
     from scipy.spatial.transform import Rotation
 
     for i in range(n):
-        body = {-1: bodies.neutral, 0: bodies.by_gender["male"],
-                1: bodies.by_gender["female"]}[int(gender[i])]
+        body = {-1: bodies.neutral, 0: bodies.by_gender["male"], 1: bodies.by_gender["female"]}[
+            int(gender[i])
+        ]
         rot = Rotation.from_rotvec(pose[i].reshape(24, 3)).as_matrix()
-        v = body(betas=torch.tensor(betas[i:i + 1], dtype=torch.float32),
-                 pose=torch.tensor(rot[None], dtype=torch.float32)).vertices[0].numpy()
+        v = (
+            body(
+                betas=torch.tensor(betas[i : i + 1], dtype=torch.float32),
+                pose=torch.tensor(rot[None], dtype=torch.float32),
+            )
+            .vertices[0]
+            .numpy()
+        )
         want = np.mean(np.linalg.norm(v - ref, axis=1)) * 1000
         assert got[i] == pytest.approx(want, rel=1e-4)
 
@@ -97,8 +122,8 @@ def test_geodesic_distance_vs_scipy(rng, bodies):
     for i in range(5):
         angles = []
         for j in range(24):
-            r = Rotation.from_rotvec(pose[i, 3 * j:3 * j + 3]).as_matrix()
-            rel = Rotation.from_matrix(r.T @ _rot6d_np(mp[6 * j:6 * j + 6]))
+            r = Rotation.from_rotvec(pose[i, 3 * j : 3 * j + 3]).as_matrix()
+            rel = Rotation.from_matrix(r.T @ _rot6d_np(mp[6 * j : 6 * j + 6]))
             angles.append(np.degrees(rel.magnitude()))
         assert got[i] == pytest.approx(np.mean(angles), abs=2e-3)
 
@@ -129,8 +154,13 @@ def test_split_job_with_two_training_files(tmp_path, rng, bodies):
     np.savez(tmp_path / "3dpw_test.npz", **spin_arrays(30, rng, "3dpw"))
     np.savez(tmp_path / "h36m_train.npz", **spin_arrays(20, rng, "h36m"))
     np.savez(tmp_path / "mpi_inf_3dhp_train.npz", **spin_arrays(15, rng, "mpi_inf_3dhp"))
-    paths = split_job(tmp_path / "3dpw_test.npz", tmp_path / "out", n_regions=8, bodies=bodies,
-                      train=[tmp_path / "h36m_train.npz", tmp_path / "mpi_inf_3dhp_train.npz"])
+    paths = split_job(
+        tmp_path / "3dpw_test.npz",
+        tmp_path / "out",
+        n_regions=8,
+        bodies=bodies,
+        train=[tmp_path / "h36m_train.npz", tmp_path / "mpi_inf_3dhp_train.npz"],
+    )
     s = load_split(paths["split"], n=30)
     assert paths["split"].name == "split.npz" and paths["plot"].suffix == ".png"
     assert s.n_regions == 8 and s.train_counts.sum() == 35

@@ -18,24 +18,43 @@ from ihmr.runs import NonFiniteLossError
 D = 16
 
 
-def make_set(root: Path, name: str, n: int, seed: int, source: str = "src0",
-             fingerprint_of: np.ndarray | None = None, gender: bool = False) -> DatasetConfig:
+def make_set(
+    root: Path,
+    name: str,
+    n: int,
+    seed: int,
+    source: str = "src0",
+    fingerprint_of: np.ndarray | None = None,
+    gender: bool = False,
+) -> DatasetConfig:
     """A SPIN-format label file plus a feature store (features a fixed function of the pose)."""
     rng = np.random.default_rng(seed)
     pose = rng.normal(0, 0.2, (n, 72))
     imgname = np.array([f"{name}/{i:05d}.jpg" for i in range(n)])
-    arrs = dict(imgname=imgname, center=rng.uniform(100, 150, (n, 2)), scale=rng.uniform(0.8, 1.2, n),
-                part=np.concatenate([rng.uniform(60, 180, (n, 24, 2)), np.ones((n, 24, 1))], -1),
-                S=np.concatenate([rng.normal(0, 0.3, (n, 24, 3)), np.ones((n, 24, 1))], -1),
-                pose=pose, shape=rng.normal(0, 0.5, (n, 10)), has_smpl=np.ones(n))
+    arrs = dict(
+        imgname=imgname,
+        center=rng.uniform(100, 150, (n, 2)),
+        scale=rng.uniform(0.8, 1.2, n),
+        part=np.concatenate([rng.uniform(60, 180, (n, 24, 2)), np.ones((n, 24, 1))], -1),
+        S=np.concatenate([rng.normal(0, 0.3, (n, 24, 3)), np.ones((n, 24, 1))], -1),
+        pose=pose,
+        shape=rng.normal(0, 0.5, (n, 10)),
+        has_smpl=np.ones(n),
+    )
     if gender:
         arrs["gender"] = np.array(["m", "f"])[rng.integers(0, 2, n)]
     np.savez(root / f"{name}.npz", **arrs)
     w = np.random.default_rng(99).normal(size=(72, D))
     feats = np.maximum(pose @ w, 0) + 0.01 * rng.normal(size=(n, D))
     fp = labels_fingerprint(imgname if fingerprint_of is None else fingerprint_of)
-    write_feature_store(root / f"{name}_feats", feats, dataset=name, labels_fingerprint=fp,
-                        source_checkpoint="test", source_fingerprint=source)
+    write_feature_store(
+        root / f"{name}_feats",
+        feats,
+        dataset=name,
+        labels_fingerprint=fp,
+        source_checkpoint="test",
+        source_fingerprint=source,
+    )
     return DatasetConfig(name, f"{name}.npz", f"{name}_feats")
 
 
@@ -52,8 +71,10 @@ def data(tmp_path_factory) -> Path:
 def config(data: Path, out: Path, **kw) -> PoseTrainConfig:
     cfg = PoseTrainConfig()
     cfg.data.root = str(data)
-    cfg.data.train = [DatasetConfig("h36m", "h36m_train.npz", "h36m_train_feats", weight=0.7),
-                      DatasetConfig("coco", "coco_train.npz", "coco_train_feats", weight=0.3)]
+    cfg.data.train = [
+        DatasetConfig("h36m", "h36m_train.npz", "h36m_train_feats", weight=0.7),
+        DatasetConfig("coco", "coco_train.npz", "coco_train_feats", weight=0.3),
+    ]
     cfg.optim.epochs, cfg.optim.batch_size = 3, 16
     cfg.data.samples_per_epoch = 64  # 4 steps per epoch: the tests stay fast
     cfg.out, cfg.smpl_dir, cfg.progress, cfg.device = str(out), str(data / "smpl"), False, "cpu"
@@ -72,8 +93,13 @@ def test_end_to_end_train_and_eval(data, tmp_path):
     from ihmr.models.hmr import load_head
     from ihmr.pose.train import train
 
-    cfg = config(data, tmp_path / "run", kind="mse", eval__labels="3dpw_test.npz",
-                 eval__features="3dpw_test_feats")
+    cfg = config(
+        data,
+        tmp_path / "run",
+        kind="mse",
+        eval__labels="3dpw_test.npz",
+        eval__features="3dpw_test_feats",
+    )
     res = train(cfg)
     assert [r["epoch"] for r in res.history] == [1, 2, 3]
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
@@ -95,8 +121,12 @@ def test_end_to_end_train_and_eval(data, tmp_path):
     with torch.no_grad():
         out = head.eval()(FeatureStore(data / "3dpw_test_feats").tensor().float())
         pv = forward_gendered(bodies, z["gender"], out.betas, out.rotmat).vertices.double()
-        gv = forward_gendered(bodies, z["gender"], torch.as_tensor(z["shape"]).float(),
-                              torch.as_tensor(z["pose"]).float()).vertices.double()
+        gv = forward_gendered(
+            bodies,
+            z["gender"],
+            torch.as_tensor(z["shape"]).float(),
+            torch.as_tensor(z["pose"]).float(),
+        ).vertices.double()
     per = 1000 * (pv - gv).norm(dim=-1).mean(-1).numpy()  # (40,) mm
     region = np.load(tmp_path / "run" / "eval" / "split.npz")["region"]
     balanced = np.mean([per[region == r].mean() for r in np.unique(region)])
@@ -115,6 +145,7 @@ def test_resume_after_kill_equals_uninterrupted(data, tmp_path, schedule):
     def kill(epoch, row):
         if epoch == 1:
             raise KeyboardInterrupt  # killed after epoch 1's checkpoint
+
     with pytest.raises(KeyboardInterrupt):
         train(config(data, tmp_path / "killed", optim__schedule=schedule), callback=kill)
     resumed = train(config(data, tmp_path / "killed", optim__schedule=schedule), resume=True)
@@ -157,6 +188,7 @@ def test_nan_loss_stops_with_location_and_keeps_last_checkpoint(data, tmp_path, 
     def poisoned(self, features, batch):
         terms = forward(self, features, batch)
         return terms * float("nan") if state["epoch"] >= 1 else terms
+
     monkeypatch.setattr(train_mod.TrainStep, "forward", poisoned)
     cfg = config(data, tmp_path / "run", kind="mse")
     cfg.log_every = 2
@@ -185,8 +217,11 @@ def test_only_non_finite_values_are_reported_as_such(data, tmp_path, monkeypatch
         raise NonFiniteError("pred contains 3 non-finite value(s) (NaN or inf)")
 
     monkeypatch.setattr(train_mod.TrainStep, "forward", nan_input)
-    with pytest.raises(NonFiniteLossError, match=r"non-finite values at epoch 1, global step 1, "
-                                                 r"batch 0 \(pred contains 3"):
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"non-finite values at epoch 1, global step 1, "
+        r"batch 0 \(pred contains 3",
+    ):
         train_mod.train(config(data, tmp_path / "b", kind="mse"))
 
 
@@ -195,8 +230,9 @@ def test_features_of_other_samples_are_rejected(data, tmp_path):
 
     other = make_set(tmp_path, "lsp_train", 32, 5, fingerprint_of=np.array(["x.jpg"] * 32))
     cfg = config(data, tmp_path / "run")
-    cfg.data.train = [DatasetConfig("lsp", str(tmp_path / other.labels),
-                                    str(tmp_path / other.features))]
+    cfg.data.train = [
+        DatasetConfig("lsp", str(tmp_path / other.labels), str(tmp_path / other.features))
+    ]
     with pytest.raises(DataError, match="different sample list"):
         train(cfg)
 
@@ -206,15 +242,16 @@ def test_features_of_another_backbone_are_rejected(data, tmp_path):
 
     other = make_set(tmp_path, "mpii_train", 32, 6, source="another")
     cfg = config(data, tmp_path / "run")
-    cfg.data.train.append(DatasetConfig("mpii", str(tmp_path / other.labels),
-                                        str(tmp_path / other.features)))
+    cfg.data.train.append(
+        DatasetConfig("mpii", str(tmp_path / other.labels), str(tmp_path / other.features))
+    )
     with pytest.raises(DataError, match="same checkpoint"):
         train(cfg)
 
 
 def test_gai_prior_of_wrong_dimension_is_rejected(data, tmp_path):
-    from ihmr.priors import GMMPrior
     from ihmr.pose.train import train
+    from ihmr.priors import GMMPrior
 
     # a prior fitted on axis-angle poses (72-d), not on rotation matrices (216-d)
     prior = GMMPrior(np.ones(2) / 2, np.zeros((2, 72)), np.tile(np.eye(72), (2, 1, 1)))
@@ -305,17 +342,37 @@ def test_ddp_two_cpu_processes_match_one_process(data, tmp_path, monkeypatch):
     save_config(cfg, tmp_path / "cfg.yaml")
     procs = []
     for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path / "cfg.yaml"),
-                                       str(tmp_path / f"sigma{rank}.pt")], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        env = dict(
+            os.environ,
+            RANK=str(rank),
+            WORLD_SIZE="2",
+            LOCAL_RANK=str(rank),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            OMP_NUM_THREADS="1",
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    WORKER,
+                    str(tmp_path / "cfg.yaml"),
+                    str(tmp_path / f"sigma{rank}.pt"),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
     logs = [p.communicate(timeout=120)[0].decode() for p in procs]
     assert all(p.returncode == 0 for p in procs), logs
     s0 = torch.load(tmp_path / "sigma0.pt")
     s1 = torch.load(tmp_path / "sigma1.pt")
     assert s0 == s1 and s0["sigma"] != 1.0  # learned, and identical on both ranks
-    assert (out / "head.pt").is_file() and len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert (out / "head.pt").is_file() and len(
+        (out / "metrics.jsonl").read_text().splitlines()
+    ) == 2
 
     monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
     one_cfg = config(data, tmp_path / "one", kind="bmc")
@@ -347,8 +404,14 @@ def test_ema_head_is_the_average_of_the_steps_and_resumes_exactly(data, tmp_path
 
     save_head = train_mod._save_head
     monkeypatch.setattr(torch.optim.Adam, "step", record)
-    monkeypatch.setattr(train_mod, "_save_head", lambda path, head, *a: saved.append(
-        [p.detach().clone() for p in head.parameters()]) or save_head(path, head, *a))
+    monkeypatch.setattr(
+        train_mod,
+        "_save_head",
+        lambda path, head, *a: (
+            saved.append([p.detach().clone() for p in head.parameters()])
+            or save_head(path, head, *a)
+        ),
+    )
     full = train_mod.train(config(data, tmp_path / "full", optim__ema=0.9, kind="mse"))
     ema = seen[0]
     for t, w in enumerate(seen[1:]):
@@ -361,11 +424,14 @@ def test_ema_head_is_the_average_of_the_steps_and_resumes_exactly(data, tmp_path
     def kill(epoch, row):
         if epoch == 1:
             raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
-        train_mod.train(config(data, tmp_path / "killed", optim__ema=0.9, kind="mse"),
-                        callback=kill)
-    resumed = train_mod.train(config(data, tmp_path / "killed", optim__ema=0.9, kind="mse"),
-                              resume=True)
+        train_mod.train(
+            config(data, tmp_path / "killed", optim__ema=0.9, kind="mse"), callback=kill
+        )
+    resumed = train_mod.train(
+        config(data, tmp_path / "killed", optim__ema=0.9, kind="mse"), resume=True
+    )
     a = torch.load(full.checkpoint, weights_only=True)["head"]
     b = torch.load(resumed.checkpoint, weights_only=True)["head"]
     for k in a:

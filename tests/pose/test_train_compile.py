@@ -37,8 +37,11 @@ def root(tmp_path_factory) -> Path:
     write_smpl_folder(root / "smpl", n_vertices=200)
     rng = np.random.default_rng(0)
     a = rng.normal(size=(2, 216, 216)) * 0.02
-    GMMPrior(np.array([0.4, 0.6]), rng.normal(size=(2, 216)) * 0.1,
-             a @ a.transpose(0, 2, 1) + 0.01 * np.eye(216)).save(root / "prior216.npz")
+    GMMPrior(
+        np.array([0.4, 0.6]),
+        rng.normal(size=(2, 216)) * 0.1,
+        a @ a.transpose(0, 2, 1) + 0.01 * np.eye(216),
+    ).save(root / "prior216.npz")
     return root
 
 
@@ -71,16 +74,28 @@ def _batch(seed: int, all_valid: bool):
     g = torch.Generator().manual_seed(seed)
     valid = torch.ones(B) if all_valid else (torch.arange(B) % 3 != 1).float()
     # some joints missing (confidence 0): the balanced keypoint losses weight them out
-    kp = lambda n, k: torch.cat([torch.rand(B, n, k, generator=g) - 0.5,  # noqa: E731
-                                 (torch.rand(B, n, 1, generator=g) > 0.2).float()], -1)
+    kp = lambda n, k: torch.cat(
+        [
+            torch.rand(B, n, k, generator=g) - 0.5,  # noqa: E731
+            (torch.rand(B, n, 1, generator=g) > 0.2).float(),
+        ],
+        -1,
+    )
     return torch.randn(B, 16, generator=g), {
         "pose": axis_angle_to_matrix(torch.randn(B, 24, 3, generator=g) * 0.2).reshape(B, 216),
-        "betas": torch.randn(B, 10, generator=g), "valid": valid, "kp3d": kp(24, 3),
-        "has3d": (torch.arange(B) % 2).float(), "kp2d": kp(49, 2)}
+        "betas": torch.randn(B, 10, generator=g),
+        "valid": valid,
+        "kp3d": kp(24, 3),
+        "has3d": (torch.arange(B) % 2).float(),
+        "kp2d": kp(49, 2),
+    }
 
 
-CASES = [pytest.param(c, v, id=f"{k}-{'all_valid' if v else 'masked'}")
-         for k, c in LOSS_CASES.items() for v in (False, True)]
+CASES = [
+    pytest.param(c, v, id=f"{k}-{'all_valid' if v else 'masked'}")
+    for k, c in LOSS_CASES.items()
+    for v in (False, True)
+]
 
 
 @pytest.mark.parametrize("case,all_valid", CASES)
@@ -144,8 +159,9 @@ def masked_data(tmp_path_factory) -> Path:
     return root
 
 
-def test_trainer_compiles_once_and_reads_the_device_only_at_log_steps(masked_data, tmp_path,
-                                                                     monkeypatch):
+def test_trainer_compiles_once_and_reads_the_device_only_at_log_steps(
+    masked_data, tmp_path, monkeypatch
+):
     """`ihmr train` with compile on: 2 epochs of 4 steps, balanced pose and keypoint losses,
     cosine schedule, EMA head, invalid fits, NaN guard and logging every 2 steps: exactly one
     graph, compiled with fullgraph=True, and in
@@ -164,6 +180,7 @@ def test_trainer_compiles_once_and_reads_the_device_only_at_log_steps(masked_dat
         def counted(*a):
             calls[0] += 1
             return compiled(*a)
+
         return counted
 
     # Host reads of tensor values made by ihmr's own code (not torch's: the CPU Adam reads its
@@ -176,14 +193,14 @@ def test_trainer_compiles_once_and_reads_the_device_only_at_log_steps(masked_dat
             if counting[0] and "ihmr" in sys._getframe(1).f_code.co_filename.split("/")[-3:-1]:
                 reads.append(calls[0])
             return _orig(self, *a, **k)
+
         monkeypatch.setattr(torch.Tensor, name, read)
 
     def start_counting(epoch, row):
         counting[0] = epoch == 1  # the window: epoch 2 (the graph is compiled by then)
 
     monkeypatch.setattr(torch, "compile", fake_compile)
-    cfg = config(masked_data, tmp_path / "run", kind="bmc", loss__keypoints="bmc",
-                 optim__ema=0.9)
+    cfg = config(masked_data, tmp_path / "run", kind="bmc", loss__keypoints="bmc", optim__ema=0.9)
     cfg.optim.epochs, cfg.optim.schedule, cfg.log_every = 2, "cosine", 2
     cfg.compile = "reduce-overhead"
     res = train(cfg, callback=start_counting)

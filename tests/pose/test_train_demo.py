@@ -26,22 +26,41 @@ def test_demo_yaml_equals_demo_config(kind):
 def test_released_configs_hold_the_released_recipe(kind):
     cfg = load_config(PoseTrainConfig, CONFIGS / f"{kind}.yaml")
     mix = {d.name: d.weight for d in cfg.data.train}
-    assert mix == {"h36m": 0.35, "mpi_inf_3dhp": 0.15, "lsp": 0.1, "lspet": 0.1, "mpii": 0.1,
-                   "coco": 0.2}
+    assert mix == {
+        "h36m": 0.35,
+        "mpi_inf_3dhp": 0.15,
+        "lsp": 0.1,
+        "lspet": 0.1,
+        "mpii": 0.1,
+        "coco": 0.2,
+    }
     assert all(d.fits for d in cfg.data.train)  # static fits as pseudo ground truth
     o, lo = cfg.optim, cfg.loss
     assert (o.epochs, o.batch_size, o.lr, o.sigma_lr, o.grad_clip) == (20, 128, 1e-4, 1e-2, 35)
-    assert (lo.kind, lo.pose_weight, lo.betas_weight, lo.keypoints3d_weight,
-            lo.keypoints2d_weight, lo.openpose_weight, lo.cam_weight) == (
-        kind, 60, 0.06, 300, 300, 0, 60)
+    assert (
+        lo.kind,
+        lo.pose_weight,
+        lo.betas_weight,
+        lo.keypoints3d_weight,
+        lo.keypoints2d_weight,
+        lo.openpose_weight,
+        lo.cam_weight,
+    ) == (kind, 60, 0.06, 300, 300, 0, 60)
     assert (lo.prior is not None) == (kind == "gai")
 
 
 def test_side_by_side_marks_the_best_value():
     def m(x):
         part = {"all": x, "tail10": x + 1, "tail5": x + 2}
-        return {"bMPVPE": part, "bMPJPE": part, "bPA-MPJPE": part, "MPVPE": x, "MPJPE": x,
-                "PA-MPJPE": x}
+        return {
+            "bMPVPE": part,
+            "bMPJPE": part,
+            "bPA-MPJPE": part,
+            "MPVPE": x,
+            "MPJPE": x,
+            "PA-MPJPE": x,
+        }
+
     table = side_by_side({"MSE": m(10.0), "BMC": m(9.5)})
     assert "| bMPVPE tail 10% | 11.00 | **10.50** |" in table
     assert table.count("\n") == 2 + 9 + 3
@@ -49,8 +68,14 @@ def test_side_by_side_marks_the_best_value():
 
 def _metrics(x, plain=100.0):
     part = {"all": x, "tail10": x + 10, "tail5": x + 20}
-    return {"bMPVPE": part, "bMPJPE": dict(part), "bPA-MPJPE": dict(part), "MPVPE": plain,
-            "MPJPE": plain, "PA-MPJPE": plain}
+    return {
+        "bMPVPE": part,
+        "bMPJPE": dict(part),
+        "bPA-MPJPE": dict(part),
+        "MPVPE": plain,
+        "MPJPE": plain,
+        "PA-MPJPE": plain,
+    }
 
 
 def test_verdict_is_computed_from_the_numbers():
@@ -59,8 +84,10 @@ def test_verdict_is_computed_from_the_numbers():
     mse, better, worse = _metrics(100.0), _metrics(90.0, 104.0), _metrics(110.0)
     said = verdict({"mse": mse, "gai": better, "gai_kp": better})
     assert said.startswith("Balanced MSE beat MSE on every balanced metric in every run")
-    assert "GAI (pose): below MSE on 9 of 9 balanced metrics; bMPVPE all -10.0 mm, tail 5% " \
-           "-10.0 mm (-8%); plain MPVPE +4.0 mm" in said
+    assert (
+        "GAI (pose): below MSE on 9 of 9 balanced metrics; bMPVPE all -10.0 mm, tail 5% "
+        "-10.0 mm (-8%); plain MPVPE +4.0 mm" in said
+    )
     said = verdict({"mse": mse, "gai": better, "bmc": worse})
     assert said.startswith("Balanced MSE beat MSE on every balanced metric with GAI (pose); not")
     assert "BMC (pose): below MSE on 0 of 9" in said

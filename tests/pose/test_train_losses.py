@@ -25,11 +25,21 @@ def _inputs(seed: int = 0, all_valid: bool = False):
     valid = torch.tensor([1.0, 0, 1, 1, 0, 1], dtype=torch.float64)
     if all_valid:
         valid = torch.ones(B, dtype=torch.float64)
-    kp3d = torch.cat([r(B, 24, 3) * 0.3, torch.rand(B, 24, 1, generator=g, dtype=torch.float64)], -1)
+    kp3d = torch.cat(
+        [r(B, 24, 3) * 0.3, torch.rand(B, 24, 1, generator=g, dtype=torch.float64)], -1
+    )
     has3d = torch.tensor([1.0, 1, 0, 1, 1, 0], dtype=torch.float64)
-    kp2d = torch.cat([r(B, 49, 2) * 0.5, torch.rand(B, 49, 1, generator=g, dtype=torch.float64)], -1)
-    batch = {"pose": r(B, 216) * 0.3, "betas": r(B, 10), "valid": valid, "kp3d": kp3d,
-             "has3d": has3d, "kp2d": kp2d}
+    kp2d = torch.cat(
+        [r(B, 49, 2) * 0.5, torch.rand(B, 49, 1, generator=g, dtype=torch.float64)], -1
+    )
+    batch = {
+        "pose": r(B, 216) * 0.3,
+        "betas": r(B, 10),
+        "valid": valid,
+        "kp3d": kp3d,
+        "has3d": has3d,
+        "kp2d": kp2d,
+    }
     return rot, betas, cam, joints49, batch
 
 
@@ -78,8 +88,9 @@ def test_mse_composition_matches_hand_computation():
     weights = {"pose": 60, "betas": 0.06, "keypoints3d": 300, "keypoints2d": 300, "cam": 60}
     for k, w in weights.items():
         assert got[k].item() == pytest.approx(w * want[k], rel=1e-4), k
-    assert got["total"].item() == pytest.approx(sum(w * want[k] for k, w in weights.items()),
-                                                rel=1e-4)
+    assert got["total"].item() == pytest.approx(
+        sum(w * want[k] for k, w in weights.items()), rel=1e-4
+    )
 
 
 def test_openpose_weight_zero_ignores_openpose_joints():
@@ -115,8 +126,11 @@ def test_gai_pose_term_matches_scipy():
     rng = np.random.default_rng(0)
     k, d = 2, 216
     a = rng.normal(size=(k, d, d)) * 0.05
-    prior = types.SimpleNamespace(weights=np.array([0.3, 0.7]), means=rng.normal(size=(k, d)) * 0.2,
-                                  covariances=a @ a.transpose(0, 2, 1) + 0.01 * np.eye(d))
+    prior = types.SimpleNamespace(
+        weights=np.array([0.3, 0.7]),
+        means=rng.normal(size=(k, d)) * 0.2,
+        covariances=a @ a.transpose(0, 2, 1) + 0.01 * np.eye(d),
+    )
     rot, betas, cam, joints49, batch = _inputs(2)
     sigma = 0.5
     crit = make_pose_criterion("gai", prior=prior, init_noise_sigma=sigma).double()
@@ -126,15 +140,23 @@ def test_gai_pose_term_matches_scipy():
     per = []
     for i in np.flatnonzero(batch["valid"].numpy()):  # invalid fits are left out
         nll = -multivariate_normal.logpdf(y[i], p[i], v * np.eye(d))
-        integral = _logsumexp([math.log(prior.weights[c]) + multivariate_normal.logpdf(
-            p[i], prior.means[c], prior.covariances[c] + v * np.eye(d)) for c in range(k)])
+        integral = _logsumexp(
+            [
+                math.log(prior.weights[c])
+                + multivariate_normal.logpdf(
+                    p[i], prior.means[c], prior.covariances[c] + v * np.eye(d)
+                )
+                for c in range(k)
+            ]
+        )
         per.append(60 * 2 * v * (nll + integral) / 216)
     assert got == pytest.approx(np.mean(per), rel=1e-6)
 
 
 def test_prior_of_wrong_dimension_is_a_clear_error():
-    prior = types.SimpleNamespace(weights=np.ones(2) / 2, means=np.zeros((2, 72)),
-                                  covariances=np.tile(np.eye(72), (2, 1, 1)))
+    prior = types.SimpleNamespace(
+        weights=np.ones(2) / 2, means=np.zeros((2, 72)), covariances=np.tile(np.eye(72), (2, 1, 1))
+    )
     with pytest.raises(DataError, match=r"dimension 72.*216.*--pose-to-rotmat"):
         make_pose_criterion("gai", prior=prior)
     with pytest.raises(ConfigError, match="loss.prior"):
@@ -179,8 +201,10 @@ def test_balanced_keypoint_terms_match_scipy_densities():
         has = (w > 0).any(1)
         rows = []
         for i in np.flatnonzero(has):
-            logn = {j: norm.logpdf(y[j, w[j] > 0], p[i, w[j] > 0],
-                                   np.sqrt(v / w[j, w[j] > 0])).sum() for j in np.flatnonzero(has)}
+            logn = {
+                j: norm.logpdf(y[j, w[j] > 0], p[i, w[j] > 0], np.sqrt(v / w[j, w[j] > 0])).sum()
+                for j in np.flatnonzero(has)
+            }
             rows.append(2 * v * (-logn[i] + logsumexp(list(logn.values()))) / p.shape[1])
         return np.mean(rows)
 
@@ -195,7 +219,8 @@ def test_balanced_keypoint_terms_match_scipy_densities():
     scale = np.r_[np.zeros(25), np.ones(24)][None, :, None]  # OpenPose joints: weight 0
     w2 = np.repeat(k2[..., 2:3] * scale, 2, -1).reshape(B, 98)
     assert got["keypoints2d"].item() == pytest.approx(
-        300 * balanced(p2, k2[..., :2].reshape(B, 98), w2, s2**2), rel=1e-6)
+        300 * balanced(p2, k2[..., :2].reshape(B, 98), w2, s2**2), rel=1e-6
+    )
     assert set(loss.sigmas()) == {"sigma_kp3d", "sigma_kp2d"}
 
 

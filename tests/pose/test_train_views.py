@@ -10,8 +10,7 @@ import torch
 
 from ihmr.body.testing import write_smpl_folder
 from ihmr.pose.config import DatasetConfig, PoseTrainConfig
-from ihmr.pose.crop import (Augment, transform_keypoints2d, transform_keypoints3d,
-                            transform_pose)
+from ihmr.pose.crop import Augment, transform_keypoints2d, transform_keypoints3d, transform_pose
 from ihmr.pose.extract import view_augments
 from ihmr.pose.features import FeatureStore, FeatureStoreWriter
 from ihmr.pose.spin_data import labels_fingerprint
@@ -45,30 +44,42 @@ def make_view_set(root: Path, name: str, n: int, seed: int, gt: bool) -> Dataset
         np.save(root / f"{name}_fits.npy", fits)
         pose = np.zeros((n, 72))  # what the extraction saw: the label file has no pose
     np.savez(root / f"{name}.npz", **arrs)
-    w = FeatureStoreWriter(root / f"{name}_feats", dataset=name, count=n, feature_dim=D,
-                           labels_fingerprint=labels_fingerprint(imgname),
-                           source_checkpoint="test", source_fingerprint="src0", views=K,
-                           shard_size=16)
+    w = FeatureStoreWriter(
+        root / f"{name}_feats",
+        dataset=name,
+        count=n,
+        feature_dim=D,
+        labels_fingerprint=labels_fingerprint(imgname),
+        source_checkpoint="test",
+        source_fingerprint="src0",
+        views=K,
+        shard_size=16,
+    )
     wmat = np.random.default_rng(99).normal(size=(72, D))
     for sh, a, b in w.pending():
-        feats, vl = [], {k: [] for k in ("pose", "part", "openpose", "S", "flip", "rot", "scale",
-                                         "pn")}
+        feats, vl = (
+            [],
+            {k: [] for k in ("pose", "part", "openpose", "S", "flip", "rot", "scale", "pn")},
+        )
         for i in range(a, b):
             augs = view_augments(0, i, K)
             poses = [pose[i]] + [transform_pose(pose[i], x) for x in augs]
             feats.append([np.maximum(p @ wmat, 0) + 0.05 * rng.normal(size=D) for p in poses])
             vl["pose"].append(poses[1:])
-            vl["part"].append([transform_keypoints2d(part[i], center[i], scale[i], 224, x)
-                               for x in augs])
-            vl["openpose"].append([transform_keypoints2d(op[i], center[i], scale[i], 224, x)
-                                   for x in augs])
+            vl["part"].append(
+                [transform_keypoints2d(part[i], center[i], scale[i], 224, x) for x in augs]
+            )
+            vl["openpose"].append(
+                [transform_keypoints2d(op[i], center[i], scale[i], 224, x) for x in augs]
+            )
             vl["S"].append([transform_keypoints3d(S[i], x) for x in augs])
             for key in ("flip", "rot", "scale", "pn"):
                 vl[key].append([getattr(x, key) for x in augs])
         w.write_shard(sh, np.array(feats), {k: np.array(v) for k, v in vl.items()})
     w.finalize()
-    return DatasetConfig(name, f"{name}.npz", f"{name}_feats",
-                         fits=None if gt else f"{name}_fits.npy")
+    return DatasetConfig(
+        name, f"{name}.npz", f"{name}_feats", fits=None if gt else f"{name}_fits.npy"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +92,12 @@ def data(tmp_path_factory) -> Path:
 
 
 def datasets():
-    return [DatasetConfig("h36m", "h36m_train.npz", "h36m_train_feats", weight=0.6),
-            DatasetConfig("coco", "coco_train.npz", "coco_train_feats", weight=0.4,
-                          fits="coco_train_fits.npy")]
+    return [
+        DatasetConfig("h36m", "h36m_train.npz", "h36m_train_feats", weight=0.6),
+        DatasetConfig(
+            "coco", "coco_train.npz", "coco_train_feats", weight=0.4, fits="coco_train_fits.npy"
+        ),
+    ]
 
 
 def config(data: Path, out: Path) -> PoseTrainConfig:
@@ -114,8 +128,12 @@ def expected(data: Path, ds: str, i: int, k: int, fits: bool) -> dict[str, np.nd
             pose = transform_pose(np.load(data / f"{ds}_fits.npy")[i, :72], aug)
         else:
             pose = v["pose"][i, k - 1]
-    return {"features": store.array(k)[i].astype(np.float32), "kp2d": kp2d, "kp3d": kp3d,
-            "pose": rotvec_to_matrix(pose.reshape(24, 3)).reshape(216)}
+    return {
+        "features": store.array(k)[i].astype(np.float32),
+        "kp2d": kp2d,
+        "kp3d": kp3d,
+        "pose": rotvec_to_matrix(pose.reshape(24, 3)).reshape(216),
+    }
 
 
 def test_view_draws_cover_all_views_and_are_reproducible(data):
@@ -166,8 +184,9 @@ def test_trainer_batches_hold_the_drawn_views(data, tmp_path, monkeypatch):
             want = expected(data, ds, j, k, fits)
             torch.testing.assert_close(feats[b].float(), torch.from_numpy(want["features"]))
             for key in ("kp2d", "kp3d", "pose"):
-                torch.testing.assert_close(batch[key][b], torch.from_numpy(want[key]).float(),
-                                           atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(
+                    batch[key][b], torch.from_numpy(want[key]).float(), atol=1e-5, rtol=1e-5
+                )
             checked.add((fits, k > 0))
     assert checked == {(False, False), (False, True), (True, False), (True, True)}
 
@@ -181,11 +200,15 @@ def test_augment_rotmats_matches_transform_pose():
     pose = rng.normal(0, 0.6, (n, 72))
     flip = rng.random(n) < 0.5
     rot = np.where(rng.random(n) < 0.7, rng.uniform(-60, 60, n), 0.0)
-    got = augment_rotmats(torch.from_numpy(rotvec_to_matrix(pose.reshape(n, 24, 3))),
-                          torch.from_numpy(flip), torch.from_numpy(rot))
+    got = augment_rotmats(
+        torch.from_numpy(rotvec_to_matrix(pose.reshape(n, 24, 3))),
+        torch.from_numpy(flip),
+        torch.from_numpy(rot),
+    )
     for i in range(n):
-        want = rotvec_to_matrix(transform_pose(pose[i], Augment(bool(flip[i]), float(rot[i])))
-                                .reshape(24, 3))
+        want = rotvec_to_matrix(
+            transform_pose(pose[i], Augment(bool(flip[i]), float(rot[i]))).reshape(24, 3)
+        )
         np.testing.assert_allclose(got[i].numpy(), want, atol=1e-10)
 
 
@@ -210,9 +233,11 @@ def test_static_fit_poses_are_transformed_like_stored_gt_poses(data):
             row = int(ts.row0[40 + j]) + k
             np.testing.assert_allclose(ts.labels["pose"][row].numpy(), want, atol=1e-5)
             # not the stored pose, which the extraction computed from the label file's zeros
-            assert not np.allclose(ts.labels["pose"][row].numpy(),
-                                   rotvec_to_matrix(fv["pose"][j, k - 1].reshape(24, 3))
-                                   .reshape(216), atol=1e-3)
+            assert not np.allclose(
+                ts.labels["pose"][row].numpy(),
+                rotvec_to_matrix(fv["pose"][j, k - 1].reshape(24, 3)).reshape(216),
+                atol=1e-3,
+            )
 
 
 def test_resume_with_views_equals_uninterrupted_and_no_view0_warning(data, tmp_path, recwarn):
@@ -226,6 +251,7 @@ def test_resume_with_views_equals_uninterrupted_and_no_view0_warning(data, tmp_p
     def kill(epoch, row):
         if epoch == 1:
             raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
         train(config(data, tmp_path / "killed"), callback=kill)
     resumed = train(config(data, tmp_path / "killed"), resume=True)

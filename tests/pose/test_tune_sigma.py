@@ -46,8 +46,16 @@ def test_tune_pose_holds_out_scores_and_writes(data, tmp_path, monkeypatch):
 
     def spy(cfg, **kw):
         res = orig(cfg, **kw)
-        calls.append((cfg.loss.kind, cfg.loss.init_noise_sigma, cfg.optim.epochs,
-                      kw["init_head"] is not None, res.info["samples"], cfg.eval.labels))
+        calls.append(
+            (
+                cfg.loss.kind,
+                cfg.loss.init_noise_sigma,
+                cfg.optim.epochs,
+                kw["init_head"] is not None,
+                res.info["samples"],
+                cfg.eval.labels,
+            )
+        )
         return res
 
     monkeypatch.setattr(T, "train", spy)
@@ -59,7 +67,10 @@ def test_tune_pose_holds_out_scores_and_writes(data, tmp_path, monkeypatch):
     # the MSE start runs the full schedule, each sigma fine-tunes it for 1 epoch, none sees the
     # held-out samples nor the test set
     assert calls[0] == ("mse", cfg.loss.init_noise_sigma, 2, False, 144 - held, "")
-    assert calls[1:] == [("bmc", 0.1, 1, True, 144 - held, ""), ("bmc", 1.0, 1, True, 144 - held, "")]
+    assert calls[1:] == [
+        ("bmc", 0.1, 1, True, 144 - held, ""),
+        ("bmc", 1.0, 1, True, 144 - held, ""),
+    ]
     s = res["search"]
     assert s.reused_model and s.sigma in (0.1, 1.0) and np.isfinite(s.score)
     chosen = yaml.safe_load((tmp_path / "tune" / "chosen.yaml").read_text())

@@ -7,8 +7,16 @@ import pytest
 
 from ihmr.errors import DataError, ShapeError
 from ihmr.priors import (
-    LDS, BinPrior, GMMPrior, edges_from_width, histogram_prior, lds_kernel, load_prior,
-    parse_bins, reweighting_weights, smooth_counts,
+    LDS,
+    BinPrior,
+    GMMPrior,
+    edges_from_width,
+    histogram_prior,
+    lds_kernel,
+    load_prior,
+    parse_bins,
+    reweighting_weights,
+    smooth_counts,
 )
 
 
@@ -30,8 +38,9 @@ def test_triangular_and_laplace_kernels():
     np.testing.assert_allclose(lds_kernel("triangular", 7), triang(7), rtol=1e-12)
     np.testing.assert_allclose(lds_kernel("triang", 5), [1 / 3, 2 / 3, 1, 2 / 3, 1 / 3], rtol=1e-12)
     e = np.exp
-    np.testing.assert_allclose(lds_kernel("laplace", 5, 2.0), [e(-1), e(-0.5), 1, e(-0.5), e(-1)],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        lds_kernel("laplace", 5, 2.0), [e(-1), e(-0.5), 1, e(-0.5), e(-1)], rtol=1e-12
+    )
 
 
 def test_kernel_bad_input():
@@ -57,8 +66,9 @@ def test_smooth_counts_matches_scipy_convolve1d(rng, mode, n, ks):
 def test_smooth_counts_by_hand():
     # zero padding: [1, 0, 0] * [0.5, 1, 0.5] -> [1, 0.5, 0]; reflect repeats the edge bin
     np.testing.assert_allclose(smooth_counts([1.0, 0, 0], [0.5, 1, 0.5]), [1.0, 0.5, 0.0])
-    np.testing.assert_allclose(smooth_counts([1.0, 0, 0], [0.5, 1, 0.5], "reflect"),
-                               [1.5, 0.5, 0.0])
+    np.testing.assert_allclose(
+        smooth_counts([1.0, 0, 0], [0.5, 1, 0.5], "reflect"), [1.5, 0.5, 0.0]
+    )
     with pytest.raises(ShapeError, match="odd"):
         smooth_counts([1.0, 2.0], [0.5, 0.5])
 
@@ -102,18 +112,19 @@ def test_reweighting_by_hand():
     p = histogram_prior(y, [0.0, 1.0, 2.0, 3.0])  # counts 3, 1, 2
     # inverse: 1/3, 1/3, 1/3, 1, 1/2, 1/2 (sum 3, mean 1/2) -> times 2
     np.testing.assert_allclose(reweighting_weights(y, p, "inverse"), [2 / 3, 2 / 3, 2 / 3, 2, 1, 1])
-    s = np.array([3 ** -0.5] * 3 + [1.0] + [2 ** -0.5] * 2)
+    s = np.array([3**-0.5] * 3 + [1.0] + [2**-0.5] * 2)
     np.testing.assert_allclose(reweighting_weights(y, p, "sqrt_inv"), s * 6 / s.sum())
     # clip counts to >= 2 before inverting: 1/3 x3, 1/2, 1/2 x2 (sum 2.5) -> times 6/2.5
-    np.testing.assert_allclose(reweighting_weights(y, p, clip=(2, None)),
-                               np.array([1 / 3] * 3 + [0.5] * 3) * 6 / 2.5)
+    np.testing.assert_allclose(
+        reweighting_weights(y, p, clip=(2, None)), np.array([1 / 3] * 3 + [0.5] * 3) * 6 / 2.5
+    )
     np.testing.assert_array_equal(reweighting_weights(y, p, "none"), np.ones(6))
 
 
 def test_reweighting_with_gmm_prior_and_far_tail():
     p = GMMPrior([1.0], [[0.0]], [[[1.0]]])
     y = np.array([0.0, 1.0, 2.0])
-    w = np.exp(y ** 2 / 2)  # 1 / N(y; 0, 1) up to a constant
+    w = np.exp(y**2 / 2)  # 1 / N(y; 0, 1) up to a constant
     np.testing.assert_allclose(reweighting_weights(y, p), w * 3 / w.sum(), rtol=1e-12)
     far = reweighting_weights(np.array([0.0, 40.0]), p)  # density e^-800: no overflow
     np.testing.assert_allclose(far, [0.0, 2.0], atol=1e-300)
@@ -171,8 +182,11 @@ def test_weights_mean_one_and_follow_permutation():
     edges = parse_bins("0:10:10")
 
     @settings(max_examples=40, deadline=None)
-    @given(st.lists(st.floats(0, 10), min_size=2, max_size=40),
-           st.sampled_from(["inverse", "sqrt_inv"]), st.randoms(use_true_random=False))
+    @given(
+        st.lists(st.floats(0, 10), min_size=2, max_size=40),
+        st.sampled_from(["inverse", "sqrt_inv"]),
+        st.randoms(use_true_random=False),
+    )
     def check(values, mode, rnd):
         y = np.array(values)
         p = histogram_prior(y, edges)

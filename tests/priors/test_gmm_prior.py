@@ -43,8 +43,10 @@ def test_log_prob_1d_accepts_flat_labels_and_is_stable_far_away(rng):
     assert lp.shape == (4,) and np.isfinite(lp).all()
     # at 1e3 the narrow component is negligible: log p = log 0.3 + log N(1e3; 0, 1)
     np.testing.assert_allclose(lp[2], np.log(0.3) - 0.5 * np.log(2 * np.pi) - 0.5e6, rtol=1e-12)
-    ref = np.log(0.3 * np.exp(-0.5 * y[:2] ** 2) / np.sqrt(2 * np.pi)
-                 + 0.7 * np.exp(-0.5 * (y[:2] - 1) ** 2 / 0.25) / np.sqrt(2 * np.pi * 0.25))
+    ref = np.log(
+        0.3 * np.exp(-0.5 * y[:2] ** 2) / np.sqrt(2 * np.pi)
+        + 0.7 * np.exp(-0.5 * (y[:2] - 1) ** 2 / 0.25) / np.sqrt(2 * np.pi * 0.25)
+    )
     np.testing.assert_allclose(lp[:2], ref, rtol=1e-12)
 
 
@@ -98,8 +100,9 @@ def test_sample_moments_match_closed_form(rng):
     mean = (w[:, None] * mu).sum(0)
     second = (w[:, None, None] * (cov + mu[:, :, None] * mu[:, None, :])).sum(0)
     np.testing.assert_allclose(s.mean(0), mean, atol=0.03)
-    np.testing.assert_allclose(np.cov(s.T, bias=True), second - np.outer(mean, mean),
-                               rtol=0.02, atol=0.03)
+    np.testing.assert_allclose(
+        np.cov(s.T, bias=True), second - np.outer(mean, mean), rtol=0.02, atol=0.03
+    )
     np.testing.assert_array_equal(p.sample(10, seed=3), p.sample(10, seed=3))
 
 
@@ -152,12 +155,21 @@ def test_load_errors_name_file_and_key(tmp_path):
     np.savez(tmp_path / "nokey.npz", weights=np.ones(1), means=np.zeros((1, 2)))
     with pytest.raises(DataError, match=r"nokey\.npz' lacks key\(s\) \['covariances'\]"):
         GMMPrior.load(tmp_path / "nokey.npz")
-    np.savez(tmp_path / "shape.npz", weights=np.ones(1), means=np.zeros((1, 2)),
-             covariances=np.ones((1, 3, 3)))
+    np.savez(
+        tmp_path / "shape.npz",
+        weights=np.ones(1),
+        means=np.zeros((1, 2)),
+        covariances=np.ones((1, 3, 3)),
+    )
     with pytest.raises(DataError, match=r"shape\.npz' holds an invalid GMM: covariances must have"):
         GMMPrior.load(tmp_path / "shape.npz")
-    np.savez(tmp_path / "meta.npz", weights=np.ones(1), means=np.zeros((1, 1)),
-             covariances=np.ones((1, 1, 1)), metadata=np.array("{oops"))
+    np.savez(
+        tmp_path / "meta.npz",
+        weights=np.ones(1),
+        means=np.zeros((1, 1)),
+        covariances=np.ones((1, 1, 1)),
+        metadata=np.array("{oops"),
+    )
     with pytest.raises(DataError, match="key 'metadata' is not a JSON"):
         GMMPrior.load(tmp_path / "meta.npz")
     BinPrior(np.arange(3.0), [1.0, 2.0]).save(tmp_path / "bins.npz")
@@ -166,8 +178,12 @@ def test_load_errors_name_file_and_key(tmp_path):
 
 
 def test_hand_made_file_without_metadata_loads(tmp_path):
-    np.savez(tmp_path / "ref.npz", weights=np.ones(1), means=np.zeros((1, 1)),
-             covariances=np.ones((1, 1, 1)))
+    np.savez(
+        tmp_path / "ref.npz",
+        weights=np.ones(1),
+        means=np.zeros((1, 1)),
+        covariances=np.ones((1, 1, 1)),
+    )
     assert GMMPrior.load(tmp_path / "ref.npz").metadata == {}
 
 
@@ -175,8 +191,9 @@ def test_fit_single_component_is_the_sample_moments(rng):
     y = rng.normal(size=(200, 3)) @ np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 2.0]])
     p = fit_gmm(y, 1, reg_covar=1e-6)
     np.testing.assert_allclose(p.means[0], y.mean(0), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(p.covariances[0], np.cov(y.T, bias=True) + 1e-6 * np.eye(3),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        p.covariances[0], np.cov(y.T, bias=True) + 1e-6 * np.eye(3), rtol=1e-9
+    )
     d = fit_gmm(y, 1, covariance_type="diag")
     np.testing.assert_allclose(d.covariances[0], np.diag(y.var(0) + 1e-6), rtol=1e-9, atol=1e-15)
     assert d.metadata["covariance_type"] == "diag" and d.metadata["n_samples_fitted"] == 200

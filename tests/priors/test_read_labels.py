@@ -46,7 +46,7 @@ def test_read_npy_and_flatten(tmp_path, rng):
     np.save(tmp_path / "rot.npy", rot)
     flat = read_labels(tmp_path / "rot.npy")
     assert flat.shape == (6, 216)
-    np.testing.assert_array_equal(flat[4, 9 * 7: 9 * 8], rot[4, 7].ravel())
+    np.testing.assert_array_equal(flat[4, 9 * 7 : 9 * 8], rot[4, 7].ravel())
 
 
 def test_read_npz_keys(tmp_path):

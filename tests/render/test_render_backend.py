@@ -44,7 +44,13 @@ def test_no_platform_names_the_system_packages(fresh):
     with pytest.raises(backend.RenderBackendError) as exc:
         backend.setup_backend()
     msg = str(exc.value)
-    for package in ("libegl1", "libegl-mesa0", "libgl1-mesa-dri", "libosmesa6", "PYOPENGL_PLATFORM"):
+    for package in (
+        "libegl1",
+        "libegl-mesa0",
+        "libgl1-mesa-dri",
+        "libosmesa6",
+        "PYOPENGL_PLATFORM",
+    ):
         assert package in msg
 
 

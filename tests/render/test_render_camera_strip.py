@@ -60,7 +60,9 @@ def test_fit_translation_frames_the_points(rng):
     pts = rng.uniform([-0.3, -0.9, -0.2], [0.5, 0.8, 0.3], size=(500, 3))
     t = fit_translation(pts, 1000.0, (200, 300), fill=0.8)
     uv = project(pts, t, 1000.0, [150.0, 100.0])
-    assert uv[:, 0].min() > 0 and uv[:, 0].max() < 300 and uv[:, 1].min() > 0 and uv[:, 1].max() < 200
+    assert (
+        uv[:, 0].min() > 0 and uv[:, 0].max() < 300 and uv[:, 1].min() > 0 and uv[:, 1].max() < 200
+    )
     assert np.ptp(uv[:, 1]) > 0.6 * 200  # the tall extent fills most of the height
 
 

@@ -11,8 +11,10 @@ from typer.testing import CliRunner
 
 from ihmr.render import backend_problem
 
-pytestmark = [pytest.mark.render,
-              pytest.mark.skipif(backend_problem() is not None, reason=str(backend_problem()))]
+pytestmark = [
+    pytest.mark.render,
+    pytest.mark.skipif(backend_problem() is not None, reason=str(backend_problem())),
+]
 runner = CliRunner()
 
 
@@ -45,8 +47,9 @@ def test_parameters_alone_to_png(tmp_path):
     from ihmr.io import read_image
 
     np.savez(tmp_path / "p.npz", **_params(n=2, cam=False, names=False))
-    res = runner.invoke(_app(), ["render", str(tmp_path / "p.npz"), "--out", str(tmp_path / "o"),
-                                 "--size", "96"])
+    res = runner.invoke(
+        _app(), ["render", str(tmp_path / "p.npz"), "--out", str(tmp_path / "o"), "--size", "96"]
+    )
     assert res.exit_code == 0, res.output
     files = sorted((tmp_path / "o").glob("*.png"))
     assert [f.name for f in files] == ["00000_sample.png", "00001_sample.png"]
@@ -72,16 +75,32 @@ def test_comparison_strip_over_images(tmp_path):
     gt = _params(cam=False)
     gt["gender"] = np.array(["m", "f"])
     np.savez(tmp_path / "gt.npz", **gt)
-    args = ["render", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--gt", str(tmp_path / "gt.npz"),
-            "--images", str(images), "--label", "A", "--label", "B", "--out", str(tmp_path / "o"),
-            "--size", "64", "--count", "1"]
+    args = [
+        "render",
+        str(tmp_path / "a.npz"),
+        str(tmp_path / "b.npz"),
+        "--gt",
+        str(tmp_path / "gt.npz"),
+        "--images",
+        str(images),
+        "--label",
+        "A",
+        "--label",
+        "B",
+        "--out",
+        str(tmp_path / "o"),
+        "--size",
+        "64",
+        "--count",
+        "1",
+    ]
     res = runner.invoke(_app(), args)
     assert res.exit_code == 0, res.output
     (path,) = (tmp_path / "o").glob("*.png")
     strip = read_image(path)
     bar = 16
     assert strip.shape == (64 + bar, 4 * 64 + 3 * 4, 3)  # image | ground truth | A | B
-    panels = [strip[bar:, k * 68:k * 68 + 64] for k in range(4)]
+    panels = [strip[bar:, k * 68 : k * 68 + 64] for k in range(4)]
     assert (panels[0] == (30, 120, 200)).all()  # the image panel is the image
     for p in panels[1:]:
         assert ((p != (30, 120, 200)).any(-1)).mean() > 0.05  # a body is drawn on each
@@ -94,8 +113,9 @@ def test_bad_file_is_a_one_line_error_and_writes_nothing(tmp_path, monkeypatch, 
     from ihmr.cli import main
 
     np.savez(tmp_path / "bad.npz", betas=np.zeros((2, 10)))
-    monkeypatch.setattr(sys, "argv", ["ihmr", "render", str(tmp_path / "bad.npz"), "--out",
-                                      str(tmp_path / "o")])
+    monkeypatch.setattr(
+        sys, "argv", ["ihmr", "render", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "o")]
+    )
     with pytest.raises(SystemExit) as exc:
         main()
     assert exc.value.code == 2

@@ -53,10 +53,14 @@ def test_silhouette_covers_the_projected_body(body, renderer):
     uv = project(v, weak_perspective_to_translation(cam), 5000 * RES / 224, [RES / 2, RES / 2])
     ys, xs = np.nonzero(mask)
     # the silhouette's bounding box is the projected vertices' bounding box (pixel centres)
-    np.testing.assert_allclose([xs.min(), xs.max() + 1, ys.min(), ys.max() + 1],
-                               [uv[:, 0].min(), uv[:, 0].max(), uv[:, 1].min(), uv[:, 1].max()],
-                               atol=1.5)
-    inside = mask[np.clip(uv[:, 1].astype(int), 0, RES - 1), np.clip(uv[:, 0].astype(int), 0, RES - 1)]
+    np.testing.assert_allclose(
+        [xs.min(), xs.max() + 1, ys.min(), ys.max() + 1],
+        [uv[:, 0].min(), uv[:, 0].max(), uv[:, 1].min(), uv[:, 1].max()],
+        atol=1.5,
+    )
+    inside = mask[
+        np.clip(uv[:, 1].astype(int), 0, RES - 1), np.clip(uv[:, 0].astype(int), 0, RES - 1)
+    ]
     assert inside.mean() > 0.97  # (almost) every vertex lands on a body pixel
     # the background stays white away from the body, the body is shaded, not white
     assert (img[~mask] == 255).all()

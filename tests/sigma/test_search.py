@@ -29,8 +29,9 @@ def test_grid_picks_the_minimum_and_keeps_every_candidate():
 
 
 def test_bracket_finds_a_log_minimum():
-    res = search_sigma(lambda s: (math.log(s) - math.log(0.37)) ** 2, bracket=(0.01, 100.0),
-                       evals=16)
+    res = search_sigma(
+        lambda s: (math.log(s) - math.log(0.37)) ** 2, bracket=(0.01, 100.0), evals=16
+    )
     assert len(res.candidates) == 16
     assert res.sigma == pytest.approx(0.37, rel=0.05)
 
@@ -42,8 +43,9 @@ def test_warm_start_is_built_once_and_handed_to_every_candidate():
         built.append(1)
         return {"mse_model": 3.0}
 
-    res = search_sigma(lambda s, start: (s - start["mse_model"]) ** 2, [1.0, 2.0, 4.0],
-                       warm_start=warm)
+    res = search_sigma(
+        lambda s, start: (s - start["mse_model"]) ** 2, [1.0, 2.0, 4.0], warm_start=warm
+    )
     assert built == [1] and res.reused_model and res.sigma == 2.0  # (2-3)^2 = (4-3)^2: smaller
 
 
@@ -54,9 +56,15 @@ def test_diverged_candidates_are_never_chosen():
         search_sigma(lambda s: math.inf, [0.5, 1.0])
 
 
-@pytest.mark.parametrize("grid, match", [([], "grid is empty"), ([0.1, 0.0], "got 0 in the grid"),
-                                         ([-1.0], "got -1 in the grid"),
-                                         ([float("nan")], "finite number > 0")])
+@pytest.mark.parametrize(
+    "grid, match",
+    [
+        ([], "grid is empty"),
+        ([0.1, 0.0], "got 0 in the grid"),
+        ([-1.0], "got -1 in the grid"),
+        ([float("nan")], "finite number > 0"),
+    ],
+)
 def test_bad_grids(grid, match):
     with pytest.raises(ConfigError, match=match):
         search_sigma(lambda s: 1.0, grid)
@@ -99,8 +107,17 @@ def test_per_model_sigma_equals_separate_runs():
     from ihmr.synthetic.models import ModelSpec
 
     groups = [("normal", "high", "linear", 0), ("normal", "high", "linear", 1)]
-    args = ("t", ModelSpec("linear", 1, 1), S.PROTOCOL_1D, groups, ("bmc_true",), 6, None, 0.5,
-            "torch")
+    args = (
+        "t",
+        ModelSpec("linear", 1, 1),
+        S.PROTOCOL_1D,
+        groups,
+        ("bmc_true",),
+        6,
+        None,
+        0.5,
+        "torch",
+    )
     both = _train_family(*args, sigma_true=np.array([0.5, 2.0])).result  # one sigma per group
     for g, s in enumerate([0.5, 2.0]):
         one = _train_family(*args, sigma_true=s).result

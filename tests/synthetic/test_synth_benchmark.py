@@ -16,8 +16,13 @@ from ihmr.synthetic import spec as S
 def reduced():
     # Reduced for test time: High skew of Normal and Exponential only, 2 seeds, 400 of the
     # protocol's 2000 epochs (same lr, batch, optimiser; the cosine period follows the epochs).
-    cfg = SynthConfig(distributions=("normal", "exponential"), skews=("high",), seeds=2,
-                      nonlinear=False, epochs_1d=400)
+    cfg = SynthConfig(
+        distributions=("normal", "exponential"),
+        skews=("high",),
+        seeds=2,
+        nonlinear=False,
+        epochs_1d=400,
+    )
     return run_benchmark(cfg)
 
 
@@ -60,8 +65,14 @@ def test_records_schema_and_selection(reduced):
 def test_write_outputs(reduced, tmp_path):
     paths = write_outputs(reduced, tmp_path / "out")
     names = sorted(p.name for p in paths)
-    assert {"results.json", "results.csv", "table.md", "run.json", "fig2_linear_1d.png",
-            "fig7_seeds.png"} <= set(names)
+    assert {
+        "results.json",
+        "results.csv",
+        "table.md",
+        "run.json",
+        "fig2_linear_1d.png",
+        "fig7_seeds.png",
+    } <= set(names)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names  # no staging left
     recs = json.loads((tmp_path / "out" / "results.json").read_text())
     assert recs == json.loads(json.dumps(reduced.records))
@@ -88,22 +99,33 @@ def test_failed_write_leaves_nothing(reduced, tmp_path, monkeypatch):
 
 
 def test_check_ordering_flags_violations():
-    summary = {("normal", "high", m): (v, 0.0, 5) for m, v in
-               {"vanilla": 5.0, "reweight": 1.0, "gai_true": 0.03, "bmc_true": 0.3,
-                "gai": 0.05, "bmc": 2.0}.items()}
-    (setting, ok, detail), = check_ordering(summary)
+    summary = {
+        ("normal", "high", m): (v, 0.0, 5)
+        for m, v in {
+            "vanilla": 5.0,
+            "reweight": 1.0,
+            "gai_true": 0.03,
+            "bmc_true": 0.3,
+            "gai": 0.05,
+            "bmc": 2.0,
+        }.items()
+    }
+    ((setting, ok, detail),) = check_ordering(summary)
     assert setting == "normal/high" and not ok
     assert "bmc_true 0.3 >= 0.25" in detail and "bmc 2 >= reweight 1" in detail
     assert "gai " not in detail
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"distributions": ("normall",)}, "did you mean 'normal'"),
-    ({"skews": ("hgh",)}, "did you mean 'high'"),
-    ({"methods": ("bmc_tru",)}, "did you mean 'bmc_true'"),
-    ({"seeds": 0}, "seeds must be an integer >= 1"),
-    ({"select_after": 1.0}, "select_after"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"distributions": ("normall",)}, "did you mean 'normal'"),
+        ({"skews": ("hgh",)}, "did you mean 'high'"),
+        ({"methods": ("bmc_tru",)}, "did you mean 'bmc_true'"),
+        ({"seeds": 0}, "seeds must be an integer >= 1"),
+        ({"select_after": 1.0}, "select_after"),
+    ],
+)
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SynthConfig(**kwargs).validate()

@@ -85,14 +85,19 @@ def test_nonlinear_inputs_invert_the_oracle():
 
 def test_density_matches_scipy():
     y = np.linspace(0.1, 9.9, 7)[:, None]
-    np.testing.assert_allclose(D.train_density("normal", "moderate", y)[:],
-                               stats.norm(5, 0.75).pdf(y[:, 0]), rtol=1e-12)
-    np.testing.assert_allclose(D.train_density("exponential", "low", y),
-                               stats.expon(scale=1.0).pdf(y[:, 0]), rtol=1e-12)
+    np.testing.assert_allclose(
+        D.train_density("normal", "moderate", y)[:], stats.norm(5, 0.75).pdf(y[:, 0]), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        D.train_density("exponential", "low", y), stats.expon(scale=1.0).pdf(y[:, 0]), rtol=1e-12
+    )
     y2 = np.random.default_rng(0).normal(size=(5, 2))
     cov = S.MVN_SCALE["high"] * np.array(S.MVN_BASE_COV)
-    np.testing.assert_allclose(D.train_density("mvn", "high", y2),
-                               stats.multivariate_normal(np.zeros(2), cov).pdf(y2), rtol=1e-10)
+    np.testing.assert_allclose(
+        D.train_density("mvn", "high", y2),
+        stats.multivariate_normal(np.zeros(2), cov).pdf(y2),
+        rtol=1e-10,
+    )
 
 
 def test_seeded_and_reproducible():

@@ -47,9 +47,17 @@ def _priors(rng, G, d, ks):
     return out
 
 
-@pytest.mark.parametrize("d,ks,offset", [(1, [1, 1, 1], 0.0), (1, [7, 3, 7], 0.0),
-                                         (2, [1, 1, 1], 0.0), (2, [4, 2, 4], 0.0),
-                                         (1, [3, 3, 3], 40.0), (2, [1, 2, 1], 40.0)])
+@pytest.mark.parametrize(
+    "d,ks,offset",
+    [
+        (1, [1, 1, 1], 0.0),
+        (1, [7, 3, 7], 0.0),
+        (2, [1, 1, 1], 0.0),
+        (2, [4, 2, 4], 0.0),
+        (1, [3, 3, 3], 40.0),
+        (2, [1, 2, 1], 40.0),
+    ],
+)
 def test_loss_grads_match_torch(d, ks, offset):
     rng = np.random.default_rng([d, len(ks), int(offset)])
     G, B = len(ks), 96
@@ -64,28 +72,41 @@ def test_loss_grads_match_torch(d, ks, offset):
     codes = np.array([K.METHOD_CODES[m] for m in METHODS])
     gP = np.empty_like(P)
     gv = np.empty((G, R))
-    K.loss_grads(P, np.ascontiguousarray(Y.transpose(0, 2, 1)), W, v, codes,
-                 np.array(ks, np.int64), *(pt[k].numpy() for k in
-                                          ("log_weights", "means", "eigvals", "eigvecs")),
-                 gP, gv)
+    K.loss_grads(
+        P,
+        np.ascontiguousarray(Y.transpose(0, 2, 1)),
+        W,
+        v,
+        codes,
+        np.array(ks, np.int64),
+        *(pt[k].numpy() for k in ("log_weights", "means", "eigvals", "eigvecs")),
+        gP,
+        gv,
+    )
 
     Pd, Yd, vd = (torch.tensor(a, dtype=torch.float64) for a in (P, Y, v))
     for r, method in enumerate(METHODS):
         if method == "vanilla":
             ref, ref_v = L.mse_grad(Pd[:, r], Yd), torch.zeros(G)
         elif method == "reweight":
-            ref, ref_v = L.mse_grad(Pd[:, r], Yd, torch.tensor(W, dtype=torch.float64)), \
-                torch.zeros(G)
+            ref, ref_v = (
+                L.mse_grad(Pd[:, r], Yd, torch.tensor(W, dtype=torch.float64)),
+                torch.zeros(G),
+            )
         elif method.startswith("gai"):
-            tables = L.gai_tables(pt["log_weights"], pt["means"], pt["eigvals"],
-                                  pt["eigvecs"], vd[:, r])
+            tables = L.gai_tables(
+                pt["log_weights"], pt["means"], pt["eigvals"], pt["eigvecs"], vd[:, r]
+            )
             ref, ref_v = L.gai_grads(Pd[:, r], Yd, vd[:, r], *tables)
         else:
             ref, ref_v = L.bmc_grads(Pd[:, r], Yd, vd[:, r])
         scale = ref.abs().max().item()
-        np.testing.assert_allclose(gP[:, r], ref.numpy(), rtol=0, atol=2e-6 * scale,
-                                   err_msg=method)
-        np.testing.assert_allclose(gv[:, r], ref_v.numpy(), rtol=2e-5,
-                                   atol=2e-5 * (ref_v.abs().max().item() + 1e-30),
-                                   err_msg=method)
+        np.testing.assert_allclose(gP[:, r], ref.numpy(), rtol=0, atol=2e-6 * scale, err_msg=method)
+        np.testing.assert_allclose(
+            gv[:, r],
+            ref_v.numpy(),
+            rtol=2e-5,
+            atol=2e-5 * (ref_v.abs().max().item() + 1e-30),
+            err_msg=method,
+        )
     assert np.all(np.isfinite(gP)) and np.all(np.isfinite(gv))

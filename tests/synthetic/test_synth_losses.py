@@ -92,7 +92,7 @@ def test_values_equal_ihmr_losses_per_model():
         torch.testing.assert_close(gai[m], ref_g, rtol=1e-10, atol=1e-12)
         # and so the fast gradients equal ihmr.losses' autograd gradients
         gP_ref, gv_ref = torch.autograd.grad(ref_b, (P, v))
-        fP, fv = L.bmc_grads(P[m:m + 1].detach(), Y[m:m + 1], v[m:m + 1].detach())
+        fP, fv = L.bmc_grads(P[m : m + 1].detach(), Y[m : m + 1], v[m : m + 1].detach())
         torch.testing.assert_close(fP[0], gP_ref[m], rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(fv[0], gv_ref[m], rtol=1e-9, atol=1e-12)
 
@@ -117,5 +117,4 @@ def test_bmc_float32_is_stable_for_far_predictions():
     gP, gv = L.bmc_grads(P, Y, torch.ones(1))
     assert torch.isfinite(gP).all() and torch.isfinite(gv).all()
     # the softmax then puts all mass on the nearest target (y = 10)
-    np.testing.assert_allclose(gP[0, :, 0].numpy(), 2 * (10.0 - Y[0, :, 0].numpy()) / 4,
-                               rtol=1e-5)
+    np.testing.assert_allclose(gP[0, :, 0].numpy(), 2 * (10.0 - Y[0, :, 0].numpy()) / 4, rtol=1e-5)

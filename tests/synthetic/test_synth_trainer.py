@@ -23,17 +23,20 @@ def _trainset(dist, skew, seeds, protocol, spec, function="linear", with_prior=T
     ds = [make_dataset(dist, skew, s, protocol, function) for s in seeds]
     prior = fit_true_prior(dist, skew, S.GAI_COMPONENTS[dist]) if with_prior else None
     return TrainSet(
-        x_train=np.stack([d.x_train for d in ds]), y_train=np.stack([d.y_train for d in ds]),
+        x_train=np.stack([d.x_train for d in ds]),
+        y_train=np.stack([d.y_train for d in ds]),
         inv_density=np.stack([1 / d.density_train for d in ds]),
-        x_val=np.stack([d.x_val for d in ds]), y_val=np.stack([d.y_val for d in ds]),
-        x_test=np.stack([d.x_test for d in ds]), y_test=np.stack([d.y_test for d in ds]),
+        x_val=np.stack([d.x_val for d in ds]),
+        y_val=np.stack([d.y_val for d in ds]),
+        x_test=np.stack([d.x_test for d in ds]),
+        y_test=np.stack([d.y_test for d in ds]),
         init=np.stack([init_params(spec, np.random.default_rng([s, 99])) for s in seeds]),
-        shuffle_keys=[[s, 5] for s in seeds], priors=[prior] * len(seeds) if prior else None,
+        shuffle_keys=[[s, 5] for s in seeds],
+        priors=[prior] * len(seeds) if prior else None,
     )
 
 
-def _reference(spec, protocol, method, data: TrainSet, g, epochs, sigma_true, sigma_init,
-               prior):
+def _reference(spec, protocol, method, data: TrainSet, g, epochs, sigma_true, sigma_init, prior):
     """One model trained the straightforward way; returns (val MSE per epoch, params per
     epoch, final sigma)."""
     model = to_torch_module(spec, data.init[g]).double()
@@ -52,13 +55,14 @@ def _reference(spec, protocol, method, data: TrainSet, g, epochs, sigma_true, si
     n = len(x)
     # the trainer's seeded shuffle stream: one permutation per epoch, drawn per chunk
     perms = np.random.default_rng(data.shuffle_keys[g]).permuted(
-        np.tile(np.arange(n), (epochs, 1)), axis=1)
+        np.tile(np.arange(n), (epochs, 1)), axis=1
+    )
     vals, params = [], []
     if prior is not None:
         prior = losses.prepare_gmm(prior, dtype=F64)
     for e in range(epochs):
         for s in range(0, n, protocol.batch_size):
-            idx = torch.as_tensor(perms[e, s:s + protocol.batch_size])
+            idx = torch.as_tensor(perms[e, s : s + protocol.batch_size])
             p, t = model(x[idx]), y[idx]
             if method == "vanilla":
                 loss = losses.weighted_mse_loss(p, t)
@@ -117,22 +121,35 @@ def test_batched_equals_plain_loops(family, backend):
         protocol = dataclasses.replace(S.PROTOCOL_1D, n_train=300, batch_size=128)
         data = _trainset("exponential", "moderate", [1], protocol, spec)
         methods, epochs = S.METHODS, 3
-    res = train_batched(spec, protocol, methods, data, sigma_true=1.0, sigma_init=1.5,
-                        epochs=epochs, dtype=dtype, chunk_epochs=2, keep_history=True,
-                        backend=backend)
+    res = train_batched(
+        spec,
+        protocol,
+        methods,
+        data,
+        sigma_true=1.0,
+        sigma_init=1.5,
+        epochs=epochs,
+        dtype=dtype,
+        chunk_epochs=2,
+        keep_history=True,
+        backend=backend,
+    )
     for g in range(len(data.init)):
         for r, method in enumerate(methods):
             prior = data.priors[g] if data.priors else None
-            vals, params, sigma = _reference(spec, protocol, method, data, g, epochs, 1.0, 1.5,
-                                             prior)
-            np.testing.assert_allclose(res.val_history[:, g, r], vals, rtol=rtol, atol=atol,
-                                       err_msg=f"{family} {method}")
+            vals, params, sigma = _reference(
+                spec, protocol, method, data, g, epochs, 1.0, 1.5, prior
+            )
+            np.testing.assert_allclose(
+                res.val_history[:, g, r], vals, rtol=rtol, atol=atol, err_msg=f"{family} {method}"
+            )
             best = int(np.argmin(vals))
             if backend == "torch" or np.sort(vals)[1] - vals[best] > 1e-3 * vals[best]:
                 assert res.best_epoch[g, r] == best + 1
             best = res.best_epoch[g, r] - 1
-            torch.testing.assert_close(_flat(spec, res.params[g, r]), params[best],
-                                       rtol=rtol, atol=atol)
+            torch.testing.assert_close(
+                _flat(spec, res.params[g, r]), params[best], rtol=rtol, atol=atol
+            )
             assert abs(res.last_sigma[g, r] - sigma) < atol
             if method in ("gai", "bmc"):
                 assert sigma != 1.5  # the learnable sigma moved
@@ -141,8 +158,9 @@ def test_batched_equals_plain_loops(family, backend):
 def test_selection_window_and_test_mse():
     spec, protocol = ModelSpec("linear", 1, 1), S.PROTOCOL_1D
     data = _trainset("normal", "low", [0], protocol, spec, with_prior=False)
-    res = train_batched(spec, protocol, ("vanilla",), data, epochs=6, select_from=4,
-                        dtype=F64, keep_history=True)
+    res = train_batched(
+        spec, protocol, ("vanilla",), data, epochs=6, select_from=4, dtype=F64, keep_history=True
+    )
     hist = res.val_history[:, 0, 0]
     assert 4 <= res.best_epoch[0, 0] <= 6
     assert res.best_epoch[0, 0] == 4 + int(np.argmin(hist[3:]))
