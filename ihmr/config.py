@@ -158,7 +158,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             if len(args) != len(value):
                 raise ConfigError(f"{where} must have {len(args)} items, got {len(value)}")
             return tuple(
-                _coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))
+                _coerce(v, a, f"{where}[{i}]")
+                for i, (v, a) in enumerate(zip(value, args, strict=True))
             )
         item = args[0] if args else Any
         out = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]

@@ -55,7 +55,9 @@ def shape_str(shape: Sequence[Any]) -> str:
 def check_shape(x: Any, expected: Sequence[int | None], name: str, hint: str = "") -> None:
     """Raise :class:`ShapeError` unless ``x.shape`` matches ``expected`` (``None`` = any size)."""
     shape = tuple(x.shape)
-    ok = len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected, shape))
+    ok = len(shape) == len(expected) and all(
+        e is None or e == s for e, s in zip(expected, shape, strict=True)
+    )
     if not ok:
         want = shape_str(["*" if e is None else e for e in expected])
         msg = f"{name} must have shape {want}, got {shape_str(shape)}"

@@ -89,7 +89,7 @@ def main() -> None:
         sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
         stages = {}
         with torch.no_grad():
-            for rep in range(2):
+            for _rep in range(2):
                 sync()
                 t = time.perf_counter()
                 out = head(f)

@@ -82,7 +82,7 @@ def bench_device(device: torch.device, repeats: int, sizes: str) -> None:
             target = torch.randn(b, d, generator=gen).to(device)
             sigma = torch.tensor(1.0, device=device, requires_grad=True)
 
-            def step():
+            def step(pred=pred, target=target, sigma=sigma):
                 loss = bmc_loss(pred, target, sigma**2)
                 torch.autograd.grad(loss, (pred, sigma))
 
@@ -103,12 +103,12 @@ def bench_device(device: torch.device, repeats: int, sizes: str) -> None:
         target = pred.detach() + 0.3 * torch.randn(b, d, generator=gen).to(device)
         sigma = torch.tensor(1.0, device=device, requires_grad=True)
 
-        def ours_step():
+        def ours_step(pred=pred, target=target, sigma=sigma):
             loss = gai_loss(pred, target, ours, sigma**2)
             torch.autograd.grad(loss, (pred, sigma))
             return loss
 
-        def plain_step():
+        def plain_step(pred=pred, target=target, sigma=sigma):
             loss = gai_straightforward(pred, target, plain, sigma**2)
             torch.autograd.grad(loss, (pred, sigma))
             return loss

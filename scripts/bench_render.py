@@ -47,7 +47,9 @@ def main() -> None:
     print(f"platform {platform}, mesh V={len(v)} F={len(faces)}, cores={os.cpu_count()}")
     print(f"first use (imports + OpenGL context): {setup_s:.2f} s")
     for size in (224, 512):
-        ms = _ms(lambda: render_mesh(v, faces, cam, size=size, renderer=renderer), args.repeats)
+        ms = _ms(
+            lambda size=size: render_mesh(v, faces, cam, size=size, renderer=renderer), args.repeats
+        )
         print(f"reused renderer, {size} x {size}: {ms:.1f} ms per render")
     ms_new = _ms(lambda: render_mesh(v, faces, cam, size=224), args.repeats)
     ms_side = _ms(

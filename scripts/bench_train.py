@@ -119,7 +119,7 @@ def bench_straightforward(train_set, body, batch: int, steps: int, device: torch
         if i == 1:
             t0 = time.perf_counter()  # the first step is a warm-up
         f = f.to(device).float()
-        batch_d = {k: v.to(device) for k, v in zip(keys, labs)}
+        batch_d = {k: v.to(device) for k, v in zip(keys, labs, strict=True)}
         out = head(f)
         joints49 = body(out.betas, out.rotmat).joints49  # full forward: vertices are built
         terms = loss(out.rotmat, out.betas, out.cam, joints49, batch_d)

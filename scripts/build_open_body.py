@@ -292,7 +292,7 @@ def build(wheel: Path, out: Path) -> dict:
     keep = np.concatenate([body_idx, eye_idx])
     # Gram-Schmidt on the kept vertices, in the order above; residual magnitudes are kept
     basis, shape_all = [], []
-    for name, d in dirs.items():
+    for d in dirs.values():
         r = d.copy()
         for q in basis:
             r -= (r[keep].ravel() @ q[keep].ravel()) * q
@@ -421,7 +421,7 @@ def build(wheel: Path, out: Path) -> dict:
 
     def regress(targets: np.ndarray, sizes) -> np.ndarray:
         rows = np.zeros((len(targets), len(v_t)))
-        for k, (p, n) in enumerate(zip(targets, sizes)):
+        for k, (p, n) in enumerate(zip(targets, sizes, strict=True)):
             rows[k, skin] = fit_regressor_row(v_skin, p, n)
         return rows
 

@@ -114,7 +114,7 @@ def main() -> None:
     )
     rows = []
     with MeshRenderer(w, h) as renderer:
-        for vs, suffix in zip(views, ("front", "side")):
+        for vs, suffix in zip(views, ("front", "side"), strict=True):
             panels = []
             for v in vs:
                 mid = 0.5 * (v.min(0) + v.max(0))

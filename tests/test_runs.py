@@ -89,7 +89,7 @@ def test_resume_equals_uninterrupted(tmp_path):
         _train(run_b, epochs=5, crash_in_epoch=3)
     assert read_checkpoint(run_b.last)["epoch"] == 2
     resumed, best_res = _train(run_b, epochs=5, resume=True)
-    for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+    for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     assert best_full == best_res
     log_a = (tmp_path / "a" / "metrics.jsonl").read_text()
@@ -318,7 +318,7 @@ def test_fit_numbers_epochs_from_1_selects_on_validation_and_resumes_exactly(tmp
     assert [r["epoch"] for r in run_b.read_metrics()] == [1, 2, 3]
     assert read_checkpoint(run_b.last)["epoch"] == 2
     resumed, history_b, best_b = _fit(run_b, epochs=4, resume=True)
-    for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+    for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     assert history_b == history and best_b == best
     assert (tmp_path / "a" / "metrics.jsonl").read_text() == (

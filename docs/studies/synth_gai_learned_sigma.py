@@ -48,7 +48,7 @@ def check_closed_form(rate: float) -> float:
     for p in (-2.0, 0.3, 4.0, 9.5):
         for v in (0.5, 1.0, 2.0):
             num = quad(
-                lambda y: norm.pdf(p, y, math.sqrt(v)) * rate * math.exp(-rate * y),
+                lambda y, p=p, v=v: norm.pdf(p, y, math.sqrt(v)) * rate * math.exp(-rate * y),
                 0.0,
                 10.0,
                 points=[max(0.0, min(10.0, p))],
@@ -140,7 +140,11 @@ def main() -> None:
             row.append(float(np.mean((a * xt + b - yt) ** 2)))
             sig.append(s)
         rows.append(row + sig)
-        print(f"| {seed} | " + " | ".join(f"{m:.3f} ({s:.3f})" for m, s in zip(row, sig)) + " |")
+        print(
+            f"| {seed} | "
+            + " | ".join(f"{m:.3f} ({s:.3f})" for m, s in zip(row, sig, strict=True))
+            + " |"
+        )
     arr = np.array(rows)
     print(
         "| mean | "

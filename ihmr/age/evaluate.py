@@ -78,7 +78,7 @@ def write_per_sample(path: Path, paths: np.ndarray, ages: np.ndarray, pred: np.n
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["path", "age", "pred", "abs_err"])
-    for p, a, q in zip(paths, ages, pred):
+    for p, a, q in zip(paths, ages, pred, strict=True):
         w.writerow([p, f"{a:g}", f"{q:.4f}", f"{abs(q - a):.4f}"])
     return write_text(path, buf.getvalue())
 

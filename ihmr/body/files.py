@@ -399,6 +399,6 @@ def to_smplx(data: dict[str, Any], gender: str = "neutral", dtype: Any = None):
             data_struct=struct,
             gender=gender,
             num_betas=NUM_BETAS,
-            vertex_ids=dict(zip(names, ids)),
+            vertex_ids=dict(zip(names, ids, strict=True)),
             dtype=dtype or torch.float32,
         )

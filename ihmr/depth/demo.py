@@ -342,7 +342,7 @@ def verdict_lines(rows: dict) -> list[str]:
             continue
         parts = []
         for shot, name in (("overall", "balanced RMSE"), ("few", "few-shot balanced RMSE")):
-            brmse = lambda rec: _metric(rec["test"], shot, "rmse", True)  # noqa: E731
+            brmse = lambda rec, shot=shot: _metric(rec["test"], shot, "rmse", True)  # noqa: E731
             diff = [
                 brmse(r) - brmse(base[r["seed"]])
                 for r in recs

@@ -155,13 +155,13 @@ def plot_examples(ds, examples, path: Path) -> Path:
 
     n = max(1, len(examples))
     fig, axes = plt.subplots(n, 3, figsize=(7.5, 1.9 * n), dpi=80, squeeze=False)
-    for row, (j, pred) in zip(axes, examples):
+    for row, (j, pred) in zip(axes, examples, strict=False):
         rgb, depth = ds.load(ds.index.index(j))
         vmax = float(max(depth.max(), 1.0))
         row[0].imshow(rgb)
         row[1].imshow(depth, vmin=0, vmax=vmax, cmap="viridis")
         row[2].imshow(np.clip(pred, 0, None), vmin=0, vmax=vmax, cmap="viridis")
-    for ax, title in zip(axes[0], ("image", "ground truth", "prediction")):
+    for ax, title in zip(axes[0], ("image", "ground truth", "prediction"), strict=True):
         ax.set_title(title, fontsize=9)
     for ax in axes.ravel():
         ax.axis("off")

@@ -159,6 +159,7 @@ def depth_loss(
 
         if bin_centers is None or bin_weights is None:
             raise ValueError("kind='bni' needs bin_centers and bin_weights (the depth histogram)")
+
         def fn(a, b, v):
             return bni_loss(a, b, bin_centers, bin_weights, v, reduction="sum")
     elif kind == "gai":
@@ -166,6 +167,7 @@ def depth_loss(
 
         if gmm is None:
             raise ValueError("kind='gai' needs a prepared 1-D GMM prior")
+
         def fn(a, b, v):
             return gai_loss(a, b, gmm, v, reduction="sum")
     else:
@@ -173,8 +175,10 @@ def depth_loss(
 
         perm = torch.randperm(n, device=p.device)  # random pixel groups: no spatial clusters
         p, y = p[perm], y[perm]
+
         def fn(a, b, v):
             return bmc_loss(a, b, v, reduction="sum")
+
     v = torch.as_tensor(noise_var, dtype=p.dtype, device=p.device)
     return _chunked_sum(fn, p, y, v, chunk) / n
 
@@ -257,6 +261,7 @@ class DepthLoss(nn.Module):
             gmm = PreparedGMM(
                 *(getattr(self, f"gmm_{f}").to(pred.dtype) for f in PreparedGMM._fields)
             )
+
         def cast(name):
             value = getattr(self, name, None)
             return None if value is None else value.to(pred.dtype)

@@ -82,7 +82,7 @@ def pixel_errors(pred, target) -> np.ndarray:
 def _finish(means: np.ndarray | None) -> dict[str, float] | None:
     if means is None:
         return None
-    out = dict(zip(COLUMNS, (float(v) for v in means)))
+    out = dict(zip(COLUMNS, (float(v) for v in means), strict=True))
     out["rmse"] = math.sqrt(out.pop("mse"))
     return {k: out[k] for k in METRICS}
 

@@ -132,7 +132,7 @@ class HuDepthNet(nn.Module):
         d = self.up2(d, b2.shape[2:])
         d = self.up3(d, b1.shape[2:])
         d = self.up4(d, out)
-        m = torch.cat([up(b, out) for up, b in zip(self.mff, (b1, b2, b3, b4))], dim=1)
+        m = torch.cat([up(b, out) for up, b in zip(self.mff, (b1, b2, b3, b4), strict=True)], dim=1)
         m = self.mff_conv(m)
         return torch.cat([d, m], dim=1)
 

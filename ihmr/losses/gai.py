@@ -204,7 +204,6 @@ def gai_loss(
 
 def _component_logits(p: torch.Tensor, gmm: PreparedGMM, v: torch.Tensor) -> torch.Tensor:
     """``log phi_k + log N(p; mu_k, Sigma_k + vI) + (d/2) log 2 pi``, shape (B, K)."""
-    d = p.shape[1]
     # z[b, k] = U_k^T (p_b - mu_k): difference first (no cancellation), then K batched products.
     z = torch.einsum("kbd,kde->bke", p[None, :, :] - gmm.means[:, None, :], gmm.eigvecs)
     s = gmm.eigvals + v  # (K, d): eigenvalues of Sigma_k + vI

@@ -165,7 +165,7 @@ class GAILoss(_BalancedMSE):
             init_noise_sigma, learn_noise, mse_weight, balance_weight, normalize_by_dim, reduction
         )
         gmm = prepare_gmm(prior)
-        for name, value in zip(gmm._fields, gmm):
+        for name, value in zip(gmm._fields, gmm, strict=True):
             self.register_buffer(f"gmm_{name}", value)
 
     @property

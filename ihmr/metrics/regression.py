@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import ConfigError, DataError, ShapeError, shape_str
 from .balanced import SHOTS, BinnedMean, bins_of_shot, shot_of_bins
 
-__all__ = [
+__all__ = [  # noqa: F822 - BalancedRegressionMetric is built on first access (__getattr__)
     "BalancedRegressionMetric",
     "PlainBalancedRegressionMetric",
     "LabelBins",

@@ -201,7 +201,7 @@ def read_center_scale(path: str | os.PathLike) -> dict[str, list[tuple[np.ndarra
     if not (np.isfinite(center).all() and np.all(scale > 0)):
         raise DataError(f"{path}: center must be finite and scale > 0")
     out: dict[str, list[tuple[np.ndarray, float]]] = {}
-    for name, c, s in zip(names, center.astype(np.float64), scale.astype(np.float64)):
+    for name, c, s in zip(names, center.astype(np.float64), scale.astype(np.float64), strict=True):
         out.setdefault(str(name), []).append((c, float(s)))
     return out
 

@@ -306,7 +306,7 @@ class CascadeDetector:
                     view, scaleFactor=SCALE_STEP[src], minNeighbors=3, minSize=MIN_WINDOW[src]
                 )
                 for (x, y, bw, bh), n in zip(
-                    np.asarray(rects).reshape(-1, 4), np.asarray(counts).reshape(-1)
+                    np.asarray(rects).reshape(-1, 4), np.asarray(counts).reshape(-1), strict=True
                 ):
                     if mirrored:
                         x = view.shape[1] - x - bw
@@ -328,7 +328,7 @@ class CascadeDetector:
                 min_height=128 if st.hog_side is None else 256,
                 max_side=st.hog_side or round(st.side * SIDE_FACTOR["hog"]),
             )
-            for b, m in zip(boxes, margins):
+            for b, m in zip(boxes, margins, strict=True):
                 head = head_of("hog", b[0], b[1], b[2] - b[0], b[3] - b[1])
                 score = SOURCE_WEIGHT["hog"] * (1.0 - math.exp(-float(m) / 0.5))
                 out.append(Detection(_clip(b, h, w), score, "hog", ("hog",), head))

@@ -141,7 +141,7 @@ class FeatureStore:
     def iter_batches(self, batch_size: int, view: int = 0) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, features (b, feature_dim) float16)`` in sample order, one shard at a
         time (memory stays bounded by one batch)."""
-        for s, arr in zip(self.meta["shards"], self.shards()):
+        for s, arr in zip(self.meta["shards"], self.shards(), strict=True):
             for i in range(0, s["count"], batch_size):
                 yield s["start"] + i, np.asarray(arr[i : i + batch_size, view])
 

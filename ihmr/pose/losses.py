@@ -184,7 +184,7 @@ def make_keypoint_criteria(
         )
     if kind == "mse":
         return None
-    for s, dim in zip(init_noise_sigma, ("3", "2")):
+    for s, dim in zip(init_noise_sigma, ("3", "2"), strict=True):
         if not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
             raise ConfigError(
                 f"loss.keypoints{dim}d_init_noise_sigma must be a finite number > 0, got {s!r}"

@@ -34,8 +34,8 @@ def draw_boxes(
     (``source`` alone where the score is NaN)."""
     out = np.ascontiguousarray(image).copy()
     thick = max(1, round(max(out.shape[:2]) / 400))
-    for box, src, score in zip(boxes, sources, scores):
-        x1, y1, x2, y2 = (int(round(v * s)) for v, s in zip(box, (*scale, *scale)))
+    for box, src, score in zip(boxes, sources, scores, strict=True):
+        x1, y1, x2, y2 = (int(round(v * s)) for v, s in zip(box, (*scale, *scale), strict=True))
         colour = COLOURS.get(src, (255, 255, 255))
         cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), colour, thick)
         label = src if not np.isfinite(score) else f"{src} {score:.2f}"

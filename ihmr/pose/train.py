@@ -401,7 +401,7 @@ def _run_epoch(
         sums /= info.world_size
     means = (sums / steps).tolist()
     seconds = time.perf_counter() - t0
-    row = {f"loss_{k}": v for k, v in zip(TERMS, means)}
+    row = {f"loss_{k}": v for k, v in zip(TERMS, means, strict=True)}
     row.update({k: float(v.detach()) for k, v in loss.sigmas().items()})
     row.update(
         steps=steps,

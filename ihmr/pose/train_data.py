@@ -213,7 +213,8 @@ class TrainSet:
             row0 = torch.cumsum(nview, 0) - nview
         ends = np.cumsum(self.counts)
         counts = [
-            int(((keep >= int(a)) & (keep < int(b))).sum()) for a, b in zip(self.offsets, ends)
+            int(((keep >= int(a)) & (keep < int(b))).sum())
+            for a, b in zip(self.offsets, ends, strict=True)
         ]
         return TrainSet(
             self.features.index_select(0, rows),

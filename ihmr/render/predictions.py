@@ -150,7 +150,7 @@ def render_params(
     preds = [load_params(f) for f in files]
     sets = ([("ground truth", load_params(gt), GT_COLOR, True)] if gt is not None else []) + [
         (lab, p, METHOD_COLORS[i % len(METHOD_COLORS)], False)
-        for i, (lab, p) in enumerate(zip(labels, preds))
+        for i, (lab, p) in enumerate(zip(labels, preds, strict=True))
     ]
     n = min(len(p["pose"]) for _, p, _, _ in sets)
     if any(len(p["pose"]) != n for _, p, _, _ in sets):
@@ -177,7 +177,7 @@ def render_params(
             )
             crop = next((p for _, p, _, _ in sets if "center" in p and "scale" in p), None)
             front, back = [], []
-            for (_, p, color, _), (v, faces) in zip(sets, verts):
+            for (_, p, color, _), (v, faces) in zip(sets, verts, strict=True):
                 cam = p["cam"][i] if "cam" in p else None
                 cam = default_cam[i] if cam is None and default_cam is not None else cam
                 box = None if crop is None else (crop["center"][i], crop["scale"][i])

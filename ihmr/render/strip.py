@@ -69,7 +69,7 @@ def comparison_strip(
     height = panels[0].shape[0]
     cols = [_fit_height(p, height) for p in panels]
     if labels is not None:
-        cols = [label_panel(p, t) for p, t in zip(cols, labels)]
+        cols = [label_panel(p, t) for p, t in zip(cols, labels, strict=True)]
     spacer = np.full((cols[0].shape[0], gap, 3), 255, np.uint8)
     out = [cols[0]]
     for c in cols[1:]:

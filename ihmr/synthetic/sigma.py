@@ -159,7 +159,7 @@ def tune_table4(
             break
         # a model without a next step repeats its best sigma (its result is simply not used)
         best = {k: min(results[k], key=lambda s: results[k][s]["val_mse"]) for k in keys}
-        train_all(f"refine {step + 1}", lambda key: nxt[key] if nxt[key] else best[key])
+        train_all(f"refine {step + 1}", lambda key, nxt=nxt, best=best: nxt[key] or best[key])
 
     by_key = {(r["distribution"], r["skew"], r["method"], r["seed"]): r for r in base.records}
     rows = []
@@ -170,7 +170,9 @@ def tune_table4(
                 for seed in range(seeds):
                     res_k = results[(dist, skew, fixed_name, seed)]
                     found = search_sigma(
-                        lambda s: (res_k[s]["val_mse"], res_k[s]["test_mse"]), grid, refine=refine
+                        lambda s, res_k=res_k: (res_k[s]["val_mse"], res_k[s]["test_mse"]),
+                        grid,
+                        refine=refine,
                     )
                     chosen.append(next(c.info for c in found.candidates if c.sigma == found.sigma))
                     sigmas.append(found.sigma)

@@ -172,8 +172,10 @@ def test_vanilla_two_gloo_processes_stay_in_sync(tiny_run, tmp_path):
     s0, s1 = (torch.load(tmp_path / f"state{r}.pt", weights_only=True) for r in range(2))
     p0, p1 = s0["params"], s1["params"]
     assert len(p0) == len(p1) > 0
-    assert all(torch.equal(a, b) for a, b in zip(p0, p1))  # gradients all-reduced every step
-    assert any(not torch.equal(a, b) for a, b in zip(p0, s0["init"]))  # and it trained
+    assert all(
+        torch.equal(a, b) for a, b in zip(p0, p1, strict=True)
+    )  # gradients all-reduced every step
+    assert any(not torch.equal(a, b) for a, b in zip(p0, s0["init"], strict=True))  # and it trained
     assert not (tmp_path / "out1").exists()
     _, payload = load_age_checkpoint(tmp_path / "out0" / "best.pt")
     assert payload["stage"] == "vanilla" and payload["epoch"] == 1

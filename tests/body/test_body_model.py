@@ -187,7 +187,7 @@ def test_joints_only_gradients_match(body64, random_inputs):
     g_fast = torch.autograd.grad(
         (body64.joints_only(betas, pose).joints49 * w).sum(), (betas, pose)
     )
-    for a, b in zip(g_full, g_fast):
+    for a, b in zip(g_full, g_fast, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 

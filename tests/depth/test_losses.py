@@ -57,8 +57,8 @@ def test_bni_matches_numpy_formula_and_chunking_is_exact(maps):
     c = (np.arange(100) + 0.5) * 0.1
     w = counts / counts.sum()
     ref = 0.0
-    for a, b in zip(pp, yy):
-        s = sum(wb * math.exp(-((a - cb) ** 2) / 2) for wb, cb in zip(w, c) if wb > 0)
+    for a, b in zip(pp, yy, strict=True):
+        s = sum(wb * math.exp(-((a - cb) ** 2) / 2) for wb, cb in zip(w, c, strict=True) if wb > 0)
         ref += 2 * ((a - b) ** 2 / 2 + math.log(s))
     assert float(full.detach()) == pytest.approx(ref / len(pp), rel=1e-10)
 

@@ -52,7 +52,7 @@ def test_target_must_be_positive():
 def _naive(pred, target, bins_of_shot):
     """Pooled metrics over pixels in the given bins, written as plain loops."""
     sq = ab = rel = lg = n = d1 = 0.0
-    for o, t in zip(pred, target):
+    for o, t in zip(pred, target, strict=True):
         b = min(int(t * 10), 99)
         if b not in bins_of_shot:
             continue
@@ -95,7 +95,7 @@ def test_overall_shots_and_balanced_vs_loops(scene):
             assert res[name][k] == pytest.approx(v, rel=1e-10), (name, k)
     # Balanced: mean over non-empty bins of per-bin means; bRMSE = sqrt(mean of per-bin MSE).
     per_bin_mse, per_bin_mae = {}, {}
-    for o, tt in zip(np.maximum(p, EPS), t):
+    for o, tt in zip(np.maximum(p, EPS), t, strict=True):
         b = min(int(tt * 10), 99)
         per_bin_mse.setdefault(b, []).append((o - tt) ** 2)
         per_bin_mae.setdefault(b, []).append(abs(o - tt))

@@ -16,11 +16,12 @@ def naive_bni_nll(p, y, centers, weights, v):
     """Eq. 3.16 per sample with explicit Gaussian densities, bin by bin (float64)."""
     d = p.shape[1]
     out = []
-    for pi, yi in zip(p, y):
+    for pi, yi in zip(p, y, strict=True):
         norm = (2 * math.pi * v) ** (-d / 2)
         mse = -math.log(norm * math.exp(-np.sum((yi - pi) ** 2) / (2 * v)))
         integral = sum(
-            w * norm * math.exp(-np.sum((c - pi) ** 2) / (2 * v)) for c, w in zip(centers, weights)
+            w * norm * math.exp(-np.sum((c - pi) ** 2) / (2 * v))
+            for c, w in zip(centers, weights, strict=True)
         )
         out.append(mse + math.log(integral))
     return np.array(out)

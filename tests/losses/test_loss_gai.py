@@ -27,11 +27,11 @@ def scipy_nll(p, y, prior, v):
 
     d = p.shape[1]
     out = []
-    for pi, yi in zip(p, y):
+    for pi, yi in zip(p, y, strict=True):
         mse = -mvn.logpdf(yi, mean=pi, cov=v * np.eye(d))
         comps = [
             math.log(w) + mvn.logpdf(pi, mean=m, cov=c + v * np.eye(d))
-            for w, m, c in zip(prior.weights, prior.means, prior.covariances)
+            for w, m, c in zip(prior.weights, prior.means, prior.covariances, strict=True)
         ]
         out.append(mse + logsumexp(comps))
     return np.array(out)
@@ -72,13 +72,13 @@ def test_balancing_term_against_quadrature_1d(rng):
     def p_train(t):
         return sum(
             w * norm.pdf(t, m[0], math.sqrt(c[0, 0]))
-            for w, m, c in zip(prior.weights, prior.means, prior.covariances)
+            for w, m, c in zip(prior.weights, prior.means, prior.covariances, strict=True)
         )
 
     want = [
         math.log(
             quad(
-                lambda t: norm.pdf(t, pi[0], math.sqrt(v)) * p_train(t),
+                lambda t, pi=pi: norm.pdf(t, pi[0], math.sqrt(v)) * p_train(t),
                 -30,
                 30,
                 points=[pi[0]],
@@ -102,7 +102,8 @@ def test_balancing_term_against_monte_carlo_3d(rng):
         # E_{y ~ N(p, vI)}[p_train(y)] = int N(y; p, vI) p_train(y) dy
         ys = pi + math.sqrt(v) * rng.standard_normal((200_000, 3))
         dens = sum(
-            w * mvn.pdf(ys, m, c) for w, m, c in zip(prior.weights, prior.means, prior.covariances)
+            w * mvn.pdf(ys, m, c)
+            for w, m, c in zip(prior.weights, prior.means, prior.covariances, strict=True)
         )
         want.append(math.log(dens.mean()))
     np.testing.assert_allclose(balancing_term(p, prior, v), want, rtol=0, atol=0.02)

@@ -16,7 +16,7 @@ LSP14 = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10]
 
 def naive_mpjpe(pred, gt):
     out = []
-    for p, g in zip(pred, gt):
+    for p, g in zip(pred, gt, strict=True):
         p = p - p[0]
         g = g - g[0]
         out.append(1000 * np.mean([np.linalg.norm(p[k] - g[k]) for k in LSP14]))
@@ -40,7 +40,7 @@ def umeyama(src, dst):
 
 def naive_pa_mpjpe(pred, gt):
     out = []
-    for p, g in zip(pred, gt):
+    for p, g in zip(pred, gt, strict=True):
         p, g = p[LSP14], g[LSP14]
         s, rot, t = umeyama(p, g)
         aligned = (s * (rot @ p.T)).T + t
@@ -98,7 +98,8 @@ def test_mpvpe_matches_naive(rng):
     gt = rng.normal(size=(6, 50, 3))
     pred = gt + rng.normal(size=gt.shape) * 0.01
     ref = [
-        1000 * np.mean([np.linalg.norm(p - g) for p, g in zip(pv, gv)]) for pv, gv in zip(pred, gt)
+        1000 * np.mean([np.linalg.norm(p - g) for p, g in zip(pv, gv, strict=True)])
+        for pv, gv in zip(pred, gt, strict=True)
     ]
     np.testing.assert_allclose(mpvpe(pred, gt), ref, rtol=1e-12)
 

@@ -52,10 +52,12 @@ def test_seed_tables_are_the_statistics_of_the_runs(tmp_path):
     for m in mod.METRICS:
         for part, label in mod.PARTS:
             row = re.search(rf"^\| {re.escape(m)} {label} \| (.*) \|$", means, re.M).group(1)
-            for k, cell in zip(("mse", "gai_kp"), row.split("|")):
+            for k, cell in zip(("mse", "gai_kp"), row.split("|"), strict=True):
                 v = np.array([r[m][part] for r in runs[k]])
                 assert cell.strip() == f"{v.mean():.1f} ± {v.std(ddof=1):.1f}", (m, part, k)
-            d = np.array([g[m][part] - s[m][part] for g, s in zip(runs["gai_kp"], runs["mse"])])
+            d = np.array(
+                [g[m][part] - s[m][part] for g, s in zip(runs["gai_kp"], runs["mse"], strict=True)]
+            )
             cell = re.search(rf"^\| {re.escape(m)} {label} \| (.*) \|$", paired, re.M).group(1)
             text = f"{d.mean():+.1f} ± {d.std(ddof=1) / np.sqrt(3):.1f} ({(d < 0).sum()}/3)"
             separated = (d < 0).sum() >= 2 and d.mean() < -2 * d.std(ddof=1) / np.sqrt(3)

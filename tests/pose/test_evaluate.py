@@ -20,10 +20,10 @@ def _hand(d, err, n_regions):
     lo, hi = min(d), max(d)
     delta = (hi - lo) / n_regions
     groups = {}
-    for x, e in zip(d, err):
+    for x, e in zip(d, err, strict=True):
         groups.setdefault(int((x - lo) / delta - 0.001), []).append(e)
     balanced = sum(sum(g) / len(g) for g in groups.values()) / len(groups)
-    ranked = [e for _, e in sorted(zip(d, err), key=lambda t: -t[0])]
+    ranked = [e for _, e in sorted(zip(d, err, strict=True), key=lambda t: -t[0])]
     tail = lambda k: sum(ranked[: int(len(d) * k / 100)]) / int(len(d) * k / 100)  # noqa: E731
     return balanced, tail(10), tail(5), sum(err) / len(err)
 
@@ -92,7 +92,7 @@ H36M_TO_J14 = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10]
 def _naive_errors(pv, gv, pj, gj):
     """Independent numpy per-sample MPVPE, MPJPE, PA-MPJPE (mm)."""
     out = []
-    for a, b, p, g in zip(pv, gv, pj, gj):
+    for a, b, p, g in zip(pv, gv, pj, gj, strict=True):
         mpvpe = np.linalg.norm(a - b, axis=1).mean() * 1000
         p14, g14 = (p - p[0])[H36M_TO_J14], (g - g[0])[H36M_TO_J14]
         mpjpe = np.linalg.norm(p14 - g14, axis=1).mean() * 1000

@@ -22,7 +22,7 @@ def _translation_np(S, kp, conf, f=5000.0, c=112.0):
     n = len(S)
     Z = np.repeat(S[:, 2], 2)
     XY = S[:, :2].reshape(-1)
-    O = np.full(2 * n, c)
+    O = np.full(2 * n, c)  # noqa: E741 - SPIN names the principal point O
     F = np.full(2 * n, f)
     w = np.repeat(np.sqrt(conf), 2)
     Q = np.stack([F * np.tile([1, 0], n), F * np.tile([0, 1], n), O - kp.reshape(-1)], 1)
@@ -168,13 +168,14 @@ def test_release_rule_through_load_train_set(tmp_path, rng, smpl_body):
     from .helpers import rodrigues
 
     ds, fits, fits3, gt_pose, gt_betas = _spin_files(tmp_path, smpl_body, rng)
-    rotm = lambda p: (
-        rodrigues(
-            torch.tensor(p, dtype=torch.float32).reshape(-1, 24, 3)  # noqa
+
+    def rotm(p):
+        return (
+            rodrigues(torch.tensor(p, dtype=torch.float32).reshape(-1, 24, 3))
+            .reshape(-1, 216)
+            .numpy()
         )
-        .reshape(-1, 216)
-        .numpy()
-    )
+
     ts = load_train_set(ds, tmp_path, body=smpl_body)
     lab = {k: v.numpy() for k, v in ts.labels.items()}
     # lspet: samples 3 and 5 have keypoints 35 / 100 px off their fit: loss >= 10, not labels

@@ -416,7 +416,7 @@ def test_overlay_names_never_collide():
 
 
 # ------------------------------------------------------- real photos, nobody, boxes, bad input
-def _grace_hopper() -> "Path":
+def _grace_hopper():
     from pathlib import Path
 
     import matplotlib

@@ -416,10 +416,12 @@ def test_ema_head_is_the_average_of_the_steps_and_resumes_exactly(data, tmp_path
     ema = seen[0]
     for t, w in enumerate(seen[1:]):
         d = min(0.9, (1 + t) / (10 + t))
-        ema = [d * e + (1 - d) * x for e, x in zip(ema, w)]
-    for got, want, last in zip(saved[0], ema, seen[-1]):
+        ema = [d * e + (1 - d) * x for e, x in zip(ema, w, strict=True)]
+    for got, want in zip(saved[0], ema, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
-    assert any(not torch.allclose(g, x) for g, x in zip(saved[0], seen[-1]))  # not the last
+    assert any(
+        not torch.allclose(g, x) for g, x in zip(saved[0], seen[-1], strict=True)
+    )  # not the last
 
     def kill(epoch, row):
         if epoch == 1:

@@ -73,14 +73,17 @@ def _batch(seed: int, all_valid: bool):
 
     g = torch.Generator().manual_seed(seed)
     valid = torch.ones(B) if all_valid else (torch.arange(B) % 3 != 1).float()
+
     # some joints missing (confidence 0): the balanced keypoint losses weight them out
-    kp = lambda n, k: torch.cat(
-        [
-            torch.rand(B, n, k, generator=g) - 0.5,  # noqa: E731
-            (torch.rand(B, n, 1, generator=g) > 0.2).float(),
-        ],
-        -1,
-    )
+    def kp(n, k):
+        return torch.cat(
+            [
+                torch.rand(B, n, k, generator=g) - 0.5,
+                (torch.rand(B, n, 1, generator=g) > 0.2).float(),
+            ],
+            -1,
+        )
+
     return torch.randn(B, 16, generator=g), {
         "pose": axis_angle_to_matrix(torch.randn(B, 24, 3, generator=g) * 0.2).reshape(B, 216),
         "betas": torch.randn(B, 10, generator=g),
@@ -215,7 +218,7 @@ def test_trainer_compiles_once_and_reads_the_device_only_at_log_steps(
     counting[0] = False
     cfg.compile, cfg.out = "off", str(tmp_path / "eager")
     ref = train(cfg)
-    for a, b in zip(res.history, ref.history):
+    for a, b in zip(res.history, ref.history, strict=True):
         assert a["loss_total"] == pytest.approx(b["loss_total"], rel=1e-4)
 
 

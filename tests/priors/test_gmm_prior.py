@@ -23,7 +23,9 @@ def scipy_log_prob(w, mu, cov, y):
     from scipy.special import logsumexp
     from scipy.stats import multivariate_normal
 
-    comp = np.stack([multivariate_normal(m, c).logpdf(y) for m, c in zip(mu, cov)], axis=-1)
+    comp = np.stack(
+        [multivariate_normal(m, c).logpdf(y) for m, c in zip(mu, cov, strict=True)], axis=-1
+    )
     return logsumexp(comp.reshape(len(y), -1) + np.log(w), axis=1)
 
 

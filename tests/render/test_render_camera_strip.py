@@ -38,7 +38,7 @@ def test_weak_perspective_rejects_bad_input():
 def test_project_matches_naive_loop(rng):
     pts, t = rng.normal(size=(7, 3)), np.array([0.1, 0.2, 8.0])
     uv = project(pts, t, 1000.0, [50.0, 60.0])
-    for p, q in zip(pts, uv):
+    for p, q in zip(pts, uv, strict=True):
         x, y, z = p + t
         np.testing.assert_allclose(q, [1000 * x / z + 50, 1000 * y / z + 60])
 

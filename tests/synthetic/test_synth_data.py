@@ -114,7 +114,7 @@ def test_mvn_skews_reproduce_the_papers_vanilla_limit():
     # choice of the MVN covariances), computed here by Monte Carlo.
     rng = np.random.default_rng(0)
     y = rng.uniform(-5, 5, size=(200_000, 2))
-    for skew, paper in zip(S.SKEWS, S.PAPER_TABLE4["mvn"]["vanilla"]):
+    for skew, paper in zip(S.SKEWS, S.PAPER_TABLE4["mvn"]["vanilla"], strict=True):
         cov = S.MVN_SCALE[skew] * np.array(S.MVN_BASE_COV)
         A = cov @ np.linalg.inv(cov + np.eye(2))
         mse = ((y @ A.T - y) ** 2).mean()
