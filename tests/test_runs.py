@@ -14,13 +14,13 @@ from ihmr.runs import (
     NonFiniteLossError,
     RunDir,
     check_loss,
-    iter_batches,
     load_checkpoint,
     read_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
+from ihmr.training import iter_batches
 
 
 class Tiny(nn.Module):
@@ -197,7 +197,8 @@ def test_missing_and_corrupt_checkpoint_errors(tmp_path):
 
 
 def test_progress_bar_and_optional_tensorboard(tmp_path, monkeypatch):
-    from ihmr.runs import DistInfo, Progress, dist_info, log_scalars, tensorboard_writer
+    from ihmr.runs import DistInfo, dist_info
+    from ihmr.training import Progress, log_scalars, tensorboard_writer
 
     with Progress(3, "epoch 1/1", enabled=True) as bar:
         for _ in range(3):
@@ -246,9 +247,9 @@ def test_torchrun_env_decides_the_writer(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- the shared epoch loop
 def _fit(run: RunDir, epochs: int, resume: bool = False):
-    """A tiny trainer on runs.fit + runs.train_steps: dropout, shuffling, a schedule, selection on
+    """A tiny trainer on training.fit + training.train_steps: dropout, shuffling, a schedule, selection on
     validation; what the three benchmark trainers do, in 20 lines."""
-    from ihmr.runs import fit, train_steps
+    from ihmr.training import fit, train_steps
 
     torch.manual_seed(123 if not resume else 999)  # a resumed process starts from other states
     model = Tiny()
@@ -327,7 +328,7 @@ def test_fit_numbers_epochs_from_1_selects_on_validation_and_resumes_exactly(tmp
 
 
 def test_train_steps_names_epoch_and_global_step_from_1(tmp_path):
-    from ihmr.runs import train_steps
+    from ihmr.training import train_steps
 
     run = RunDir(tmp_path, main=True)
     model = nn.Linear(2, 1)

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import DataError
 from ..io import open_npz, save_npz
-from ..runs import Progress
+from ..training import Progress
 from .data import SPLITS, AgeTable, make_dataset
 
 

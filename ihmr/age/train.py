@@ -31,16 +31,12 @@ from ..config import to_dict
 from ..errors import ConfigError, DataError
 from ..runs import (
     RunDir,
-    TrainResult,
-    fit,
     init_distributed,
-    iter_batches,
     load_checkpoint,
     resolve_device,
-    tensorboard_writer,
-    train_steps,
     unwrap,
 )
+from ..training import TrainResult, fit, iter_batches, tensorboard_writer, train_steps
 from .config import STAGE1_LOSSES, AgeConfig
 from .data import dataset_paths, make_dataset, read_age_csv
 from .metrics import AgeMetrics, age_bins
@@ -146,7 +142,7 @@ def _epoch_loop(
     sigma: Callable[[], Any] = lambda: None,
     log: Callable[[str], None] = print,
 ) -> tuple[list[dict], dict]:
-    """Both stages' epochs through :func:`ihmr.runs.fit`: train (NaN guard), validate, select,
+    """Both stages' epochs through :func:`ihmr.training.fit`: train (NaN guard), validate, select,
     log, checkpoint. ``batches(i)`` yields epoch ``i + 1``'s batches. Returns (history, best)."""
     writer = tensorboard_writer(run.root / "tb", cfg.tensorboard)
     sigma_row = lambda: {} if sigma() is None else {"sigma": sigma()}  # noqa: E731

@@ -146,7 +146,7 @@ def evaluate_loader(model, loader, device, shots) -> dict:
 
 
 def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None, resume: bool = False):
-    """Train one model; returns a :class:`~ihmr.runs.TrainResult` whose ``checkpoint`` is
+    """Train one model; returns a :class:`~ihmr.training.TrainResult` whose ``checkpoint`` is
     ``best.pt`` (the epoch with the lowest validation balanced RMSE, ``best``).
 
     ``init_model``: a model state dict to start from (a fine-tune from a shared start,
@@ -155,7 +155,7 @@ def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None, resume: b
     that already holds a run is refused (:meth:`ihmr.runs.RunDir.check_resume`)."""
     import torch
 
-    from .. import runs
+    from .. import runs, training
     from ..priors import BinPrior, fit_gmm
     from . import data as D
     from .losses import DepthLoss
@@ -233,7 +233,7 @@ def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None, resume: b
     def train_epoch(epoch: int) -> dict:
         train_ds.set_epoch(epoch - 1)
         model.train()
-        loss = runs.train_steps(
+        loss = training.train_steps(
             loader,
             lambda b: criterion(model(b["image"].to(device)), b["depth"].to(device)),
             opt,
@@ -267,7 +267,7 @@ def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None, resume: b
             },
         )
 
-    history, best = runs.fit(
+    history, best = training.fit(
         run,
         objects,
         epochs=cfg.optim.epochs,
@@ -279,7 +279,9 @@ def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None, resume: b
         generators={"shuffle": gen},
         extra={"config": _cfg_dict(cfg)},
     )
-    return runs.TrainResult(run.root, run.best, history, best, round(time.perf_counter() - t0, 1))
+    return training.TrainResult(
+        run.root, run.best, history, best, round(time.perf_counter() - t0, 1)
+    )
 
 
 def _cfg_dict(cfg: DepthTrainConfig) -> dict:

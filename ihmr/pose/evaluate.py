@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import DataError, shape_str
 from ..metrics.balanced import BinnedMean
 from ..metrics.regression import tail_indices
-from ..runs import Progress
+from ..training import Progress
 from .split import GenderedBodies, Split, as_rotmats
 
 METRICS = ("MPVPE", "MPJPE", "PA-MPJPE")

@@ -21,8 +21,8 @@ import torch
 
 from ..errors import DataError
 from ..io import read_image
-from ..runs import Progress
 from ..spin import IMG_RES
+from ..training import Progress
 from .crop import (
     Augment,
     crop_image,

@@ -45,8 +45,9 @@ from ..geometry import matrix_to_axis_angle
 from ..io import check_writable_dir, read_image, save_npz, write_json
 from ..render.mesh import side_view
 from ..render.strip import save_png
-from ..runs import Progress, resolve_device
+from ..runs import resolve_device
 from ..spin import crop_intrinsics, weak_perspective_to_translation
+from ..training import Progress
 from . import detect as D
 from .checkpoints import load_model
 from .crop import crop_image, normalise

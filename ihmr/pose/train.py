@@ -40,7 +40,7 @@ from torch import nn
 from ..config import resolve_path
 from ..errors import ConfigError, NonFiniteError
 from ..losses import value_checks
-from ..runs import TrainResult
+from ..training import TrainResult
 from .config import PoseTrainConfig
 
 TERMS = ("total", "pose", "betas", "keypoints3d", "keypoints2d", "cam")
@@ -168,7 +168,7 @@ def train(
 ) -> TrainResult:
     """Train the head as ``cfg`` says; write the run folder ``cfg.out``; evaluate if configured.
 
-    Returns a :class:`~ihmr.runs.TrainResult` whose ``checkpoint`` is ``head.pt`` (the last
+    Returns a :class:`~ihmr.training.TrainResult` whose ``checkpoint`` is ``head.pt`` (the last
     epoch's head, or its EMA) and, with ``cfg.eval.labels``, whose ``eval_metrics`` are the test
     metrics.
 
@@ -186,14 +186,8 @@ def train(
             (a fine-tune from a shared start).
     """
     from ..models.hmr import HMRHead
-    from ..runs import (
-        RunDir,
-        fit,
-        init_distributed,
-        load_checkpoint,
-        resolve_device,
-        tensorboard_writer,
-    )
+    from ..runs import RunDir, init_distributed, load_checkpoint, resolve_device
+    from ..training import fit, tensorboard_writer
     from .train_data import load_train_set
 
     _check_cfg(cfg)
@@ -319,7 +313,8 @@ def _run_epoch(
     """Epoch ``epoch`` (from 1); returns its metrics row (means of the loss terms, sigmas, timing).
 
     Its draws and its steps' place in the schedules use the 0-based index ``epoch - 1``."""
-    from ..runs import Progress, check_loss
+    from ..runs import check_loss
+    from ..training import Progress
     from .train_data import epoch_draws
 
     t0 = time.perf_counter()

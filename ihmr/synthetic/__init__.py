@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
-from ..runs import Progress
+from ..training import Progress
 from .benchmark import BenchmarkResult, SynthConfig, run_benchmark, summarize
 from .report import check_ordering, write_outputs
 
@@ -29,7 +29,7 @@ def set_threads(threads: int) -> None:
 
 class _FamilyBars:
     """``progress(family, epochs_done, epochs_total)`` for :func:`run_benchmark`: one
-    :class:`ihmr.runs.Progress` bar per family of models, the families one after another."""
+    :class:`ihmr.training.Progress` bar per family of models, the families one after another."""
 
     def __init__(self) -> None:
         self.name: str | None = None
