@@ -39,35 +39,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ihmr.body.constants import SMPL_JOINT_NAMES as SMPL_NAMES  # noqa: E402
+from ihmr.body.constants import SMPL_PARENTS  # noqa: E402
 from ihmr.io import atomic_path, save_npz  # noqa: E402
 
-SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
-SMPL_NAMES = [
-    "pelvis",
-    "left_hip",
-    "right_hip",
-    "spine1",
-    "left_knee",
-    "right_knee",
-    "spine2",
-    "left_ankle",
-    "right_ankle",
-    "spine3",
-    "left_foot",
-    "right_foot",
-    "neck",
-    "left_collar",
-    "right_collar",
-    "head",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hand",
-    "right_hand",
-]
 DM_TO_M = 0.1
 COLLAR_SHARE = 0.25  # share of the A-to-T arm raise given to the collar joint
 LEG_SPREAD = 0.04  # sideways component of the unit hip-to-ankle direction in the template
