@@ -148,7 +148,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             if new is not None:
                 raise ConfigError(f"{where}: {value!r} was renamed {new}")
             raise ConfigError(
-                f"{where} must be one of {list(args)}, got {value!r}{_suggest(str(value), map(str, args))}"
+                f"{where} must be one of {list(args)}, got {value!r}"
+                f"{_suggest(str(value), map(str, args))}"
             )
         return value
     if origin in (list, tuple):

@@ -210,7 +210,7 @@ def open_npz(path: str | os.PathLike, what: str = "file") -> Any:
 
 
 def read_npz(path: str | os.PathLike, what: str = "file") -> dict[str, Any]:
-    """Every array of a user ``.npz`` (see :func:`open_npz`); object (pickled) arrays are refused."""
+    """All arrays of a user ``.npz`` (see :func:`open_npz`); object (pickled) arrays are refused."""
     from .errors import DataError
 
     with open_npz(path, what) as z:

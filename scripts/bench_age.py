@@ -139,8 +139,8 @@ def main() -> None:
     if (a.n, a.epochs) == (191509, 30):
         print(
             f"target < 60 s: {'met' if sec < 60 else 'NOT met'} on wall time ({60 / sec:.2f}x), "
-            f"{'met' if cpu < 60 else 'NOT met'} on CPU time ({60 / cpu:.2f}x; wall time on an idle "
-            "machine is at most the CPU time when it runs one thread)"
+            f"{'met' if cpu < 60 else 'NOT met'} on CPU time ({60 / cpu:.2f}x; wall time on an "
+            "idle machine is at most the CPU time when it runs one thread)"
         )
 
 

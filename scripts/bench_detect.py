@@ -9,7 +9,8 @@ installed packages (the ones of docs/predict.md; 500 to 600 px on their longer s
 resized so its longer side is ``--side`` px. OpenCV runs single-threaded
 (``cv2.setNumThreads(1)``). Prints, per detector, the mean over photos of the best of
 ``--repeats`` runs, as CPU time of this process (what one core spends; less sensitive to other
-jobs on a shared machine) and as wall time, and the ratio to the baseline. The target is at most 0.2 s per image.
+jobs on a shared machine) and as wall time, and the ratio to the baseline. The target is at most
+0.2 s per image.
 """
 
 from __future__ import annotations

@@ -141,7 +141,8 @@ def main() -> None:
         "shared the cores)"
     )
     print(
-        f"  peak resident memory           {peak_rss_gb():7.2f} GB  (after setup {rss_setup:.2f} GB)"
+        f"  peak resident memory           {peak_rss_gb():7.2f} GB  "
+        f"(after setup {rss_setup:.2f} GB)"
         f"  target <= 3 GB -> {peak_rss_gb() / 3:.2f}x"
     )
     if args.device.startswith("cuda"):

@@ -259,8 +259,13 @@ def run_step(step: dict, budget_left: float) -> dict:
 
 
 def table(report: dict) -> str:
+    what = (
+        "dry run, CPU: figures mean nothing"
+        if report["dry_run"]
+        else report["machine"].get("device", "?")
+    )
     lines = [
-        f"# device check ({'dry run, CPU: figures mean nothing' if report['dry_run'] else report['machine'].get('device', '?')})",
+        f"# device check ({what})",
         "",
         f"machine: {json.dumps(report['machine'])}",
         "",

@@ -39,8 +39,10 @@ def perfect_maps(gt: np.ndarray, mask: np.ndarray, sizes) -> None:
         p = np.clip(up[mask], 1e-3, None)
         per_bin = [np.mean((p[bins == b] - t[bins == b]) ** 2) for b in np.unique(bins)]
         print(
-            f"perfect {wh[0]} x {wh[1]} map: delta1 {np.mean(np.maximum(p / t, t / p) < 1.25):.3f}, "
-            f"RMSE {np.sqrt(np.mean((p - t) ** 2)):.3f} m, balanced RMSE {np.sqrt(np.mean(per_bin)):.3f} m"
+            f"perfect {wh[0]} x {wh[1]} map: "
+            f"delta1 {np.mean(np.maximum(p / t, t / p) < 1.25):.3f}, "
+            f"RMSE {np.sqrt(np.mean((p - t) ** 2)):.3f} m, "
+            f"balanced RMSE {np.sqrt(np.mean(per_bin)):.3f} m"
         )
 
 

@@ -8,7 +8,7 @@ truncated exponential convolved with the noise, in closed form, checked against 
 If the trained models follow the full-batch estimate, the spread comes from the estimator on
 that data, not from SGD or the GMM fit.
 
-    python docs/studies/synth_gai_learned_sigma.py                       # exponential / high, 20 seeds
+    python docs/studies/synth_gai_learned_sigma.py   # exponential / high, 20 seeds
     python docs/studies/synth_gai_learned_sigma.py --seeds 5 --skew moderate
 """
 

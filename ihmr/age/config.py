@@ -1,5 +1,6 @@
 """Configuration of the age benchmark (``configs/age/*.yaml``); defaults follow the DIR / Balanced
-MSE recipe (YyzHarry/imbalanced-regression, agedb-dir/train.py; docs/protocols.md). Load with ``ihmr.config.load_config(AgeConfig, path, sets)``.
+MSE recipe (YyzHarry/imbalanced-regression, agedb-dir/train.py; docs/protocols.md).
+Load with ``ihmr.config.load_config(AgeConfig, path, sets)``.
 Relative paths follow the one rule of :mod:`ihmr.config`: ``data.csv`` and the images it lists
 are read from ``data.root``, every other path (``out``, checkpoints, cached features) from the
 working directory."""

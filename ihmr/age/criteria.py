@@ -1,4 +1,4 @@
-"""Stage-2 (RRT) losses for age: Balanced MSE (BMC / GAI / BNI), reweighting baselines, plain MSE/L1.
+"""Stage-2 (RRT) age losses: Balanced MSE (BMC / GAI / BNI), reweighting baselines, plain MSE/L1.
 
 All take predictions (B, 1) or (B,) and ages (B,) in years. Priors come from the *training* ages:
 

@@ -34,7 +34,7 @@ PADDING = 16
 
 @dataclass(frozen=True)
 class AgeTable:
-    """The rows of a DIR CSV: ``ages`` (N,) float64 years, ``paths`` (N,) str, ``splits`` (N,) str."""
+    """The rows of a DIR CSV: ``ages`` (N,) float64 years, ``paths`` and ``splits`` (N,) str."""
 
     ages: np.ndarray
     paths: np.ndarray

@@ -124,7 +124,7 @@ def make_demo(
 
 
 def ensure_demo(out_dir: str | os.PathLike, **kwargs: Any) -> Path:
-    """Generate the demo into ``out_dir`` unless ``out_dir/demo.csv`` already exists; return the CSV."""
+    """Generate the demo into ``out_dir`` unless ``out_dir/demo.csv`` exists; return the CSV."""
     csv_path = Path(out_dir) / "demo.csv"
     if not csv_path.is_file():
         make_demo(out_dir, **kwargs)

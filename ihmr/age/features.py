@@ -82,7 +82,8 @@ def load_features(
 ) -> dict[str, Any]:
     """Read a feature file; ``expect`` (e.g. ``{"backbone": ...}``) must match its fingerprint.
 
-    Returns ``{"fingerprint": dict, split: {"x": (N, F) tensor, "y": (N,) tensor, "paths": array}}``.
+    Returns ``{"fingerprint": dict, split: {"x": (N, F) tensor, "y": (N,) tensor,
+    "paths": array}}``.
     """
     path = Path(path)
     if not path.is_file():

@@ -48,7 +48,7 @@ N_AGE_BINS = 201  # integer ages 0 .. 200: IMDB-WIKI-DIR trains on ages up to 20
 def load_age_checkpoint(
     path: str | Path, device: str = "cpu"
 ) -> tuple[AgeRegressor, dict[str, Any]]:
-    """Rebuild the :class:`AgeRegressor` of a ``best.pt`` and return it (eval mode) with the dict."""
+    """Rebuild the :class:`AgeRegressor` of a ``best.pt``, return it (eval mode) with the dict."""
     from ..io import load_torch_file
 
     path = Path(path)
@@ -170,8 +170,8 @@ def _epoch_loop(
     def report(epoch: int, row: dict) -> None:
         if run.main:
             log(
-                f"epoch {epoch}/{epochs}: loss {row['train_loss']:.4g}, val bMAE {row['val_bmae']:.3f}, "
-                f"val MAE {row['val_mae']:.3f}"
+                f"epoch {epoch}/{epochs}: loss {row['train_loss']:.4g}, "
+                f"val bMAE {row['val_bmae']:.3f}, val MAE {row['val_mae']:.3f}"
                 + (f", sigma {row['sigma']:.3f}" if "sigma" in row else "")
             )
 
@@ -216,8 +216,9 @@ def feature_batches(
     """``batches(epoch)`` over cached features (N, F) (any float dtype, cast per batch to float32)
     and ages (N,), in a fresh permutation drawn from ``generator`` every epoch.
 
-    Under DDP every rank draws the same permutation (same seed) and keeps its ``rank``-th share of
-    each global batch of ``batch_size`` (``tensor_split``), so the ranks together see the global batch.
+    Under DDP every rank draws the same permutation (same seed) and keeps its ``rank``-th share
+    of each global batch of ``batch_size`` (``tensor_split``), so the ranks together see the
+    global batch.
     """
 
     def batches(epoch: int):

@@ -9,8 +9,9 @@
 Ground truth of 3DPW uses the gendered bodies; predictions use the neutral one for joints and,
 in the IHMR release's MPVPE (``ihmr eval``'s default), the ground-truth gender's body for the
 mesh: :func:`forward_gendered` picks the body per sample. Without SMPL files the one open body
-serves every gender (:func:`load_bodies`), so gendered and neutral variants coincide there. See :mod:`ihmr.body.files` for where files
-are looked up (``body.smpl_dir`` / ``$IHMR_SMPL_DIR``) and how pickles are read safely.
+serves every gender (:func:`load_bodies`), so gendered and neutral variants coincide there.
+See :mod:`ihmr.body.files` for where files are looked up (``body.smpl_dir`` /
+``$IHMR_SMPL_DIR``) and how pickles are read safely.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def load_body(
     chunk_size: int = 1024,
     dtype: Any = None,
 ) -> BodyModel:
-    """The body model of ``gender``: SMPL from ``model_dir`` / ``$IHMR_SMPL_DIR``, else the open body.
+    """The ``gender`` body model: SMPL from ``model_dir`` / ``$IHMR_SMPL_DIR``, else the open body.
 
     Raises :class:`~ihmr.errors.AssetNotFoundError` naming the missing file, the expected layout
     and https://smpl.is.tue.mpg.de when a configured SMPL folder is incomplete.

@@ -89,9 +89,10 @@ def companion_path(folder: Path, name: str) -> Path:
 
 
 def inventory(model_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Which body files exist where: ``{"smpl_dir", "source", "files": [(name, path|None)], "body"}``.
+    """Which body files exist where.
 
-    ``body`` says which body :func:`ihmr.body.load_body` would use for the neutral model.
+    Returns ``{"smpl_dir", "source", "files": [(name, path|None)], "body"}``; ``body`` says
+    which body :func:`ihmr.body.load_body` would use for the neutral model.
     """
     folder = resolve_smpl_dir(model_dir)
     source = "argument" if model_dir is not None else (ENV_VAR if folder is not None else None)

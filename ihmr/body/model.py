@@ -253,7 +253,7 @@ class BodyModel(nn.Module):
 
     @staticmethod
     def blend_coefficients(betas: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
-        """(B, 10 + 207): betas and the pose feature vec(R_1..23 - I) of SMPL's pose blend shapes."""
+        """(B, 10 + 207): betas and pose feature vec(R_1..23 - I) of SMPL's pose blend shapes."""
         eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
         return torch.cat([betas, (rot[:, 1:] - eye).reshape(rot.shape[0], NUM_POSE_FEATURES)], 1)
 

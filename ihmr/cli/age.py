@@ -98,7 +98,7 @@ def demo(
     out: Path = typer.Option(Path("runs/age-demo"), help="Output folder."),
     vanilla_epochs: int = typer.Option(12, help="Stage-1 epochs."),
 ) -> None:
-    """Whole benchmark on the demo: data, vanilla, features, RRT with MSE/BMC/GAI/BNI/LDS, report."""
+    """Whole benchmark on the demo: data, vanilla, features, RRT (MSE/BMC/GAI/BNI/LDS), report."""
     from ihmr.age.demo import run_demo
 
     res = run_demo(out, vanilla_epochs=vanilla_epochs, log=typer.echo)

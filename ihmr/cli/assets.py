@@ -1,4 +1,4 @@
-"""``ihmr assets``: which SMPL / companion / open-body files were found, and which body is in use."""
+"""``ihmr assets``: which SMPL / companion / open-body files were found and which body is in use."""
 
 from __future__ import annotations
 

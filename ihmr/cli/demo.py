@@ -18,14 +18,16 @@ def demo(
     kinds: str = typer.Option(
         "mse,gai,bmc,gai_kp,bmc_kp",
         "--losses",
-        help="Runs to train, comma-separated: mse, gai, bmc (Balanced MSE on the pose, keypoints MSE: the released composition), gai_kp, bmc_kp (keypoint losses balanced too).",
+        help="Runs to train, comma-separated: mse, gai, bmc (Balanced MSE on the pose, keypoints "
+        "MSE: the released composition), gai_kp, bmc_kp (keypoint losses balanced too).",
     ),
     sets: Optional[List[str]] = typer.Option(
         [], "--set", help="Override every run's config, e.g. --set optim.epochs=1."
     ),
     render: bool = typer.Option(True, "--render/--no-render", help="Render the rarest test poses."),
 ) -> None:
-    """The end-to-end IHMR demo: MSE against Balanced MSE (GAI, BMC) on the pose only and on pose and keypoints, balanced metrics side by side."""
+    """The end-to-end IHMR demo: MSE against Balanced MSE (GAI, BMC) on the pose only and on
+    pose and keypoints, balanced metrics side by side."""
     from ihmr.pose.demo import run_demo
 
     res = run_demo(

@@ -29,7 +29,8 @@ def _age(checkpoint: Path, out: Path, features: Optional[Path], device: Optional
 
 
 def _depth(checkpoint: Path, out: Path, device: Optional[str]) -> None:
-    """Depth checkpoints (``kind: depth``): NYUD2-DIR metrics on the balanced mask, Table 2 layout."""
+    """Depth checkpoints (``kind: depth``): NYUD2-DIR metrics on the balanced mask, Table 2
+    layout."""
     from ihmr.depth.evaluate import evaluate_depth_checkpoint
 
     evaluate_depth_checkpoint(checkpoint, out, device=device or "auto")
@@ -100,7 +101,8 @@ def eval(  # noqa: A001 - the command is called eval
     ),
     mpvpe_body: Optional[str] = typer.Option(
         None,
-        help="Pose: body of the predicted meshes for MPVPE: gendered (IHMR release, default) or neutral (SPIN).",
+        help="Pose: body of the predicted meshes for MPVPE: gendered (IHMR release, default) "
+        "or neutral (SPIN).",
     ),
 ) -> None:
     """Balanced metrics (bMPVPE, bMPJPE, bPA-MPJPE; all / tail 10% / tail 5%) and plain means."""
@@ -111,7 +113,8 @@ def eval(  # noqa: A001 - the command is called eval
     if resolved != "pose":
         if checkpoint is None:
             raise ConfigError(
-                f"`ihmr eval --task {resolved}` needs --checkpoint (an ihmr {resolved} run's best.pt)"
+                f"`ihmr eval --task {resolved}` needs --checkpoint "
+                f"(an ihmr {resolved} run's best.pt)"
             )
         pose_only = {
             "--labels": labels,

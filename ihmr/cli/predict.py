@@ -1,4 +1,4 @@
-"""``ihmr predict`` (images -> SMPL parameters and overlays) and ``ihmr export`` (one model file)."""
+"""``ihmr predict`` (images -> SMPL parameters and overlays), ``ihmr export`` (one model file)."""
 
 from __future__ import annotations
 
@@ -31,11 +31,13 @@ def predict(
     ),
     detector: str = typer.Option(
         "auto",
-        help="Where no box is given: auto (OpenCV face/profile/upper/full-body cascades + HOG), hog, dnn (--detector-model), none.",
+        help="Where no box is given: auto (OpenCV face/profile/upper/full-body cascades + HOG), "
+        "hog, dnn (--detector-model), none.",
     ),
     detector_model: Optional[Path] = typer.Option(
         None,
-        help="A local ONNX person detector (YOLOv8/YOLO11 export) run by OpenCV's DNN module; implies --detector dnn.",
+        help="A local ONNX person detector (YOLOv8/YOLO11 export) run by OpenCV's DNN module; "
+        "implies --detector dnn.",
     ),
     person_class: int = typer.Option(
         0, help="Class index of people in --detector-model (0 in COCO)."

@@ -91,8 +91,9 @@ def _ensure_data(root: Path, log, read_noise: float | None = None) -> dict:
         root, SceneSettings() if read_noise is None else SceneSettings(noise_sigma_m=read_noise)
     )
     log(
-        f"  {s['train_images']} train / {s['test_images']} test images, {s['mask_pixels']} balanced "
-        f"test pixels, {s['share_2_4m']:.0%} of training pixels at 2-4 m ({s['seconds']} s)"
+        f"  {s['train_images']} train / {s['test_images']} test images, "
+        f"{s['mask_pixels']} balanced test pixels, "
+        f"{s['share_2_4m']:.0%} of training pixels at 2-4 m ({s['seconds']} s)"
     )
     return json.loads(meta.read_text())
 
@@ -115,8 +116,9 @@ def run_depth_demo(
     ``sigma`` (metres) is the noise scale of BNI and GAI; None = the data's ``noise_sigma_m``, the
     true depth-read noise of the generator. ``head``: R is a per-pixel regressor on the image
     (``pixel``) or Hu et al.'s R on the cached features (``hu``), see :class:`HeadConfig`;
-    ``head_epochs`` None = :data:`HEAD_EPOCHS` of that head. ``read_noise`` (metres) is the generator's
-    ``noise_sigma_m`` when the data is rendered (None = 0.4); existing data is used as it is.
+    ``head_epochs`` None = :data:`HEAD_EPOCHS` of that head. ``read_noise`` (metres) is the
+    generator's ``noise_sigma_m`` when the data is rendered (None = 0.4); existing data is used
+    as it is.
     """
     import torch
 

@@ -22,7 +22,7 @@ from ..errors import DataError
 
 
 def load_depth_model(checkpoint: str | Path, device: str = "cpu"):
-    """(model in eval mode, config dict) from a ``best.pt`` (or ``last.pt``) of :func:`train_depth`."""
+    """(model in eval mode, config dict) from a ``best.pt`` / ``last.pt`` of :func:`train_depth`."""
     from ..config import from_dict
     from ..runs import read_checkpoint
     from .train import DepthTrainConfig, build_model

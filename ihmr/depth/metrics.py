@@ -99,7 +99,10 @@ class DepthMetrics:
         self.acc = BinnedMean(N_BINS, len(COLUMNS))
 
     def update(self, pred, target, mask) -> None:
-        """Add the pixels where ``mask`` is true: pred, target (..., H, W) metres, mask same shape."""
+        """Add the pixels where ``mask`` is true.
+
+        pred, target (..., H, W) metres, mask same shape.
+        """
         check_same_shape(pred, target, "pred", "target")
         check_same_shape(target, mask, "target", "mask")
         m = _np(mask).astype(bool)

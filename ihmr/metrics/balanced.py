@@ -104,7 +104,7 @@ class BinnedMean:
         return idx
 
     def balanced(self, bins: Iterable[int] | None = None) -> np.ndarray | None:
-        """(n_metrics,) mean of per-bin means over the non-empty bins among ``bins``; None if none."""
+        """(n_metrics,) mean of per-bin means of the non-empty bins among ``bins``; None if none."""
         idx = self._select(bins)
         idx = idx[self.counts[idx] > 0]
         if idx.size == 0:
@@ -112,7 +112,7 @@ class BinnedMean:
         return (self.sums[idx] / self.counts[idx, None]).mean(axis=0)
 
     def overall(self, bins: Iterable[int] | None = None) -> np.ndarray | None:
-        """(n_metrics,) sample-weighted mean over the samples in ``bins``; None if there are none."""
+        """(n_metrics,) sample-weighted mean of the samples in ``bins``; None if there are none."""
         idx = self._select(bins)
         n = self.counts[idx].sum()
         if n == 0:

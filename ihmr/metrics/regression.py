@@ -198,7 +198,8 @@ class _BalancedCore:
             )
 
     def bin_ids(self, target: Any) -> np.ndarray:
-        """(N,) int64 label bin of each target (N,) or (N, d), e.g. for :func:`ihmr.sigma.holdout_split`."""
+        """(N,) int64 label bin of each target (N,) or (N, d), e.g. for
+        :func:`ihmr.sigma.holdout_split`."""
         y = _np64(target, "target")
         if not np.isfinite(y).all():
             raise DataError("target holds NaN or inf; a sample without a label has no bin")

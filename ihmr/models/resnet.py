@@ -2,9 +2,9 @@
 
 torchvision cannot be installed beside the CPU torch build we use, so the backbone is our own; its
 ``state_dict`` keys (``conv1.weight``, ``layer1.0.conv1.weight``, ``layer1.0.downsample.0.weight``,
-``fc.weight`` ...) match torchvision's ``resnet50`` exactly, so torchvision, SPIN and DIR checkpoints
-load into it. :meth:`ResNet.features` returns the globally pooled 2048-d feature (SPIN's and DIR's
-regressor input).
+``fc.weight`` ...) match torchvision's ``resnet50`` exactly, so torchvision, SPIN and DIR
+checkpoints load into it. :meth:`ResNet.features` returns the globally pooled 2048-d feature
+(SPIN's and DIR's regressor input).
 """
 
 from __future__ import annotations

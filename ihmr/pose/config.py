@@ -1,4 +1,4 @@
-"""Configuration of ``ihmr train`` (retraining SPIN's HMR head on cached features) and ``ihmr demo``.
+"""Configuration of ``ihmr train`` (retrains SPIN's HMR head on cached features) and ``ihmr demo``.
 
 Dataclasses with one docstring per field; load them with :func:`ihmr.config.load_config`
 (defaults < YAML < ``--set`` overrides, unknown keys rejected). The defaults are the released IHMR

@@ -167,8 +167,8 @@ def predictions_from_file(path: str | os.PathLike, n: int, body: Any) -> Callabl
         if len(rot) != n or tuple(betas.shape) != (n, 10):
             raise DataError(
                 f"{str(path)!r}: expected {n} predictions (pose (N, 72) or "
-                f"(N, 24, 3, 3), betas (N, 10)), got pose {shape_str(data['pose'].shape)} and betas "
-                f"{shape_str(betas.shape)}; rows must follow the test-set order"
+                f"(N, 24, 3, 3), betas (N, 10)), got pose {shape_str(data['pose'].shape)} "
+                f"and betas {shape_str(betas.shape)}; rows must follow the test-set order"
             )
         for k, v in (("pose", rot), ("betas", betas)):
             if not torch.isfinite(v).all():

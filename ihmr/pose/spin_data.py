@@ -1,6 +1,7 @@
 """Readers for SPIN's published label files, validated on open.
 
-Formats (nkolot/SPIN, ``datasets/preprocess/*.py``; docs/protocols.md). ``dataset_extras/<name>.npz`` holds per sample:
+Formats (nkolot/SPIN, ``datasets/preprocess/*.py``; docs/protocols.md).
+``dataset_extras/<name>.npz`` holds per sample:
 
 ========== ============= ==================================================================
 key        shape         meaning
@@ -85,8 +86,11 @@ FILE_ALIASES: dict[str, str] = {
 
 
 def infer_dataset(path: str | os.PathLike) -> str | None:
-    """Dataset name from a SPIN file name (``h36m_train.npz`` -> ``h36m``,
-    ``hr-lspet_train.npz`` -> ``lspet``, ``h36m_valid_protocol2.npz`` -> ``h36m_valid``), or None."""
+    """Dataset name from a SPIN file name, or None.
+
+    ``h36m_train.npz`` -> ``h36m``, ``hr-lspet_train.npz`` -> ``lspet``,
+    ``h36m_valid_protocol2.npz`` -> ``h36m_valid``.
+    """
     stem = Path(path).name.split(".")[0].lower()
     names = {**{d: d for d in DATASETS}, **FILE_ALIASES}
     for prefix in sorted(names, key=len, reverse=True):  # 'lspet' before 'lsp', longest first

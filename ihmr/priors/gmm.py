@@ -387,7 +387,8 @@ def _check_fit_settings(
     max_iter: int,
     n_init: int,
 ) -> None:
-    """Raise :class:`~ihmr.errors.ConfigError` naming the first invalid setting of :func:`fit_gmm`."""
+    """Raise :class:`~ihmr.errors.ConfigError` naming the first invalid setting of
+    :func:`fit_gmm`."""
     if not isinstance(n_components, (int, np.integer)) or n_components < 1:
         raise ConfigError(f"n_components must be an integer >= 1, got {n_components!r}")
     check_choice(covariance_type, ("full", "diag"), "covariance_type")

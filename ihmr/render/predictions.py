@@ -93,7 +93,7 @@ def _vertices(params: dict, idx: np.ndarray, gendered: bool) -> tuple[np.ndarray
 
 
 def panel_camera(vertices: np.ndarray, cam, image, crop, size: int):
-    """Camera and backdrop of one panel: ``(translation, focal, principal point, (H, W), backdrop)``.
+    """Camera and backdrop of a panel: ``(translation, focal, principal point, (H, W), backdrop)``.
 
     - no ``cam``: the mesh is framed automatically on white (``size`` x ``size``);
     - ``cam`` and an ``image`` with its SPIN ``crop`` = (center, scale): the full image, Eq. (3)

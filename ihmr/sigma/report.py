@@ -62,7 +62,7 @@ def plot_curve(
     learned: dict | None = None,
     mse: float | None = None,
 ) -> Path:
-    """Validation metric against sigma (log axis), the chosen sigma ringed, learned sigma starred."""
+    """Validation metric against sigma (log axis); chosen sigma ringed, learned sigma starred."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -79,7 +79,7 @@ class SigmaSearch:
 
 
 def check_sigmas(grid: Sequence[float]) -> list[float]:
-    """The grid as sorted distinct floats; refused when empty or holding a sigma <= 0 / not finite."""
+    """The grid as sorted distinct floats; refused if empty or holding a sigma <= 0 / not finite."""
     values = [float(s) for s in grid]
     if not values:
         raise ConfigError(

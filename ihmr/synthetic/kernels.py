@@ -143,7 +143,8 @@ def _bmc_model(p, yt, ysq, scale, buf, gp, B):
                 m2 += e * ysq[j]
                 s0 += e * yt[0, j]
                 s1 += e * yt[1, j]
-        # dL/dp_i = 2 (ybar_i - y_i) / B;  v dL/dv sums E_S||y||^2 - ||y_i||^2 - 2 p_i.(ybar_i - y_i)
+        # dL/dp_i = 2 (ybar_i - y_i) / B;
+        # v dL/dv sums E_S||y||^2 - ||y_i||^2 - 2 p_i.(ybar_i - y_i)
         diff0 = s0 / z - yt[0, i]
         gp[0, i] = diff0 * np.float32(2.0 / B)
         dot = p[0, i] * diff0

@@ -157,7 +157,8 @@ T.torch.optim.Adam = Capture
 cfg = load_config(AgeConfig, sys.argv[1])
 cfg.out = sys.argv[2]
 T.train(cfg, log=lambda m: None)
-torch.save({"params": [p.detach().clone() for p in box["params"]], "init": box["init"]}, sys.argv[3])
+trained = [p.detach().clone() for p in box["params"]]
+torch.save({"params": trained, "init": box["init"]}, sys.argv[3])
 """
 
 

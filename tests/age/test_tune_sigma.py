@@ -1,4 +1,4 @@
-"""`ihmr tune-sigma` on a tiny stage-2 age config: outputs, chosen config, warm start, no test set."""
+"""`ihmr tune-sigma`, tiny stage-2 age config: outputs, chosen config, warm start, no test set."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""BalancedRegressionMetric against an independent NumPy loop, in batches, and under two gloo ranks."""
+"""BalancedRegressionMetric vs an independent NumPy loop, in batches, and under two gloo ranks."""
 
 from __future__ import annotations
 
