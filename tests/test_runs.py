@@ -247,8 +247,8 @@ def test_torchrun_env_decides_the_writer(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- the shared epoch loop
 def _fit(run: RunDir, epochs: int, resume: bool = False):
-    """A tiny trainer on training.fit + training.train_steps: dropout, shuffling, a schedule, selection on
-    validation; what the three benchmark trainers do, in 20 lines."""
+    """A tiny trainer on training.fit + training.train_steps: dropout, shuffling, a schedule,
+    selection on validation; what the three benchmark trainers do, in 20 lines."""
     from ihmr.training import fit, train_steps
 
     torch.manual_seed(123 if not resume else 999)  # a resumed process starts from other states

@@ -26,8 +26,9 @@ def demo(
     ),
     render: bool = typer.Option(True, "--render/--no-render", help="Render the rarest test poses."),
 ) -> None:
-    """The end-to-end IHMR demo: MSE against Balanced MSE (GAI, BMC) on the pose only and on
-    pose and keypoints, balanced metrics side by side."""
+    """The end-to-end IHMR demo: MSE against Balanced MSE (GAI, BMC), balanced metrics.
+
+    Balanced MSE on the pose only (keypoints MSE) and on pose and keypoints, side by side."""
     from ihmr.pose.demo import run_demo
 
     res = run_demo(
