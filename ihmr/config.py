@@ -44,7 +44,10 @@ import typing
 from pathlib import Path
 from typing import Any, Iterable, Mapping, TypeVar
 
+import yaml
+
 from .errors import ConfigError
+from .io import write_text
 
 T = TypeVar("T")
 
@@ -233,8 +236,6 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
     """Turn ``["a.b=1", "c=[1, 2]"]`` into a nested dict; values are YAML scalars or lists."""
-    import yaml
-
     nested: dict[str, Any] = {}
     for item in overrides:
         if "=" not in item:
@@ -268,8 +269,6 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
@@ -315,8 +314,4 @@ def resolve_path(path: str | os.PathLike | None, root: str | os.PathLike = ".") 
 
 def save_config(cfg: Any, path: str | os.PathLike) -> Path:
     """Write the resolved config as YAML (atomically), for the run folder."""
-    import yaml
-
-    from .io import write_text
-
     return write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

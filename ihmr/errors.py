@@ -5,6 +5,7 @@ Every check raises with a message that says what was expected, what was got, and
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any, Sequence
 
@@ -112,8 +113,6 @@ def check_positive(value: float, name: str) -> None:
 def check_choice(value: str, choices: Sequence[str], name: str) -> None:
     """Raise :class:`ConfigError` unless ``value`` is one of ``choices`` (closest one suggested)."""
     if value not in choices:
-        import difflib
-
         close = difflib.get_close_matches(str(value), list(choices), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}{hint}")

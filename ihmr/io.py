@@ -211,8 +211,6 @@ def open_npz(path: str | os.PathLike, what: str = "file") -> Any:
 
 def read_npz(path: str | os.PathLike, what: str = "file") -> dict[str, Any]:
     """All arrays of a user ``.npz`` (see :func:`open_npz`); object (pickled) arrays are refused."""
-    from .errors import DataError
-
     with open_npz(path, what) as z:
         try:
             return {k: z[k] for k in z.files}

@@ -29,8 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .config import save_config
 from .errors import ConfigError, DataError, IhmrError
-from .io import check_writable_dir, torch_save, write_text
+from .io import check_writable_dir, load_torch_file, torch_save, write_text
 
 CHECKPOINT_VERSION = 1
 
@@ -69,8 +74,6 @@ def dist_info() -> DistInfo:
 
 def is_main() -> bool:
     """True on rank 0 (and in a plain single process): the only process that writes files."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank() == 0
     return dist_info().is_main
@@ -82,9 +85,6 @@ def init_distributed(backend: str | None = None) -> DistInfo:
     Picks ``nccl`` when CUDA is available (and binds the process to ``cuda:LOCAL_RANK``), else
     ``gloo``. A single process returns immediately without touching ``torch.distributed``.
     """
-    import torch
-    import torch.distributed as dist
-
     info = dist_info()
     if info.world_size <= 1 or (dist.is_available() and dist.is_initialized()):
         return info
@@ -98,8 +98,6 @@ def init_distributed(backend: str | None = None) -> DistInfo:
 
 def default_device(info: DistInfo | None = None) -> str:
     """``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``."""
-    import torch
-
     info = info or dist_info()
     return f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu"
 
@@ -112,10 +110,6 @@ def resolve_device(spec: Any) -> Any:
     asked for on a machine without it, or a GPU index past the last one raise
     :class:`~ihmr.errors.ConfigError` saying what to use instead.
     """
-    import torch
-
-    from .errors import ConfigError
-
     if spec is None or spec == "auto":
         return torch.device(default_device())
     try:
@@ -154,9 +148,6 @@ def rng_state(generators: Mapping[str, Any] | None = None) -> dict[str, Any]:
     Everything is stored as tensors, ints and lists so that ``torch.load(weights_only=True)``
     reads it back.
     """
-    import numpy as np
-    import torch
-
     np_state = np.random.get_state()
     py_state = random.getstate()
     state: dict[str, Any] = {
@@ -177,9 +168,6 @@ def rng_state(generators: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 def set_rng_state(state: Mapping[str, Any], generators: Mapping[str, Any] | None = None) -> None:
     """Restore what :func:`rng_state` captured (missing generators are an error)."""
-    import numpy as np
-    import torch
-
     torch.set_rng_state(state["torch"].cpu())
     n = state["numpy"]
     np.random.set_state(
@@ -243,8 +231,6 @@ def save_checkpoint(
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint dict with ``weights_only=True``; a clear error if missing or unreadable."""
-    from .io import load_torch_file
-
     path = Path(path)
     ckpt = load_torch_file(path, map_location=map_location)
     if not isinstance(ckpt, dict) or "state" not in ckpt:
@@ -349,8 +335,6 @@ class RunDir:
             )
 
     def save_config(self, cfg: Any) -> Path:
-        from .config import save_config
-
         path = self.root / "config.yaml"
         if self.main:
             save_config(cfg, path)

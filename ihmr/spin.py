@@ -40,6 +40,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from .errors import DataError, ShapeError, check_positive
 
@@ -70,8 +71,6 @@ def weak_perspective_to_translation(
     puts the body behind the camera and it cannot be rendered.
     """
     if hasattr(cam, "detach"):
-        import torch
-
         if cam.shape[-1:] != (3,):
             raise ShapeError(f"cam must have shape (..., 3) = [s, tx, ty], got {tuple(cam.shape)}")
         tz = 2.0 * focal_length / (img_res * cam[..., 0] + _EPS)

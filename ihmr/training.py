@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
+
 from .runs import RunDir, check_loss, is_main
 
 
@@ -177,9 +181,6 @@ class Progress:
 
     def __enter__(self) -> "Progress":
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as RichProgress
-
             self._progress = RichProgress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -225,8 +226,6 @@ def log_scalars(writer: Any, step: int, scalars: Mapping[str, Any], prefix: str 
 
 def iter_batches(n: int, batch_size: int, generator: Any, drop_last: bool = False) -> Iterable[Any]:
     """Index tensors of batches of a fresh random permutation of ``range(n)`` from ``generator``."""
-    import torch
-
     perm = torch.randperm(n, generator=generator)
     stop = n - n % batch_size if drop_last else n
     for i in range(0, stop, batch_size):

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..losses import BMCLoss, BNILoss, GAILoss, weighted_mse_loss
+from ..priors import fit_gmm, histogram_prior, reweighting_weights
 from .config import RRT_LOSSES, LossConfig
 
 
@@ -29,8 +31,6 @@ def age_bin_edges(label_range: tuple[float, float]) -> np.ndarray:
 
 
 def _histogram(train_ages: np.ndarray, cfg: LossConfig, label_range: tuple[float, float]) -> Any:
-    from ..priors import histogram_prior
-
     lds = {"kind": cfg.lds_kernel, "ks": cfg.lds_ks, "sigma": cfg.lds_sigma} if cfg.lds else None
     return histogram_prior(train_ages, age_bin_edges(label_range), lds=lds)
 
@@ -71,8 +71,6 @@ class AgeCriterion(nn.Module):
         if self.kind == "l1":
             return torch.nn.functional.l1_loss(p, y)
         if self.bin_weight is not None:
-            from ..losses import weighted_mse_loss
-
             idx = (torch.floor(y + 0.5).long() - self.first_age).clamp(0, len(self.bin_weight) - 1)
             return weighted_mse_loss(p, y, self.bin_weight.to(p.device)[idx])
         return self.inner(p, y)
@@ -82,8 +80,6 @@ def build_criterion(
     cfg: LossConfig, train_ages: Any, label_range: tuple[float, float], seed: int = 0
 ) -> AgeCriterion:
     """The stage-2 loss named by ``cfg.kind`` with its prior fitted on ``train_ages`` (N,)."""
-    from ..losses import BMCLoss, BNILoss, GAILoss
-
     if cfg.kind not in RRT_LOSSES:
         raise ConfigError(f"loss.kind must be one of {list(RRT_LOSSES)}, got {cfg.kind!r}")
     ages = np.asarray(train_ages, dtype=np.float64).reshape(-1)
@@ -93,14 +89,11 @@ def build_criterion(
     if cfg.kind == "bmc":
         return AgeCriterion("bmc", BMCLoss(**kw))
     if cfg.kind == "gai":
-        from ..priors import fit_gmm
-
         prior = fit_gmm(ages[:, None], cfg.gmm_components, seed=seed)
         return AgeCriterion("gai", GAILoss(prior, **kw))
     hist = _histogram(ages, cfg, label_range)
     if cfg.kind == "bni":
         return AgeCriterion("bni", BNILoss(hist.centers, hist.density, **kw))
-    from ..priors import reweighting_weights
 
     clip = tuple(cfg.reweight_clip) if cfg.reweight_clip is not None else None
     w = reweighting_weights(ages, hist, cfg.kind, clip)

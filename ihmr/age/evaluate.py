@@ -18,7 +18,11 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import atomic_path, check_writable_dir, write_json, write_text
+from ..runs import resolve_device
+from .data import dataset_paths, make_dataset, read_age_csv
+from .features import load_features, weights_fingerprint
 from .metrics import AgeMetrics, table1_markdown
+from .train import load_age_checkpoint, predict_head, predict_images
 
 
 def predict_split(
@@ -38,11 +42,6 @@ def predict_split(
 
     Returns ``{"pred": (N,), "age": (N,), "paths": (N,), "payload": checkpoint dict}``.
     """
-    from ..runs import resolve_device
-    from .data import dataset_paths, make_dataset, read_age_csv
-    from .features import load_features, weights_fingerprint
-    from .train import load_age_checkpoint, predict_head, predict_images
-
     device = resolve_device(device)
     model, payload = load_age_checkpoint(checkpoint, device)
     if features:

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import check_choice
+from ..errors import DataError, check_choice
+from ..models.resnet import resnet50
 
 BACKBONES = ("resnet50", "small")
 
@@ -55,8 +56,6 @@ class AgeRegressor(nn.Module):
         super().__init__()
         check_choice(backbone, BACKBONES, "model.backbone")
         if backbone == "resnet50":
-            from ..models.resnet import resnet50
-
             self.backbone: Any = resnet50(num_classes=None)
             self.feature_dim = 2048
         else:
@@ -107,8 +106,6 @@ def load_dir_state_dict(model: AgeRegressor, state: dict[str, torch.Tensor]) -> 
         mapped[k if k.startswith("linear.") else "backbone." + k] = v
     missing, unexpected = model.load_state_dict(mapped, strict=False)
     if missing or unexpected:
-        from ..errors import DataError
-
         raise DataError(
             f"checkpoint does not fit the age model: missing {missing[:5]}, unexpected "
             f"{unexpected[:5]}; it must be a DIR ResNet-50 age model"

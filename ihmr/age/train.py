@@ -29,6 +29,8 @@ import torch
 
 from ..config import to_dict
 from ..errors import ConfigError, DataError
+from ..io import load_torch_file
+from ..losses import noise_parameters
 from ..runs import (
     RunDir,
     init_distributed,
@@ -49,8 +51,6 @@ def load_age_checkpoint(
     path: str | Path, device: str = "cpu"
 ) -> tuple[AgeRegressor, dict[str, Any]]:
     """Rebuild the :class:`AgeRegressor` of a ``best.pt``, return it (eval mode) with the dict."""
-    from ..io import load_torch_file
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -336,7 +336,7 @@ def train_rrt(
 
     ``init_linear``: a ``linear`` state dict to start from instead of the re-initialised layer
     (a fine-tune from a shared start, :mod:`ihmr.sigma.tasks`)."""
-    from ..losses import noise_parameters
+    # looked up per call: tests wrap build_criterion and load_features in their modules
     from .criteria import build_criterion
     from .features import load_features, weights_fingerprint
 

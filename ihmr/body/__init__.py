@@ -20,10 +20,14 @@ import os
 import warnings
 from typing import Any, Mapping
 
-from ..errors import DataError
+import numpy as np
+import torch
+
+from ..errors import DataError, ShapeError
+from . import files
 from .constants import GENDERS
 from .files import BodyConfig, inventory, resolve_smpl_dir
-from .model import BodyModel, BodyOutput
+from .model import BodyModel, BodyOutput, _cat
 
 __all__ = [
     "BodyConfig",
@@ -87,10 +91,6 @@ def _say_open_body_once(gender: str) -> None:
 
 
 def _read(gender: str, folder) -> tuple[dict, dict, str]:
-    import numpy as np
-
-    from . import files
-
     if folder is None:
         body_npz, mean_npz = files.open_body_paths()
         if not body_npz.is_file() or not mean_npz.is_file():
@@ -134,8 +134,6 @@ def load_body(
     Raises :class:`~ihmr.errors.AssetNotFoundError` naming the missing file, the expected layout
     and https://smpl.is.tue.mpg.de when a configured SMPL folder is incomplete.
     """
-    import torch
-
     gender = normalise_gender(gender)
     folder = resolve_smpl_dir(model_dir)
     data, mean, name = _read(gender, folder)
@@ -170,11 +168,6 @@ def forward_gendered(
     (e.g. the open body serving all three) go through one forward. Outputs are in the input
     order. Bodies must share the vertex count.
     """
-    import numpy as np
-    import torch
-
-    from ..errors import ShapeError
-
     names = _gender_names(genders)
     if len(names) != betas.shape[0]:
         raise ShapeError(
@@ -195,7 +188,6 @@ def forward_gendered(
         run = body.joints_only if joints_only else body
         parts.append(run(betas[idx], pose[idx]))
         index.append(idx)
-    from .model import _cat
 
     order = torch.argsort(torch.cat(index))
     return _cat(parts)[order]
@@ -203,8 +195,6 @@ def forward_gendered(
 
 def _gender_names(genders: Any):
     """(B,) genders in any accepted spelling -> (B,) numpy array of 'neutral'/'male'/'female'."""
-    import numpy as np
-
     if hasattr(genders, "detach"):
         genders = genders.detach().cpu().numpy()
     arr = np.asarray(genders).ravel()

@@ -16,16 +16,28 @@ and scipy.sparse objects into plain numpy arrays and refuses every other global.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import pickle
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import AssetNotFoundError, ConfigError, DataError
-from .constants import GENDERS, NUM_BETAS, NUM_JOINTS, NUM_POSE_FEATURES, SMPL_PARENTS
+from .constants import (
+    GENDERS,
+    NUM_BETAS,
+    NUM_JOINTS,
+    NUM_POSE_FEATURES,
+    SMPL_NUM_VERTICES,
+    SMPL_PARENTS,
+    SMPL_VERTEX_JOINT_IDS,
+)
 
 SMPL_URL = "https://smpl.is.tue.mpg.de"
 ENV_VAR = "IHMR_SMPL_DIR"
@@ -55,8 +67,6 @@ def resolve_smpl_dir(model_dir: str | os.PathLike | None = None) -> Path | None:
 
 def open_body_paths() -> tuple[Path, Path]:
     """Paths of the bundled open body and its mean parameters (they may not exist yet)."""
-    from importlib.resources import files
-
     root = Path(str(files("ihmr.assets"))) / "open_body"
     return root / "open_body.npz", root / "mean_params.npz"
 
@@ -347,14 +357,8 @@ def to_smplx(data: dict[str, Any], gender: str = "neutral", dtype: Any = None):
     Its 21 extra vertex joints use the body's ``vertex_joint_ids``, SMPL's ids for a 6,890-vertex
     body, else vertex 0 (smplx needs some vertex; :class:`ihmr.body.BodyModel` uses joints then).
     """
-    import contextlib
-    import io
-
     import smplx
-    import torch
     from smplx.utils import Struct
-
-    from .constants import SMPL_NUM_VERTICES, SMPL_VERTEX_JOINT_IDS
 
     parents = np.asarray(data["parents"], np.int64)
     struct = Struct(

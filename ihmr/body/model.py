@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError
+from ..geometry import axis_angle_to_matrix
 from .constants import (
     NUM_BETAS,
     NUM_JOINTS,
@@ -36,6 +37,7 @@ from .constants import (
     SPIN_JOINT_MAP,
     VERTEX_JOINT_FALLBACK,
 )
+from .files import to_smplx
 
 
 @dataclass
@@ -122,8 +124,6 @@ class KinematicChain(nn.Module):
 
 def pose_to_rotmats(pose: torch.Tensor) -> torch.Tensor:
     """(B, 24, 3, 3) rotation matrices, or (B, 72) / (B, 24, 3) axis-angle -> (B, 24, 3, 3)."""
-    from ..geometry import axis_angle_to_matrix
-
     if pose.ndim == 4 and pose.shape[1:] == (NUM_JOINTS, 3, 3):
         return pose
     if pose.ndim == 2 and pose.shape[1] == 3 * NUM_JOINTS:
@@ -315,15 +315,13 @@ class BodyModel(nn.Module):
         """Same joints as :meth:`forward`, without any vertex tensor (for training)."""
         betas, rot = self._inputs(betas, pose)
         if self._joints_only is None:
-            from .joints_only import JointsOnly
+            from .joints_only import JointsOnly  # here: joints_only imports this module
 
             self._joints_only = JointsOnly(self)
         return self._joints_only(betas, rot)
 
     def smplx(self):
         """The same body as an ``smplx.SMPLLayer`` (float32), for code that wants smplx's API."""
-        from .files import to_smplx
-
         return to_smplx(self._data, gender=self.gender)
 
     def extra_repr(self) -> str:

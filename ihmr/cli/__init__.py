@@ -11,6 +11,10 @@ import sys
 
 import typer
 
+from ihmr import __version__
+from ihmr.errors import IhmrError, describe_os_error
+from ihmr.io import remove_created_dirs_on_failure
+
 app = typer.Typer(
     name="ihmr",
     help="Balanced MSE for imbalanced visual regression (Ren et al., CVPR 2022).",
@@ -28,8 +32,6 @@ def _root() -> None:
 @app.command()
 def version() -> None:
     """Print the ihmr version."""
-    from ihmr import __version__
-
     typer.echo(__version__)
 
 
@@ -47,9 +49,6 @@ def main() -> None:
     its traceback. Folders the failed command created and left empty are removed. Set
     ``IHMR_DEBUG=1`` to see the traceback of an expected failure too.
     """
-    from ihmr.errors import IhmrError, describe_os_error
-    from ihmr.io import remove_created_dirs_on_failure
-
     _register()
     try:
         with remove_created_dirs_on_failure():

@@ -13,6 +13,9 @@ from typing import Optional
 
 import typer
 
+from ihmr.errors import ConfigError, check_choice
+from ihmr.io import load_torch_file
+
 TASKS = ("pose", "age", "depth")
 KINDS = {"ihmr-pose-head": "pose", "age": "age", "depth": "depth"}
 
@@ -53,8 +56,6 @@ def _pose(labels: Path, out: Path, **options) -> None:
 def _task_of(checkpoint: Optional[Path]) -> str:
     if checkpoint is None or not checkpoint.is_file():
         return "pose"
-    from ihmr.errors import ConfigError
-    from ihmr.io import load_torch_file
 
     ckpt = load_torch_file(checkpoint, mmap=True)
     task = "pose"
@@ -106,8 +107,6 @@ def eval(  # noqa: A001 - the command is called eval
     ),
 ) -> None:
     """Balanced metrics (bMPVPE, bMPJPE, bPA-MPJPE; all / tail 10% / tail 5%) and plain means."""
-    from ihmr.errors import ConfigError, check_choice
-
     check_choice(task, ["auto", *TASKS], "--task")
     resolved = _task_of(checkpoint) if task == "auto" else task
     if resolved != "pose":

@@ -6,6 +6,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from ihmr.errors import ConfigError, check_choice
+from ihmr.io import check_writable_file
 
 
 def fit_prior(
@@ -31,8 +36,6 @@ def fit_prior(
 ) -> None:
     """Fit a label prior (GMM for GAI, histogram for BNI) and write it atomically as .npz."""
     from ihmr import priors
-    from ihmr.errors import ConfigError, check_choice
-    from ihmr.io import check_writable_file
 
     check_choice(kind, ("gmm", "bins"), "--kind")
     if kind == "gmm" and (bins or bin_width or lds):
@@ -63,9 +66,6 @@ def fit_prior(
 
 
 def _print_summary(summary: dict, out: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"{summary.pop('kind')} prior", show_header=False)
     for name, value in summary.items():
         if isinstance(value, list) and value and isinstance(value[0], (float, list)):

@@ -7,6 +7,8 @@ from typing import Any, List, Optional
 
 import typer
 
+from ihmr.errors import ConfigError
+
 ConfigOption = typer.Option(None, "--config", "-c", help="YAML config file (see configs/).")
 SetOption = typer.Option(
     [], "--set", help="Override a config value, e.g. --set train.lr=1e-4 (repeatable)."
@@ -31,8 +33,6 @@ def run_config_args(
     goes to ``--out`` (or the config's ``out``), and the trainer refuses a folder that already
     holds a run (:meth:`ihmr.runs.RunDir.check_resume`).
     """
-    from ihmr.errors import ConfigError
-
     if resume is None:
         return config, list(sets or []), {"out": str(out)} if out is not None else None
     if config is not None:

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from ihmr.errors import check_choice
+
 
 def predict(
     images: Path = typer.Option(
@@ -71,7 +73,6 @@ def predict(
     ),
 ) -> None:
     """Find people in images, predict SMPL pose/shape/camera, write predictions and overlays."""
-    from ihmr.errors import check_choice
     from ihmr.pose.detectors import DETECTORS
     from ihmr.pose.predict import PredictOptions, predict_images
 

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from ihmr.errors import check_choice
+
 
 def split(
     labels: Path = typer.Argument(..., help="Test labels (SPIN .npz, e.g. 3dpw_test.npz)."),
@@ -25,7 +27,6 @@ def split(
     ),
 ) -> None:
     """Distance of every test sample to the mean mesh, 100 regions exactly as released."""
-    from ihmr.errors import check_choice
     from ihmr.pose.jobs import split_job
 
     check_choice(metric, ["vertex", "geodesic"], "--metric")

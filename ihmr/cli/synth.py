@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from ihmr.io import check_writable_dir
+
 from .options import ConfigOption, SetOption
 
 
@@ -36,7 +38,6 @@ def synth(
 ) -> None:
     """Reproduce the synthetic benchmark: results.json/.csv, table.md and figures under --out."""
     from ihmr.config import load_config
-    from ihmr.io import check_writable_dir
     from ihmr.synthetic import SynthConfig, run_with_progress, write_outputs
 
     extra = {

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from ihmr.errors import ConfigError
+
 from .options import SetOption
 
 
@@ -38,7 +40,6 @@ def tune_sigma(
 ) -> None:
     """Train one candidate per sigma, score it on held-out training data (never the test set);
     write table.md/.csv, curve.png, search.json and chosen.yaml (the config with that sigma)."""
-    from ihmr.errors import ConfigError
     from ihmr.sigma.tasks import tune
 
     try:

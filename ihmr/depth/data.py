@@ -37,6 +37,8 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+import torch
+import torch.utils.data
 
 from ..config import resolve_path
 from ..errors import ConfigError, DataError, ShapeError
@@ -356,8 +358,6 @@ class Layout:
 
 
 def _torch_dataset_base():
-    import torch.utils.data
-
     return torch.utils.data.Dataset
 
 
@@ -432,8 +432,6 @@ class NYUD2DIR(_torch_dataset_base()):
         return center_crop(rgb), center_crop(depth)
 
     def __getitem__(self, i: int) -> dict:
-        import torch
-
         j = self.index[i]
         rgb = resize_short_side(read_image(self.files.rgb[j], hint="check data.root"))
         depth = resize_short_side(

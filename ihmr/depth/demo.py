@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import warnings
 from dataclasses import asdict
@@ -29,8 +30,26 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 
+from ..config import to_dict
+from ..errors import ConfigError, check_at_least, check_choice
 from ..io import check_writable_dir, torch_save, write_json, write_text
+from ..runs import read_checkpoint
+from .data import Layout, load_shots
+from .demo_scenes import SceneSettings, make_haze_dataset
+from .evaluate import evaluate_depth_checkpoint, plot_error_per_bin
+from .rrt import (
+    HeadConfig,
+    _hash_files,
+    _hash_state,
+    extract_head_features,
+    head_priors,
+    head_targets,
+    load_head_features,
+    train_head,
+)
+from .train import DepthTrainConfig, train_depth
 
 DEMO_LOSSES = ("mse", "reweight_lds", "bni", "gai")
 LABELS = {"mse": "MSE", "reweight_lds": "Reweight (inverse + LDS)", "bni": "BNI", "gai": "GAI"}
@@ -42,8 +61,6 @@ def stage1_config(root: Path, out: Path, epochs: int = 6, threads: int = 1):
     stage (encoder), 64 x 48 input (32 x 24 output), no augmentation (photometric jitter would
     change the haze cue; the features are cached un-augmented anyway), Adam 1e-3, x0.1 for the
     last epoch, batch 8, MSE."""
-    from .train import DepthTrainConfig
-
     cfg = DepthTrainConfig(out=str(out), threads=threads, device="cpu")
     cfg.data.root, cfg.data.input_wh, cfg.data.val_fraction = str(root), (64, 48), 0.1
     cfg.data.augment, cfg.data.prior_pixels_per_image = False, 200
@@ -63,8 +80,6 @@ HEAD_EPOCHS = {"pixel": 3, "hu": 10}
 
 def head_config(loss: str, seed: int, sigma: float, epochs: int | None = None, head: str = "pixel"):
     """R's config for a demo loss name (``reweight_lds`` = inverse reweighting with LDS)."""
-    from .rrt import HeadConfig
-
     cfg = HeadConfig(
         seed=seed, epochs=HEAD_EPOCHS.get(head, 3) if epochs is None else epochs, head=head
     )
@@ -75,8 +90,6 @@ def head_config(loss: str, seed: int, sigma: float, epochs: int | None = None, h
 
 
 def _ensure_data(root: Path, log, read_noise: float | None = None) -> dict:
-    from .demo_scenes import SceneSettings, make_haze_dataset
-
     meta = root / "demo.json"
     if meta.is_file():
         settings = json.loads(meta.read_text())
@@ -120,20 +133,6 @@ def run_depth_demo(
     generator's ``noise_sigma_m`` when the data is rendered (None = 0.4); existing data is used
     as it is.
     """
-    import torch
-
-    from ..errors import ConfigError, check_at_least, check_choice
-    from .data import Layout, load_shots
-    from .evaluate import evaluate_depth_checkpoint
-    from .rrt import (
-        extract_head_features,
-        head_priors,
-        head_targets,
-        load_head_features,
-        train_head,
-    )
-    from .train import train_depth
-
     bad = [x for x in losses if x not in DEMO_LOSSES]
     if bad or not losses:
         raise ConfigError(f"demo losses must be among {', '.join(DEMO_LOSSES)}, got {list(losses)}")
@@ -162,8 +161,6 @@ def run_depth_demo(
         log(f"stage 1: {s1} is older than the data; moving it to stage1.stale")
         stale = out / "stage1.stale"
         if stale.exists():
-            import shutil
-
             shutil.rmtree(stale)
         s1.rename(stale)
     cfg1 = stage1_config(root, s1, stage1_epochs, threads)
@@ -263,9 +260,6 @@ def run_depth_demo(
 
 def _finished_stage1(run: Path, cfg) -> dict | None:
     """{"best": record} when ``run/last.pt`` holds all epochs of this very config, else None."""
-    from ..config import to_dict
-    from ..runs import read_checkpoint
-
     last = run / "last.pt"
     if not last.is_file() or not (run / "best.pt").is_file():
         return None
@@ -281,10 +275,6 @@ def _plain(d):
 
 def _load_matching_features(path: Path, checkpoint: Path):
     """The cached features if they were made from ``checkpoint``'s weights and the current data."""
-    from ..runs import read_checkpoint
-    from .data import Layout
-    from .rrt import _hash_files, _hash_state, load_head_features
-
     if not path.is_file():
         return None
     feats = load_head_features(path)
@@ -427,8 +417,6 @@ def report_markdown(
 
 def plot_demo_error_per_bin(rows: dict, stage1: dict, train_counts, shots, path: Path) -> Path:
     """RMSE per 0.1 m bin, averaged over seeds, one line per loss (and stage 1) on one plot."""
-    from .evaluate import plot_error_per_bin
-
     curves = {
         "stage 1 (MSE)": np.array([np.nan if v is None else v for v in stage1["per_bin_rmse"]])
     }

@@ -18,7 +18,10 @@ import json
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
+
+from ihmr.render.backend import import_pyrender, shared_offscreen_renderer
 
 from ..errors import DataError, check_at_least
 from ..io import atomic_path, check_writable_dir, save_npz, write_text
@@ -30,8 +33,6 @@ YFOV = 0.86  # radians; NYUD2's Kinect has about 49 deg vertical field of view
 
 def _pyrender():
     """pyrender imported headless by :mod:`ihmr.render.backend` (EGL, else OSMesa)."""
-    from ihmr.render.backend import import_pyrender
-
     return import_pyrender()
 
 
@@ -164,8 +165,6 @@ def write_split_files(
 
 
 def _write_png(path: Path, img: np.ndarray) -> None:
-    import cv2
-
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1] if img.ndim == 3 else img))
     if not ok:
         raise DataError(f"could not encode {path}")
@@ -198,7 +197,6 @@ def make_demo_dataset(
     t0 = time.perf_counter()
     # The process-wide renderer: deleting a pyrender renderer terminates the EGL display for
     # every other renderer in the process (see ihmr.render.backend.shared_offscreen_renderer).
-    from ihmr.render.backend import shared_offscreen_renderer
 
     renderer = shared_offscreen_renderer()
     renderer.viewport_width, renderer.viewport_height = IMAGE_WH

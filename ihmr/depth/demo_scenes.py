@@ -33,10 +33,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from ..io import check_writable_dir, write_text
+from ..io import atomic_path, check_writable_dir, write_text
 from . import data as D
+from .demo_data import write_split_files
 
 IMAGE_WH = (320, 240)  # short side 240: the reader's resize is the identity
 YFOV = 0.86  # radians, about NYUD2's Kinect
@@ -184,10 +186,6 @@ def _surfaces(rng, n: int, st: SceneSettings) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _write_png(path: Path, img: np.ndarray) -> None:
-    import cv2
-
-    from ..io import atomic_path
-
     ok, buf = cv2.imencode(
         ".png",
         np.ascontiguousarray(img[..., ::-1] if img.ndim == 3 else img),
@@ -205,8 +203,6 @@ def make_haze_dataset(out: str | Path, settings: SceneSettings = SceneSettings()
 
     ``demo.json`` is written last, so a folder holding it is complete.
     """
-    from .demo_data import write_split_files
-
     st = settings
     root = check_writable_dir(out)
     rng = np.random.default_rng(st.seed)

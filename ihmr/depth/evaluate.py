@@ -17,16 +17,21 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import torch
 
+from ..config import from_dict
 from ..errors import DataError
+from ..io import atomic_path, check_writable_dir, write_json, write_text
+from ..runs import read_checkpoint, resolve_device
+from . import data as D
+from .data import BIN_WIDTH, N_BINS
+from .metrics import DepthMetrics, table2_markdown
+from .model import upsample_to
+from .train import DepthTrainConfig, build_model
 
 
 def load_depth_model(checkpoint: str | Path, device: str = "cpu"):
     """(model in eval mode, config dict) from a ``best.pt`` / ``last.pt`` of :func:`train_depth`."""
-    from ..config import from_dict
-    from ..runs import read_checkpoint
-    from .train import DepthTrainConfig, build_model
-
     ck = read_checkpoint(checkpoint, map_location=device)
     state, cfg_dict = ck["state"].get("model"), ck.get("extra", {}).get("config")
     if state is None or cfg_dict is None:
@@ -67,14 +72,6 @@ def evaluate_depth_checkpoint(
 
     ``data_root`` overrides the dataset root recorded in the checkpoint's config.
     """
-    import torch
-
-    from ..io import check_writable_dir, write_json, write_text
-    from ..runs import resolve_device
-    from . import data as D
-    from .metrics import DepthMetrics, table2_markdown
-    from .model import upsample_to
-
     device = resolve_device(device)
     out = check_writable_dir(out)
     model, cfg = load_depth_model(checkpoint, device)
@@ -112,9 +109,6 @@ def plot_error_per_bin(rmse_by_name: dict, path: Path, train_counts=None, shots=
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..io import atomic_path
-    from .data import BIN_WIDTH, N_BINS
-
     x = (np.arange(N_BINS) + 0.5) * BIN_WIDTH
     fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=90)
     if train_counts is not None:
@@ -151,8 +145,6 @@ def plot_examples(ds, examples, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..io import atomic_path
-
     n = max(1, len(examples))
     fig, axes = plt.subplots(n, 3, figsize=(7.5, 1.9 * n), dpi=80, squeeze=False)
     for row, (j, pred) in zip(axes, examples, strict=False):
@@ -174,9 +166,6 @@ def plot_examples(ds, examples, path: Path) -> Path:
 
 def compare_runs(metrics_files: dict, out: Path) -> str:
     """Table 2 for several evaluated runs: {name: metrics.json path} -> Markdown (also written)."""
-    from ..io import write_text
-    from .metrics import table2_markdown
-
     results = {k: json.loads(Path(v).read_text()) for k, v in metrics_files.items()}
     text = table2_markdown(results)
     write_text(out, text)

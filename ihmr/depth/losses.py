@@ -32,6 +32,11 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, ShapeError, check_choice, check_positive
+from ..losses.bmc import bmc_loss
+from ..losses.bni import bni_loss
+from ..losses.gai import PreparedGMM, gai_loss, prepare_gmm
+from ..priors import lds_kernel, smooth_counts
+from ..priors import lds_kernel as make_kernel
 from .data import BIN_WIDTH, MIN_DEPTH, N_BINS
 
 KINDS = ("mse", "inverse", "sqrt_inv", "bni", "gai", "bmc")
@@ -102,8 +107,6 @@ def reweight_table(
     counts LDS-smoothed first if asked (``kernel``: an :func:`ihmr.priors.lds_kernel` window;
     default gaussian, ks 5, sigma 2), normalised so the mean weight over the training pixels is 1.
     Empty bins get the largest weight (they hold no training pixel)."""
-    from ..priors import lds_kernel, smooth_counts
-
     check_choice(mode, REWEIGHTED, "reweighting kind")
     counts = np.asarray(counts, dtype=np.float64)
     if counts.shape != (N_BINS,) or counts.sum() <= 0:
@@ -155,24 +158,18 @@ def depth_loss(
         bins = torch.clamp((y / BIN_WIDTH).long(), max=N_BINS - 1)
         return (pixel_weights.to(p.dtype)[bins] * (p - y).pow(2)).mean()
     if kind == "bni":
-        from ..losses.bni import bni_loss
-
         if bin_centers is None or bin_weights is None:
             raise ValueError("kind='bni' needs bin_centers and bin_weights (the depth histogram)")
 
         def fn(a, b, v):
             return bni_loss(a, b, bin_centers, bin_weights, v, reduction="sum")
     elif kind == "gai":
-        from ..losses.gai import gai_loss
-
         if gmm is None:
             raise ValueError("kind='gai' needs a prepared 1-D GMM prior")
 
         def fn(a, b, v):
             return gai_loss(a, b, gmm, v, reduction="sum")
     else:
-        from ..losses.bmc import bmc_loss
-
         perm = torch.randperm(n, device=p.device)  # random pixel groups: no spatial clusters
         p, y = p[perm], y[perm]
 
@@ -226,9 +223,6 @@ class DepthLoss(nn.Module):
         if kind == "gai" and gmm is None:
             raise ValueError("kind='gai' needs a fitted GMM prior of the training pixel depths")
         if bin_counts is not None:
-            from ..priors import lds_kernel as make_kernel
-            from ..priors import smooth_counts
-
             counts = np.asarray(bin_counts, dtype=np.float64)
             window = make_kernel(lds_kernel, lds_ks, lds_sigma) if lds else None
             prob = smooth_counts(counts, window) if lds else counts
@@ -243,8 +237,6 @@ class DepthLoss(nn.Module):
                     "pixel_weights", torch.from_numpy(reweight_table(counts, kind, lds, window))
                 )
         if gmm is not None:
-            from ..losses.gai import prepare_gmm
-
             g = prepare_gmm(gmm, dtype=torch.float64)
             for name, t in g._asdict().items():
                 self.register_buffer(f"gmm_{name}", t)
@@ -256,8 +248,6 @@ class DepthLoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         gmm = None
         if self.kind == "gai":
-            from ..losses.gai import PreparedGMM
-
             gmm = PreparedGMM(
                 *(getattr(self, f"gmm_{f}").to(pred.dtype) for f in PreparedGMM._fields)
             )

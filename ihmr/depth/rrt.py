@@ -34,9 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from ..errors import DataError
-from .data import CROP_WH, N_BINS
+from ..errors import DataError, NonFiniteError, check_at_least, check_choice
+from ..io import save_npz
+from ..priors import fit_gmm
+from . import data as D
+from .data import CROP_WH, N_BINS, depth_bins
+from .evaluate import load_depth_model
+from .losses import DepthLoss
+from .metrics import DepthMetrics
+from .model import pixel_regressor, refinement, upsample_to
 from .train import LossConfig
 
 VAL_PIXELS_PER_IMAGE = 4000
@@ -90,12 +98,6 @@ def extract_head_features(
 ) -> Path:
     """Run the frozen network of ``checkpoint`` (a :func:`train_depth` best.pt) up to R's input
     over the train / val / test splits of its dataset; write the feature file (module docstring)."""
-    import torch
-
-    from ..io import save_npz
-    from . import data as D
-    from .evaluate import load_depth_model
-
     model, cfg = load_depth_model(checkpoint, "cpu")
     layout = D.Layout(cfg.data.root)
     kw = dict(
@@ -150,8 +152,6 @@ def extract_head_features(
 
 def load_head_features(path: str | Path) -> dict:
     """The feature file as tensors (x, train_y) and arrays (idx, t), plus ``fingerprint``."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"feature file {str(path)!r} not found")
@@ -165,9 +165,6 @@ def load_head_features(path: str | Path) -> dict:
 
 def make_head(cfg: HeadConfig):
     """A fresh R for ``cfg.head``."""
-    from ..errors import check_choice
-    from .model import pixel_regressor, refinement
-
     check_choice(cfg.head, ("pixel", "hu"), "head")
     return pixel_regressor() if cfg.head == "pixel" else refinement(cfg.width)
 
@@ -192,10 +189,6 @@ def predict_pixels(head, x, idx: np.ndarray, batch_size: int = 64) -> np.ndarray
     """Depth of the evaluated pixels: R on its input (N, C, h, w) (:func:`head_inputs`), bilinear
     upsampling to the 228 x 304 crop (as the DIR evaluation), gathered at the flat indices
     ``idx`` -> (P,)."""
-    import torch
-
-    from .model import upsample_to
-
     out = np.empty(idx.size, np.float64)
     per = CROP_WH[0] * CROP_WH[1]
     head.eval()
@@ -211,8 +204,6 @@ def predict_pixels(head, x, idx: np.ndarray, batch_size: int = 64) -> np.ndarray
 
 def pixel_metrics(pred: np.ndarray, target: np.ndarray, shots) -> tuple[dict, np.ndarray]:
     """(DepthMetrics.compute() of the pixels, per-bin RMSE (N_BINS,))."""
-    from .metrics import DepthMetrics
-
     acc = DepthMetrics(shots)
     acc.update(pred, target, np.ones(pred.shape, bool))
     return acc.compute(), acc.per_bin()["rmse"]
@@ -228,11 +219,6 @@ def train_head(
     ``counts`` (N_BINS,) training pixel counts and ``gmm`` (fitted 1-D prior) are the BNI /
     reweighting and GAI priors; computed from ``feats["train_y"]`` by :func:`head_priors` if absent.
     """
-    import torch
-
-    from ..errors import NonFiniteError, check_at_least, check_choice
-    from .losses import DepthLoss
-
     check_choice(cfg.select, ("last", "val"), "select")
     check_at_least(cfg.epochs, 1, "epochs")
     check_at_least(cfg.batch_size, 1, "batch_size")
@@ -324,9 +310,6 @@ def train_head(
 
 def head_priors(train_y, lc: LossConfig, seed: int = 0, gmm_pixels: int = 200_000):
     """(bin counts (N_BINS,), GMM or None) of the training target pixels >= ``lc.min_depth``."""
-    from ..priors import fit_gmm
-    from .data import depth_bins
-
     d = np.asarray(train_y, dtype=np.float64).ravel()
     d = d[d >= lc.min_depth]
     counts = np.bincount(depth_bins(d), minlength=N_BINS)

@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import numpy as np
+import torch
 
+from .. import runs, training
+from ..config import to_dict
+from ..priors import BinPrior, fit_gmm
+from . import data as D
 from .data import CROP_WH, MIN_DEPTH, N_BINS, depth_bins
+from .losses import DepthLoss
+from .metrics import DepthMetrics
+from .model import HuDepthNet, upsample_to
 
 
 @dataclass
@@ -104,8 +112,6 @@ class DepthTrainConfig:
 
 
 def build_model(cfg: ModelConfig):
-    from .model import HuDepthNet
-
     return HuDepthNet(cfg.width, cfg.encoder_layers, cfg.encoder_width)
 
 
@@ -131,11 +137,6 @@ def training_priors(ds, cfg: DepthTrainConfig, seed: int = 0):
 
 def evaluate_loader(model, loader, device, shots) -> dict:
     """DepthMetrics over a loader whose targets are the full-resolution crops."""
-    import torch
-
-    from .metrics import DepthMetrics
-    from .model import upsample_to
-
     acc = DepthMetrics(shots)
     model.eval()
     with torch.no_grad():
@@ -153,13 +154,6 @@ def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None, resume: b
     :mod:`ihmr.sigma.tasks`) instead of the fresh initialisation. ``resume``: continue the run in
     ``cfg.out`` from its ``last.pt`` (``ihmr depth train --resume RUN_DIR``); without it a folder
     that already holds a run is refused (:meth:`ihmr.runs.RunDir.check_resume`)."""
-    import torch
-
-    from .. import runs, training
-    from ..priors import BinPrior, fit_gmm
-    from . import data as D
-    from .losses import DepthLoss
-
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -285,6 +279,4 @@ def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None, resume: b
 
 
 def _cfg_dict(cfg: DepthTrainConfig) -> dict:
-    from ..config import to_dict
-
     return to_dict(cfg)

@@ -19,6 +19,7 @@ import contextvars
 import warnings
 from typing import Iterator
 
+import numpy as np
 import torch
 
 from ..errors import DataError, NonFiniteError, ShapeError, check_choice, check_finite, shape_str
@@ -53,8 +54,6 @@ def as_tensor(x, dtype: torch.dtype, device: torch.device, name: str) -> torch.T
     if isinstance(x, torch.Tensor):
         return x.to(device=device, dtype=dtype)
     try:
-        import numpy as np
-
         return torch.as_tensor(np.asarray(x, dtype=np.float64), device=device).to(dtype)
     except (TypeError, ValueError) as e:
         raise TypeError(

@@ -25,10 +25,13 @@ reductions); without, the same class syncs by hand with ``torch.distributed`` in
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
+import torch.distributed as dist
 
 from ..errors import ConfigError, DataError, ShapeError, shape_str
 from .balanced import SHOTS, BinnedMean, bins_of_shot, shot_of_bins
@@ -344,11 +347,8 @@ class PlainBalancedRegressionMetric(_BalancedCore):
         sums, counts = self.sums.copy(), self.counts.copy()
         score = np.concatenate(self.scores) if self.scores else np.zeros(0)
         errors = np.concatenate(self.errors) if self.errors else np.zeros((0, 2))
-        import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            import torch
-
             state = torch.from_numpy(np.concatenate([sums.ravel(), counts.astype(np.float64)]))
             dist.all_reduce(state)  # counts are exact in float64 up to 2**53
             s = state.numpy()
@@ -364,13 +364,10 @@ class PlainBalancedRegressionMetric(_BalancedCore):
 
 def has_torchmetrics() -> bool:
     """Whether torchmetrics (the optional extra ``ihmr[metrics]``) is importable."""
-    import importlib.util
-
     return importlib.util.find_spec("torchmetrics") is not None
 
 
 def _torchmetrics_class() -> type:
-    import torch
     from torchmetrics import Metric
 
     class BalancedRegressionMetric(_BalancedCore, Metric):

@@ -23,6 +23,9 @@ import torch
 from torch import nn
 
 from ..errors import DataError, shape_str
+from ..geometry import rot6d_to_matrix
+from ..io import load_torch_file
+from .resnet import resnet50
 
 HEAD_PREFIXES = ("fc1.", "fc2.", "decpose.", "decshape.", "deccam.")
 HEAD_BUFFERS = ("init_pose", "init_shape", "init_cam")
@@ -86,8 +89,6 @@ class HMRHead(nn.Module):
             self.register_buffer(name, v[None].clone())
 
     def forward(self, features: torch.Tensor, n_iter: int | None = None) -> HMROutput:
-        from ..geometry import rot6d_to_matrix
-
         if features.ndim != 2 or features.shape[1] != self.feature_dim:
             raise DataError(
                 f"features must have shape (B, {self.feature_dim}), got {shape_str(features.shape)}"
@@ -117,7 +118,6 @@ class HMR(nn.Module):
 
     def __init__(self, mean_params: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        from .resnet import resnet50
 
         self.backbone = resnet50(num_classes=None)
         self.head = HMRHead(self.backbone.feature_dim, mean_params)
@@ -189,8 +189,6 @@ def load_checked(module: nn.Module, state: Mapping[str, torch.Tensor], what: str
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """``torch.load(weights_only=True)`` with clear errors; returns the checkpoint dict."""
-    from ..io import load_torch_file
-
     ckpt = load_torch_file(path)
     if not isinstance(ckpt, dict):
         raise DataError(f"checkpoint {str(path)!r} must hold a dict, got {type(ckpt).__name__}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 
 from ..spin import CROP_BOX, IMG_NORM_MEAN, IMG_NORM_STD, IMG_RES
@@ -162,8 +163,6 @@ def crop_image(
     img: np.ndarray, center, scale: float, res: int = IMG_RES, aug: Augment | None = None
 ) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (res, res, 3) float32 RGB in [0, 1], SPIN's crop + augmentation."""
-    import cv2
-
     aug = aug or Augment()
     m = crop_matrix(center, scale * aug.scale, res, aug.rot)
     out = cv2.warpAffine(

@@ -13,6 +13,7 @@ by ``configs/ihmr/demo_{mse,gai,bmc}.yaml`` (a test keeps them equal).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from pathlib import Path
@@ -313,7 +314,6 @@ def run_demo(
         _set_aside_if_stale(folder, data, echo)
         if (folder / "eval" / "metrics.json").is_file() and (folder / "head.pt").is_file():
             echo(f"[{kind}] reusing the finished run in {folder}")
-            import json
 
             results[kind] = json.loads((folder / "eval" / "metrics.json").read_text())
         else:

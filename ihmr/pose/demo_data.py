@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..body import load_body
 from ..errors import ConfigError, check_at_least
 from ..geometry import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_rot6d
 from ..io import check_writable_dir, save_npz, write_json
@@ -288,8 +289,6 @@ def make_demo(
     t0 = time.perf_counter()
     out = check_writable_dir(out, "demo data folder")
     if body is None:
-        from ..body import load_body
-
         body = load_body("neutral")
     fmap = FeatureMap(cfg.feature_dim, cfg.seed)
     rng = np.random.default_rng(cfg.seed)

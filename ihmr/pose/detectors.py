@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -361,14 +361,12 @@ def build_detector(
                 "--detector dnn needs --detector-model FILE.onnx (a local person "
                 "detector; see docs/predict.md)"
             )
-        from .dnn import OnnxDetector
+        from .dnn import OnnxDetector  # here: dnn imports this module
 
         return OnnxDetector(model, settings, person_class)
     if model is not None:
         raise ConfigError(f"--detector-model is only used with --detector dnn, not {kind!r}")
     if kind == "hog":
-        from dataclasses import replace
-
         return CascadeDetector(replace(settings, sources=("hog",), hog_side=960))
     if kind == "auto":
         return CascadeDetector(settings)

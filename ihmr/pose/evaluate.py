@@ -32,12 +32,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
+import torch
 
-from ..errors import DataError, shape_str
+from ..errors import DataError, check_choice, shape_str
+from ..io import atomic_path, check_writable_dir, read_npz, save_npz, write_json, write_text
 from ..metrics.balanced import BinnedMean
+from ..metrics.pose import mpjpe, mpvpe, pa_mpjpe
 from ..metrics.regression import tail_indices
+from ..spin import crop_focal_length
 from ..training import Progress
-from .split import GenderedBodies, Split, as_rotmats
+from .split import GenderedBodies, Split, as_rotmats, mean_mesh, save_split, split_from_distances
 
 METRICS = ("MPVPE", "MPJPE", "PA-MPJPE")
 TAILS = (10, 5)
@@ -52,8 +56,6 @@ def _np(x) -> np.ndarray:
 
 def per_sample_errors(pred_vertices, gt_vertices, pred_h36m, gt_h36m) -> np.ndarray:
     """(b, 3) [MPVPE, MPJPE, PA-MPJPE] in mm from metres (vertices (b, V, 3), H36M (b, 17, 3))."""
-    from ..metrics.pose import mpjpe, mpvpe, pa_mpjpe
-
     return np.stack(
         [
             _np(mpvpe(pred_vertices, gt_vertices)),
@@ -152,12 +154,9 @@ def h36m_regressor(body: Any):
 def predictions_from_file(path: str | os.PathLike, n: int, body: Any) -> Callable:
     """Source for an ``.npz`` of predictions in test-set order: ``pose`` (N, 72) axis-angle or
     (N, 24, 3, 3) rotation matrices plus ``betas`` (N, 10), or ``vertices`` (N, V, 3) metres."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"predictions file {str(path)!r} does not exist")
-    from ..io import read_npz
 
     data = read_npz(path, "predictions file")
     if "pose" in data:
@@ -204,8 +203,6 @@ def predictions_from_head(head: Any, features, body: Any = None, device: Any = N
 
     ``body`` is not needed (the evaluation puts the predicted parameters through the bodies);
     it is accepted for callers written against the older signature."""
-    import torch
-
     head = head.eval().to(device or "cpu")
 
     def source(a: int, b: int) -> dict[str, Any]:
@@ -219,8 +216,6 @@ def predictions_from_head(head: Any, features, body: Any = None, device: Any = N
 
 
 def check_mpvpe_body(mpvpe_body: str) -> str:
-    from ..errors import check_choice
-
     check_choice(mpvpe_body, list(MPVPE_BODIES), "mpvpe_body")
     return mpvpe_body
 
@@ -266,10 +261,6 @@ def run_metrics(
     ground-truth meshes already computed for the errors (one ground-truth forward, not two);
     the result's ``acc.split`` is then the new split.
     """
-    import torch
-
-    from .split import mean_mesh, split_from_distances
-
     check_mpvpe_body(mpvpe_body)
     n = len(labels)
     if split is not None and len(split) != n:
@@ -317,8 +308,6 @@ def write_outputs(
     """Write metrics.json, metrics.md, per_sample.npz, per_region.png, eval_info.json
     (and predictions.npz when given). ``protocol`` entries (e.g. ``mpvpe_body``) are written into
     metrics.json beside the numbers. Returns the metrics dict."""
-    from ..io import check_writable_dir, save_npz, write_json, write_text
-
     out = check_writable_dir(out_dir)
     metrics = {**acc.compute(), **(protocol or {})}
     e = acc.errors
@@ -345,8 +334,6 @@ def plot_per_region(acc: BalancedPoseMetrics, path: str | os.PathLike) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ..io import atomic_path
 
     s = acc.split
     centres = 0.5 * (s.edges[:-1] + s.edges[1:])
@@ -397,9 +384,6 @@ def render_rarest(
     problem = backend_problem()
     if problem:
         return f"renders skipped: {problem}"
-    import torch
-
-    from ..spin import crop_focal_length
 
     idx = np.argsort(-split.distance, kind="stable")[:k]
     folder = Path(out_dir) / "renders"
@@ -462,8 +446,6 @@ def evaluate(
     ``split=None`` builds the vertex-distance split in the same pass and saves it as
     ``split.npz`` in ``out_dir``. ``mpvpe_body``: see the module docstring; written into
     metrics.json."""
-    from .split import save_split
-
     t0 = time.perf_counter()
     acc, kept = run_metrics(
         source,

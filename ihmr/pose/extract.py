@@ -21,6 +21,7 @@ import torch
 
 from ..errors import DataError
 from ..io import read_image
+from ..models.hmr import load_spin_model
 from ..spin import IMG_RES
 from ..training import Progress
 from .crop import (
@@ -110,7 +111,6 @@ def extract(
     if backbone is None:
         if checkpoint is None:
             raise DataError("give --checkpoint (SPIN's model_checkpoint.pt) for the backbone")
-        from ..models.hmr import load_spin_model
 
         backbone, fingerprint = load_spin_model(checkpoint).backbone, file_fingerprint(checkpoint)
     if fingerprint is None:

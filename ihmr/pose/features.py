@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError, shape_str
-from ..io import atomic_path, write_json
+from ..io import atomic_path, save_npz, write_json
 
 FORMAT = "ihmr-features/1"
 INDEX = "index.json"
@@ -276,8 +276,6 @@ class FeatureStoreWriter:
         if not np.isfinite(feats).all():
             raise DataError(f"shard {i} holds non-finite features (float16 overflow?)")
         if self.meta["views"]:
-            from ..io import save_npz
-
             if not view_labels:
                 raise DataError(f"shard {i}: a store with views needs the views' labels")
             save_npz(self.path / s["file"].replace(".npy", ".views.npz"), **view_labels)

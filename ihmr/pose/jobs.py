@@ -5,11 +5,21 @@ Kept apart from the metric code so that the CLI modules stay short shells over o
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import DataError
+import numpy as np
+import torch
+
+from ..errors import DataError, check_at_least
+from ..io import check_writable_dir, check_writable_file, open_npz
+from ..models.hmr import HEAD_KIND, checkpoint_kind, load_head, read_checkpoint
+from .evaluate import check_mpvpe_body, evaluate, predictions_from_file, predictions_from_head
+from .extract import extract
+from .features import FeatureStore, file_fingerprint
+from .split import GenderedBodies, load_split, make_split, plot_split, save_split
 
 PathLike = str | os.PathLike
 
@@ -25,10 +35,7 @@ def split_job(
     bodies: Any = None,
 ) -> dict[str, Path]:
     """Compute and save the balanced split of a test file (``split.npz`` + ``split.png``)."""
-    from ..errors import check_at_least
-    from ..io import check_writable_dir, check_writable_file
-    from .spin_data import read_spin_npz
-    from .split import GenderedBodies, make_split, plot_split, save_split
+    from .spin_data import read_spin_npz  # looked up per call (tests)
 
     check_at_least(n_regions, 1, "--regions (the number of regions)")
     out = Path(out)
@@ -48,8 +55,6 @@ def split_job(
 def require_smpl_ground_truth(test: Any, path: PathLike) -> None:
     """Refuse test labels without SMPL ground truth for every sample (``pose`` and ``shape``,
     ``has_smpl`` = 1): absent keys read as zeros, and meshes of a zero pose would be scored."""
-    from ..io import open_npz
-
     with open_npz(path, "SPIN label file") as z:
         missing = [k for k in ("pose", "shape") if k not in z.files]
     rows = (~test.has_smpl.bool()).nonzero().flatten().tolist()
@@ -69,11 +74,6 @@ def require_smpl_ground_truth(test: Any, path: PathLike) -> None:
 
 def _concat(sets: list) -> Any:
     """Several SpinLabels as one (for training-set counts)."""
-    import dataclasses
-
-    import numpy as np
-    import torch
-
     if len(sets) == 1:
         return sets[0]
     out = {}
@@ -115,10 +115,7 @@ def eval_job(
     IHMR release: predicted meshes through the ground-truth gender's body) or ``"neutral"``
     (SPIN); named in metrics.json.
     """
-    from ..io import check_writable_dir
-    from .evaluate import check_mpvpe_body, evaluate, predictions_from_file, predictions_from_head
-    from .spin_data import read_spin_npz
-    from .split import GenderedBodies, load_split
+    from .spin_data import read_spin_npz  # looked up per call (tests)
 
     check_mpvpe_body(mpvpe_body)
     if (predictions is None) == (checkpoint is None):
@@ -140,8 +137,6 @@ def eval_job(
         info.update(predictions=str(predictions), title=Path(predictions).stem)
     else:
         if features is None and images is not None:
-            from .extract import extract
-
             features = Path(out) / "features"
             extract(
                 labels, images, features, checkpoint=checkpoint, device=device, progress=progress
@@ -173,9 +168,6 @@ def eval_job(
 
 def load_checked_head(checkpoint: PathLike, features: PathLike, test: Any, body: Any):
     """Head from a checkpoint plus the test feature store, with every consistency check."""
-    from ..models.hmr import HEAD_KIND, checkpoint_kind, load_head, read_checkpoint
-    from .features import FeatureStore, file_fingerprint
-
     store = FeatureStore(features)
     store.check_labels(test)
     ckpt = read_checkpoint(checkpoint)

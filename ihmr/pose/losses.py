@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError, check_choice
+from ..losses import BMCLoss, GAILoss
 from ..spin import FOCAL_LENGTH, IMG_RES, weak_perspective_to_translation
 
 POSE_DIM = 24 * 9
@@ -139,8 +140,6 @@ def make_pose_criterion(
     gather: bool = True,
 ) -> nn.Module | None:
     """The balanced pose loss module (None for ``mse``); checks the prior's dimension (216)."""
-    from ..losses import BMCLoss, GAILoss
-
     check_choice(kind, POSE_LOSSES, "loss.kind")
     if kind == "mse":
         return None
@@ -175,8 +174,6 @@ def make_keypoint_criteria(
 
     ``init_noise_sigma``: (3-D in metres, 2-D in crop units [-1, 1]).
     """
-    from ..losses import BMCLoss
-
     if kind not in KEYPOINT_LOSSES:
         raise ConfigError(
             f"loss.keypoints must be one of {list(KEYPOINT_LOSSES)}, got {kind!r} "

@@ -40,10 +40,12 @@ import cv2
 import numpy as np
 import torch
 
+from ..body import load_body
 from ..errors import ConfigError, DataError
 from ..geometry import matrix_to_axis_angle
 from ..io import check_writable_dir, read_image, save_npz, write_json
-from ..render.mesh import side_view
+from ..render import backend_problem, render_available
+from ..render.mesh import MeshRenderer, side_view
 from ..render.strip import save_png
 from ..runs import resolve_device
 from ..spin import crop_intrinsics, weak_perspective_to_translation
@@ -313,12 +315,7 @@ class _Overlays:
         self.note: str | None = None
         self.body = self.renderer = None
         if opts.render:
-            from ..render import backend_problem, render_available
-
             if render_available():
-                from ..body import load_body
-                from ..render.mesh import MeshRenderer
-
                 self.body = load_body("neutral", opts.smpl_dir)
                 self.renderer = MeshRenderer()
             else:

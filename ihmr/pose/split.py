@@ -25,8 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from ..body import forward_gendered, load_bodies
 from ..errors import DataError, shape_str
+from ..geometry import axis_angle_to_matrix, geodesic_distance, rot6d_to_matrix
+from ..io import atomic_path, open_npz, save_npz
 
 N_REGIONS = 100
 METRICS = ("vertex", "geodesic")
@@ -46,8 +50,6 @@ class GenderedBodies:
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike | None = None) -> "GenderedBodies":
-        from ..body import load_bodies
-
         b = load_bodies(model_dir)
         return cls(b["neutral"], b["male"], b["female"])
 
@@ -64,18 +66,12 @@ class GenderedBodies:
         """Ground-truth ``(vertices (b, V, 3), joints_h36m (b, 17, 3))`` with each sample's body:
         :func:`ihmr.body.forward_gendered` with the ``gender`` (b,) codes of SPIN's files (0 male,
         1 female, -1 unknown: neutral)."""
-        from ..body import forward_gendered
-
         out = forward_gendered(self.by_gender, gender, betas, pose)
         return out.vertices, out.joints_h36m
 
 
 def mean_params_of(body: Any):
     """``(rotmat (1, 24, 3, 3), betas (1, 10))`` float32 from ``body.mean_params``."""
-    import torch
-
-    from ..geometry import rot6d_to_matrix
-
     mp = body.mean_params
     pose6d = torch.as_tensor(mp["pose"], dtype=torch.float32).reshape(1, 24, 6)
     betas = torch.as_tensor(mp["shape"], dtype=torch.float32).reshape(1, 10)
@@ -84,8 +80,6 @@ def mean_params_of(body: Any):
 
 def mean_mesh(body: Any):
     """(V, 3) vertices in metres of the neutral body driven by its mean parameters."""
-    import torch
-
     rot, betas = mean_params_of(body)
     with torch.no_grad():
         return body(betas=betas, pose=rot).vertices[0]
@@ -93,10 +87,6 @@ def mean_mesh(body: Any):
 
 def as_rotmats(pose):
     """(N, 72) axis-angle or (N, 24, 3, 3) -> (N, 24, 3, 3) float32 tensor."""
-    import torch
-
-    from ..geometry import axis_angle_to_matrix
-
     pose = torch.as_tensor(pose, dtype=torch.float32)
     if pose.ndim == 2 and pose.shape[1] == 72:
         return axis_angle_to_matrix(pose.reshape(-1, 24, 3))
@@ -110,8 +100,6 @@ def as_rotmats(pose):
 
 def vertex_distances(bodies: GenderedBodies, pose, betas, gender, chunk: int = 1024) -> np.ndarray:
     """(N,) mean vertex distance (mm) of each ground-truth mesh to the mean mesh."""
-    import torch
-
     ref = mean_mesh(bodies.neutral)
     rot = as_rotmats(pose)
     betas = torch.as_tensor(betas, dtype=torch.float32)
@@ -127,10 +115,6 @@ def vertex_distances(bodies: GenderedBodies, pose, betas, gender, chunk: int = 1
 
 def geodesic_distances(body: Any, pose) -> np.ndarray:
     """(N,) mean over the 24 joints of the geodesic angle (degrees) to the mean pose."""
-    import torch
-
-    from ..geometry import geodesic_distance
-
     ref, _ = mean_params_of(body)
     with torch.no_grad():
         ang = geodesic_distance(as_rotmats(pose), ref.expand(1, 24, 3, 3))
@@ -231,8 +215,6 @@ def make_split(
 
 
 def save_split(path: str | os.PathLike, split: Split) -> Path:
-    from ..io import save_npz
-
     extra = {}
     if split.train_counts is not None:
         extra = {"train_counts": split.train_counts, "train_outside": np.array(split.train_outside)}
@@ -254,7 +236,6 @@ def load_split(path: str | os.PathLike, n: int | None = None) -> Split:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"split file {str(path)!r} does not exist; make it with `ihmr split`")
-    from ..io import open_npz
 
     with open_npz(path, "split file") as z:
         missing = [k for k in ("distance", "region", "edges", "counts") if k not in z.files]
@@ -285,8 +266,6 @@ def plot_split(split: Split, path: str | os.PathLike) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ..io import atomic_path
 
     centres = 0.5 * (split.edges[:-1] + split.edges[1:])
     width = split.edges[1] - split.edges[0]

@@ -29,19 +29,37 @@ non-finite loss stops training naming the epoch, step, batch and the last good c
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ..config import resolve_path
+from ..body import load_body
+from ..config import resolve_path, to_dict
 from ..errors import ConfigError, NonFiniteError
-from ..losses import value_checks
-from ..training import TrainResult
+from ..io import torch_save
+from ..losses import noise_parameters, value_checks
+from ..models.hmr import HMRHead, head_checkpoint
+from ..priors import GMMPrior
+from ..runs import (
+    NonFiniteLossError,
+    RunDir,
+    check_loss,
+    init_distributed,
+    load_checkpoint,
+    resolve_device,
+)
+from ..training import Progress, TrainResult, fit, tensorboard_writer
 from .config import PoseTrainConfig
+from .jobs import eval_job
+from .losses import IHMRLoss, make_keypoint_criteria, make_pose_criterion
+from .train_data import epoch_draws, load_train_set
 
 TERMS = ("total", "pose", "betas", "keypoints3d", "keypoints2d", "cam")
 
@@ -96,13 +114,9 @@ def _resident(train_set: Any, device: torch.device, limit_gib: float) -> bool:
 
 def build_loss(cfg: PoseTrainConfig, all_valid: bool) -> nn.Module:
     """The :class:`IHMRLoss` of ``cfg.loss`` (loads and checks the GAI prior)."""
-    from .losses import IHMRLoss, make_keypoint_criteria, make_pose_criterion
-
     lc = cfg.loss
     prior = None
     if lc.kind == "gai" and lc.prior:
-        from ..priors import GMMPrior
-
         path = resolve_path(lc.prior, cfg.data.root)
         if not path.is_file():
             raise ConfigError(
@@ -185,11 +199,6 @@ def train(
         init_head: a head state dict to start from instead of the mean-pose initialisation
             (a fine-tune from a shared start).
     """
-    from ..models.hmr import HMRHead
-    from ..runs import RunDir, init_distributed, load_checkpoint, resolve_device
-    from ..training import fit, tensorboard_writer
-    from .train_data import load_train_set
-
     _check_cfg(cfg)
     t_start = time.perf_counter()
     info = init_distributed()
@@ -199,8 +208,6 @@ def train(
     run.save_config(cfg)
 
     if body is None:
-        from ..body import load_body
-
         body = load_body("neutral", cfg.smpl_dir)
     train_set = load_train_set(
         cfg.data.train,
@@ -224,7 +231,6 @@ def train(
     if init_head is not None:
         head.load_state_dict(init_head)
     loss = build_loss(cfg, train_set.all_valid).to(device)
-    from ..losses import noise_parameters
 
     sigmas = noise_parameters(loss)
     fused = device.type == "cuda"
@@ -235,8 +241,6 @@ def train(
     objects = {"head": head, "optimizer": opt, "loss": loss}
     ema = None
     if cfg.optim.ema > 0:
-        import copy
-
         ema = copy.deepcopy(head).requires_grad_(False)
         objects["ema"] = ema
     start = 0
@@ -245,8 +249,6 @@ def train(
 
     model: nn.Module = head
     if info.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
         model = DDP(head, device_ids=[device.index] if device.type == "cuda" else None)
     amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
     step_fn: Any = TrainStep(model, body, loss, amp)
@@ -313,10 +315,6 @@ def _run_epoch(
     """Epoch ``epoch`` (from 1); returns its metrics row (means of the loss terms, sigmas, timing).
 
     Its draws and its steps' place in the schedules use the 0-based index ``epoch - 1``."""
-    from ..runs import check_loss
-    from ..training import Progress
-    from .train_data import epoch_draws
-
     t0 = time.perf_counter()
     bs = cfg.optim.batch_size
     e0 = epoch - 1  # epochs before this one
@@ -338,8 +336,6 @@ def _run_epoch(
     def check(step: int) -> None:
         b = bad.clone()
         if info.world_size > 1:
-            import torch.distributed as dist
-
             dist.all_reduce(b, op=dist.ReduceOp.MAX)
         b = int(b)
         if b >= 0:
@@ -390,8 +386,6 @@ def _run_epoch(
                 fields.update({k: float(v.detach()) for k, v in loss.sigmas().items()})
                 bar.advance((s % every) + 1, **fields)
     if info.world_size > 1:
-        import torch.distributed as dist
-
         dist.all_reduce(sums)
         sums /= info.world_size
     means = (sums / steps).tolist()
@@ -409,8 +403,6 @@ def _run_epoch(
 
 
 def _stop_non_finite(exc: Exception, epoch: int, step: int, batch: int, run: Any) -> None:
-    from ..runs import NonFiniteLossError
-
     last = (
         f"last good checkpoint: {str(run.last)!r} (resume from it with a lower learning rate)"
         if run.last.is_file()
@@ -423,8 +415,6 @@ def _stop_non_finite(exc: Exception, epoch: int, step: int, batch: int, run: Any
 
 
 def _average_grads(params: list[torch.Tensor], world: int) -> None:
-    import torch.distributed as dist
-
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
@@ -440,10 +430,6 @@ def _save_head(
     fingerprint: str,
     epochs: int,
 ) -> Path:
-    from ..config import to_dict
-    from ..io import torch_save
-    from ..models.hmr import head_checkpoint
-
     sigma = None if loss.sigma is None else float(loss.sigma.detach())
     state = head_checkpoint(
         head,
@@ -461,8 +447,6 @@ def evaluate_run(
     cfg: PoseTrainConfig, head_path: Path, bodies: Any = None, out: Path | None = None
 ) -> dict[str, Any]:
     """``ihmr eval`` of a trained head on ``cfg.eval`` (written to ``<run>/eval``)."""
-    from .jobs import eval_job
-
     res = lambda p: resolve_path(p, cfg.data.root)  # noqa: E731
     split = res(cfg.eval.split)
     if split is not None and not split.is_file():

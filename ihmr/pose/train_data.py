@@ -35,6 +35,7 @@ same normalisation of their own augmented crop).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -42,9 +43,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..body import load_body
 from ..config import resolve_path
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, shape_str
+from ..geometry import axis_angle_to_matrix
 from ..spin import CROP_BOX
+from .crop import SMPL_JOINTS_FLIP_PERM
+from .features import FeatureStore
+from .fits import fit_label_rows
+from .spin_data import read_spin_npz, read_static_fits
 
 LABEL_KEYS = ("pose", "betas", "valid", "kp3d", "has3d", "kp2d")
 
@@ -58,8 +65,6 @@ def crop_keypoints(kp: torch.Tensor, center: torch.Tensor, scale: torch.Tensor) 
 
 def label_tensors(labels: Any) -> dict[str, torch.Tensor]:
     """SpinLabels -> the flat float32 label tensors of the table above."""
-    from ..geometry import axis_angle_to_matrix
-
     n = len(labels)
     rot = axis_angle_to_matrix(labels.pose.reshape(n, 24, 3).double()).float()
     kp3d = labels.keypoints3d.float()
@@ -87,8 +92,6 @@ def augment_rotmats(rot: torch.Tensor, flip: torch.Tensor, angle: torch.Tensor) 
         (``R0' = Rz(-angle) R0``), then, where ``flip``, the joints swapped left <-> right and every
         rotation mirrored (``M R M``, ``M = diag(-1, 1, 1)``). A new tensor.
     """
-    from .crop import SMPL_JOINTS_FLIP_PERM
-
     a = torch.deg2rad(-angle.to(rot.dtype))
     c, s = torch.cos(a), torch.sin(a)
     z, o = torch.zeros_like(a), torch.ones_like(a)
@@ -117,9 +120,6 @@ def view_label_tensors(
         from_fits: augment the fits' poses with the views' flip/rot instead of using the stored
             (transformed ground-truth) pose.
     """
-    from ..errors import shape_str
-    from ..geometry import axis_angle_to_matrix
-
     n = len(labels)
     want = {
         "pose": (n, k, 72),
@@ -264,12 +264,6 @@ def load_train_set(
     the neutral body; loaded when None and needed) is below ``fit_loss_threshold``; a fit's betas
     are zeroed when any exceeds ``fit_betas_limit`` in magnitude.
     """
-    import dataclasses
-
-    from .features import FeatureStore
-    from .fits import fit_label_rows
-    from .spin_data import read_spin_npz, read_static_fits
-
     if not datasets:
         raise ConfigError(
             "data.train is empty: give at least one dataset (labels + features), "
@@ -323,8 +317,6 @@ def load_train_set(
         if fit_labels is not None:
             has_gt = labels.has_smpl.bool().repeat_interleave(v)
             if body is None and not bool(has_gt.all()) and np.isfinite(fit_loss_threshold):
-                from ..body import load_body
-
                 body = load_body("neutral")
             rows, _ = fit_label_rows(
                 rows, fit_rows, has_gt, body, fit_loss_threshold, fit_betas_limit

@@ -19,14 +19,12 @@ from .bins import (
     reweighting_weights,
     smooth_counts,
 )
-from .gmm import GMMPrior, PriorFitWarning, fit_gmm
+from .gmm import GMMPrior, PriorFitWarning, fit_gmm, read_prior_npz
 from .labels import axis_angle_to_rotmat, pose_to_rotmat_labels, read_labels
 
 
 def load_prior(path: str | os.PathLike) -> GMMPrior | BinPrior:
     """Load a prior ``.npz`` of either kind (dispatches on its ``metadata["kind"]``)."""
-    from .gmm import read_prior_npz
-
     _, meta = read_prior_npz(path, (), kind="any")
     return BinPrior.load(path) if meta.get("kind") == "bins" else GMMPrior.load(path)
 

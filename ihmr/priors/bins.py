@@ -11,6 +11,7 @@ as ``scipy.ndimage.convolve1d(..., mode='constant')`` in the DIR code).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -261,8 +262,6 @@ def _resolve_lds(lds: Any) -> tuple[np.ndarray | None, dict | None, str]:
     if lds is True:
         lds = LDS()
     if isinstance(lds, Mapping):
-        import difflib
-
         names = [f.name for f in dataclasses.fields(LDS)]
         for key in lds:
             if key not in names:

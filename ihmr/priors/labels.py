@@ -10,6 +10,7 @@ rotation matrices, (N, 3J) -> (N, 9J), the label representation of the IHMR prio
 from __future__ import annotations
 
 import csv
+import difflib
 import os
 import pickle
 import zipfile
@@ -125,8 +126,6 @@ def _read_numpy(path: Path, key: str | None) -> np.ndarray:
                     )
                 key = keys[0]
             if key not in keys:
-                import difflib
-
                 close = difflib.get_close_matches(key, keys, n=1)
                 raise DataError(
                     f"label file {str(path)!r} has no key {key!r}"
@@ -184,8 +183,6 @@ def _read_csv(path: Path, column: Any) -> np.ndarray:
                     )
                 cols.append(i % len(names))
             else:
-                import difflib
-
                 close = difflib.get_close_matches(str(c), names, n=1)
                 raise DataError(
                     f"label file {str(path)!r} has no column {c!r}"

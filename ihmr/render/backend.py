@@ -16,11 +16,14 @@ pyrender 0.1.45 still uses ``np.infty``, which numpy 2 removed; it is restored h
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import functools
 import os
 import sys
+
+import numpy as np
 
 from ihmr.errors import IhmrError
 
@@ -101,8 +104,6 @@ def osmesa_found() -> bool:
 
 def restore_np_infty() -> None:
     """Give numpy 2 back the ``np.infty`` alias that pyrender 0.1.45 uses (bounds, shadows)."""
-    import numpy as np
-
     if "infty" not in np.__dict__:
         np.infty = np.inf  # type: ignore[attr-defined]
 
@@ -160,8 +161,6 @@ def shared_offscreen_renderer():
     first use and deleted at exit.
     """
     if not _shared:
-        import atexit
-
         pyrender = import_pyrender()
         _shared.append(pyrender.OffscreenRenderer(64, 64))
         atexit.register(release_shared_renderer)

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ihmr.errors import ConfigError, ShapeError, check_shape
+from ihmr.render.backend import import_pyrender, shared_offscreen_renderer
 from ihmr.render.camera import _np
 from ihmr.spin import FOCAL_LENGTH, crop_focal_length, weak_perspective_to_translation
 
@@ -56,8 +57,6 @@ class MeshRenderer:
     whole process, see :func:`ihmr.render.backend.shared_offscreen_renderer`)."""
 
     def __init__(self, width: int = 512, height: int = 512) -> None:
-        from ihmr.render.backend import import_pyrender, shared_offscreen_renderer
-
         self._pyrender = import_pyrender()
         self._renderer = shared_offscreen_renderer()
         self._size = (int(height), int(width))

@@ -21,9 +21,17 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
+import torch
 
+from ihmr.body import forward_gendered, load_bodies, load_body
 from ihmr.errors import ConfigError, DataError, ShapeError, check_finite_rows
+from ihmr.io import check_writable_dir, read_image, read_npz
+from ihmr.render.camera import fit_translation
+from ihmr.render.mesh import GT_COLOR, METHOD_COLORS, MeshRenderer, side_view
+from ihmr.render.strip import comparison_strip, grid, save_png
+from ihmr.spin import crop_focal_length, crop_intrinsics, weak_perspective_to_translation
 
 NUM_BETAS = 10
 #: what to check when an image named by a predictions file is missing or unreadable
@@ -35,7 +43,6 @@ def load_params(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"predictions file {str(path)!r} not found")
-    from ihmr.io import read_npz
 
     d = read_npz(path, "predictions file")
     if "betas" not in d and "shape" in d:
@@ -75,10 +82,6 @@ def load_params(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def _vertices(params: dict, idx: np.ndarray, gendered: bool) -> tuple[np.ndarray, np.ndarray]:
-    import torch
-
-    from ihmr.body import forward_gendered, load_bodies, load_body
-
     betas = torch.as_tensor(params["betas"][idx])
     pose = torch.as_tensor(params["pose"][idx])
     with torch.no_grad():
@@ -101,9 +104,6 @@ def panel_camera(vertices: np.ndarray, cam, image, crop, size: int):
     - ``cam`` alone, or with an image that is the crop itself: a ``size`` x ``size`` crop, focal
       length 5000 px scaled from 224 px.
     """
-    from ihmr.render.camera import fit_translation
-    from ihmr.spin import crop_focal_length, crop_intrinsics, weak_perspective_to_translation
-
     f = crop_focal_length(size)
     if cam is None:
         return fit_translation(vertices, f, (size, size)), f, None, (size, size), None
@@ -112,8 +112,6 @@ def panel_camera(vertices: np.ndarray, cam, image, crop, size: int):
         f, pp = crop_intrinsics(*crop)
         return t, f, pp, image.shape[:2], image
     if image is not None:
-        import cv2
-
         image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     return t, f, None, (size, size), image
 
@@ -138,10 +136,6 @@ def render_params(
     The camera of a panel is its file's ``cam``, else the first predictions file's, else the
     mesh is framed automatically on white.
     """
-    from ihmr.io import check_writable_dir, read_image
-    from ihmr.render.mesh import GT_COLOR, METHOD_COLORS, MeshRenderer, side_view
-    from ihmr.render.strip import comparison_strip, grid, save_png
-
     if not files:
         raise ConfigError("give at least one predictions file")
     labels = list(labels) if labels else [Path(f).stem for f in files]

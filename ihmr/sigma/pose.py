@@ -21,8 +21,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
+from ..config import resolve_path
 from ..errors import ConfigError, DataError
+from ..io import check_writable_dir
+from ..models.hmr import HMRHead
+from ..pose.demo import PRIOR_FILE, ensure_prior
+from ..pose.evaluate import BalancedPoseMetrics, predictions_from_head, run_metrics
+from ..pose.features import FeatureStore
+from ..pose.spin_data import read_spin_npz
+from ..pose.split import GenderedBodies, assign_regions, split_from_distances, vertex_distances
+from ..runs import NonFiniteLossError
+from .report import write_outputs
+from .search import search_sigma
+from .validation import holdout_split, validation_score
 
 
 @dataclasses.dataclass
@@ -37,12 +50,6 @@ class PoseValidation:
 
     @classmethod
     def build(cls, cfg: Any, bodies: Any, fraction: float = 0.1, seed: int = 0) -> "PoseValidation":
-        from ..config import resolve_path
-        from ..pose.features import FeatureStore
-        from ..pose.spin_data import read_spin_npz
-        from ..pose.split import assign_regions, vertex_distances
-        from .validation import holdout_split
-
         if not cfg.data.train:
             raise ConfigError(
                 "data.train is empty: the config has no training samples to hold "
@@ -79,13 +86,6 @@ class PoseValidation:
 
     def score(self, head_state: dict, bodies: Any) -> dict[str, Any]:
         """Balanced pose metrics (bMPVPE etc., mm) of a head on the held-out samples."""
-        import torch
-
-        from ..models.hmr import HMRHead
-        from ..pose.evaluate import BalancedPoseMetrics, predictions_from_head, run_metrics
-        from ..pose.split import split_from_distances
-        from .validation import validation_score
-
         errors, dist = [], []
         for labels, feats in self.parts:
             head = HMRHead(feats.shape[1], bodies.neutral.mean_params)
@@ -116,14 +116,7 @@ def tune_pose(
     refine: int = 0,
 ) -> dict[str, Any]:
     """Search sigma for a pose config; writes ``out``; returns the outputs' paths and result."""
-    import torch
-
-    from ..io import check_writable_dir
-    from ..pose.split import GenderedBodies
-    from ..pose.train import train
-    from ..runs import NonFiniteLossError
-    from .report import write_outputs
-    from .search import search_sigma
+    from ..pose.train import train  # looked up per call (tests)
 
     if cfg.loss.kind not in ("gai", "bmc", "bmc_mmhuman3d"):
         raise ConfigError(
@@ -209,8 +202,6 @@ def tune_pose(
 
 
 def _load_head(run_dir: Path) -> dict:
-    import torch
-
     return torch.load(run_dir / "head.pt", map_location="cpu", weights_only=True)["head"]
 
 
@@ -218,9 +209,6 @@ def _ensure_demo_prior(cfg: Any, log: Callable[[str], None]) -> None:
     """The demo's GAI prior is fitted by ``ihmr demo``; fit it here too when it is missing."""
     root = Path(cfg.data.root)
     if cfg.loss.kind == "gai" and cfg.loss.prior and (root / "demo.json").is_file():
-        from ..config import resolve_path
-        from ..pose.demo import PRIOR_FILE, ensure_prior
-
         path = resolve_path(cfg.loss.prior, root)
         if path == root / PRIOR_FILE and not path.is_file():
             ensure_prior(root, echo=log)

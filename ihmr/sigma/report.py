@@ -7,6 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..config import save_config
+from ..io import atomic_path, write_json, write_text
 from .search import SigmaSearch
 
 
@@ -44,8 +48,6 @@ def markdown(
 
 
 def write_csv(path: Path, search: SigmaSearch, learned: dict | None) -> Path:
-    from ..io import write_text
-
     rows = ["sigma,score,seconds,stage,chosen"]
     for r in search.table():
         rows.append(f"{r['sigma']!r},{r['score']!r},{r['seconds']},{r['stage']},{int(r['chosen'])}")
@@ -68,9 +70,6 @@ def plot_curve(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
-    import numpy as np
-
-    from ..io import atomic_path
 
     curve = search.curve
     fin = np.isfinite(curve[:, 1])
@@ -126,9 +125,6 @@ def write_outputs(
     mse: float | None = None,
 ) -> dict[str, Path]:
     """Write table.md, table.csv, curve.png, chosen.yaml and search.json (last) into ``out``."""
-    from ..config import save_config
-    from ..io import write_json, write_text
-
     table = markdown(search, metric, learned, mse)
     files = {
         "table": write_text(out / "table.md", f"### {title}\n\n" + table),

@@ -23,8 +23,21 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import ConfigError, DataError
+import numpy as np
+
+from ..age.config import AgeConfig
+from ..age.train import load_age_checkpoint, train_rrt
+from ..config import load_config, read_yaml
+from ..depth import data as D
+from ..depth.train import DepthTrainConfig, train_depth
+from ..errors import ConfigError, DataError, check_choice
 from ..io import check_writable_dir
+from ..pose.config import PoseTrainConfig
+from ..runs import NonFiniteLossError, read_checkpoint
+from .pose import tune_pose
+from .report import write_outputs
+from .search import check_sigmas, search_sigma
+from .validation import validation_score
 
 TASKS = ("pose", "age", "depth")
 DEFAULT_GRIDS = {
@@ -64,10 +77,6 @@ def tune(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Load ``config`` (with ``--set`` overrides), run the search, write ``out``; the result."""
-    from ..config import load_config, read_yaml
-    from ..errors import check_choice
-    from .search import check_sigmas
-
     if task == "auto":
         task = detect_task(read_yaml(config))
     check_choice(task, TASKS, "task")
@@ -77,9 +86,6 @@ def tune(
     if refine < 0:
         raise ConfigError(f"--refine must be >= 0, got {refine}")
     if task == "pose":
-        from ..pose.config import PoseTrainConfig
-        from .pose import tune_pose
-
         cfg = load_config(PoseTrainConfig, config, list(sets))
         out = out or Path(f"{cfg.out}_tune_sigma")
         return {
@@ -88,12 +94,9 @@ def tune(
             **tune_pose(cfg, out, grid, budget_epochs, log=log, refine=refine),
         }
     if task == "age":
-        from ..age.config import AgeConfig
-
         cfg = load_config(AgeConfig, config, list(sets))
         out = out or Path(f"{cfg.out}_tune_sigma")
         return {"task": task, "out": out, **_tune_age(cfg, out, grid, budget_epochs, log, refine)}
-    from ..depth.train import DepthTrainConfig
 
     cfg = load_config(DepthTrainConfig, config, list(sets))
     out = out or Path(f"{cfg.out}_tune_sigma")
@@ -103,8 +106,6 @@ def tune(
 def _finish(
     out: Path, search, metric: str, chosen: Any, title: str, learned, info, mse: float | None = None
 ) -> dict:
-    from .report import write_outputs
-
     return {
         "search": search,
         "learned": learned,
@@ -113,8 +114,6 @@ def _finish(
 
 
 def _search(score, grid, budget_epochs, warm, refine: int = 0):
-    from .search import search_sigma
-
     return search_sigma(score, grid, refine=refine, warm_start=warm if budget_epochs else None)
 
 
@@ -130,10 +129,6 @@ def _tune_age(
     log: Callable[[str], None],
     refine: int = 0,
 ) -> dict:
-    from ..age.train import load_age_checkpoint, train_rrt
-    from ..runs import NonFiniteLossError
-    from .validation import validation_score
-
     if cfg.stage != "rrt" or cfg.loss.kind not in ("bmc", "gai", "bni"):
         raise ConfigError(
             f"tune-sigma needs a stage-2 config with a Balanced MSE loss (loss.kind "
@@ -208,9 +203,6 @@ def _tune_depth(
     log: Callable[[str], None],
     refine: int = 0,
 ) -> dict:
-    from ..depth.train import train_depth
-    from ..runs import NonFiniteLossError
-
     if cfg.loss.kind not in ("bni", "gai", "bmc"):
         raise ConfigError(
             f"loss.kind is {cfg.loss.kind!r}, which has no sigma; tune a bni, gai "
@@ -287,10 +279,6 @@ def _tune_depth(
 def _depth_validation_bins(cfg: Any) -> int:
     """Non-empty 0.1 m depth bins over the valid pixels of the validation scenes the run will
     carve from the training scenes (the same split :func:`ihmr.depth.train.train_depth` uses)."""
-    import numpy as np
-
-    from ..depth import data as D
-
     kw = dict(input_wh=cfg.data.input_wh, val_fraction=cfg.data.val_fraction, seed=cfg.seed)
     val = D.NYUD2DIR(D.Layout(cfg.data.root), "val", augment=False, **kw)
     seen = np.zeros(D.N_BINS, bool)
@@ -304,11 +292,8 @@ def _depth_validation_bins(cfg: Any) -> int:
 def warm_state(run_dir: Path, task: str) -> dict:
     """The selected weights of a shared-start run: age ``linear`` or depth model state dict."""
     if task == "age":
-        from ..age.train import load_age_checkpoint
-
         _, best = load_age_checkpoint(run_dir / "best.pt")
         return {k[len("linear.") :]: v for k, v in best["model"].items() if k.startswith("linear.")}
-    from ..runs import read_checkpoint
 
     return read_checkpoint(run_dir / "best.pt")["state"]["model"]
 
@@ -321,6 +306,4 @@ def _sigma_of(criterion_state: dict) -> float:
 
 
 def _depth_sigma(run_dir: Path) -> float:
-    from ..runs import read_checkpoint
-
     return _sigma_of(read_checkpoint(run_dir / "best.pt")["state"]["loss"])

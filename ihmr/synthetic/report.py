@@ -173,7 +173,7 @@ def write_outputs(result: BenchmarkResult, out: str | os.PathLike, figures: bool
             (staging / name).write_text(text)
         names = list(files)
         if figures:
-            from .plots import save_figures
+            from .plots import save_figures  # looked up per call (tests)
 
             names += save_figures(result, staging)
         written = []

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..sigma import Candidate, check_sigmas, parabolic_step, search_sigma
 from . import spec as S
 from .benchmark import SynthConfig, _records, _train_family, run_benchmark
 from .models import ModelSpec
@@ -70,8 +71,6 @@ def tune_table4(
     ``refine`` steps of parabolic interpolation. The grid is trained once for all of them; each
     refinement step is one more batched run in which every model has its own sigma.
     """
-    from ..sigma import Candidate, check_sigmas, parabolic_step, search_sigma
-
     grid = check_sigmas(grid)
     ep1 = max(1, int(S.PROTOCOL_1D.epochs * epochs_scale))
     ep2 = max(1, int(S.PROTOCOL_2D.epochs * epochs_scale))
