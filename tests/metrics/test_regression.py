@@ -124,6 +124,18 @@ def test_ddim_regions_of_distance(cls):
     assert uni.compute()["bmse"] == pytest.approx(got["bmse"], rel=1e-12)
 
 
+def test_functional_form_equals_naive():
+    rng = np.random.default_rng(3)
+    y = rng.exponential(1.0, 200)
+    p = y + rng.normal(0, 0.4, len(y))
+    edges = np.linspace(0, 5, 11)
+    got = R.balanced_regression(torch.tensor(p), torch.tensor(y), bins=edges, train_targets=y)
+    want = naive(p, y, edges, y)
+    _close(got, want["all"])
+    for shot in ("many", "medium", "few"):
+        _close(got[shot], want[shot])
+
+
 def test_same_results_as_age_report():
     from ihmr.age.metrics import AgeMetrics, age_bins
 
