@@ -117,6 +117,64 @@ def _search(score, grid, budget_epochs, warm, refine: int = 0):
     return search_sigma(score, grid, refine=refine, warm_start=warm if budget_epochs else None)
 
 
+def _tune_with(
+    task: str,
+    train_one: Callable[[Any, dict | None], tuple[float, dict, float]],
+    cfg: Any,
+    out: Path,
+    grid: list[float],
+    budget_epochs: int | None,
+    log: Callable[[str], None],
+    refine: int,
+    metric: str,
+    title: str,
+) -> dict:
+    """The search of the age and depth tasks: ``train_one(config, start)`` trains one candidate
+    (``start``: the shared MSE start's weights, or None) and returns ``(validation score, weights
+    to start from, sigma at the end)``."""
+    out = check_writable_dir(out)
+    epochs = cfg.optim.epochs
+
+    def run(name: str, kind: str, sigma: float, learn: bool, n: int, init: dict | None):
+        c = copy.deepcopy(cfg)
+        c.out = str(out / "runs" / name)
+        c.loss.kind, c.loss.init_noise_sigma, c.loss.learn_noise = kind, sigma, learn
+        c.optim.epochs = n
+        shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
+        return train_one(c, init)
+
+    ref: dict[str, float] = {}
+
+    def warm():
+        log(f"shared start: MSE, {epochs} epochs")
+        ref["mse"], start, _ = run(
+            "mse_start", "mse", cfg.loss.init_noise_sigma, False, epochs, None
+        )
+        return start
+
+    def score(sigma: float, start: dict | None = None):
+        log(f"sigma {sigma:g}: {budget_epochs or epochs} epochs")
+        try:
+            n = budget_epochs or epochs
+            return run(f"sigma_{sigma:g}", cfg.loss.kind, sigma, False, n, start)[0]
+        except NonFiniteLossError:
+            return math.inf
+
+    search = _search(score, grid, budget_epochs, warm, refine)
+    learned = None
+    if cfg.loss.learn_noise:
+        t0 = time.perf_counter()
+        init = warm_state(out / "runs" / "mse_start", task) if budget_epochs else None
+        n = budget_epochs or epochs
+        s, _, sigma = run("learned", cfg.loss.kind, cfg.loss.init_noise_sigma, True, n, init)
+        learned = {"sigma": sigma, "score": s, "seconds": time.perf_counter() - t0}
+    chosen = copy.deepcopy(cfg)
+    chosen.loss.init_noise_sigma, chosen.loss.learn_noise = search.sigma, False
+    chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
+    info = {"task": task, "budget_epochs": budget_epochs, "full_epochs": epochs}
+    return _finish(out, search, metric, chosen, title, learned, info, ref.get("mse"))
+
+
 # ------------------------------------------------------------------------------------------------
 # age: stage-2 RRT on the frozen stage-1 backbone
 
@@ -135,59 +193,17 @@ def _tune_age(
             f"bmc, gai or bni), got stage {cfg.stage!r} with loss.kind "
             f"{cfg.loss.kind!r} (e.g. configs/age/demo_bmc.yaml)"
         )
-    out = check_writable_dir(out)
-    epochs = cfg.optim.epochs
 
-    def run(name: str, loss: str, sigma: float, learn: bool, n: int, init: dict | None):
-        c = copy.deepcopy(cfg)
-        c.out, c.progress, c.tensorboard = str(out / "runs" / name), False, False
-        c.loss.kind, c.loss.init_noise_sigma, c.loss.learn_noise = loss, sigma, learn
-        c.optim.epochs = n
-        shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
+    def train_one(c: Any, init: dict | None) -> tuple[float, dict, float]:
+        c.progress, c.tensorboard = False, False
         _, best = load_age_checkpoint(train_rrt(c, log=lambda m: None, init_linear=init).checkpoint)
-        lin = {k[len("linear.") :]: v for k, v in best["model"].items() if k.startswith("linear.")}
-        crit = best.get("criterion") or {}
         res = best["val"]["overall"]
         score = validation_score({"bins": res["n_ages"], "bmae": res["bmae"]})
-        return score, lin, crit
+        return score, _linear_state(best), _sigma_of(best.get("criterion") or {})
 
-    ref: dict[str, float] = {}
-
-    def warm():
-        log(f"shared start: MSE re-training, {epochs} epochs")
-        ref["mse"], lin, _ = run("mse_start", "mse", cfg.loss.init_noise_sigma, False, epochs, None)
-        return lin
-
-    def score(sigma: float, start: dict | None = None):
-        log(f"sigma {sigma:g}: {budget_epochs or epochs} epochs")
-        try:
-            return run(
-                f"sigma_{sigma:g}", cfg.loss.kind, sigma, False, budget_epochs or epochs, start
-            )[0]
-        except NonFiniteLossError:
-            return math.inf
-
-    search = _search(score, grid, budget_epochs, warm, refine)
-    learned = None
-    if cfg.loss.learn_noise:
-        t0 = time.perf_counter()
-        init = warm_state(out / "runs" / "mse_start", "age") if budget_epochs else None
-        s, _, crit = run(
-            "learned", cfg.loss.kind, cfg.loss.init_noise_sigma, True, budget_epochs or epochs, init
-        )
-        learned = {"sigma": _sigma_of(crit), "score": s, "seconds": time.perf_counter() - t0}
-    chosen = copy.deepcopy(cfg)
-    chosen.loss.init_noise_sigma, chosen.loss.learn_noise = search.sigma, False
-    chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
-    return _finish(
-        out,
-        search,
-        "bMAE (years)",
-        chosen,
-        f"age {cfg.loss.kind}: sigma on the validation split",
-        learned,
-        {"task": "age", "budget_epochs": budget_epochs, "full_epochs": epochs},
-        ref.get("mse"),
+    title = f"age {cfg.loss.kind}: sigma on the validation split"
+    return _tune_with(
+        "age", train_one, cfg, out, grid, budget_epochs, log, refine, "bMAE (years)", title
     )
 
 
@@ -215,64 +231,21 @@ def _tune_depth(
             f"{cfg.data.val_fraction:g}) cover {bins} non-empty 0.1 m depth bin(s); "
             "a balanced score needs at least 2: raise data.val_fraction or add scenes"
         )
-    out = check_writable_dir(out)
-    epochs = cfg.optim.epochs
 
-    def run(name: str, kind: str, sigma: float, learn: bool, n: int, init: dict | None):
-        c = copy.deepcopy(cfg)
-        c.out = str(out / "runs" / name)
-        c.loss.kind, c.loss.init_noise_sigma, c.loss.learn_noise = kind, sigma, learn
-        c.optim.epochs = n
-        shutil.rmtree(c.out, ignore_errors=True)  # our own scratch folder under out/runs
-        value = float(train_depth(c, init_model=init).best["value"])
+    def train_one(c: Any, init: dict | None) -> tuple[float, dict, float]:
+        res = train_depth(c, init_model=init)
+        value = float(res.best["value"])
         if math.isnan(value):
             raise ConfigError(
                 f"validation bRMSE of {c.out!r} is NaN: the validation scenes "
                 "hold no valid pixels; raise data.val_fraction"
             )
-        return value
+        state = read_checkpoint(res.checkpoint)["state"]
+        return value, state["model"], _sigma_of(state["loss"])
 
-    ref: dict[str, float] = {}
-
-    def warm():
-        log(f"shared start: MSE, {epochs} epochs")
-        ref["mse"] = run("mse_start", "mse", cfg.loss.init_noise_sigma, False, epochs, None)
-        return warm_state(out / "runs" / "mse_start", "depth")
-
-    def score(sigma: float, start: dict | None = None):
-        log(f"sigma {sigma:g}: {budget_epochs or epochs} epochs")
-        try:
-            return run(
-                f"sigma_{sigma:g}", cfg.loss.kind, sigma, False, budget_epochs or epochs, start
-            )
-        except NonFiniteLossError:
-            return math.inf
-
-    search = _search(score, grid, budget_epochs, warm, refine)
-    learned = None
-    if cfg.loss.learn_noise:
-        t0 = time.perf_counter()
-        init = warm_state(out / "runs" / "mse_start", "depth") if budget_epochs else None
-        s = run(
-            "learned", cfg.loss.kind, cfg.loss.init_noise_sigma, True, budget_epochs or epochs, init
-        )
-        learned = {
-            "sigma": _depth_sigma(out / "runs" / "learned"),
-            "score": s,
-            "seconds": time.perf_counter() - t0,
-        }
-    chosen = copy.deepcopy(cfg)
-    chosen.loss.init_noise_sigma, chosen.loss.learn_noise = search.sigma, False
-    chosen.out = f"{cfg.out}_sigma{search.sigma:g}"
-    return _finish(
-        out,
-        search,
-        "bRMSE (m)",
-        chosen,
-        f"depth {cfg.loss.kind}: sigma on held-out training scenes",
-        learned,
-        {"task": "depth", "budget_epochs": budget_epochs, "full_epochs": epochs},
-        ref.get("mse"),
+    title = f"depth {cfg.loss.kind}: sigma on held-out training scenes"
+    return _tune_with(
+        "depth", train_one, cfg, out, grid, budget_epochs, log, refine, "bRMSE (m)", title
     )
 
 
@@ -292,10 +265,13 @@ def _depth_validation_bins(cfg: Any) -> int:
 def warm_state(run_dir: Path, task: str) -> dict:
     """The selected weights of a shared-start run: age ``linear`` or depth model state dict."""
     if task == "age":
-        _, best = load_age_checkpoint(run_dir / "best.pt")
-        return {k[len("linear.") :]: v for k, v in best["model"].items() if k.startswith("linear.")}
-
+        return _linear_state(load_age_checkpoint(run_dir / "best.pt")[1])
     return read_checkpoint(run_dir / "best.pt")["state"]["model"]
+
+
+def _linear_state(best: dict) -> dict:
+    """The ``linear`` head's state dict out of an age ``best.pt`` payload."""
+    return {k[len("linear.") :]: v for k, v in best["model"].items() if k.startswith("linear.")}
 
 
 def _sigma_of(criterion_state: dict) -> float:
@@ -303,7 +279,3 @@ def _sigma_of(criterion_state: dict) -> float:
         if k.endswith("noise_sigma"):
             return float(v.reshape(-1)[0])
     return float("nan")
-
-
-def _depth_sigma(run_dir: Path) -> float:
-    return _sigma_of(read_checkpoint(run_dir / "best.pt")["state"]["loss"])
