@@ -241,6 +241,24 @@ class DepthLoss(nn.Module):
             for name, t in g._asdict().items():
                 self.register_buffer(f"gmm_{name}", t)
 
+    @classmethod
+    def from_config(cls, lc: Any, bin_counts, gmm: Any = None) -> "DepthLoss":
+        """The loss of a config's ``loss`` section (``kind``, ``init_noise_sigma``,
+        ``learn_noise``, ``lds*``, ``min_depth``, ``chunk_pixels``); ``gmm`` is used by GAI only."""
+        return cls(
+            lc.kind,
+            bin_counts,
+            gmm if lc.kind == "gai" else None,
+            lc.init_noise_sigma,
+            lc.learn_noise,
+            lc.lds,
+            lc.min_depth,
+            lc.chunk_pixels,
+            lds_kernel=lc.lds_kernel,
+            lds_ks=lc.lds_ks,
+            lds_sigma=lc.lds_sigma,
+        )
+
     @property
     def sigma(self) -> torch.Tensor:
         return self.log_sigma.exp()

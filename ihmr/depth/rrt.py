@@ -227,19 +227,7 @@ def train_head(
     lc = cfg.loss
     if counts is None or (lc.kind == "gai" and gmm is None):
         counts, gmm = head_priors(head_targets(feats, cfg), lc, cfg.seed)
-    criterion = DepthLoss(
-        lc.kind,
-        counts,
-        gmm if lc.kind == "gai" else None,
-        lc.init_noise_sigma,
-        lc.learn_noise,
-        lc.lds,
-        lc.min_depth,
-        lc.chunk_pixels,
-        lds_kernel=lc.lds_kernel,
-        lds_ks=lc.lds_ks,
-        lds_sigma=lc.lds_sigma,
-    )
+    criterion = DepthLoss.from_config(lc, counts, gmm)
     head = make_head(cfg)
     groups = [{"params": head.parameters(), "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
     if lc.learn_noise:

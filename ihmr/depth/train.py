@@ -176,19 +176,7 @@ def train_depth(cfg: DepthTrainConfig, init_model: dict | None = None, resume: b
         gmm = fit_gmm(sample, cfg.loss.gmm_components, seed=cfg.seed, max_samples=200_000)
         gmm.save(Path(cfg.out) / "prior_gmm.npz")
     lc = cfg.loss
-    criterion = DepthLoss(
-        lc.kind,
-        counts,
-        gmm,
-        lc.init_noise_sigma,
-        lc.learn_noise,
-        lc.lds,
-        lc.min_depth,
-        lc.chunk_pixels,
-        lds_kernel=lc.lds_kernel,
-        lds_ks=lc.lds_ks,
-        lds_sigma=lc.lds_sigma,
-    ).to(device)
+    criterion = DepthLoss.from_config(lc, counts, gmm).to(device)
     model = build_model(cfg.model).to(device)
     if init_model is not None:
         model.load_state_dict(init_model)
