@@ -10,6 +10,11 @@ prediction ``p_i`` of sample ``i`` and the batch targets ``y_1 .. y_N``,
 temperature ``2v`` and the own target as the correct class (Eq. 3.15). Eq. 3.14 is the sum form:
 the Monte-Carlo estimate of Eq. 3.13 divides the sum by N, so L_i is the Monte-Carlo estimate of
 the balanced NLL (Eq. 3.6) plus the constant ``log N``.
+
+``groups=G`` splits the label into G equal blocks and balances each against the same block of
+the batch's targets (a prior that is a product over the blocks): in many dimensions one softmax
+over the whole label puts almost all its weight on the sample's own target, and the balancing
+term fades (docs/losses.md, "BMC per block").
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import math
 
 import torch
 
+from ..errors import ConfigError
 from ._common import (
     check_reduction,
     check_values,
@@ -109,6 +115,7 @@ def bmc_loss(
     gather: bool = False,
     target_weight=None,
     valid=None,
+    groups: int | None = None,
 ) -> torch.Tensor:
     """Balanced MSE with the batch Monte-Carlo integral (BMC).
 
@@ -162,6 +169,13 @@ def bmc_loss(
             shapes stay fixed, so there is no host synchronisation (``torch.compile``, CUDA
             graphs). ``none`` gives 0 for the other samples. With ``target_weight``, an invalid
             sample is one with every weight 0.
+        groups: ``G`` (must divide ``d``) or None (= 1). The ``d`` coordinates form ``G`` equal
+            consecutive blocks (e.g. 24 joints x 9 rotation-matrix entries) and each block is
+            balanced against the same block of the targets:
+            ``T2 = sum_g logsumexp_j(-||p_ig - y_jg||^2 / (2v))`` (``T1`` is unchanged), i.e. BMC
+            under a training prior that is a product over the blocks. ``target_weight`` then
+            applies per block: a block missing from target ``j`` leaves ``j`` out of that block's
+            sum only, and a prediction whose own target lacks a block gets no term for it.
 
     Returns:
         0-d tensor, or ``(B,)`` for ``reduction="none"``; dtype of ``pred`` (float32 for
@@ -170,9 +184,12 @@ def bmc_loss(
     check_reduction(reduction)
     distributed = gather and world_info()[1] > 1
     p, y = prepare_labels(pred, target, allow_empty=distributed)
+    g = check_groups(groups, p.shape[1])
     v = noise_var_tensor(noise_var, p)
     keep = valid_mask(valid, p)
     y = fill_invalid(y, keep)
+    if target_weight is None and g > 1:  # the blocked path works with weights: all ones
+        target_weight = torch.ones_like(y)
     if target_weight is not None:
         _, w = prepare_labels(pred, target_weight, allow_empty=distributed)
         if keep is not None:
@@ -189,7 +206,7 @@ def bmc_loss(
         )
         with no_autocast(p.device):
             return _weighted_bmc(
-                p, y, w, v, mse_weight, balance_weight, normalize_by_dim, reduction, distributed
+                p, y, w, v, mse_weight, balance_weight, normalize_by_dim, reduction, distributed, g
             )
     check_values({"pred": p, "target": y}, v)
     with no_autocast(p.device):
@@ -218,15 +235,28 @@ def bmc_loss(
         )
 
 
-def _weighted_bmc(
-    p, y, w, v, mse_weight, balance_weight, normalize_by_dim, reduction, distributed
-) -> torch.Tensor:
-    """BMC with per-coordinate target weights (see ``target_weight`` of :func:`bmc_loss`).
+def check_groups(groups: int | None, d: int) -> int:
+    """The number of label blocks of ``bmc_loss(groups=...)``: None -> 1; must divide ``d``."""
+    if groups is None:
+        return 1
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or d % groups:
+        raise ConfigError(
+            f"groups must be a positive integer that divides the label dimension {d}, got "
+            f"{groups!r} (e.g. 24 for 24 joints x 9 rotation-matrix entries)"
+        )
+    return groups
 
-    Plain autograd over the (B, N) distance matrix (keypoint-sized problems); no host
+
+def _weighted_bmc(
+    p, y, w, v, mse_weight, balance_weight, normalize_by_dim, reduction, distributed, groups=1
+) -> torch.Tensor:
+    """BMC with per-coordinate target weights (see ``target_weight`` of :func:`bmc_loss`), over
+    ``groups`` equal blocks of the label (1: the whole label).
+
+    Plain autograd over the (B, N, G) distances (keypoint- and pose-sized problems); no host
     synchronisation and no data-dependent shapes (masks are applied as weights).
     """
-    d = p.shape[1]
+    b, d = p.shape
     offset = 0
     if distributed:
         yw, offset = gather_targets(torch.cat([y, w], 1))
@@ -234,27 +264,35 @@ def _weighted_bmc(
     else:
         y_all, w_all = y, w
     warn_single_sample(y_all.shape[0])
-    observed = w_all > 0
-    n_obs = observed.sum(1)
-    has = n_obs > 0  # (N,) targets that take part
-    log_w = torch.where(observed, w_all, torch.ones_like(w_all)).log().sum(1)
-    c = 0.5 * log_w + 0.5 * (d - n_obs).to(p.dtype) * torch.log(2.0 * math.pi * v)
+    n, m = y_all.shape[0], d // groups
+    pg, yg, wg = p.reshape(b, groups, m), y_all.reshape(n, groups, m), w_all.reshape(n, groups, m)
+    observed = wg > 0
+    n_obs = observed.sum(2)  # (N, G)
+    has = n_obs > 0  # (N, G) target blocks that take part
+    log_w = torch.where(observed, wg, torch.ones_like(wg)).log().sum(2)
+    c = 0.5 * log_w + 0.5 * (m - n_obs).to(p.dtype) * torch.log(2.0 * math.pi * v)
     # shift-invariant distances, centred at the targets' weighted mean to limit cancellation
-    centre = (w_all * y_all).sum(0) / w_all.sum(0).clamp_min(1e-12)
-    pc, yc = p - centre.detach(), y_all - centre.detach()
-    sq = pc.pow(2) @ w_all.T - 2.0 * (pc @ (w_all * yc).T) + (w_all * yc.pow(2)).sum(1)[None, :]
-    own = slice(offset, offset + p.shape[0])
-    exact = (w_all[own] * (p - y_all[own]).pow(2)).sum(1)
-    sq = torch.diagonal_scatter(sq.clamp_min(0.0), exact, offset)
+    centre = ((wg * yg).sum(0) / wg.sum(0).clamp_min(1e-12)).detach()  # (G, m)
+    pc, yc = pg - centre, yg - centre
+    sq = (
+        torch.einsum("bgk,ngk->bng", pc.pow(2), wg)
+        - 2.0 * torch.einsum("bgk,ngk->bng", pc, wg * yc)
+        + (wg * yc.pow(2)).sum(2)[None]
+    )  # (B, N, G)
+    own = slice(offset, offset + b)
+    exact = (wg[own] * (pg - yg[own]).pow(2)).sum(2)  # (B, G)
+    sq = torch.diagonal_scatter(sq.clamp_min(0.0), exact.T, offset, dim1=0, dim2=1)
     coef = 0.5 / v
-    # a finite floor instead of -inf: a batch where no target has data stays NaN-free in backward
+    # a finite floor instead of -inf: a block no target has stays NaN-free in backward
     floor = torch.finfo(sq.dtype).min / 4
-    logits = torch.where(has[None, :], -coef * sq + c[None, :], torch.full_like(sq, floor))
-    t2 = torch.logsumexp(logits, dim=1)
+    logits = torch.where(has[None], -coef * sq + c[None], torch.full_like(sq, floor))
+    t2 = torch.logsumexp(logits, dim=1)  # (B, G)
     t1 = coef * exact - c[own]
-    row = has[own].to(p.dtype)
-    t1 = torch.where(has[own], t1, torch.zeros_like(t1))
-    t2 = torch.where(has[own], t2, torch.zeros_like(t2))
+    has_own = has[own]
+    t1 = torch.where(has_own, t1, torch.zeros_like(t1)).sum(1)
+    t2 = torch.where(has_own, t2, torch.zeros_like(t2)).sum(1)
+    row_has = has_own.any(1)
+    row = row_has.to(p.dtype)
     per = (
         combine(
             t1,

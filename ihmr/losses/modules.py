@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import DataError, NonFiniteError, check_positive
 from ._common import check_reduction
-from .bmc import bmc_loss
+from .bmc import bmc_loss, check_groups
 from .bni import bni_loss, prepare_bins
 from .gai import PreparedGMM, gai_loss, prepare_gmm
 
@@ -71,7 +71,8 @@ class BMCLoss(_BalancedMSE):
     Args:
         init_noise_sigma: initial sigma (> 0).
         learn_noise: learn sigma (``nn.Parameter``) or keep it fixed (buffer).
-        mse_weight, balance_weight, normalize_by_dim, reduction, gather: see :func:`bmc_loss`.
+        mse_weight, balance_weight, normalize_by_dim, reduction, gather, groups: see
+            :func:`bmc_loss`.
     """
 
     def __init__(
@@ -84,11 +85,15 @@ class BMCLoss(_BalancedMSE):
         normalize_by_dim: bool = False,
         reduction: str = "mean",
         gather: bool = False,
+        groups: int | None = None,
     ) -> None:
         super().__init__(
             init_noise_sigma, learn_noise, mse_weight, balance_weight, normalize_by_dim, reduction
         )
         self.gather = bool(gather)
+        if groups is not None:
+            check_groups(groups, groups)  # a positive integer; divisibility is checked per call
+        self.groups = groups
 
     @classmethod
     def mmhuman3d(
@@ -130,11 +135,12 @@ class BMCLoss(_BalancedMSE):
             gather=self.gather,
             target_weight=target_weight,
             valid=valid,
+            groups=self.groups,
             **self._kwargs(),
         )
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", gather={self.gather}"
+        return super().extra_repr() + f", gather={self.gather}, groups={self.groups}"
 
 
 class GAILoss(_BalancedMSE):

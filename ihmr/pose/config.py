@@ -78,6 +78,11 @@ class LossConfig:
     """Keypoint losses: mse (SPIN's, released) or bmc (balanced too: BMC on the 3-D and 2-D
     joint vectors with the joints' confidences as target weights, each term with its own sigma;
     beyond the paper)."""
+    bmc_per_joint: bool = False
+    """BMC per joint (``bmc_loss(groups=...)``): each joint's rotation matrix (pose: kind bmc) and
+    position (keypoints: bmc) is balanced against the same joint of the batch's labels, instead
+    of one softmax over the whole 216-d pose / 72-d or 98-d joint vector, whose batch estimate
+    fades in that many dimensions (docs/losses.md, "BMC per block"). Beyond the paper."""
     keypoints3d_init_noise_sigma: float = 0.05
     """Initial noise scale of the balanced 3-D keypoint loss (metres, per coordinate)."""
     keypoints2d_init_noise_sigma: float = 0.05

@@ -1,33 +1,42 @@
 """``ihmr demo-data``: an offline IHMR-style dataset built on Balanced MSE's own model.
 
 Balanced MSE (paper Sec. 3) assumes that the training and test sets share ``p(x|y)``, that only
-the label distribution differs (long-tailed in training, balanced in test), and that under a
-balanced label distribution the label given the input is Gaussian and isotropic in the label
-space the loss sees (Eq. 3.5: ``p_bal(y|x) = N(y; y_pred, sigma^2 I)``). The demo is built so that
-this holds for the pose loss, whose labels are the flattened rotation matrices (24 x 9 = 216):
+the label distribution differs (long-tailed in training, balanced, i.e. uniform, in test), and
+that under a balanced label distribution the label given the input is Gaussian and isotropic in
+the label space the loss sees (Eq. 3.5: ``p_bal(y|x) = N(y; y_pred, sigma^2 I)``). The demo is
+built so that this holds for the pose loss, whose labels are the flattened rotation matrices
+(24 x 9 = 216):
 
 1. Every sample belongs to one of five pose families (raised arms, squat, turned torso, kick,
    forward bend), each a path from the standing pose (arms down, severity 0) to an extreme pose
-   (severity 1), plus natural variation (``jitter``) and a camera yaw. Training severities are
-   drawn from an exponential of scale ``tail_scale`` truncated to [0, 1] (most samples stand,
-   extreme poses are rare); test severities are uniform, families even.
+   (severity 1), plus natural variation on every joint axis (the root's included) and a camera
+   yaw. Training labels are concentrated: severities from an exponential of scale ``tail_scale``
+   truncated to [0, 1], natural variation ``N(0, jitter^2)``, yaw ``N(0, yaw^2)`` (most samples
+   stand, facing the camera). Test labels are balanced over the same ranges: severity uniform
+   in [0, 1], natural variation uniform in ``[-test_jitter, test_jitter]``, yaw uniform in
+   ``[-test_yaw, test_yaw]``, families even. Every direction in which the observation is noisy
+   is thus one in which the test set is balanced, as the loss assumes (a test set as narrow as
+   training in some direction would reward MSE's shrinkage there; docs/ihmr_train_demo.md).
 2. Labels are accurate (like mocap or good fits): the pose, its 2-D / 3-D keypoints and betas.
 3. The input is a noisy *observation* of the pose, the same in training and test: every joint's
    rotation is turned by an independent rotation ``exp(w)``, ``w ~ N(0, obs_noise^2 I_3)``, and
-   features are a fixed, injective affine map of the observed pose (6-D) and betas,
-   ``x = A [rot6d(R_obs), 0.3 betas_obs] + c`` (2048-d), plus a little feature noise. The head
-   (SPIN's regressor is affine in its input, then Gram-Schmidt) can therefore output ``R_obs``
-   exactly, and as a function of the label ``p(x|y)`` is ``N(vec R; vec R_obs, 2 obs_noise^2 I)``
-   restricted to rotation matrices (``||R - R exp(w)||_F^2 = 2|w|^2`` to second order): the
-   isotropic Gaussian of Eq. 3.5 with ``sigma = sqrt(2) obs_noise`` per matrix entry, on the
-   72-dimensional tangent space of the pose manifold (the only directions a rotation-valued
-   prediction can move in). :func:`noise_report` measures this on the generated data.
+   features are a fixed, injective affine map of the observed pose (6-D), the betas (observed
+   with noise ``betas_noise``) and the weak-perspective camera,
+   ``x = A [rot6d(R_obs), 0.3 betas_obs, camera] + c`` (2048-d), plus a little feature noise.
+   The head (SPIN's regressor is affine in its input, then Gram-Schmidt) can therefore output
+   ``R_obs`` exactly, and as a function of the label ``p(x|y)`` is
+   ``N(vec R; vec R_obs, 2 obs_noise^2 I)`` restricted to rotation matrices
+   (``||R - R exp(w)||_F^2 = 2|w|^2`` to second order): the isotropic Gaussian of Eq. 3.5 with
+   ``sigma = sqrt(2) obs_noise`` per matrix entry, on the 72-dimensional tangent space of the
+   pose manifold (the only directions a rotation-valued prediction can move in).
+   :func:`noise_report` measures this on the generated data.
 
-MSE fits ``E_train[y|x]``, pulled towards standing by the long-tailed prior; Balanced MSE fits
-``R_obs``. Label noise (``severity_noise`` along each family path, ``joint_noise`` on every joint)
-is kept as an option for studies; the default is none. Everything is in SPIN's format
-(``dataset_extras``-style ``.npz``, with extra ``family``/``severity`` arrays) plus a feature store
-per set, on the bundled open body, seeded.
+MSE fits ``E_train[y|x]``, pulled towards the standing, camera-facing pose by the concentrated
+training labels; Balanced MSE fits ``R_obs``. Label noise (``severity_noise`` along each family
+path, ``joint_noise`` on every joint) is kept as an option for studies; the default is none.
+Everything is in SPIN's format (``dataset_extras``-style ``.npz``, with extra ``family``,
+``severity`` and ``camera`` arrays) plus a feature store per set, on the bundled open body,
+seeded.
 """
 
 from __future__ import annotations
@@ -64,11 +73,18 @@ class DemoConfig:
     """Seed of every random draw, the feature map's included."""
     tail_scale: float = 0.15
     """Scale of the exponential distribution of the training severities."""
-    obs_noise: float = 0.15
+    obs_noise: float = 0.1
     """Std (rad) of each axis of the rotation that turns every joint of the *observed* pose (the
     features' source), in training and test alike: the demo's ambiguity."""
-    jitter: float = 0.05
-    """Std (rad) of the natural variation around every family prototype."""
+    jitter: float = 0.1
+    """Training: std (rad) of the natural variation (every joint axis, the root's included)
+    around every family prototype."""
+    test_jitter: float = 0.35
+    """Test: the natural variation is uniform in [-test_jitter, test_jitter] (rad)."""
+    yaw: float = 0.35
+    """Training: std (rad) of the camera yaw."""
+    test_yaw: float = 0.9
+    """Test: the camera yaw is uniform in [-test_yaw, test_yaw] (rad)."""
     severity_noise: float = 0.0
     """Label noise for studies: std of the severity (family path) of the pose the features see,
     training only. 0 = accurate labels."""
@@ -88,6 +104,9 @@ class DemoConfig:
         for name in (
             "obs_noise",
             "jitter",
+            "test_jitter",
+            "yaw",
+            "test_yaw",
             "severity_noise",
             "joint_noise",
             "betas_noise",
@@ -139,12 +158,17 @@ def _family_pose(family: np.ndarray, s: np.ndarray, mirror: np.ndarray) -> np.nd
     return pose
 
 
-def _global_orient(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Camera-facing orientation (pi about x, SMPL's y up -> image y down) with some yaw."""
+def _global_orient(yaw: np.ndarray, turn: np.ndarray) -> np.ndarray:
+    """Camera-facing orientation (pi about x, SMPL's y up -> image y down), turned by ``yaw``
+    (N,) about the body's vertical axis, then by the root's natural variation ``turn`` (N, 3)."""
     flip = axis_angle_to_matrix(torch.tensor([np.pi, 0.0, 0.0], dtype=torch.float64))
-    yaw = np.zeros((n, 3))
-    yaw[:, 1] = rng.normal(0, 0.35, n)
-    r = flip @ axis_angle_to_matrix(torch.as_tensor(yaw))
+    y = np.zeros((len(yaw), 3))
+    y[:, 1] = yaw
+    r = (
+        flip
+        @ axis_angle_to_matrix(torch.as_tensor(y))
+        @ axis_angle_to_matrix(torch.as_tensor(turn))
+    )
     return matrix_to_axis_angle(r).numpy()
 
 
@@ -161,9 +185,15 @@ def sample_poses(n: int, rng: np.random.Generator, cfg: DemoConfig, train: bool)
     else:
         s = rng.random(n)
     mirror = rng.random(n) < 0.5
+    if train:
+        turn = rng.normal(0, cfg.jitter, (n, 24, 3))
+        yaw = rng.normal(0, cfg.yaw, n)
+    else:
+        turn = rng.uniform(-cfg.test_jitter, cfg.test_jitter, (n, 24, 3))
+        yaw = rng.uniform(-cfg.test_yaw, cfg.test_yaw, n)
     base = np.zeros((n, 24, 3))
-    base[:, 1:] = rng.normal(0, cfg.jitter, (n, 23, 3))
-    base[:, 0] = _global_orient(n, rng)
+    base[:, 1:] = turn[:, 1:]
+    base[:, 0] = _global_orient(yaw, turn[:, 0])
     label = (_family_pose(fam, s, mirror) + base).reshape(n, 24, 3)
     seen = label
     if train and (cfg.severity_noise > 0 or cfg.joint_noise > 0):
@@ -178,26 +208,43 @@ def sample_poses(n: int, rng: np.random.Generator, cfg: DemoConfig, train: bool)
 
 
 class FeatureMap:
-    """The fixed random affine map from (pose, betas) to features, seeded.
+    """The fixed random affine map from (pose, betas, camera) to features, seeded.
 
-    ``x = A [rot6d(pose), 0.3 betas] + c``: (154,) -> (dim,), injective for dim >= 154 (a
-    Gaussian ``A`` has full column rank), so an affine head can invert it exactly.
+    ``x = A [rot6d(pose), 0.3 betas, camera] + c``: (157,) -> (dim,), injective for dim >= 157
+    (a Gaussian ``A`` has full column rank), so an affine head can invert it exactly. The camera
+    (weak-perspective scale and translation, :func:`_camera`) enters as ``5 (s - 0.9)`` and
+    ``10 t``, about the size of the other inputs: as in a real crop, the person's scale and
+    position are visible.
     """
+
+    INPUTS = 144 + 10 + 3
 
     def __init__(self, dim: int, seed: int) -> None:
         g = np.random.default_rng([seed, 7919])
-        self.a = g.normal(0, 1.5 / np.sqrt(154), (154, dim)).astype(np.float32)
+        k = self.INPUTS
+        self.a = g.normal(0, 1.5 / np.sqrt(k), (k, dim)).astype(np.float32)
         self.c = g.uniform(-1, 1, dim).astype(np.float32)
         digest = hashlib.sha256(b"affine" + self.a.tobytes() + self.c.tobytes()).hexdigest()
         self.fingerprint = "demo-" + digest[:12]
 
-    def __call__(self, pose: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    def __call__(self, pose: np.ndarray, betas: np.ndarray, cam: np.ndarray) -> np.ndarray:
         rot = axis_angle_to_matrix(torch.as_tensor(pose, dtype=torch.float32).reshape(-1, 24, 3))
+        cam_in = np.stack([5.0 * (cam[:, 0] - 0.9), 10.0 * cam[:, 1], 10.0 * cam[:, 2]], 1)
         h = np.concatenate(
-            [matrix_to_rot6d(rot).reshape(len(pose), 144).numpy(), 0.3 * betas.astype(np.float32)],
+            [
+                matrix_to_rot6d(rot).reshape(len(pose), 144).numpy(),
+                0.3 * betas.astype(np.float32),
+                cam_in.astype(np.float32),
+            ],
             1,
         )
         return h @ self.a + self.c
+
+
+def _camera(n: int, rng: np.random.Generator) -> np.ndarray:
+    """(N, 3) weak-perspective cameras ``[s, tx, ty]``: scale U(0.8, 1), translation N(0, 0.05)
+    in normalised crop units; the same distribution in training and test."""
+    return np.concatenate([rng.uniform(0.8, 1.0, (n, 1)), rng.normal(0, 0.05, (n, 2))], 1)
 
 
 def _joints49(body: Any, betas: Any, pose: Any) -> np.ndarray:
@@ -208,15 +255,15 @@ def _joints49(body: Any, betas: Any, pose: Any) -> np.ndarray:
     return out.joints49.double().numpy()
 
 
-def _keypoints(body: Any, pose: np.ndarray, betas: np.ndarray, rng: np.random.Generator):
+def _keypoints(body: Any, pose: np.ndarray, betas: np.ndarray, cam: np.ndarray):
     """SPIN ``S`` (N, 24, 4), ``part`` (N, 24, 3), ``openpose`` (N, 25, 3) from the body's
-    49 joints, projected with a weak-perspective camera into a 224 px crop (scale 1.12)."""
+    49 joints, projected with the weak-perspective cameras ``cam`` (N, 3) into a 224 px crop
+    (scale 1.12)."""
     t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
         j49 = _joints49(body, t(betas), t(pose))
     n = len(pose)
-    s = rng.uniform(0.8, 1.0, n)[:, None, None]
-    trans = rng.normal(0, 0.05, (n, 1, 2))
+    s, trans = cam[:, None, :1], cam[:, None, 1:]
     uv = s * (j49[..., :2] + trans)  # normalised crop coordinates in [-1, 1]
     px = 112.0 + 112.0 * uv  # centre (112, 112), 200 * 1.12 = 224 px crop
     ones = lambda k: np.ones((n, k, 1))  # noqa: E731
@@ -304,9 +351,10 @@ def make_demo(
         pose, observed, fam, sev = sample_poses(n, rng, cfg, train)
         betas = rng.normal(0, 1, (n, 10))
         seen_betas = betas + rng.normal(0, cfg.betas_noise, betas.shape)
-        feats = fmap(observed, seen_betas)
+        cam = _camera(n, rng)
+        feats = fmap(observed, seen_betas, cam)
         feats = feats + rng.normal(0, cfg.feature_noise * feats.std(), feats.shape)
-        S, part, openpose = _keypoints(body, pose, betas, rng)
+        S, part, openpose = _keypoints(body, pose, betas, cam)
         if train:
             meta["noise"] = noise_report(pose, observed, betas, body)
         imgname = np.array([f"demo/{split}/{i:06d}.jpg" for i in range(n)])
@@ -325,6 +373,7 @@ def make_demo(
             gender=np.full(n, "n"),
             family=fam,
             severity=sev,
+            camera=cam,
         )
         store = out / "features" / f"demo_{split}"
         write_feature_store(

@@ -110,9 +110,18 @@ def balanced_keypoints2d_loss(
     """BMC twin of :func:`keypoints2d_loss`: pred (B, 49, 2), gt (B, 49, 3) [x, y, conf].
 
     The (B, 98) joint coordinates, target weights = confidence x (``openpose_weight`` for the 25
-    OpenPose joints, ``gt_weight`` for the 24 ground-truth joints); weight 0 = not used.
+    OpenPose joints, ``gt_weight`` for the 24 ground-truth joints); weight 0 = not used. With
+    ``openpose_weight`` 0 (released) the OpenPose joints are left out before the loss: a
+    coordinate no target has adds the same constant to every log-density, so the value is the
+    same (scaled back to the 98-d normalisation) at half the cost.
     """
     b = pred.shape[0]
+    if openpose_weight == 0:
+        w = (gt[:, 25:, 2:3] * gt_weight).expand(b, 24, 2)
+        out = criterion(
+            pred[:, 25:].reshape(b, -1), gt[:, 25:, :2].reshape(b, -1), w.reshape(b, -1)
+        )
+        return out * (48.0 / 98.0) if getattr(criterion, "normalize_by_dim", False) else out
     scale = torch.ones(49, 1, dtype=gt.dtype, device=gt.device)
     scale[:25] = openpose_weight
     scale[25:] = gt_weight
@@ -138,13 +147,29 @@ def make_pose_criterion(
     init_noise_sigma: float = 1.0,
     learn_noise: bool = True,
     gather: bool = True,
+    per_joint: bool = False,
 ) -> nn.Module | None:
-    """The balanced pose loss module (None for ``mse``); checks the prior's dimension (216)."""
+    """The balanced pose loss module (None for ``mse``); checks the prior's dimension (216).
+
+    ``per_joint``: BMC balances each joint's 9 rotation-matrix entries against the same joint of
+    the batch (``groups=24``); it does not change ``mse`` or ``gai`` (no batch estimate) and is
+    refused with the released form ``bmc_mmhuman3d``."""
     check_choice(kind, POSE_LOSSES, "loss.kind")
+    if per_joint and kind == "bmc_mmhuman3d":
+        raise ConfigError(
+            "loss.bmc_per_joint changes the paper's BMC (loss.kind bmc), not the released "
+            "form bmc_mmhuman3d; use loss.kind bmc or set loss.bmc_per_joint to false"
+        )
     if kind == "mse":
         return None
     if kind == "bmc":
-        return BMCLoss(init_noise_sigma, learn_noise, normalize_by_dim=True, gather=gather)
+        return BMCLoss(
+            init_noise_sigma,
+            learn_noise,
+            normalize_by_dim=True,
+            gather=gather,
+            groups=24 if per_joint else None,
+        )
     if kind == "bmc_mmhuman3d":
         return BMCLoss.mmhuman3d(init_noise_sigma, learn_noise, gather=gather)
     if prior is None:
@@ -169,10 +194,14 @@ def make_keypoint_criteria(
     init_noise_sigma: tuple[float, float] = (0.1, 0.1),
     learn_noise: bool = True,
     gather: bool = True,
+    per_joint: bool = False,
+    openpose_weight: float = 0.0,
 ) -> tuple[nn.Module, nn.Module] | None:
     """The 3-D and 2-D keypoint BMC modules for ``keypoints="bmc"`` (None for ``mse``).
 
-    ``init_noise_sigma``: (3-D in metres, 2-D in crop units [-1, 1]).
+    ``init_noise_sigma``: (3-D in metres, 2-D in crop units [-1, 1]). ``per_joint``: each joint's
+    3 (2) coordinates are balanced against the same joint of the batch (``groups`` 24, and 24
+    or 49 for the 2-D joints: the OpenPose joints take part when ``openpose_weight`` is not 0).
     """
     if kind not in KEYPOINT_LOSSES:
         raise ConfigError(
@@ -186,8 +215,10 @@ def make_keypoint_criteria(
             raise ConfigError(
                 f"loss.keypoints{dim}d_init_noise_sigma must be a finite number > 0, got {s!r}"
             )
+    groups = (24, 24 if openpose_weight == 0 else 49) if per_joint else (None, None)
     return tuple(
-        BMCLoss(s, learn_noise, normalize_by_dim=True, gather=gather) for s in init_noise_sigma
+        BMCLoss(s, learn_noise, normalize_by_dim=True, gather=gather, groups=g)
+        for s, g in zip(init_noise_sigma, groups, strict=True)
     )
 
 

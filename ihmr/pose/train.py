@@ -131,18 +131,26 @@ def build_loss(cfg: PoseTrainConfig, all_valid: bool) -> nn.Module:
             f"loss.init_noise_sigma must be > 0 (sigma of the balanced pose "
             f"loss), got {lc.init_noise_sigma}"
         )
+    if lc.bmc_per_joint and "bmc" not in (lc.kind, lc.keypoints):
+        raise ConfigError(
+            "loss.bmc_per_joint needs a BMC to act on: loss.kind bmc or loss.keypoints bmc "
+            f"(got loss.kind {lc.kind}, loss.keypoints {lc.keypoints})"
+        )
     crit = make_pose_criterion(
         lc.kind,
         prior=prior,
         init_noise_sigma=lc.init_noise_sigma,
         learn_noise=lc.learn_noise,
         gather=lc.gather,
+        per_joint=lc.bmc_per_joint,
     )
     kp = make_keypoint_criteria(
         lc.keypoints,
         init_noise_sigma=(lc.keypoints3d_init_noise_sigma, lc.keypoints2d_init_noise_sigma),
         learn_noise=lc.learn_noise,
         gather=lc.gather,
+        per_joint=lc.bmc_per_joint,
+        openpose_weight=lc.openpose_weight,
     )
     weights = {
         "pose": lc.pose_weight,

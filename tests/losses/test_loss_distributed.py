@@ -66,6 +66,14 @@ def _worker(rank: int, port: int, out: str) -> None:
             wmean.backward()
             results[f"wsum{r}"] = wmean.detach()
             results[f"wgrad{r}"] = wp.grad
+            # per block (groups=2: each coordinate its own block), weights gathered too
+            gp = p[lo : lo + sizes[rank]].clone().requires_grad_(True)
+            gmean = bmc_loss(
+                gp, y[lo : lo + sizes[rank]], V, gather=True, target_weight=w, groups=2
+            )
+            gmean.backward()
+            results[f"gmean{r}"] = gmean.detach()
+            results[f"ggrad{r}"] = gp.grad
         torch.save(results, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -102,3 +110,11 @@ def test_gathered_bmc_equals_global_batch(tmp_path, monkeypatch):
             wmine.backward()
             torch.testing.assert_close(got[f"wsum{r}"], wmine.detach())
             torch.testing.assert_close(got[f"wgrad{r}"], q.grad[lo : lo + n])
+            q = global_batch(r)[0].clone().requires_grad_(True)
+            w = global_weights(r)
+            gfull = bmc_loss(q, y, V, target_weight=w, groups=2, reduction="none")
+            rows = (w[lo : lo + n] > 0).any(1).sum().clamp_min(1)
+            gmine = gfull[lo : lo + n].sum() / rows
+            gmine.backward()
+            torch.testing.assert_close(got[f"gmean{r}"], gmine.detach())
+            torch.testing.assert_close(got[f"ggrad{r}"], q.grad[lo : lo + n])

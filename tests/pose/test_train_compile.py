@@ -24,6 +24,7 @@ LOSS_CASES = {
     "bmc_mmhuman3d": {"kind": "bmc_mmhuman3d"},
     "bmc+keypoints_bmc": {"kind": "bmc", "keypoints": "bmc"},
     "mse+keypoints_bmc": {"kind": "mse", "keypoints": "bmc"},
+    "bmc+keypoints_bmc per joint": {"kind": "bmc", "keypoints": "bmc", "bmc_per_joint": True},
 }
 B = 8
 

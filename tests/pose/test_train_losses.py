@@ -232,3 +232,86 @@ def test_keypoint_choice_and_sigma_errors_name_the_option():
     with pytest.raises(ConfigError, match="keypoints2d_init_noise_sigma"):
         make_keypoint_criteria("bmc", init_noise_sigma=(0.1, 0.0))
     assert make_keypoint_criteria("mse") is None
+
+
+def test_per_joint_bmc_matches_a_loop_over_joints():
+    """loss.bmc_per_joint: the pose term is 60 x the mean over samples of sum over the 24 joints
+    of 2v (T1 + T2) / 216, each joint's log-sum-exp over the same joint of the batch's labels;
+    the keypoint terms per joint likewise, with each joint's confidence (missing joints leave
+    that joint's sum only)."""
+    from scipy.special import logsumexp
+    from scipy.stats import norm
+
+    from ihmr.pose.losses import make_keypoint_criteria, project_joints
+
+    rot, betas, cam, joints49, batch = _inputs(5, all_valid=True)
+    batch["kp3d"][0, 5, 3] = 0.0  # a missing 3-D joint
+    sigma, s3, s2 = 0.4, 0.3, 0.2
+    crit = make_pose_criterion("bmc", init_noise_sigma=sigma, gather=False, per_joint=True)
+    kp = make_keypoint_criteria("bmc", init_noise_sigma=(s3, s2), gather=False, per_joint=True)
+    loss = IHMRLoss(
+        "bmc",
+        criterion=crit.double(),
+        all_valid=True,
+        keypoint_criteria=tuple(c.double() for c in kp),
+    ).double()
+    got = loss(rot, betas, cam, joints49, batch)
+
+    def per_joint(p, y, w, v, m):
+        """mean over rows with data of sum_g 2v (-log N(y_ig) + log sum_j N(y_jg)) / d."""
+        n, d = p.shape
+        rows = []
+        for i in range(n):
+            acc, used = 0.0, False
+            for g in range(d // m):
+                c = slice(g * m, (g + 1) * m)
+                if not (w[i, c] > 0).any():
+                    continue
+                used = True
+                logn = {}
+                for j in range(n):
+                    k = w[j, c] > 0
+                    if k.any():
+                        logn[j] = norm.logpdf(y[j, c][k], p[i, c][k], np.sqrt(v / w[j, c][k])).sum()
+                acc += -logn[i] + logsumexp(list(logn.values()))
+            if used:
+                rows.append(2 * v * acc / d)
+        return np.mean(rows)
+
+    p, y = rot.numpy().reshape(B, 216), batch["pose"].numpy()
+    assert got["pose"].item() == pytest.approx(
+        60 * per_joint(p, y, np.ones_like(p), sigma**2, 9), rel=1e-6
+    )
+    k3 = batch["kp3d"].numpy()
+    j = joints49[:, 25:].numpy()
+    pc = (j - (j[:, 2:3] + j[:, 3:4]) / 2).reshape(B, 72)
+    yc = (k3[..., :3] - (k3[:, 2:3, :3] + k3[:, 3:4, :3]) / 2).reshape(B, 72)
+    w3 = np.repeat(k3[..., 3:4] * batch["has3d"].numpy()[:, None, None], 3, -1).reshape(B, 72)
+    assert got["keypoints3d"].item() == pytest.approx(
+        300 * per_joint(pc, yc, w3, s3**2, 3), rel=1e-6
+    )
+    k2 = batch["kp2d"].numpy()
+    p2 = project_joints(joints49, cam).numpy().reshape(B, 98)
+    scale = np.r_[np.zeros(25), np.ones(24)][None, :, None]
+    w2 = np.repeat(k2[..., 2:3] * scale, 2, -1).reshape(B, 98)
+    assert got["keypoints2d"].item() == pytest.approx(
+        300 * per_joint(p2, k2[..., :2].reshape(B, 98), w2, s2**2, 2), rel=1e-6
+    )
+    # and it is not the whole-vector BMC
+    whole = make_pose_criterion("bmc", init_noise_sigma=sigma, gather=False).double()
+    assert IHMRLoss("bmc", criterion=whole, all_valid=True).double()(
+        rot, betas, cam, joints49, batch
+    )["pose"].item() != pytest.approx(got["pose"].item(), rel=1e-3)
+
+
+def test_per_joint_needs_a_bmc(tmp_path):
+    from ihmr.pose.config import PoseTrainConfig
+    from ihmr.pose.train import build_loss
+
+    with pytest.raises(ConfigError, match="bmc_mmhuman3d"):
+        make_pose_criterion("bmc_mmhuman3d", per_joint=True)
+    assert make_pose_criterion("mse", per_joint=True) is None  # only BMC changes
+    cfg = PoseTrainConfig()
+    cfg.loss.bmc_per_joint = True
+    with pytest.raises(ConfigError, match="loss.bmc_per_joint needs a BMC"):
+        build_loss(cfg, all_valid=True)
