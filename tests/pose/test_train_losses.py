@@ -315,3 +315,26 @@ def test_per_joint_needs_a_bmc(tmp_path):
     cfg.loss.bmc_per_joint = True
     with pytest.raises(ConfigError, match="loss.bmc_per_joint needs a BMC"):
         build_loss(cfg, all_valid=True)
+
+
+def test_per_joint_2d_keypoints_with_openpose_joints():
+    """With openpose_weight > 0 the 2-D term balances all 49 joints (49 blocks); with 0 the 25
+    OpenPose joints are left out before the loss, which does not change the value."""
+    from ihmr.losses import bmc_loss
+    from ihmr.pose.losses import make_keypoint_criteria, project_joints
+
+    rot, betas, cam, joints49, batch = _inputs(6, all_valid=True)
+    p2 = project_joints(joints49, cam).reshape(B, 98)
+    y2 = batch["kp2d"][..., :2].reshape(B, 98)
+    for op in (0.0, 0.5):
+        kp = make_keypoint_criteria(
+            "bmc", init_noise_sigma=(0.3, 0.2), gather=False, per_joint=True, openpose_weight=op
+        )
+        loss = IHMRLoss(
+            "mse", weights={"openpose": op}, keypoint_criteria=tuple(c.double() for c in kp)
+        ).double()
+        got = loss(rot, betas, cam, joints49, batch)["keypoints2d"]
+        scale = torch.cat([torch.full((25, 1), op), torch.ones(24, 1)]).double()
+        w = (batch["kp2d"][..., 2:3] * scale).expand(B, 49, 2).reshape(B, 98)
+        want = 300 * bmc_loss(p2, y2, 0.04, target_weight=w, groups=49, normalize_by_dim=True)
+        assert got.item() == pytest.approx(want.item(), rel=1e-6)  # the loss runs in float32
