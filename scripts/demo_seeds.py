@@ -1,6 +1,7 @@
 """Seed study of the IHMR demo: every run of ``ihmr demo`` for several seeds, paired statistics.
 
     python scripts/demo_seeds.py                                  # seeds 0-5, all five runs
+    python scripts/demo_seeds.py --threads 1,2                    # the README's table
     python scripts/demo_seeds.py --seeds 3 --threads 2 --out runs/demo_seeds_t2
 
 Every seed is ``ihmr demo`` (:func:`ihmr.pose.demo.run_demo`: same data, prior, split and
@@ -12,7 +13,11 @@ Prints (and writes ``<out>/seeds.md``, ``<out>/seeds.json``) per balanced metric
 over the seeds (ddof 1) of every run, and for every Balanced MSE run its paired difference with
 MSE: mean ± standard error, the number of seeds in which it is below MSE, and whether it is
 *separated*: below MSE in all but at most one seed and the mean difference below -2 standard
-errors.
+errors. Training seconds come from each run's ``metrics.csv`` (reused runs included).
+
+With several thread counts (``--threads 1,2``) each goes to ``<out>/threads<T>/`` and a summary
+of the paired bMPVPE differences for every thread count (the README's table) is printed last and
+written to ``<out>/summary.md``.
 """
 
 from __future__ import annotations
@@ -101,6 +106,42 @@ def seed_table(results: dict[str, dict[int, dict]], seconds: dict[str, dict[int,
     return "\n".join(lines) + "\n"
 
 
+def summary_table(studies: dict[int, dict[str, dict[int, dict]]]) -> str:
+    """bMPVPE paired differences with MSE, one row per (part, thread count)."""
+    from ihmr.pose.demo import RUN_LABELS
+
+    first = next(iter(studies.values()))
+    balanced = [k for k in first if k != "mse"]
+    seeds = sorted(first["mse"])
+    lines = [
+        f"| bMPVPE, Balanced MSE - MSE (mm), seeds {seeds[0]}-{seeds[-1]} | threads | "
+        + " | ".join(RUN_LABELS.get(k, k) for k in balanced)
+        + " |",
+        "|---|---:|" + "---:|" * len(balanced),
+    ]
+    for part, name in PARTS:
+        for threads, results in studies.items():
+            base = np.array([results["mse"][s]["bMPVPE"][part] for s in seeds])
+            cells = []
+            for k in balanced:
+                st = paired(np.array([results[k][s]["bMPVPE"][part] for s in seeds]), base)
+                txt = f"{st['mean']:+.1f} ± {st['se']:.1f} ({st['below']}/{st['n']})"
+                cells.append(f"**{txt}**" if st["separated"] else txt)
+            lines.append(f"| {name} | {threads} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_seconds(folder: Path) -> float | None:
+    """Training seconds of a finished run, summed from its metrics.csv."""
+    import csv
+
+    path = folder / "metrics.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        return round(sum(float(r["seconds"]) for r in csv.DictReader(f)), 1)
+
+
 def main(argv: list[str] | None = None) -> str:
     from ihmr.pose.demo import DEMO_KINDS
 
@@ -117,33 +158,45 @@ def main(argv: list[str] | None = None) -> str:
     )
     p.add_argument("--data", default="data/demo", help="demo data folder (generated if absent)")
     p.add_argument("--out", default="runs/demo_seeds", help="folder of the runs and tables")
-    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--threads", default="1", help="torch threads, or several: 1,2")
     a = p.parse_args(argv)
 
     import torch
 
     from ihmr.pose.demo import run_demo
 
-    torch.set_num_threads(a.threads)
+    counts = [int(t) for t in str(a.threads).split(",") if t.strip()]
     runs = [k.strip() for k in a.losses.split(",") if k.strip()]
-    results: dict[str, dict[int, dict]] = {k: {} for k in runs}
-    seconds: dict[str, dict[int, float]] = {k: {} for k in runs}
-    for s in range(a.first, a.first + a.seeds):
-        res = run_demo(a.data, Path(a.out) / f"seed{s}", runs, [*a.sets, f"seed={s}"], render=False)
-        for k in runs:
-            results[k][s] = res["metrics"][k]
-            if k in res["train_seconds"]:
-                seconds[k][s] = res["train_seconds"][k]
-    table = seed_table(results, seconds)
-    out = Path(a.out)
-    (out / "seeds.md").write_text(f"threads: {a.threads}; overrides: {a.sets}\n\n" + table)
-    (out / "seeds.json").write_text(
-        json.dumps(
-            {"sets": a.sets, "threads": a.threads, "metrics": results, "seconds": seconds}, indent=1
+    studies, tables = {}, []
+    for threads in counts:
+        out = Path(a.out) if len(counts) == 1 else Path(a.out) / f"threads{threads}"
+        torch.set_num_threads(threads)
+        results: dict[str, dict[int, dict]] = {k: {} for k in runs}
+        seconds: dict[str, dict[int, float]] = {k: {} for k in runs}
+        for s in range(a.first, a.first + a.seeds):
+            res = run_demo(a.data, out / f"seed{s}", runs, [*a.sets, f"seed={s}"], render=False)
+            for k in runs:
+                results[k][s] = res["metrics"][k]
+                sec = run_seconds(Path(res["folders"][k]))
+                if sec is not None:
+                    seconds[k][s] = sec
+        table = seed_table(results, seconds)
+        (out / "seeds.md").write_text(f"threads: {threads}; overrides: {a.sets}\n\n" + table)
+        (out / "seeds.json").write_text(
+            json.dumps(
+                {"sets": a.sets, "threads": threads, "metrics": results, "seconds": seconds},
+                indent=1,
+            )
         )
-    )
-    print(table)
-    return table
+        print(f"threads: {threads}\n\n{table}")
+        studies[threads] = results
+        tables.append(table)
+    if len(counts) > 1 and "mse" in runs and len(runs) > 1:
+        summary = summary_table(studies)
+        (Path(a.out) / "summary.md").write_text(summary)
+        print(summary)
+        tables.append(summary)
+    return "\n".join(tables)
 
 
 if __name__ == "__main__":

@@ -79,3 +79,31 @@ def test_paired_statistics_by_hand():
     assert st["mean"] == -1.0 and st["below"] == 3 and abs(st["se"] - np.sqrt(2 / 3) / 2) < 1e-12
     assert st["separated"]  # 3 of 4 below, -1 < -2 * 0.408
     assert not mod.paired(np.array([1.0, 2, 3, 6]), np.array([2.0, 3, 5, 4]))["separated"]
+
+
+def test_summary_table_and_run_seconds(tmp_path):
+    """The README summary: one row per (part, thread count), the paired bMPVPE difference worked
+    out by hand; training seconds summed from a run's metrics.csv."""
+    spec = importlib.util.spec_from_file_location("demo_seeds", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def res(values):
+        return {
+            s: {"bMPVPE": {"all": v, "tail10": v + 10, "tail5": v + 20}}
+            for s, v in enumerate(values)
+        }
+
+    studies = {
+        1: {"mse": res([10.0, 12, 11]), "gai_kp": res([8.0, 9, 10])},
+        2: {"mse": res([10.0, 12, 11]), "gai_kp": res([11.0, 12, 10])},
+    }
+    text = mod.summary_table(studies)
+    # threads 1: differences -2, -3, -1: mean -2, se 1/sqrt(3) = 0.577, 3/3 below, separated
+    assert "| all | 1 | **-2.0 ± 0.6 (3/3)** |" in text
+    # threads 2: differences +1, 0, -1: mean 0, se 0.577, 1/3 below
+    assert "| tail 5% | 2 | +0.0 ± 0.6 (1/3) |" in text
+    assert text.count("\n") == 2 + 3 * 2
+    (tmp_path / "metrics.csv").write_text("epoch,seconds\n1,1.25\n2,2.5\n")
+    assert mod.run_seconds(tmp_path) == 3.8  # 3.75 rounded to one decimal
+    assert mod.run_seconds(tmp_path / "none") is None
