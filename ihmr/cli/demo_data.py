@@ -18,7 +18,8 @@ def demo_data(
     n_test: Optional[int] = typer.Option(None, help="Test samples (default 2000)."),
     seed: Optional[int] = typer.Option(None, help="Random seed (default 0)."),
 ) -> None:
-    """Long-tailed poses; features see each through isotropic rotation noise (open body)."""
+    """Long-tailed training poses, a balanced test set; features see each pose through isotropic
+    rotation noise (open body)."""
     from ihmr.config import load_config, save_config
     from ihmr.pose.demo_data import DemoConfig, make_demo
 
