@@ -291,23 +291,14 @@ def _weighted_bmc(
     has_own = has[own]
     t1 = torch.where(has_own, t1, torch.zeros_like(t1)).sum(1)
     t2 = torch.where(has_own, t2, torch.zeros_like(t2)).sum(1)
-    row_has = has_own.any(1)
-    row = row_has.to(p.dtype)
-    per = (
-        combine(
-            t1,
-            t2,
-            v,
-            mse_weight=mse_weight,
-            balance_weight=balance_weight,
-            dim=d,
-            normalize_by_dim=normalize_by_dim,
-            reduction="none",
-        )
-        * row
+    return combine(
+        t1,
+        t2,
+        v,
+        mse_weight=mse_weight,
+        balance_weight=balance_weight,
+        dim=d,
+        normalize_by_dim=normalize_by_dim,
+        reduction=reduction,
+        valid=has_own.any(1),  # a prediction whose own target has no data: 0, not counted
     )
-    if reduction == "none":
-        return per
-    if reduction == "sum":
-        return per.sum()
-    return per.sum() / row.sum().clamp_min(1.0)
